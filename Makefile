@@ -18,7 +18,7 @@ test: deps ## run the whole test suite against real local components
 lint: deps ## ruff (lint + format check) and mypy
 	$(UV_RUN) ruff check .
 	$(UV_RUN) ruff format --check .
-	$(UV_RUN) mypy services tests
+	$(UV_RUN) mypy
 
 fmt: ## format and auto-fix
 	uv run ruff format .

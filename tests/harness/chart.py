@@ -16,7 +16,11 @@ CHART = REPO_ROOT / "charts" / "streamwatch"
 
 
 def helm_binary() -> str:
-    for candidate in (os.environ.get("HELM"), str(REPO_ROOT / ".tools" / "bin" / "helm"), shutil.which("helm")):
+    for candidate in (
+        os.environ.get("HELM"),
+        str(REPO_ROOT / ".tools" / "bin" / "helm"),
+        shutil.which("helm"),
+    ):
         if candidate and Path(candidate).exists():
             return candidate
     raise ComponentStartError("helm not found: run `make deps` (it unpacks helm into .tools/bin)")
@@ -29,8 +33,12 @@ def helm(*args: str) -> str:
     return result.stdout
 
 
-def render(set_values: dict[str, Any] | None = None, values_files: list[Path] | None = None,
-           show_only: str | None = None, release: str = "sw") -> list[dict[str, Any]]:
+def render(
+    set_values: dict[str, Any] | None = None,
+    values_files: list[Path] | None = None,
+    show_only: str | None = None,
+    release: str = "sw",
+) -> list[dict[str, Any]]:
     """``helm template`` → the list of rendered manifests."""
     args = ["template", release, str(CHART)]
     for path in values_files or []:

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import NewTopic
+from confluent_kafka.admin import AdminClient
 
 from harness.process import ComponentStartError, ManagedProcess, free_port, wait_until
 
@@ -53,8 +54,16 @@ class KafkaBroker:
         url = f"tcp://127.0.0.1:{port}"
         process = ManagedProcess(
             "kafka broker (tansu)",
-            [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
+            [
+                tansu_binary(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
             log_dir / f"tansu-{port}.log",
         )
         broker = cls(process, port)
@@ -105,7 +114,9 @@ class KafkaBroker:
     def producer(self, **overrides: Any) -> Producer:
         return Producer({"bootstrap.servers": self.bootstrap, **TEST_PRODUCER_PROPERTIES, **overrides})
 
-    def produce(self, topic: str, records: list[tuple[bytes | None, bytes]], partition: int | None = None) -> None:
+    def produce(
+        self, topic: str, records: list[tuple[bytes | None, bytes]], partition: int | None = None
+    ) -> None:
         producer = self.producer()
         for key, value in records:
             if partition is None:
@@ -117,14 +128,16 @@ class KafkaBroker:
         assert remaining == 0, f"{remaining} records not delivered to {topic}"
 
     def consumer(self, group_id: str | None = None, **overrides: Any) -> Consumer:
-        return Consumer({
-            "bootstrap.servers": self.bootstrap,
-            "group.id": group_id or f"test-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            **TEST_CONSUMER_PROPERTIES,
-            **overrides,
-        })
+        return Consumer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "group.id": group_id or f"test-{uuid.uuid4().hex[:8]}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                **TEST_CONSUMER_PROPERTIES,
+                **overrides,
+            }
+        )
 
     def end_offsets(self, topic: str) -> dict[int, int]:
         """Exact newest offsets per partition (fetch first, then the cached watermark: tansu quirk)."""
@@ -133,7 +146,7 @@ class KafkaBroker:
             meta = consumer.list_topics(topic, timeout=10).topics[topic]
             result = {}
             for p in meta.partitions:
-                low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                _low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
                 result[p] = high
             return result
         finally:
@@ -159,10 +172,11 @@ def _drain(consumer: Consumer, expected: int | None, idle_timeout: float) -> Ite
     while time.monotonic() - last < idle_timeout:
         batch = consumer.consume(1000, timeout=0.5)
         for msg in batch:
-            if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:
+            error = msg.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
                     continue
-                raise RuntimeError(f"consume error: {msg.error()}")
+                raise RuntimeError(f"consume error: {error}")
             seen += 1
             last = time.monotonic()
             yield msg

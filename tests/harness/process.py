@@ -89,7 +89,8 @@ class ManagedProcess:
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
                 raise ComponentStartError(
-                    f"{self.name} exited with code {self.proc.returncode} during start; log tail:\n{self.tail()}"
+                    f"{self.name} exited with code {self.proc.returncode} during start;"
+                    f" log tail:\n{self.tail()}"
                 )
             try:
                 if ready():

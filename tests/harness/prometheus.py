@@ -23,7 +23,7 @@ def _binary(name: str, package: str) -> str:
 
 
 def http_get(url: str, timeout: float = 5.0) -> bytes:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback test URLs
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
         return bytes(resp.read())
 
 
@@ -41,8 +41,10 @@ class Pushgateway:
         port = port or free_port()
         process = ManagedProcess(
             "pushgateway",
-            [_binary("prometheus-pushgateway", "prometheus-pushgateway"),
-             f"--web.listen-address=127.0.0.1:{port}"],
+            [
+                _binary("prometheus-pushgateway", "prometheus-pushgateway"),
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
             log_dir / f"pushgateway-{port}.log",
         )
         gateway = cls(process, port)
@@ -63,7 +65,7 @@ class Pushgateway:
 
     def wipe(self) -> None:
         req = urllib.request.Request(f"{self.url}/api/v1/admin/wipe", method="PUT")
-        urllib.request.urlopen(req, timeout=5).close()  # noqa: S310
+        urllib.request.urlopen(req, timeout=5).close()
 
 
 @dataclass
@@ -91,11 +93,13 @@ class Prometheus:
         work_dir.mkdir(parents=True, exist_ok=True)
         scrape_configs: list[dict[str, Any]] = []
         if pushgateway:
-            scrape_configs.append({
-                "job_name": "pushgateway",
-                "honor_labels": True,
-                "static_configs": [{"targets": [pushgateway.removeprefix("http://")]}],
-            })
+            scrape_configs.append(
+                {
+                    "job_name": "pushgateway",
+                    "honor_labels": True,
+                    "static_configs": [{"targets": [pushgateway.removeprefix("http://")]}],
+                }
+            )
         if targets:
             scrape_configs.append({"job_name": "services", "static_configs": [{"targets": targets}]})
         config = {
@@ -107,8 +111,12 @@ class Prometheus:
         config_path.write_text(yaml.safe_dump(config))
         process = ManagedProcess(
             "prometheus",
-            [_binary("prometheus", "prometheus"), f"--config.file={config_path}",
-             f"--storage.tsdb.path={work_dir / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
+            [
+                _binary("prometheus", "prometheus"),
+                f"--config.file={config_path}",
+                f"--storage.tsdb.path={work_dir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
             work_dir / "prometheus.log",
         )
         prom = cls(process, port, config_path)

@@ -52,8 +52,11 @@ class _CompatProxy:
                     time.sleep(proxy.delay)
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
-                headers = {k: _plain(v) if k.lower() in ("content-type", "accept") else v
-                           for k, v in self.headers.items() if k.lower() not in _HOP_HEADERS}
+                headers = {
+                    k: _plain(v) if k.lower() in ("content-type", "accept") else v
+                    for k, v in self.headers.items()
+                    if k.lower() not in _HOP_HEADERS
+                }
                 conn = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port, timeout=60)
                 try:
                     conn.request(self.command, self.path, body=body, headers=headers)
@@ -72,7 +75,7 @@ class _CompatProxy:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _forward
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 return
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
@@ -114,14 +117,19 @@ class SearchServer:
         with log_path.open("w") as log:
             proc = subprocess.Popen(
                 [binary, "--addr", f"127.0.0.1:{upstream}", "--no-ja", "--no-stdin-watch"],
-                stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,
             )
         proxy = _CompatProxy(upstream, free_port())
         server = cls(proc, upstream, proxy, log_path)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise ComponentStartError(f"search server exited with {proc.returncode}: {log_path.read_text()}")
+                raise ComponentStartError(
+                    f"search server exited with {proc.returncode}: {log_path.read_text()}"
+                )
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", upstream, timeout=2)
                 conn.request("GET", "/")

@@ -17,15 +17,17 @@ VENV_BIN = Path(sys.executable).parent
 def service_env(**extra: str) -> dict[str, str]:
     """A clean environment for a service process: PATH, the venv's Python for Spark workers, JSON logs."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "LOG_", "OPS_"))}
-    env.update({
-        "PYSPARK_PYTHON": sys.executable,
-        "PYSPARK_DRIVER_PYTHON": sys.executable,
-        "LOG_FORMAT": "json",
-        "LOG_LEVEL": "INFO",
-        "YDATA_PROFILING_NO_ANALYTICS": "1",
-        "MPLBACKEND": "Agg",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "PYSPARK_PYTHON": sys.executable,
+            "PYSPARK_DRIVER_PYTHON": sys.executable,
+            "LOG_FORMAT": "json",
+            "LOG_LEVEL": "INFO",
+            "YDATA_PROFILING_NO_ANALYTICS": "1",
+            "MPLBACKEND": "Agg",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     env.update(extra)
     return env
 
@@ -33,7 +35,9 @@ def service_env(**extra: str) -> dict[str, str]:
 class ServiceProcess(ManagedProcess):
     """A service started from its console script, with an ops port picked for it."""
 
-    def __init__(self, script: str, log_path: Path, env: dict[str, str], args: list[str] | None = None) -> None:
+    def __init__(
+        self, script: str, log_path: Path, env: dict[str, str], args: list[str] | None = None
+    ) -> None:
         self.ops_port = int(env.get("OPS_PORT") or free_port())
         env = {**env, "OPS_PORT": str(self.ops_port), "OPS_HOST": "127.0.0.1"}
         super().__init__(script, [str(VENV_BIN / script), *(args or [])], log_path, env=env, cwd=REPO_ROOT)
@@ -70,7 +74,9 @@ class ServiceProcess(ManagedProcess):
                 found = self.events(event)
                 if len(found) >= count:
                     return found
-                raise RuntimeError(f"{self.name} exited ({self.proc.returncode}) before {event}:\n{self.tail()}")
+                raise RuntimeError(
+                    f"{self.name} exited ({self.proc.returncode}) before {event}:\n{self.tail()}"
+                )
             found = self.events(event)
             return found if len(found) >= count else None
 

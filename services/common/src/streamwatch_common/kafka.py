@@ -3,7 +3,8 @@
 Connection settings have one unprefixed name in every service. Any librdkafka property can be added
 without code changes through JSON objects in the environment, e.g.
 ``KAFKA_PROPERTIES='{"security.protocol": "SASL_SSL"}'`` (every client),
-``KAFKA_PRODUCER_PROPERTIES='{"linger.ms": 50}'``, ``KAFKA_CONSUMER_PROPERTIES='{"session.timeout.ms": 6000}'``.
+``KAFKA_PRODUCER_PROPERTIES='{"linger.ms": 50}'``,
+``KAFKA_CONSUMER_PROPERTIES='{"session.timeout.ms": 6000}'``.
 """
 
 from __future__ import annotations

@@ -79,7 +79,7 @@ class OpsServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 # Probe traffic every few seconds would drown the service's own log lines.
                 return
 

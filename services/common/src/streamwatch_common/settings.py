@@ -52,7 +52,7 @@ class ServiceSettings(BaseSettings):
         default="INFO", validation_alias="LOG_LEVEL", description="Lowest level that is logged."
     )
     ops_host: str = Field(
-        default="0.0.0.0",  # noqa: S104 - pods must answer probes on their pod IP
+        default="0.0.0.0",
         validation_alias="OPS_HOST",
         description="Address of the ops HTTP server (`/healthz`, `/readyz`, `/metrics`).",
     )

@@ -33,10 +33,7 @@ def registered_settings() -> dict[str, type[BaseSettings]]:
 def _default(field: Any) -> str:
     if field.is_required():
         return "**required**"
-    if field.default_factory is not None:
-        value = field.default_factory()
-    else:
-        value = field.default
+    value = field.default_factory() if field.default_factory is not None else field.default
     if value is PydanticUndefined or value is None:
         return "—"
     if hasattr(value, "get_secret_value"):
