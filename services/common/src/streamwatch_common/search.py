@@ -5,7 +5,7 @@ Requires the ``search`` extra (``elasticsearch>=8,<9``: a 9.x client is refused 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings
@@ -54,10 +54,13 @@ class ElasticsearchSettings(BaseSettings):
         auth = None
         if self.elasticsearch_username and self.elasticsearch_password is not None:
             auth = (self.elasticsearch_username, self.elasticsearch_password.get_secret_value())
+        extra: dict[str, Any] = {}
+        if self.elasticsearch_ca_certs:
+            extra["ca_certs"] = self.elasticsearch_ca_certs
         return Elasticsearch(
             self.elasticsearch_url,
             basic_auth=auth,
-            ca_certs=self.elasticsearch_ca_certs,
+            **extra,
             request_timeout=self.elasticsearch_timeout_seconds,
             max_retries=0,
             retry_on_timeout=False,
