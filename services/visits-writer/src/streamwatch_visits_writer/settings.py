@@ -13,11 +13,6 @@ from streamwatch_common.kafka import KafkaSettings
 from streamwatch_common.settings import ServiceSettings, service_config
 
 
-def _default_instance() -> str:
-    # Kubernetes sets HOSTNAME to the pod name: one Pushgateway group per pod.
-    return os.environ.get("HOSTNAME") or socket.gethostname()
-
-
 class VisitsWriterSettings(ServiceSettings, KafkaSettings):
     """Kafka ``visits`` → Delta table, with dead letters and the micro-batch SLA listener."""
 
@@ -72,10 +67,15 @@ class VisitsWriterSettings(ServiceSettings, KafkaSettings):
     push_timeout_seconds: float = Field(
         default=2.0, gt=0, description="Timeout of one push; a slow Pushgateway never slows the job more."
     )
-    instance: str = Field(
-        default_factory=_default_instance,
-        description="`instance` grouping label of the pushed metrics; defaults to `HOSTNAME` (pod name).",
+    instance: str | None = Field(
+        default=None,
+        description="`instance` grouping label of the pushed metrics; unset: `HOSTNAME` (the pod name).",
     )
+
+    @property
+    def instance_name(self) -> str:
+        """The grouping label actually used: Kubernetes sets ``HOSTNAME`` to the pod name."""
+        return self.instance or os.environ.get("HOSTNAME") or socket.gethostname()
 
     @field_validator("required_fields", mode="before")
     @classmethod
