@@ -15,12 +15,13 @@ Usage::
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any, Literal, NoReturn, TypeVar
 
 from pydantic import Field, ValidationError
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 EXIT_BAD_SETTINGS = 2
 
@@ -104,12 +105,24 @@ def settings_error_line(settings_cls: type[BaseSettings], exc: ValidationError) 
     return f"configuration error: {problems}"
 
 
+def source_error_line(settings_cls: type[BaseSettings], exc: SettingsError) -> str:
+    """One line for a value the settings source could not even decode (e.g. malformed JSON)."""
+    match = re.search(r'field "([^"]+)"', str(exc))
+    field_name = match.group(1) if match else ""
+    field = settings_cls.model_fields.get(field_name)
+    variable = env_name(settings_cls, field_name, field) if field else field_name.upper() or "?"
+    # The value is not echoed: a malformed JSON property bag may hold credentials.
+    return f"configuration error: {variable}: value could not be decoded (expected JSON)"
+
+
 def load_settings(settings_cls: type[S]) -> S:
     """Load settings from the environment or stop the process with exit code 2 and one stderr line."""
     try:
         return settings_cls()
     except ValidationError as exc:
         _exit(settings_error_line(settings_cls, exc))
+    except SettingsError as exc:
+        _exit(source_error_line(settings_cls, exc))
 
 
 def _exit(line: str) -> NoReturn:
