@@ -1,0 +1,112 @@
+"""Settings of the observer: topics, windows, quality fields, lag source, sinks and profiling."""
+
+from __future__ import annotations
+
+import socket
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
+
+from streamwatch_common.kafka import KafkaSettings
+from streamwatch_common.search import ElasticsearchSettings
+from streamwatch_common.settings import ServiceSettings, service_config
+
+
+class ObserverSettings(ServiceSettings, KafkaSettings, ElasticsearchSettings):
+    """Everything the observer reads from the environment (prefix ``OBSERVER_``)."""
+
+    model_config = service_config("OBSERVER_")
+
+    topic: str = Field(
+        default="processed_visits", min_length=1, description="Topic observed (the passthrough's output)."
+    )
+    source_topic: str = Field(
+        default="visits",
+        min_length=1,
+        description="Topic the passthrough reads; its newest offsets are compared with the checkpoint.",
+    )
+    group_id: str = Field(
+        default="streamwatch-observer",
+        min_length=1,
+        description="Consumer group shared by all observer replicas (partitions are spread among them).",
+    )
+    job: str = Field(
+        default="passthrough",
+        min_length=1,
+        description="Name of the observed streaming job; part of every document id and profile name.",
+    )
+    replica: str = Field(
+        default_factory=socket.gethostname,
+        min_length=1,
+        description="Name of this replica in documents and profiles; defaults to the host (pod) name.",
+    )
+    checkpoint_path: str = Field(
+        default="/checkpoint",
+        description="Directory of the passthrough's Spark checkpoint (mounted read-only).",
+    )
+    window_records: int = Field(
+        default=10000, ge=1, description="A partition's window closes after this many records..."
+    )
+    window_seconds: float = Field(
+        default=60.0, gt=0, description="...or this many seconds after its first record, whichever is first."
+    )
+    required_fields: Annotated[list[str], NoDecode] = Field(
+        default=["event_time", "user_id", "page"],
+        min_length=1,
+        description="Comma-separated fields downstream consumers need; each gets an `invalid_<field>` count.",
+    )
+    id_field: str = Field(
+        default="visit_id", min_length=1, description="Field whose repeats within a window are duplicates."
+    )
+    index: str = Field(
+        default="visits_observation_stats",
+        min_length=1,
+        description="Elasticsearch index of the observation documents (time field `@timestamp`).",
+    )
+    lag_interval_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="Seconds between two lag measurements; also the time bucket of lag document ids.",
+    )
+    consume_batch: int = Field(
+        default=5000, ge=1, description="Most records taken from the consumer in one call."
+    )
+    sink_max_backoff_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest pause between two attempts to write to Elasticsearch (retries never give up).",
+    )
+    pending_lag_documents: int = Field(
+        default=1000,
+        ge=1,
+        description="Lag documents kept while Elasticsearch is unreachable; the oldest are dropped beyond.",
+    )
+    profile_enabled: bool = Field(
+        default=True, description="Make a ydata-profiling report per window (merged when profiling lags)."
+    )
+    profile_max_rows: int = Field(default=10000, ge=1, description="Rows sampled into one profile report.")
+    profile_dir: str = Field(
+        default="profiles",
+        description="Directory the HTML reports are written to when no profile publisher URL is set.",
+    )
+    profile_publisher_url: str | None = Field(
+        default=None,
+        description="Base URL of the profile publisher; when set, reports are POSTed there instead of files.",
+    )
+    profile_publisher_token: SecretStr | None = Field(
+        default=None, description="Bearer token sent to the profile publisher (from a Secret)."
+    )
+    profile_publisher_retries: int = Field(
+        default=3, ge=0, description="Retries of one report delivery before it is counted as failed."
+    )
+    profile_publisher_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="Timeout of one report delivery request."
+    )
+
+    @field_validator("required_fields", mode="before")
+    @classmethod
+    def _split_fields(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
