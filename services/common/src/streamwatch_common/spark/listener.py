@@ -1,0 +1,208 @@
+"""Micro-batch SLA listener: pushes every batch's duration and rates to a Prometheus Pushgateway.
+
+The Pushgateway keeps the last value of a batch job that Prometheus cannot scrape in time; the alert
+rules then compare ``visits_sync_duration`` with the SLA and ``push_time_seconds`` with the clock.
+
+Pushed per micro-batch (gauges, one group per ``job`` + ``instance``, replaced on every push):
+
+- ``visits_sync_duration``: batch duration in milliseconds (Spark's ``batchDuration``),
+- ``visits_sync_input_rows``: rows read by the batch,
+- ``visits_sync_input_rows_per_second`` / ``visits_sync_processed_rows_per_second``,
+- ``visits_sync_batch_id``.
+
+While the query is idle (no new data) only ``visits_sync_idle_heartbeat_seconds`` is added to the group,
+which refreshes ``push_time_seconds`` so an idle job is not mistaken for a stalled one.
+
+Counted on the process's own ``/metrics`` (label ``job``): ``streamwatch_pushes_total`` (successful
+pushes), ``streamwatch_push_failures_total`` (failed pushes), ``streamwatch_pushes_superseded_total``
+(a newer batch arrived before the previous one could be pushed; only the newest is pushed).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, push_to_gateway, pushadd_to_gateway
+from pyspark.sql.streaming.listener import StreamingQueryListener
+
+logger = logging.getLogger(__name__)
+
+PUSHES = Counter("streamwatch_pushes", "Successful pushes to the Pushgateway.", ["job"])
+PUSH_FAILURES = Counter("streamwatch_push_failures", "Failed pushes to the Pushgateway.", ["job"])
+PUSHES_SUPERSEDED = Counter(
+    "streamwatch_pushes_superseded",
+    "Batch metrics replaced by a newer batch before they could be pushed.",
+    ["job"],
+)
+
+_BATCH_GAUGES = {
+    "visits_sync_duration": "Duration of the last micro-batch in milliseconds.",
+    "visits_sync_input_rows": "Rows read by the last micro-batch.",
+    "visits_sync_input_rows_per_second": "Input rate of the last micro-batch (rows/s).",
+    "visits_sync_processed_rows_per_second": "Processing rate of the last micro-batch (rows/s).",
+    "visits_sync_batch_id": "Id of the last micro-batch.",
+}
+_HEARTBEAT = "visits_sync_idle_heartbeat_seconds"
+
+
+@dataclass(frozen=True)
+class BatchMetrics:
+    """What one micro-batch reports, as pushed."""
+
+    batch_id: int
+    duration_ms: float
+    input_rows: int
+    input_rows_per_second: float
+    processed_rows_per_second: float
+
+    @classmethod
+    def from_progress(cls, progress: Any) -> BatchMetrics:
+        """From a ``StreamingQueryProgress`` (or anything with the same attributes)."""
+        return cls(
+            batch_id=int(progress.batchId),
+            duration_ms=float(progress.batchDuration),
+            input_rows=int(progress.numInputRows),
+            input_rows_per_second=float(progress.inputRowsPerSecond),
+            processed_rows_per_second=float(progress.processedRowsPerSecond),
+        )
+
+    def values(self) -> dict[str, float]:
+        return {
+            "visits_sync_duration": self.duration_ms,
+            "visits_sync_input_rows": self.input_rows,
+            "visits_sync_input_rows_per_second": self.input_rows_per_second,
+            "visits_sync_processed_rows_per_second": self.processed_rows_per_second,
+            "visits_sync_batch_id": self.batch_id,
+        }
+
+
+class BatchMetricsPusher(StreamingQueryListener):
+    """A ``StreamingQueryListener`` that pushes each micro-batch's metrics to a Pushgateway.
+
+    Pushing happens on a daemon thread of its own: the listener callback only hands over the newest
+    metrics, so a slow or unreachable Pushgateway costs the job nothing, and each push gives up after
+    ``timeout`` seconds. A failed push is logged and counted, never raised.
+
+    Usage (the visits writer uses job ``visits_to_delta_synchronizer``, the passthrough ``passthrough``)::
+
+        pusher = BatchMetricsPusher("http://pushgateway:9091", job="passthrough", instance=pod_name,
+                                    timeout=2.0)
+        spark.streams.addListener(pusher)
+        ...
+        spark.streams.removeListener(pusher)
+        pusher.close()  # pushes what is still pending (bounded by the timeout), stops the thread
+    """
+
+    def __init__(self, pushgateway_url: str, job: str, instance: str, timeout: float = 2.0) -> None:
+        super().__init__()
+        self.pushgateway_url = pushgateway_url
+        self.job = job
+        self.instance = instance
+        self.timeout = timeout
+        self._lock = threading.Condition()
+        self._pending: BatchMetrics | None = None
+        self._heartbeat_pending = False
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name=f"pushgateway-{job}", daemon=True)
+        self._thread.start()
+        for counter in (PUSHES, PUSH_FAILURES, PUSHES_SUPERSEDED):
+            counter.labels(job=job)  # export 0 from the start, so rate() and alerts see the series
+
+    # --- listener callbacks (Spark's listener thread: never block here) --------------------------
+    def onQueryStarted(self, event: Any) -> None:
+        logger.info("query_started", extra={"query_id": str(event.id), "job": self.job})
+
+    def onQueryProgress(self, event: Any) -> None:
+        try:
+            self.submit(BatchMetrics.from_progress(event.progress))
+        except Exception:
+            # Spark would swallow it silently inside the listener bus; make it visible instead.
+            PUSH_FAILURES.labels(job=self.job).inc()
+            logger.exception("batch_metrics_unreadable", extra={"job": self.job})
+
+    def onQueryIdle(self, event: Any) -> None:
+        with self._lock:
+            self._heartbeat_pending = True
+            self._lock.notify()
+
+    def onQueryTerminated(self, event: Any) -> None:
+        logger.info(
+            "query_terminated",
+            extra={"query_id": str(event.id), "job": self.job, "exception": event.exception},
+        )
+
+    # --- API ------------------------------------------------------------------------------------
+    def submit(self, metrics: BatchMetrics) -> None:
+        """Queue ``metrics`` for pushing; a not yet pushed older batch is replaced (newest wins)."""
+        with self._lock:
+            if self._pending is not None:
+                PUSHES_SUPERSEDED.labels(job=self.job).inc()
+            self._pending = metrics
+            self._lock.notify()
+
+    def close(self, timeout: float | None = None) -> None:
+        """Push what is pending, then stop the pushing thread (waits at most ``timeout`` seconds)."""
+        with self._lock:
+            self._closed = True
+            self._lock.notify()
+        self._thread.join(self.timeout + 1 if timeout is None else timeout)
+
+    # --- pushing thread -------------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while self._pending is None and not self._heartbeat_pending and not self._closed:
+                    self._lock.wait()
+                metrics, self._pending = self._pending, None
+                heartbeat, self._heartbeat_pending = self._heartbeat_pending, False
+                closed = self._closed
+            if metrics is not None:
+                self._push(self._batch_registry(metrics), replace=True, batch_id=metrics.batch_id)
+            elif heartbeat:
+                self._push(self._heartbeat_registry(), replace=False, batch_id=None)
+            if closed and metrics is None:
+                return
+
+    def _batch_registry(self, metrics: BatchMetrics) -> CollectorRegistry:
+        registry = CollectorRegistry()
+        for name, value in metrics.values().items():
+            Gauge(name, _BATCH_GAUGES[name], registry=registry).set(value)
+        return registry
+
+    def _heartbeat_registry(self) -> CollectorRegistry:
+        registry = CollectorRegistry()
+        Gauge(_HEARTBEAT, "Unix time of the last idle trigger.", registry=registry).set(time.time())
+        return registry
+
+    def _push(self, registry: CollectorRegistry, replace: bool, batch_id: int | None) -> None:
+        # PUT replaces the whole group (a batch); POST only adds the heartbeat and keeps the batch values.
+        push = push_to_gateway if replace else pushadd_to_gateway
+        started = time.monotonic()
+        try:
+            push(
+                self.pushgateway_url,
+                job=self.job,
+                registry=registry,
+                grouping_key={"instance": self.instance},
+                timeout=self.timeout,
+            )
+        except Exception as exc:  # noqa: BLE001 - any failure must leave the pushing thread alive
+            PUSH_FAILURES.labels(job=self.job).inc()
+            logger.warning(
+                "push_failed",
+                extra={
+                    "job": self.job,
+                    "instance": self.instance,
+                    "pushgateway_url": self.pushgateway_url,
+                    "batch_id": batch_id,
+                    "error": repr(exc),
+                    "elapsed_seconds": round(time.monotonic() - started, 3),
+                },
+            )
+            return
+        PUSHES.labels(job=self.job).inc()
+        logger.debug("pushed", extra={"job": self.job, "batch_id": batch_id})
