@@ -13,5 +13,9 @@ class SinkError(StreamwatchError):
     """A write to an external system failed after its retries."""
 
 
+class SourceError(StreamwatchError):
+    """Records could not be read from a source as planned (bad options, deleted records, a stalled read)."""
+
+
 class CheckpointError(StreamwatchError):
     """A Spark checkpoint could not be read."""

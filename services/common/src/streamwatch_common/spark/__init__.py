@@ -1,1 +1,4 @@
-"""Spark I/O without JVM connector jars (extra ``spark``): Kafka source and writer, session, listener."""
+"""Spark I/O without JVM connector jars: session defaults, the Kafka streaming source, the Kafka writer.
+
+Needs the ``spark`` extra. The micro-batch metrics listener lives in ``listener.py``.
+"""

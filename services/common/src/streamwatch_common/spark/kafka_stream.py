@@ -1,0 +1,71 @@
+"""Open a Kafka stream with either connector: the Python source (default) or Spark's JVM one (opt-in).
+
+Both take the same options (Spark's Kafka option names), so only the format differs. The JVM connector
+needs ``spark-sql-kafka`` baked into the image; it cannot run on the build machines (no Maven), so that
+branch is covered by a test of the options it is given, not by a running query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from streamwatch_common.spark.kafka_source import FORMAT_NAME, register_kafka_source
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+KafkaConnector = Literal["python", "jvm"]
+# Columns both connectors produce; the JVM source adds timestampType and headers.
+COLUMNS = ("key", "value", "topic", "partition", "offset", "timestamp")
+
+
+def kafka_stream_options(
+    client_config: Mapping[str, Any],
+    topics: str,
+    starting_offsets: str = "earliest",
+    max_offsets_per_trigger: int | None = None,
+    fail_on_data_loss: bool = True,
+) -> dict[str, str]:
+    """Reader options for either connector.
+
+    ``client_config`` is a librdkafka consumer configuration (e.g. ``KafkaSettings.consumer_config()``);
+    each property becomes a ``kafka.``-prefixed option, so secrets keep names Spark redacts in plans.
+    Consumer-group keys are dropped: both connectors track progress in the checkpoint, not in a group.
+    """
+    options = {
+        f"kafka.{key}": _text(value)
+        for key, value in client_config.items()
+        if key not in ("group.id", "enable.auto.commit", "auto.offset.reset")
+    }
+    options.update(
+        {
+            "subscribe": topics,
+            "startingOffsets": starting_offsets,
+            "failOnDataLoss": _text(fail_on_data_loss),
+        }
+    )
+    if max_offsets_per_trigger:
+        options["maxOffsetsPerTrigger"] = str(max_offsets_per_trigger)
+    return options
+
+
+def read_kafka_stream(
+    spark: SparkSession,
+    connector: KafkaConnector,
+    options: Mapping[str, str],
+) -> DataFrame:
+    """A streaming DataFrame with ``key, value, topic, partition, offset, timestamp``."""
+    if connector == "jvm":
+        # Canonical Spark Kafka source; needs org.apache.spark:spark-sql-kafka-0-10 on the classpath.
+        reader = spark.readStream.format("kafka")
+    else:
+        register_kafka_source(spark)
+        reader = spark.readStream.format(FORMAT_NAME)
+    return reader.options(**options).load().select(*COLUMNS)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,0 +1,53 @@
+"""One way to start a SparkSession for the streamwatch jobs, with defaults that suit a small pod."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+logger = logging.getLogger(__name__)
+
+# A streaming micro-batch of a few thousand records gains nothing from Spark's 200 shuffle partitions.
+DEFAULT_CONF: dict[str, str] = {
+    "spark.sql.shuffle.partitions": "2",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.session.timeZone": "UTC",
+}
+# Local mode only: nothing outside the pod has to reach the driver, so it should not listen beyond it.
+LOCAL_CONF: dict[str, str] = {"spark.driver.bindAddress": "127.0.0.1", "spark.driver.host": "127.0.0.1"}
+
+
+def build_spark_session(
+    app_name: str,
+    master: str = "local[*]",
+    extra_conf: Mapping[str, str] | None = None,
+    log_level: str = "WARN",
+) -> SparkSession:
+    """Start (or reuse) the process's SparkSession.
+
+    ``extra_conf`` overrides the defaults (e.g. ``{"spark.ui.enabled": "true"}``). ``PYSPARK_PYTHON``
+    defaults to this interpreter: otherwise Spark's Python workers start ``python3`` from ``PATH``, miss
+    this environment's packages and die with "Python worker failed to connect back".
+    """
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    local = LOCAL_CONF if master.startswith("local") else {}
+    conf = {**DEFAULT_CONF, **local, **(extra_conf or {})}
+    builder = SparkSession.builder.appName(app_name).master(master)
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(log_level)
+    logger.info(
+        "spark_session_started",
+        extra={"app_name": app_name, "master": master, "spark_version": spark.version},
+    )
+    return spark
