@@ -1,0 +1,110 @@
+"""The ``foreachBatch`` function of the Python path: parse, split, append to both tables exactly once."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import pyarrow.compute as pc
+
+from streamwatch_visits_writer import metrics
+from streamwatch_visits_writer.classify import classify, split
+from streamwatch_visits_writer.delta_sink import DeltaBatchSink
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+logger = logging.getLogger(__name__)
+
+
+class VisitsBatchWriter:
+    """Writes each micro-batch to the visits table and the dead-letter table.
+
+    The Delta application id is bound once the query has started (:meth:`bind`): it contains the query id
+    that Spark keeps in the checkpoint, so a restart from the checkpoint continues the same transaction
+    sequence while a fresh checkpoint (batch ids from 0 again) does not collide with an old one.
+
+    Usage::
+
+        writer = VisitsBatchWriter(visits_path, dead_letter_path, ["event_time", "user_id", "page"])
+        query = stream.writeStream.foreachBatch(writer).option("checkpointLocation", cp).start()
+        writer.bind(str(query.id))
+    """
+
+    def __init__(
+        self,
+        visits_path: str,
+        dead_letter_path: str,
+        required_fields: Sequence[str],
+        simulated_latency_seconds: float = 0.0,
+        sleep: Callable[[float], object] = time.sleep,
+    ) -> None:
+        self.visits_path = visits_path
+        self.dead_letter_path = dead_letter_path
+        self.required_fields = list(required_fields)
+        self.simulated_latency_seconds = simulated_latency_seconds
+        self._sleep = sleep
+        self._bound = threading.Event()
+        self._visits: DeltaBatchSink | None = None
+        self._dead: DeltaBatchSink | None = None
+
+    def bind(self, query_id: str, prefix: str = "streamwatch-visits-writer") -> None:
+        """Set the Delta application id from the streaming query's id (stable across restarts)."""
+        app_id = f"{prefix}-{query_id}"
+        self._visits = DeltaBatchSink(self.visits_path, "visits", app_id)
+        self._dead = DeltaBatchSink(self.dead_letter_path, "visits_dead_letters", app_id)
+        self._bound.set()
+        logger.info("delta_app_id_bound", extra={"app_id": app_id})
+
+    def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
+        try:
+            self._write(batch_df, batch_id)
+        except Exception:
+            metrics.BATCH_FAILURES.inc()
+            logger.exception("batch_failed", extra={"batch_id": batch_id})
+            raise
+
+    def _write(self, batch_df: DataFrame, batch_id: int) -> None:
+        started = time.monotonic()
+        # The first batch may start before start() has returned the query id to the main thread.
+        if not self._bound.wait(60):
+            raise RuntimeError("the Delta application id was never bound to the query id")
+        assert self._visits is not None and self._dead is not None
+        if self.simulated_latency_seconds > 0:
+            self._sleep(self.simulated_latency_seconds)
+        collected = classify(batch_df, batch_id, self.required_fields).toArrow()
+        visits, dead = split(collected)
+        visits_written = visits.num_rows > 0 and self._visits.append(visits, batch_id)
+        dead_written = dead.num_rows > 0 and self._dead.append(dead, batch_id)
+        if visits.num_rows and not visits_written:
+            metrics.BATCHES_REPLAYED.labels(table="visits").inc()
+        if dead.num_rows and not dead_written:
+            metrics.BATCHES_REPLAYED.labels(table="visits_dead_letters").inc()
+        reasons: dict[str, int] = {}
+        if dead_written:
+            counts = pc.value_counts(dead["reason"]).to_pylist()
+            reasons = {str(c["values"]): int(c["counts"]) for c in counts}
+            for reason, count in reasons.items():
+                metrics.DEAD_LETTERS.labels(reason=reason).inc(count)
+        if visits_written:
+            metrics.ROWS_WRITTEN.inc(visits.num_rows)
+        metrics.BATCHES.inc()
+        elapsed = time.monotonic() - started
+        metrics.BATCH_SECONDS.observe(elapsed)
+        logger.info(
+            "batch_written",
+            extra={
+                "batch_id": batch_id,
+                "records": collected.num_rows,
+                "visits": visits.num_rows if visits_written else 0,
+                "dead_letters": dead.num_rows if dead_written else 0,
+                "dead_letter_reasons": reasons,
+                "replayed": bool(
+                    (visits.num_rows and not visits_written) or (dead.num_rows and not dead_written)
+                ),
+                "seconds": round(elapsed, 3),
+            },
+        )

@@ -1,0 +1,86 @@
+"""Schemas of the visit records and of the two Delta tables; the single source for parser and tables.
+
+Arrow is the reference (delta-rs writes Arrow); the Spark schema used to parse the JSON is derived from it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+if TYPE_CHECKING:
+    from pyspark.sql.types import StructType
+
+_TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+VISIT = pa.schema(
+    [
+        ("visit_id", pa.string()),
+        ("event_time", _TIMESTAMP),
+        ("user_id", pa.string()),
+        ("keep_private", pa.bool_()),
+        ("page", pa.string()),
+        (
+            "context",
+            pa.struct(
+                [
+                    ("referral", pa.string()),
+                    ("ad_id", pa.string()),
+                    (
+                        "user",
+                        pa.struct(
+                            [("ip", pa.string()), ("login", pa.string()), ("connected_since", _TIMESTAMP)]
+                        ),
+                    ),
+                    (
+                        "technical",
+                        pa.struct(
+                            [
+                                ("browser", pa.string()),
+                                ("browser_version", pa.string()),
+                                ("network_type", pa.string()),
+                                ("device_type", pa.string()),
+                                ("device_version", pa.string()),
+                            ]
+                        ),
+                    ),
+                ]
+            ),
+        ),
+    ]
+)
+
+# Where each row came from: (partition, offset) is unique per record, which is what proves exactly-once.
+_SOURCE = [
+    ("partition", pa.int32()),
+    ("offset", pa.int64()),
+    ("kafka_timestamp", _TIMESTAMP),
+    ("batch_id", pa.int64()),
+]
+
+VISITS_TABLE = pa.schema([*VISIT, *_SOURCE])
+
+DEAD_LETTER_TABLE = pa.schema(
+    [
+        ("key", pa.binary()),
+        ("value", pa.binary()),
+        ("topic", pa.string()),
+        *_SOURCE,
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+    ]
+)
+
+# Dead-letter reasons (label values of visits_writer_dead_letters_total).
+REASON_EMPTY = "empty_value"
+REASON_UNPARSEABLE = "unparseable"
+REASON_MISSING = "missing_required_field"
+REASONS = (REASON_EMPTY, REASON_UNPARSEABLE, REASON_MISSING)
+
+
+def visit_spark_schema() -> StructType:
+    """The visit as a Spark schema, for ``from_json``."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    return from_arrow_schema(VISIT)
