@@ -78,9 +78,9 @@ class ProfilePublisherSettings(ServiceSettings, ElasticsearchSettings):
     page_size: int = Field(
         default=50, ge=1, le=1000, description="Reports per page on the index page and in `/api/reports`."
     )
-    shutdown_timeout_seconds: float = Field(
-        default=30.0,
-        gt=0,
+    shutdown_timeout_seconds: int = Field(
+        default=30,
+        ge=1,
         description="On SIGTERM, how long in-flight uploads may take to finish before the server stops.",
     )
 
