@@ -1,0 +1,52 @@
+"""Helpers shared by the generator tests: read a topic back, read a run's summary, check log lines."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.kafka import KafkaBroker
+from harness.services import ServiceProcess
+
+StartGenerator = Callable[..., ServiceProcess]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One record as a consumer read it."""
+
+    partition: int
+    offset: int
+    key: bytes
+    value: bytes
+
+
+def read_rows(kafka: KafkaBroker, topic: str, expected: int | None = None) -> list[Row]:
+    """Every record of the topic, ordered by partition then offset."""
+    rows = [
+        Row(m.partition() or 0, m.offset() or 0, m.key() or b"", m.value() or b"")
+        for m in kafka.read_all(topic, expected=expected, idle_timeout=3.0)
+    ]
+    return sorted(rows, key=lambda r: (r.partition, r.offset))
+
+
+def summary(process: ServiceProcess) -> dict[str, Any]:
+    """The single ``generator_summary`` event of a finished run."""
+    (event,) = process.events("generator_summary")
+    return event
+
+
+def assert_every_line_is_json(log_path: Path, service: str = "generator") -> int:
+    """Each line of the log parses as a JSON object with the required keys; returns the line count."""
+    lines = log_path.read_text().splitlines()
+    assert lines, f"{log_path} is empty"
+    for line in lines:
+        doc = json.loads(line)
+        assert isinstance(doc, dict), line
+        missing = {"ts", "level", "service", "event"} - doc.keys()
+        assert not missing, f"{missing} missing in {line}"
+        assert doc["service"] == service
+    return len(lines)
