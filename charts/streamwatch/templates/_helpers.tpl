@@ -26,3 +26,206 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: streamwatch
 {{- end }}
+
+{{/* Selector labels: never helm.sh/chart or version, which change on upgrade and break selectors. */}}
+{{- define "streamwatch.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "streamwatch.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Name of one component's objects: "<fullname>-<component>", 63-char safe. Call with (list $ "component"). */}}
+{{- define "streamwatch.componentName" -}}
+{{- $root := index . 0 }}
+{{- printf "%s-%s" (include "streamwatch.fullname" $root) (index . 1) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Metadata labels of one component. Call with (list $ "component"). */}}
+{{- define "streamwatch.componentLabels" -}}
+{{ include "streamwatch.labels" (index . 0) }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end }}
+
+{{/* Selector labels of one component. Call with (list $ "component"). */}}
+{{- define "streamwatch.componentSelectorLabels" -}}
+{{ include "streamwatch.selectorLabels" (index . 0) }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end }}
+
+{{/* Image of one of our services: registry/prefix/service:tag, the tag pinned to appVersion by default.
+     Call with (list $ "service-name"). */}}
+{{- define "streamwatch.serviceImage" -}}
+{{- $root := index . 0 }}
+{{- $img := $root.Values.image }}
+{{- $repo := printf "%s%s" $img.repositoryPrefix (index . 1) }}
+{{- if $img.registry }}{{ $repo = printf "%s/%s" $img.registry $repo }}{{ end }}
+{{- printf "%s:%s" $repo (default $root.Chart.AppVersion $img.tag) }}
+{{- end }}
+
+{{/* An infrastructure image from {repository, tag}. */}}
+{{- define "streamwatch.image" -}}
+{{- printf "%s:%s" .repository .tag }}
+{{- end }}
+
+{{/* Service account name of one component. Call with (list $ "component"). */}}
+{{- define "streamwatch.serviceAccountName" -}}
+{{- include "streamwatch.componentName" . }}
+{{- end }}
+
+{{/* Pod-level security context shared by every pod: non-root, default seccomp profile. */}}
+{{- define "streamwatch.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .runAsUser }}
+runAsGroup: {{ .runAsUser }}
+fsGroup: {{ .runAsUser }}
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* Container security context shared by every container: nothing writable but mounted volumes. */}}
+{{- define "streamwatch.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+capabilities:
+  drop: ["ALL"]
+{{- end }}
+
+{{/* Kafka bootstrap address: the Strimzi cluster's bootstrap Service, or an existing cluster. */}}
+{{- define "streamwatch.kafkaBootstrap" -}}
+{{- if .Values.kafka.enabled }}
+{{- printf "%s-kafka-bootstrap:9092" (include "streamwatch.kafkaClusterName" .) }}
+{{- else }}
+{{- required "kafka.external.bootstrapServers is required when kafka.enabled=false" .Values.kafka.external.bootstrapServers }}
+{{- end }}
+{{- end }}
+
+{{/* Name of the Strimzi Kafka resource (the operator derives its Service names from it). */}}
+{{- define "streamwatch.kafkaClusterName" -}}
+{{- include "streamwatch.componentName" (list . "kafka") }}
+{{- end }}
+
+{{/* Pushgateway URL: the bundled one or an existing one. */}}
+{{- define "streamwatch.pushgatewayUrl" -}}
+{{- if .Values.pushgateway.enabled }}
+{{- printf "http://%s:9091" (include "streamwatch.componentName" (list . "pushgateway")) }}
+{{- else }}
+{{- required "pushgateway.external.url is required when pushgateway.enabled=false" .Values.pushgateway.external.url }}
+{{- end }}
+{{- end }}
+
+{{/* Elasticsearch URL: the bundled single node or an existing cluster. */}}
+{{- define "streamwatch.elasticsearchUrl" -}}
+{{- if .Values.elasticsearch.enabled }}
+{{- printf "http://%s:9200" (include "streamwatch.componentName" (list . "elasticsearch")) }}
+{{- else }}
+{{- required "elasticsearch.external.url is required when elasticsearch.enabled=false" .Values.elasticsearch.external.url }}
+{{- end }}
+{{- end }}
+
+{{/* Secret holding the Elasticsearch password (key "password"). */}}
+{{- define "streamwatch.elasticsearchSecretName" -}}
+{{- if and (not .Values.elasticsearch.enabled) .Values.elasticsearch.external.existingSecret }}
+{{- .Values.elasticsearch.external.existingSecret }}
+{{- else }}
+{{- include "streamwatch.componentName" (list . "elasticsearch") }}
+{{- end }}
+{{- end }}
+
+{{/* Profile publisher base URL inside the cluster. */}}
+{{- define "streamwatch.profilePublisherUrl" -}}
+{{- printf "http://%s:%d" (include "streamwatch.componentName" (list . "profile-publisher")) (int .Values.profilePublisher.port) }}
+{{- end }}
+
+{{/* A password kept stable across upgrades: reuse the Secret's current value when the cluster has one
+     (lookup returns nothing under `helm template`, so offline renders get a fresh random value).
+     Call with (dict "root" $ "name" secretName "key" dataKey). */}}
+{{- define "streamwatch.stableSecretValue" -}}
+{{- $existing := lookup "v1" "Secret" .root.Release.Namespace .name }}
+{{- if and $existing (hasKey $existing "data") (hasKey $existing.data .key) }}
+{{- index $existing.data .key }}
+{{- else }}
+{{- randAlphaNum 32 | b64enc }}
+{{- end }}
+{{- end }}
+
+{{/* Environment every service container gets: logging and the ops port. Call with (list $ opsPort-or-nil). */}}
+{{- define "streamwatch.commonEnv" -}}
+{{- $root := index . 0 }}
+- name: LOG_FORMAT
+  value: {{ $root.Values.logging.format | quote }}
+- name: LOG_LEVEL
+  value: {{ $root.Values.logging.level | quote }}
+{{- with index . 1 }}
+- name: OPS_PORT
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
+
+{{/* Kafka connection environment. */}}
+{{- define "streamwatch.kafkaEnv" -}}
+{{- $root := . }}
+- name: KAFKA_BOOTSTRAP_SERVERS
+  value: {{ include "streamwatch.kafkaBootstrap" $root | quote }}
+{{- with $root.Values.kafka.clientProperties }}
+- name: KAFKA_PROPERTIES
+  value: {{ toJson . | quote }}
+{{- end }}
+{{- end }}
+
+{{/* Elasticsearch connection environment, password from the Secret. */}}
+{{- define "streamwatch.elasticsearchEnv" -}}
+- name: ELASTICSEARCH_URL
+  value: {{ include "streamwatch.elasticsearchUrl" . | quote }}
+- name: ELASTICSEARCH_USERNAME
+  value: {{ ternary "elastic" .Values.elasticsearch.external.username .Values.elasticsearch.enabled | quote }}
+- name: ELASTICSEARCH_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "streamwatch.elasticsearchSecretName" . }}
+      key: password
+{{- end }}
+
+{{/* A service's own settings: a map of settings-model field names to values, as <PREFIX><FIELD> env vars.
+     Call with (list "PREFIX_" settingsMap). */}}
+{{- define "streamwatch.settingsEnv" -}}
+{{- $prefix := index . 0 }}
+{{- range $field, $value := index . 1 }}
+- name: {{ printf "%s%s" $prefix $field | upper }}
+  value: {{ if kindIs "map" $value }}{{ toJson $value | quote }}{{ else if kindIs "slice" $value }}{{ join "," $value | quote }}{{ else }}{{ $value | toString | quote }}{{ end }}
+{{- end }}
+{{- end }}
+
+{{/* Probes on an HTTP port serving /healthz and /readyz. Call with (list portName probesValues). */}}
+{{- define "streamwatch.httpProbes" -}}
+{{- $port := index . 0 }}
+{{- $p := index . 1 }}
+startupProbe:
+  httpGet: {path: /healthz, port: {{ $port }}}
+  periodSeconds: 5
+  failureThreshold: {{ $p.startupFailureThreshold }}
+livenessProbe:
+  httpGet: {path: /healthz, port: {{ $port }}}
+  periodSeconds: 10
+  timeoutSeconds: 3
+  failureThreshold: 3
+readinessProbe:
+  httpGet: {path: /readyz, port: {{ $port }}}
+  periodSeconds: 5
+  timeoutSeconds: 3
+  failureThreshold: 3
+{{- end }}
+
+{{/* Prometheus scrape annotations for a pod serving /metrics on a port. */}}
+{{- define "streamwatch.scrapeAnnotations" -}}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ . | quote }}
+prometheus.io/path: /metrics
+{{- end }}
+
+{{/* values.yaml key of a component: "visits-writer" -> "visitsWriter". */}}
+{{- define "streamwatch.valuesKey" -}}
+{{- $parts := splitList "-" . }}
+{{- $out := first $parts }}
+{{- range rest $parts }}{{ $out = printf "%s%s" $out (title .) }}{{ end }}
+{{- $out }}
+{{- end }}

@@ -1,0 +1,77 @@
+{{/* How each service is wired to the rest of the release: topics, volumes, URLs and Secrets. The names
+     are the services' settings (the settings.py of each service); tests/chart checks them. */}}
+
+{{- define "streamwatch.generatorEnv" -}}
+{{ include "streamwatch.kafkaEnv" . }}
+- name: GENERATOR_TOPIC
+  value: {{ .Values.kafka.topics.visits.name | quote }}
+{{- end }}
+
+{{- define "streamwatch.visitsWriterEnv" -}}
+{{- $data := .Values.visitsWriter.storage.mountPath }}
+{{ include "streamwatch.kafkaEnv" . }}
+- name: VISITS_WRITER_TOPIC
+  value: {{ .Values.kafka.topics.visits.name | quote }}
+- name: VISITS_WRITER_CHECKPOINT_PATH
+  value: {{ printf "%s/checkpoints/visits-writer" $data | quote }}
+- name: VISITS_WRITER_VISITS_TABLE_PATH
+  value: {{ printf "%s/delta/visits" $data | quote }}
+- name: VISITS_WRITER_DEAD_LETTER_TABLE_PATH
+  value: {{ printf "%s/delta/visits_dead_letters" $data | quote }}
+- name: VISITS_WRITER_PUSHGATEWAY_URL
+  value: {{ include "streamwatch.pushgatewayUrl" . | quote }}
+{{- end }}
+
+{{- define "streamwatch.passthroughEnv" -}}
+{{ include "streamwatch.kafkaEnv" . }}
+- name: PASSTHROUGH_SOURCE_TOPIC
+  value: {{ .Values.kafka.topics.visits.name | quote }}
+- name: PASSTHROUGH_TARGET_TOPIC
+  value: {{ .Values.kafka.topics.processedVisits.name | quote }}
+- name: PASSTHROUGH_CHECKPOINT_PATH
+  value: {{ .Values.passthrough.checkpoint.mountPath | quote }}
+- name: PASSTHROUGH_PUSHGATEWAY_URL
+  value: {{ include "streamwatch.pushgatewayUrl" . | quote }}
+{{- end }}
+
+{{- define "streamwatch.observerEnv" -}}
+{{ include "streamwatch.kafkaEnv" . }}
+{{ include "streamwatch.elasticsearchEnv" . }}
+- name: OBSERVER_TOPIC
+  value: {{ .Values.kafka.topics.processedVisits.name | quote }}
+- name: OBSERVER_SOURCE_TOPIC
+  value: {{ .Values.kafka.topics.visits.name | quote }}
+- name: OBSERVER_CHECKPOINT_PATH
+  value: {{ .Values.passthrough.checkpoint.mountPath | quote }}
+- name: OBSERVER_PROFILE_DIR
+  value: /tmp/profiles
+{{- if .Values.profilePublisher.enabled }}
+- name: OBSERVER_PROFILE_PUBLISHER_URL
+  value: {{ include "streamwatch.profilePublisherUrl" . | quote }}
+- name: OBSERVER_PROFILE_PUBLISHER_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "streamwatch.profilePublisherTokenSecret" . }}
+      key: token
+{{- end }}
+{{- end }}
+
+{{- define "streamwatch.profilePublisherEnv" -}}
+{{ include "streamwatch.elasticsearchEnv" . }}
+- name: PROFILE_PUBLISHER_PORT
+  value: {{ .Values.profilePublisher.port | quote }}
+- name: PROFILE_PUBLISHER_STORE_DIR
+  value: {{ .Values.profilePublisher.storage.mountPath | quote }}
+- name: PROFILE_PUBLISHER_PUBLIC_URL
+  value: {{ .Values.profilePublisher.publicUrl | quote }}
+- name: PROFILE_PUBLISHER_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "streamwatch.profilePublisherTokenSecret" . }}
+      key: token
+{{- end }}
+
+{{/* Secret holding the profile publisher's upload token (key "token"). */}}
+{{- define "streamwatch.profilePublisherTokenSecret" -}}
+{{- default (include "streamwatch.componentName" (list . "profile-publisher")) .Values.profilePublisher.token.existingSecret }}
+{{- end }}

@@ -1,0 +1,100 @@
+{{/* Grafana datasources with fixed uids, so dashboards and alert rules can name them. Passwords are
+     read by Grafana from its environment ($ELASTICSEARCH_PASSWORD), never written here. */}}
+{{- define "streamwatch.grafanaDatasources" -}}
+apiVersion: 1
+datasources:
+  - name: Prometheus
+    uid: streamwatch-prometheus
+    type: prometheus
+    access: proxy
+    url: {{ default (printf "http://%s:9090" (include "streamwatch.componentName" (list . "prometheus"))) .Values.grafana.prometheusUrl }}
+    isDefault: true
+    editable: false
+    jsonData:
+      timeInterval: {{ .Values.prometheus.scrapeInterval }}
+      # Shows the Prometheus alert rules of the chart in Grafana's alert list.
+      manageAlerts: true
+  {{- range $ds := list (dict "name" "Observations" "uid" "streamwatch-observations" "index" "visits_observation_stats") (dict "name" "Profile reports" "uid" "streamwatch-profiles" "index" "visits_profiles") }}
+  - name: {{ $ds.name }}
+    uid: {{ $ds.uid }}
+    type: elasticsearch
+    access: proxy
+    url: {{ include "streamwatch.elasticsearchUrl" $ }}
+    editable: false
+    basicAuth: true
+    basicAuthUser: {{ ternary "elastic" $.Values.elasticsearch.external.username $.Values.elasticsearch.enabled }}
+    jsonData:
+      index: {{ $ds.index }}
+      timeField: "@timestamp"
+      maxConcurrentShardRequests: 5
+    secureJsonData:
+      basicAuthPassword: $ELASTICSEARCH_PASSWORD
+  {{- end }}
+{{- end }}
+
+{{/* Where Grafana finds the dashboard JSON files. */}}
+{{- define "streamwatch.grafanaDashboardProvider" -}}
+apiVersion: 1
+providers:
+  - name: streamwatch
+    orgId: 1
+    folder: streamwatch
+    type: file
+    disableDeletion: true
+    allowUiUpdates: false
+    options:
+      path: /etc/grafana/dashboards
+{{- end }}
+
+{{/* One Grafana-managed alert rule on a Prometheus query; the thresholds come from .Values.alerts, like
+     the Prometheus rule files. Call with (dict "uid" "title" "expr" "threshold" "for" "summary"). */}}
+{{- define "streamwatch.grafanaAlertRule" -}}
+- uid: {{ .uid }}
+  title: {{ .title | quote }}
+  condition: C
+  data:
+    - refId: A
+      relativeTimeRange: {from: 600, to: 0}
+      datasourceUid: streamwatch-prometheus
+      model:
+        refId: A
+        expr: {{ .expr | quote }}
+        instant: true
+        intervalMs: 1000
+        maxDataPoints: 43200
+    - refId: B
+      relativeTimeRange: {from: 0, to: 0}
+      datasourceUid: __expr__
+      model: {refId: B, type: reduce, expression: A, reducer: last}
+    - refId: C
+      relativeTimeRange: {from: 0, to: 0}
+      datasourceUid: __expr__
+      model:
+        refId: C
+        type: threshold
+        expression: B
+        conditions:
+          - evaluator: {type: gt, params: [{{ .threshold }}]}
+  for: {{ .for }}
+  noDataState: OK
+  execErrState: Error
+  labels:
+    severity: warning
+    team: streamwatch
+  annotations:
+    summary: {{ .summary | quote }}
+{{- end }}
+
+{{/* Grafana alert rules as code, mirroring the Prometheus rules so they show in Grafana's alert list. */}}
+{{- define "streamwatch.grafanaAlertRules" -}}
+{{- $a := .Values.alerts }}
+apiVersion: 1
+groups:
+  - orgId: 1
+    name: streamwatch
+    folder: streamwatch
+    interval: 10s
+    rules:
+      {{- include "streamwatch.grafanaAlertRule" (dict "uid" "streamwatch-sla-miss" "title" "SLA miss visits synchronizer" "expr" "max(visits_sync_duration{job=\"visits_to_delta_synchronizer\"})" "threshold" $a.slaMiss.thresholdMs "for" $a.slaMiss.for "summary" (printf "visits synchronizer micro-batches take longer than %v ms" $a.slaMiss.thresholdMs)) | nindent 6 }}
+      {{- include "streamwatch.grafanaAlertRule" (dict "uid" "streamwatch-passthrough-lag" "title" "passthrough lag" "expr" "max(observer_lag_offsets{topic=\"visits\"})" "threshold" $a.lag.thresholdOffsets "for" $a.lag.for "summary" (printf "a partition of visits lags more than %v offsets behind the passthrough" $a.lag.thresholdOffsets)) | nindent 6 }}
+{{- end }}
