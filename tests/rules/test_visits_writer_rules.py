@@ -1,0 +1,229 @@
+"""The visits-writer alert rules, rendered from the chart, checked and unit-tested with promtool.
+
+Series are 15 s apart (Pushgateway scrapes), rules are evaluated every 15 s. Defaults: SLA 10 000 ms for
+1m; stalled after 300 s without a push, for 1m. ``ALERTS`` series show the pending phase, which
+``alert_rule_test`` cannot (it lists firing alerts only).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from harness.chart import render_rule_files
+from harness.prometheus import promtool
+
+SLA = "SLA miss visits synchronizer"
+STALLED = "visits synchronizer stalled"
+JOB = "visits_to_delta_synchronizer"
+
+
+@pytest.fixture(scope="module")
+def rule_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    rendered = render_rule_files(tmp_path_factory.mktemp("rules"))
+    (path,) = [p for p in rendered if p.name == "visits-writer.rules.yaml"]
+    return path
+
+
+def run_promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([promtool(), *args], capture_output=True, text=True, check=False)
+
+
+def alerts_at(name: str, state: str, at: str, instances: list[str]) -> dict[str, Any]:
+    return {
+        "expr": f'ALERTS{{alertname="{name}", alertstate="{state}"}}',
+        "eval_time": at,
+        "exp_samples": [
+            {
+                "labels": f'ALERTS{{alertname="{name}", alertstate="{state}", instance="{i}", job="{JOB}",'
+                f' severity="{"warning" if name == SLA else "critical"}"}}',
+                "value": 1,
+            }
+            for i in instances
+        ],
+    }
+
+
+def sla_annotations(instance: str, value: str) -> dict[str, str]:
+    return {
+        "summary": f"Visits synchronizer {instance} misses its SLA",
+        "description": f"Micro-batches of {instance} take {value} ms, above the SLA of 10000 ms for 1m.",
+    }
+
+
+def stalled_annotations(instance: str, age: str) -> dict[str, str]:
+    return {
+        "summary": f"Visits synchronizer {instance} stopped reporting",
+        "description": f"{instance} has not pushed micro-batch metrics for {age} (limit 300 s): the job is"
+        " down, stuck, or cannot reach the Pushgateway.",
+    }
+
+
+def sla_case() -> dict[str, Any]:
+    # slow: fast 0-45 s, slow (15 s batches) 60-165 s, fast from 180 s.
+    # spiky: one slow batch per minute, never slow for a whole minute -> must never fire.
+    # passthrough pushes the same metric name under another job -> not this alert's business.
+    return {
+        "interval": "15s",
+        "input_series": [
+            {
+                "series": f'visits_sync_duration{{job="{JOB}", instance="slow"}}',
+                "values": "500x3 15000x7 500x8",
+            },
+            {
+                "series": f'visits_sync_duration{{job="{JOB}", instance="spiky"}}',
+                "values": " ".join(["500", "20000", "500", "500"] * 4 + ["500"] * 3),
+            },
+            {"series": 'visits_sync_duration{job="passthrough", instance="pt"}', "values": "50000x18"},
+        ],
+        "alert_rule_test": [
+            {"alertname": SLA, "eval_time": "45s", "exp_alerts": []},
+            {"alertname": SLA, "eval_time": "75s", "exp_alerts": []},
+            {
+                "alertname": SLA,
+                "eval_time": "120s",
+                "exp_alerts": [
+                    {
+                        "exp_labels": {"severity": "warning", "instance": "slow", "job": JOB},
+                        "exp_annotations": sla_annotations("slow", "15k"),
+                    }
+                ],
+            },
+            {"alertname": SLA, "eval_time": "195s", "exp_alerts": []},
+            {"alertname": SLA, "eval_time": "255s", "exp_alerts": []},
+        ],
+        "promql_expr_test": [
+            {
+                "expr": 'ALERTS{alertname="SLA miss visits synchronizer"}',
+                "eval_time": "45s",
+                "exp_samples": [],
+            },
+            # spiky is pending while its single slow batch is the last value, but never for long enough.
+            alerts_at(SLA, "pending", "75s", ["slow", "spiky"]),
+            alerts_at(SLA, "firing", "165s", ["slow"]),
+            {"expr": f'ALERTS{{alertname="{SLA}", instance="slow"}}', "eval_time": "195s", "exp_samples": []},
+            # The same look-back sees slow's firing phase, so an empty answer for the others means something.
+            {
+                "expr": f'max_over_time(ALERTS{{alertname="{SLA}", alertstate="firing"}}[5m])',
+                "eval_time": "270s",
+                "exp_samples": [
+                    {
+                        "labels": f'{{alertname="{SLA}", alertstate="firing", instance="slow", job="{JOB}",'
+                        ' severity="warning"}',
+                        "value": 1,
+                    }
+                ],
+            },
+        ],
+    }
+
+
+def stalled_case() -> dict[str, Any]:
+    # dies: pushes every 15 s until 300 s, silent until 900 s, then pushes again.
+    # healthy: pushes all the time -> must never fire.
+    return {
+        "interval": "15s",
+        "input_series": [
+            {
+                "series": f'push_time_seconds{{job="{JOB}", instance="dies"}}',
+                "values": "0+15x20 300+0x39 900+15x10",
+            },
+            {"series": f'push_time_seconds{{job="{JOB}", instance="healthy"}}', "values": "0+15x70"},
+        ],
+        "alert_rule_test": [
+            {"alertname": STALLED, "eval_time": "600s", "exp_alerts": []},
+            {"alertname": STALLED, "eval_time": "645s", "exp_alerts": []},
+            {
+                "alertname": STALLED,
+                "eval_time": "720s",
+                "exp_alerts": [
+                    {
+                        "exp_labels": {"severity": "critical", "instance": "dies", "job": JOB},
+                        "exp_annotations": stalled_annotations("dies", "7m 0s"),
+                    }
+                ],
+            },
+            {"alertname": STALLED, "eval_time": "930s", "exp_alerts": []},
+        ],
+        "promql_expr_test": [
+            {
+                "expr": 'ALERTS{alertname="visits synchronizer stalled"}',
+                "eval_time": "600s",
+                "exp_samples": [],
+            },
+            alerts_at(STALLED, "pending", "645s", ["dies"]),
+            alerts_at(STALLED, "firing", "885s", ["dies"]),
+            {
+                "expr": 'ALERTS{alertname="visits synchronizer stalled"}',
+                "eval_time": "930s",
+                "exp_samples": [],
+            },
+            {
+                "expr": f'max_over_time(ALERTS{{alertname="{STALLED}", instance="healthy"}}[16m])',
+                "eval_time": "1000s",
+                "exp_samples": [],
+            },
+        ],
+    }
+
+
+def test_rendered_rules_pass_promtool_check(rule_file: Path) -> None:
+    result = run_promtool("check", "rules", str(rule_file))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 2 rules found" in result.stdout
+
+
+def test_rule_values_come_from_the_chart(tmp_path: Path) -> None:
+    (path,) = [
+        p
+        for p in render_rule_files(
+            tmp_path,
+            {
+                "alerts.slaMiss.thresholdMs": 2500,
+                "alerts.slaMiss.for": "5s",
+                "alerts.stalled.afterSeconds": 42,
+            },
+        )
+        if p.name == "visits-writer.rules.yaml"
+    ]
+    rules = {r["alert"]: r for r in yaml.safe_load(path.read_text())["groups"][0]["rules"]}
+    assert rules[SLA]["expr"].endswith("> 2500") and rules[SLA]["for"] == "5s"
+    assert rules[STALLED]["expr"].endswith("> 42")
+
+
+def test_alerts_go_pending_firing_resolved_and_stay_quiet_when_they_must(
+    rule_file: Path, tmp_path: Path
+) -> None:
+    tests = {
+        "rule_files": [str(rule_file)],
+        "evaluation_interval": "15s",
+        "tests": [sla_case(), stalled_case()],
+    }
+    test_file = tmp_path / "visits-writer.rules.test.yaml"
+    test_file.write_text(yaml.safe_dump(tests, sort_keys=False))
+    result = run_promtool("test", "rules", str(test_file))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_promtool_test_can_fail(rule_file: Path, tmp_path: Path) -> None:
+    """Guard against a vacuous pass: a wrong expectation (firing while still pending) must fail."""
+    case = sla_case()
+    case["alert_rule_test"] = [
+        {
+            "alertname": SLA,
+            "eval_time": "75s",
+            "exp_alerts": [{"exp_labels": {"severity": "warning", "instance": "slow", "job": JOB}}],
+        }
+    ]
+    case["promql_expr_test"] = []
+    test_file = tmp_path / "wrong.test.yaml"
+    test_file.write_text(
+        yaml.safe_dump({"rule_files": [str(rule_file)], "evaluation_interval": "15s", "tests": [case]})
+    )
+    result = run_promtool("test", "rules", str(test_file))
+    assert result.returncode != 0
