@@ -1,0 +1,98 @@
+"""The SLA listener's pushing, against a real Pushgateway: values arrive, failures are counted and cost the
+caller nothing, pushes resume after an outage, a hanging gateway is cut off by the timeout."""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from pathlib import Path
+
+from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
+
+from harness.process import free_port, wait_until
+from harness.prometheus import Pushgateway
+from streamwatch_common.spark.listener import BatchMetrics, BatchMetricsPusher
+
+
+def counter(name: str, job: str) -> float:
+    return REGISTRY.get_sample_value(f"{name}_total", {"job": job}) or 0.0
+
+
+def pushed(gateway: Pushgateway, job: str, instance: str) -> dict[str, float]:
+    found = {}
+    for family in text_string_to_metric_families(gateway.metrics_text()):
+        for sample in family.samples:
+            if sample.labels.get("job") == job and sample.labels.get("instance") == instance:
+                found[sample.name] = sample.value
+    return found
+
+
+def metrics(batch_id: int, duration_ms: float = 1234.0) -> BatchMetrics:
+    return BatchMetrics(batch_id, duration_ms, 500, 50.0, 400.0)
+
+
+def test_batch_metrics_reach_the_pushgateway(pushgateway: Pushgateway) -> None:
+    job = f"job_{uuid.uuid4().hex[:6]}"
+    pusher = BatchMetricsPusher(pushgateway.url, job=job, instance="pod-1", timeout=2)
+    try:
+        pusher.submit(metrics(7, 15250.0))
+        wait_until(lambda: pushed(pushgateway, job, "pod-1").get("visits_sync_batch_id") == 7, 10)
+        values = pushed(pushgateway, job, "pod-1")
+        assert values["visits_sync_duration"] == 15250.0
+        assert values["visits_sync_input_rows"] == 500
+        assert values["visits_sync_input_rows_per_second"] == 50.0
+        assert values["visits_sync_processed_rows_per_second"] == 400.0
+        assert values["push_time_seconds"] > time.time() - 30
+        assert counter("streamwatch_pushes", job) == 1 and counter("streamwatch_push_failures", job) == 0
+        # Idle: only the heartbeat is added; the batch values and a fresh push time stay.
+        before = values["push_time_seconds"]
+        pusher.onQueryIdle(None)
+        wait_until(lambda: "visits_sync_idle_heartbeat_seconds" in pushed(pushgateway, job, "pod-1"), 10)
+        after = pushed(pushgateway, job, "pod-1")
+        assert after["visits_sync_duration"] == 15250.0 and after["push_time_seconds"] >= before
+    finally:
+        pusher.close()
+
+
+def test_gateway_down_is_counted_without_slowing_the_caller_and_pushes_resume(output_dir: Path) -> None:
+    gateway = Pushgateway.start(output_dir)
+    job = f"job_{uuid.uuid4().hex[:6]}"
+    pusher = BatchMetricsPusher(gateway.url, job=job, instance="pod-1", timeout=1)
+    try:
+        pusher.submit(metrics(0))
+        wait_until(lambda: counter("streamwatch_pushes", job) == 1, 10)
+        gateway.stop()
+        started = time.monotonic()
+        for batch_id in range(1, 4):
+            pusher.submit(metrics(batch_id))
+            time.sleep(0.3)
+        wait_until(lambda: counter("streamwatch_push_failures", job) >= 1, 10)
+        # The listener callback only hands over values: three submits cost far less than one timeout.
+        assert time.monotonic() - started < 0.3 * 3 + 0.5
+        gateway.restart()
+        pusher.submit(metrics(9))
+        wait_until(lambda: pushed(gateway, job, "pod-1").get("visits_sync_batch_id") == 9, 15)
+        assert counter("streamwatch_pushes", job) >= 2
+    finally:
+        pusher.close()
+        gateway.stop()
+
+
+def test_a_hanging_gateway_is_cut_off_by_the_timeout() -> None:
+    # A socket that accepts connections into its backlog but never answers.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+        port = free_port()
+        silent.bind(("127.0.0.1", port))
+        silent.listen(16)
+        job = f"job_{uuid.uuid4().hex[:6]}"
+        pusher = BatchMetricsPusher(f"http://127.0.0.1:{port}", job=job, instance="pod-1", timeout=0.5)
+        started = time.monotonic()
+        submit_started = time.monotonic()
+        pusher.submit(metrics(0))
+        assert time.monotonic() - submit_started < 0.05
+        wait_until(lambda: counter("streamwatch_push_failures", job) == 1, 5, interval=0.05)
+        elapsed = time.monotonic() - started
+        assert 0.4 < elapsed < 2.0, elapsed
+        pusher.close(timeout=2)
