@@ -29,3 +29,16 @@ docs: ## regenerate the settings table in README.md from the settings models
 
 docs-check: ## fail when the README settings table is out of date
 	$(UV_RUN) streamwatch-settings-doc --check README.md
+
+.PHONY: up down images e2e-kind
+up: ## kind cluster with Strimzi Kafka and the whole chart (checks docker/kind/kubectl/helm first)
+	@bash k8s/kind.sh up
+
+down: ## delete the kind cluster
+	@bash k8s/kind.sh down
+
+images: ## build the service images and load them into the kind cluster
+	@bash k8s/kind.sh images
+
+e2e-kind: ## end-to-end tests against the running kind cluster (not part of make test)
+	@bash k8s/kind.sh e2e

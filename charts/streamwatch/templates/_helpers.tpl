@@ -58,7 +58,8 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- $img := $root.Values.image }}
 {{- $repo := printf "%s%s" $img.repositoryPrefix (index . 1) }}
 {{- if $img.registry }}{{ $repo = printf "%s/%s" $img.registry $repo }}{{ end }}
-{{- printf "%s:%s" $repo (default $root.Chart.AppVersion $img.tag) }}
+{{- $override := index (default dict $img.overrides) (index . 1) }}
+{{- if $override }}{{ $override }}{{ else }}{{ printf "%s:%s" $repo (default $root.Chart.AppVersion $img.tag) }}{{ end }}
 {{- end }}
 
 {{/* An infrastructure image from {repository, tag}. */}}

@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# streamwatch on kind: `make up`, `make down`, `make images`, `make e2e-kind` call this script.
+#   k8s/kind.sh up       check prerequisites, create the cluster, build + load images, install everything
+#   k8s/kind.sh down     delete the cluster
+#   k8s/kind.sh images   build the service images and load them into the cluster
+#   k8s/kind.sh e2e      end-to-end tests against the running cluster (kubernetes Python client)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CLUSTER=${CLUSTER:-streamwatch}
+NAMESPACE=${NAMESPACE:-streamwatch}
+RELEASE=${RELEASE:-sw}
+STRIMZI_CHART=oci://quay.io/strimzi-helm/strimzi-kafka-operator
+STRIMZI_VERSION=1.2.0
+SERVICES=(generator visits-writer passthrough observer profile-publisher)
+TAG=$(awk -F'"' '/^appVersion:/ {print $2}' charts/streamwatch/Chart.yaml)
+WAIT_SECONDS=${WAIT_SECONDS:-900}
+
+step() { printf '\n==> %s\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# version_ge A B: true when version A >= version B (dotted numbers, leading "v" ignored).
+version_ge() { [ "$(printf '%s\n%s\n' "${2#v}" "${1#v}" | sort -V | head -1)" = "${2#v}" ]; }
+
+need() {  # need NAME MIN_VERSION VERSION_COMMAND... ; prints the found version or records what is missing
+  local name=$1 min=$2; shift 2
+  if ! command -v "$name" >/dev/null 2>&1; then
+    missing+=("$name (>= $min) is not installed")
+    return
+  fi
+  local version
+  version=$("$@" 2>/dev/null | grep -oE 'v?[0-9]+\.[0-9]+(\.[0-9]+)?' | head -1 || true)
+  if [ -z "$version" ]; then
+    missing+=("$name: could not read its version (is it working? try: $*)")
+  elif ! version_ge "$version" "$min"; then
+    missing+=("$name $version is too old (need >= $min)")
+  else
+    printf '  %-8s %s\n' "$name" "$version"
+  fi
+}
+
+check_prerequisites() {
+  step "checking prerequisites"
+  missing=()
+  need docker 24.0 docker version --format '{{.Server.Version}}'
+  need kind 0.27.0 kind version
+  need kubectl 1.30.0 kubectl version --client
+  need helm 3.14.0 helm version --short
+  if [ ${#missing[@]} -gt 0 ]; then
+    printf '  missing: %s\n' "${missing[@]}" >&2
+    die "install the tools above (docker engine running; https://kind.sigs.k8s.io, https://kubernetes.io/docs/tasks/tools/, https://helm.sh/docs/intro/install/) and run make up again"
+  fi
+}
+
+create_cluster() {
+  if kind get clusters 2>/dev/null | grep -qx "$CLUSTER"; then
+    step "kind cluster $CLUSTER exists; reusing it"
+  else
+    step "creating kind cluster $CLUSTER (kind-config.yaml)"
+    # kind's extraMounts need the host directory; non-root pods write reports into it.
+    mkdir -p profiles && chmod a+rwx profiles
+    kind create cluster --name "$CLUSTER" --config kind-config.yaml --wait 120s
+  fi
+  kubectl config use-context "kind-$CLUSTER" >/dev/null
+}
+
+build_images() {
+  for svc in "${SERVICES[@]}"; do
+    step "building image streamwatch-$svc:$TAG"
+    DOCKER_BUILDKIT=1 docker build -f "services/$svc/Dockerfile" -t "streamwatch-$svc:$TAG" .
+  done
+  for svc in "${SERVICES[@]}"; do
+    step "loading streamwatch-$svc:$TAG into kind"
+    kind load docker-image --name "$CLUSTER" "streamwatch-$svc:$TAG"
+  done
+}
+
+install_all() {
+  step "namespace $NAMESPACE"
+  kubectl apply -f k8s/namespace.yaml
+  step "Strimzi operator $STRIMZI_VERSION (official chart)"
+  helm upgrade --install strimzi "$STRIMZI_CHART" --version "$STRIMZI_VERSION" \
+    --namespace "$NAMESPACE" -f k8s/strimzi-values.yaml --wait --timeout 10m
+  step "streamwatch chart (release $RELEASE)"
+  helm upgrade --install "$RELEASE" charts/streamwatch --namespace "$NAMESPACE" \
+    -f k8s/streamwatch-kind-values.yaml --set image.tag="$TAG"
+}
+
+wait_ready() {
+  step "waiting for every pod to be ready (up to ${WAIT_SECONDS}s)"
+  local deadline=$(( $(date +%s) + WAIT_SECONDS )) line
+  while :; do
+    # READY column x/y for every pod of the namespace (operator, Kafka, our release)
+    line=$(kubectl -n "$NAMESPACE" get pods --no-headers 2>/dev/null | awk '
+      {split($2, r, "/"); total++; if (r[1] == r[2] && $3 == "Running") ready++; else waiting = waiting " " $1 "(" $3 ")"}
+      END {printf "%d/%d ready%s", ready, total, (waiting ? ";  waiting:" waiting : "")}')
+    printf '\r  %s\033[K' "$line"
+    if kubectl -n "$NAMESPACE" get kafka --no-headers 2>/dev/null | grep -q . \
+       && [[ "$line" =~ ^([0-9]+)/([0-9]+)\ ready$ ]] && [ "${BASH_REMATCH[1]}" = "${BASH_REMATCH[2]}" ] \
+       && [ "${BASH_REMATCH[2]}" -gt 5 ]; then
+      echo; break
+    fi
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      echo
+      kubectl -n "$NAMESPACE" get pods
+      die "not everything became ready in ${WAIT_SECONDS}s; see kubectl -n $NAMESPACE describe pod <name>"
+    fi
+    sleep 5
+  done
+}
+
+print_access() {
+  local fullname="$RELEASE-streamwatch"
+  step "streamwatch is up"
+  cat <<TXT
+  Grafana            http://localhost:3000   user admin
+                     password: kubectl -n $NAMESPACE get secret $fullname-grafana -o jsonpath='{.data.admin-password}' | base64 -d; echo
+  Profile reports    http://localhost:8000   (also in ./profiles on this machine)
+  Prometheus         kubectl -n $NAMESPACE port-forward svc/$fullname-prometheus 9090:9090
+  Logs               kubectl -n $NAMESPACE logs deploy/$fullname-observer -f
+  Scale observer     kubectl -n $NAMESPACE scale deployment/$fullname-observer --replicas=2
+  SLA miss on/off    helm -n $NAMESPACE upgrade $RELEASE charts/streamwatch --reuse-values --set visitsWriter.settings.simulated_latency_seconds=15   (then =0)
+  End-to-end tests   make e2e-kind
+  Tear down          make down
+TXT
+}
+
+case "${1:-}" in
+  up)
+    check_prerequisites
+    create_cluster
+    build_images
+    install_all
+    wait_ready
+    print_access
+    ;;
+  images)
+    check_prerequisites
+    build_images
+    ;;
+  down)
+    command -v kind >/dev/null 2>&1 || die "kind is not installed"
+    step "deleting kind cluster $CLUSTER"
+    kind delete cluster --name "$CLUSTER"
+    ;;
+  e2e)
+    step "end-to-end tests against the cluster of the current kubectl context"
+    exec uv run --frozen pytest tests/e2e_kind -p no:cacheprovider -v "${@:2}"
+    ;;
+  *)
+    die "usage: $0 up|down|images|e2e"
+    ;;
+esac
