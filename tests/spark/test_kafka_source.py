@@ -20,7 +20,7 @@ from streamwatch_common.spark.kafka_stream import kafka_stream_options, read_kaf
 pytestmark = pytest.mark.spark
 
 
-def _records(partition: int, start: int, count: int) -> list[tuple[bytes, bytes]]:
+def _records(partition: int, start: int, count: int) -> list[tuple[bytes | None, bytes]]:
     # Binary values (incl. NUL and invalid UTF-8) prove the bytes travel untouched.
     return [
         (f"k{partition}-{i}".encode(), b"\x00\xff" + f"v{partition}-{i}".encode())
