@@ -19,7 +19,7 @@ def start_generator(kafka: KafkaBroker, output_dir: Path) -> Iterator[StartGener
     started: list[ServiceProcess] = []
 
     def start(topic: str, wait_ready: bool = True, **env: str) -> ServiceProcess:
-        full_env = service_env(**kafka.env(), GENERATOR_TOPIC=topic, **env)
+        full_env = service_env(**{**kafka.env(), "GENERATOR_TOPIC": topic, **env})
         log = output_dir / f"generator-{len(started)}.log"
         process = ServiceProcess("streamwatch-generator", log, full_env)
         started.append(process)

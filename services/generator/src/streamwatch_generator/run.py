@@ -195,6 +195,7 @@ class VisitsGenerator:
         """Wait for in-flight records up to the flush timeout; the number still undelivered."""
         deadline = time.monotonic() + self.settings.flush_timeout_seconds
         remaining = len(self._producer)
+        logger.info("generator_flushing", extra={"in_flight": remaining})
         while remaining and time.monotonic() < deadline:
             remaining = self._producer.flush(min(1.0, max(0.0, deadline - time.monotonic())))
         if remaining:
