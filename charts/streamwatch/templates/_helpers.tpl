@@ -125,8 +125,8 @@ capabilities:
 
 {{/* Secret holding the Elasticsearch password (key "password"). */}}
 {{- define "streamwatch.elasticsearchSecretName" -}}
-{{- if and (not .Values.elasticsearch.enabled) .Values.elasticsearch.external.existingSecret }}
-{{- .Values.elasticsearch.external.existingSecret }}
+{{- if not .Values.elasticsearch.enabled }}
+{{- required "elasticsearch.external.existingSecret (key \"password\") is required when elasticsearch.enabled=false" .Values.elasticsearch.external.existingSecret }}
 {{- else }}
 {{- include "streamwatch.componentName" (list . "elasticsearch") }}
 {{- end }}
