@@ -129,9 +129,11 @@ class ReportStore:
         self._publish_gauges()
 
     def _load_record(self, report_id: str, sidecar: Path, html: os.DirEntry[str] | None) -> None:
-        if html is None or not html.is_file(follow_symlinks=False):
+        if html is None:
             self._remove_file(sidecar, "orphan_metadata_without_report")
             return
+        if not html.is_file(follow_symlinks=False):
+            return  # logged and counted with the report file; left for a human to inspect
         try:
             record = ReportRecord.from_json(json.loads(sidecar.read_text(encoding="utf-8")))
             if record.id != report_id:
@@ -289,6 +291,7 @@ class ReportStore:
                 return None
             path = self.reports_dir / f"{report_id}.html"
             if path.resolve().parent != self._real_dir:
+                STORAGE_ERRORS.labels(operation="read").inc()
                 logger.error("report_outside_store", extra={"report_id": report_id})
                 return None
             try:
