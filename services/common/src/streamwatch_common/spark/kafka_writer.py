@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from streamwatch_common.errors import SinkError
 
@@ -39,22 +39,27 @@ def kafka_batch_writer(
     topic: str,
     producer_config: Mapping[str, Any],
     keep_partition: bool = True,
-) -> Callable[[DataFrame, int], None]:
+) -> Callable[[DataFrame, int], int]:
     """A ``foreachBatch`` function writing columns ``key``, ``value`` (and ``partition``) to ``topic``.
 
     With ``keep_partition`` a row's ``partition`` column chooses its output partition (the topic must
-    have at least as many partitions); otherwise the producer's partitioner hashes the key.
+    have at least as many partitions); otherwise the producer's partitioner hashes the key. The function
+    returns the number of records written (Spark ignores it; callers wrapping it can log it).
     """
     config = {"enable.idempotence": True, "acks": "all", **producer_config}
 
-    def write_batch(batch_df: DataFrame, batch_id: int) -> None:
+    def write_batch(batch_df: DataFrame, batch_id: int) -> int:
         columns = ["key", "value", *(["partition"] if keep_partition else [])]
+        written = batch_df.sparkSession.sparkContext.accumulator(0)
 
         def write_partition(rows: Iterable[Row]) -> None:
-            write_rows(rows, topic, config, keep_partition)
+            written.add(write_rows(rows, topic, config, keep_partition))
 
         batch_df.select(*columns).foreachPartition(write_partition)
-        logger.info("kafka_batch_written", extra={"topic": topic, "batch_id": batch_id})
+        logger.info(
+            "kafka_batch_written", extra={"topic": topic, "batch_id": batch_id, "records": written.value}
+        )
+        return int(written.value)
 
     return write_batch
 
@@ -82,6 +87,11 @@ def write_rows(
             except BufferError:
                 # Local queue full: serve delivery reports until there is room again.
                 producer.poll(_QUEUE_FULL_WAIT_S)
+            except KafkaException as exc:
+                producer.flush(_FLUSH_TIMEOUT_S)
+                raise KafkaWriteError(
+                    f"writing to {topic} partition {kwargs.get('partition')} refused: {exc}"
+                ) from exc
         sent += 1
         producer.poll(0)
     remaining = producer.flush(_FLUSH_TIMEOUT_S)
