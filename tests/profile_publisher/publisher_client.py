@@ -99,6 +99,21 @@ class Publisher:
     def metric(self, name: str, **labels: str) -> float | None:
         return metric_value(self.client.get("/metrics").text, name, **labels)
 
+    def wait_indexed(self, timeout: float = 30) -> None:
+        """Until every queued metadata write (index or delete) reached the search server."""
+        wait_until(
+            lambda: self.metric("profile_publisher_index_pending") == 0, timeout, what="index queue drained"
+        )
+
+    def indexed_docs(self, search: SearchServer) -> dict[str, dict[str, Any]]:
+        """The search documents by id, once the metadata queue is drained."""
+        self.wait_indexed()
+        try:
+            docs = search.all_docs(self.index)
+        except RuntimeError:  # the index is created with the first document
+            return {}
+        return {doc["_id"]: doc for doc in docs}
+
     def stored_files(self) -> list[str]:
         """Every file under the store's report directory (temporary ones included)."""
         reports_dir = self.store_dir / "reports"
@@ -107,18 +122,3 @@ class Publisher:
     def stop(self) -> int | None:
         self.client.close()
         return self.process.stop()
-
-
-def search_docs(search: SearchServer, index: str, expected: int, timeout: float = 30) -> list[dict[str, Any]]:
-    """The index's documents once there are exactly ``expected`` of them."""
-
-    def settled() -> list[dict[str, Any]] | None:
-        try:
-            docs = search.all_docs(index)
-        except RuntimeError:  # index not created yet
-            return None if expected else []
-        return docs if len(docs) == expected else None
-
-    result = wait_until(settled, timeout, interval=0.3, what=f"{expected} documents in {index}")
-    assert isinstance(result, list)
-    return result

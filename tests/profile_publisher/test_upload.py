@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 
-from profile_publisher.publisher_client import Publisher, make_report, search_docs, window_params
+from profile_publisher.publisher_client import Publisher, make_report, window_params
 
 from harness.search import SearchServer
 
@@ -43,7 +43,7 @@ def test_three_reports_listed_fetched_byte_identical_and_indexed(
         assert response.headers["content-type"] == "text/html; charset=utf-8"
         assert response.content == body
 
-    docs = {d["_id"]: d for d in search_docs(search, publisher.index, expected=3)}
+    docs = publisher.indexed_docs(search)
     assert set(docs) == set(ids)
     for i, report_id in enumerate(ids):
         doc = docs[report_id]
@@ -81,7 +81,7 @@ def test_same_key_replaces_the_report_under_the_same_id(
     assert publisher.client.get(created.json()["url"]).content == second
     assert publisher.metric("profile_publisher_uploads_total", result="replaced") == 1
     assert publisher.metric("profile_publisher_stored_bytes") == len(second) + len(first)
-    docs = {d["_id"]: d for d in search_docs(search, publisher.index, expected=2)}
+    docs = publisher.indexed_docs(search)
     assert docs[created.json()["id"]]["bytes"] == len(second)
 
 
