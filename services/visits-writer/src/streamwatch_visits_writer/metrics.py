@@ -27,3 +27,5 @@ for _reason in REASONS:
     DEAD_LETTERS.labels(reason=_reason)
 for _table in ("visits", "visits_dead_letters"):
     BATCHES_REPLAYED.labels(table=_table)
+QUERY_FAILURES = Counter("visits_writer_query_failures", "Streaming query terminations by an error.")
+TABLE_ERRORS = Counter("visits_writer_table_errors", "Tables found with an incompatible schema.")

@@ -1,0 +1,141 @@
+"""The streaming query's lifecycle: tables, Spark session, listener, query, ops server, graceful stop.
+
+Exit codes: 0 after a requested stop (SIGTERM/SIGINT), 1 when the query fails or a table has an
+incompatible schema (2 stays reserved for bad settings, see ``load_settings``).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import TYPE_CHECKING
+
+from streamwatch_common.ops import OpsServer
+from streamwatch_common.shutdown import GracefulShutdown
+from streamwatch_visits_writer import metrics
+from streamwatch_visits_writer.batch import VisitsBatchWriter
+from streamwatch_visits_writer.settings import VisitsWriterSettings
+from streamwatch_visits_writer.tables import IncompatibleTableError, create_tables
+
+if TYPE_CHECKING:
+    from pyspark.sql.streaming.query import StreamingQuery
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+CONSUMER_GROUP = "visits-writer"
+QUERY_NAME = "visits_to_delta"
+# delta-spark's SQL extension and catalog, for the opt-in JVM sink only.
+_DELTA_SPARK_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+_STOP_WAIT_SECONDS = 60.0
+
+
+def create_tables_command(settings: VisitsWriterSettings) -> int:
+    """``create-tables``: both tables, idempotently; 1 with one stderr line on an incompatible table."""
+    try:
+        create_tables(settings.visits_table_path, settings.dead_letter_table_path)
+    except IncompatibleTableError as exc:
+        metrics.TABLE_ERRORS.inc()
+        logger.error("table_incompatible", extra={"error": str(exc)})
+        print(f"visits-writer create-tables: {exc}", file=sys.stderr, flush=True)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+class _State:
+    """What the readiness probe looks at; filled in as the job starts."""
+
+    query: StreamingQuery | None = None
+
+    def ready(self) -> bool:
+        return self.query is not None and self.query.isActive
+
+
+def run(settings: VisitsWriterSettings, shutdown: GracefulShutdown) -> int:
+    """Run the query until SIGTERM (exit 0) or until it fails (exit 1)."""
+    state = _State()
+    ops = OpsServer(settings.ops_host, settings.ops_port, ready=state.ready).start()
+    try:
+        if create_tables_command(settings) != EXIT_OK:
+            return EXIT_FAILED
+        return _run_query(settings, shutdown, state)
+    finally:
+        ops.stop()
+
+
+def _run_query(settings: VisitsWriterSettings, shutdown: GracefulShutdown, state: _State) -> int:
+    from streamwatch_common.spark.kafka_stream import kafka_stream_options, read_kafka_stream
+    from streamwatch_common.spark.listener import BatchMetricsPusher
+    from streamwatch_common.spark.session import build_spark_session
+
+    extra_conf = _DELTA_SPARK_CONF if settings.connector == "jvm" else {}
+    spark = build_spark_session("visits-writer", settings.spark_master, extra_conf=extra_conf)
+    pusher = None
+    if settings.pushgateway_url:
+        pusher = BatchMetricsPusher(
+            settings.pushgateway_url, settings.push_job, settings.instance_name, settings.push_timeout_seconds
+        )
+        spark.streams.addListener(pusher)
+    else:
+        logger.warning("pushgateway_disabled", extra={"reason": "VISITS_WRITER_PUSHGATEWAY_URL is not set"})
+    options = kafka_stream_options(
+        settings.consumer_config(CONSUMER_GROUP),
+        settings.topic,
+        starting_offsets=settings.starting_offsets,
+        max_offsets_per_trigger=settings.max_records_per_trigger,
+    )
+    writer = VisitsBatchWriter(
+        settings.visits_table_path,
+        settings.dead_letter_table_path,
+        settings.required_fields,
+        simulated_latency_seconds=settings.simulated_latency_seconds,
+        # A stop request cuts the simulated latency short instead of waiting it out.
+        sleep=shutdown.wait,
+        connector=settings.connector,
+    )
+    stream_writer = (
+        read_kafka_stream(spark, settings.connector, options)
+        .writeStream.queryName(QUERY_NAME)
+        .foreachBatch(writer)
+        .option("checkpointLocation", settings.checkpoint_path)
+    )
+    if settings.trigger_interval_seconds > 0:
+        stream_writer = stream_writer.trigger(processingTime=f"{settings.trigger_interval_seconds} seconds")
+    query = stream_writer.start()
+    writer.bind(str(query.id))
+    state.query = query
+    logger.info(
+        "query_started",
+        extra={"query_id": str(query.id), "run_id": str(query.runId), "checkpoint": settings.checkpoint_path},
+    )
+    try:
+        while query.isActive and not shutdown.requested:
+            shutdown.wait(1.0)
+        if shutdown.requested:
+            _stop_gracefully(query)
+            return EXIT_OK
+        error = query.exception()
+        metrics.QUERY_FAILURES.inc()
+        logger.error("query_failed", extra={"query_id": str(query.id), "error": str(error)})
+        return EXIT_FAILED
+    finally:
+        if pusher is not None:
+            spark.streams.removeListener(pusher)
+            pusher.close()
+        spark.stop()
+        logger.info("visits_writer_stopped")
+
+
+def _stop_gracefully(query: StreamingQuery) -> None:
+    # Let the running batch commit (its simulated latency is already cut short) rather than interrupt it;
+    # an interrupted batch would be replayed after the restart, which is safe but slower.
+    deadline = time.monotonic() + _STOP_WAIT_SECONDS
+    while query.isActive and query.status.get("isTriggerActive") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    query.stop()
+    logger.info("query_stopped", extra={"query_id": str(query.id)})

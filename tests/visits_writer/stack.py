@@ -1,0 +1,138 @@
+"""Helpers of the visits-writer stream tests: start the writer and the generator, read the Delta tables,
+measure the process tree's memory."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+from deltalake import DeltaTable
+
+from harness.kafka import KafkaBroker
+from harness.process import wait_until
+from harness.services import ServiceProcess, service_env
+
+
+@dataclass
+class WriterPaths:
+    """Where one writer keeps its state; reused across restarts to resume from the checkpoint."""
+
+    root: Path
+    instance: str = field(default_factory=lambda: f"vw-{uuid.uuid4().hex[:6]}")
+
+    @property
+    def visits(self) -> str:
+        return str(self.root / "delta" / "visits")
+
+    @property
+    def dead_letters(self) -> str:
+        return str(self.root / "delta" / "visits_dead_letters")
+
+    @property
+    def checkpoint(self) -> str:
+        return str(self.root / "checkpoint")
+
+
+def writer_env(kafka: KafkaBroker, topic: str, paths: WriterPaths, **extra: str) -> dict[str, str]:
+    return service_env(
+        **kafka.env(),
+        VISITS_WRITER_TOPIC=topic,
+        VISITS_WRITER_VISITS_TABLE_PATH=paths.visits,
+        VISITS_WRITER_DEAD_LETTER_TABLE_PATH=paths.dead_letters,
+        VISITS_WRITER_CHECKPOINT_PATH=paths.checkpoint,
+        VISITS_WRITER_SPARK_MASTER="local[2]",
+        VISITS_WRITER_TRIGGER_INTERVAL_SECONDS="0.5",
+        VISITS_WRITER_MAX_RECORDS_PER_TRIGGER="200",
+        VISITS_WRITER_INSTANCE=paths.instance,
+        **extra,
+    )
+
+
+def start_writer(log_path: Path, env: dict[str, str], args: list[str] | None = None) -> ServiceProcess:
+    """The writer, ready once its query is active (``/readyz``)."""
+    return ServiceProcess("streamwatch-visits-writer", log_path, env, args).start_ready(
+        timeout=120, path="/readyz"
+    )
+
+
+def run_generator(
+    kafka: KafkaBroker, topic: str, log_path: Path, total: int, seed: int, **extra: str
+) -> None:
+    """Produce ``total`` visits (with the generator's default share of bad rows) and wait for it to finish."""
+    env = service_env(
+        **kafka.env(),
+        GENERATOR_TOPIC=topic,
+        GENERATOR_TOTAL=str(total),
+        GENERATOR_RATE="0",
+        GENERATOR_SEED=str(seed),
+        GENERATOR_MISSING_FIELDS_PERCENT="5",
+        GENERATOR_UNPARSEABLE_PERCENT="3",
+        GENERATOR_DUPLICATE_PERCENT="2",
+        **extra,
+    )
+    generator = ServiceProcess("streamwatch-generator", log_path, env).start_ready(timeout=60)
+    assert generator.wait(120) == 0, generator.tail()
+
+
+def start_generator(kafka: KafkaBroker, topic: str, log_path: Path, rate: float) -> ServiceProcess:
+    """A continuous generator (stop it with ``.stop()``)."""
+    env = service_env(**kafka.env(), GENERATOR_TOPIC=topic, GENERATOR_RATE=str(rate), GENERATOR_TOTAL="0")
+    return ServiceProcess("streamwatch-generator", log_path, env).start_ready(timeout=60)
+
+
+def table_rows(path: str, columns: list[str]) -> list[dict[str, Any]]:
+    if not DeltaTable.is_deltatable(path):
+        return []
+    return list(DeltaTable(path).to_pyarrow_table(columns=columns).to_pylist())
+
+
+def written(paths: WriterPaths) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(visits rows, dead-letter rows) with their source coordinates."""
+    visits = table_rows(paths.visits, ["partition", "offset", "batch_id"])
+    dead = table_rows(paths.dead_letters, ["partition", "offset", "batch_id", "reason", "detail"])
+    return visits, dead
+
+
+def kill_tree(process: ServiceProcess) -> None:
+    """SIGKILL the writer and its JVM at once: a crash, no chance to finish anything."""
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(30)
+
+
+class PeakRss:
+    """Samples the resident memory of a process and all its children (the Spark JVM, Python workers)."""
+
+    def __init__(self, pid: int, interval: float = 0.5) -> None:
+        self.pid = pid
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                root = psutil.Process(self.pid)
+                total = sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
+            except psutil.Error:
+                total = 0
+            self.peak_bytes = max(self.peak_bytes, total)
+            time.sleep(0.5)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join(2)
+        return self.peak_bytes
+
+
+def wait_rows(paths: WriterPaths, at_least: int, timeout: float) -> None:
+    wait_until(
+        lambda: sum(map(len, written(paths))) >= at_least, timeout, interval=0.5, what=f"{at_least} rows"
+    )
