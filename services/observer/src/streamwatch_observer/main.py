@@ -2,13 +2,97 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
+from confluent_kafka import Consumer
+
+from streamwatch_common.errors import SinkError
+from streamwatch_common.ops import OpsServer
 from streamwatch_common.service import start_service
+from streamwatch_common.shutdown import GracefulShutdown
+from streamwatch_observer import metrics
+from streamwatch_observer.lag import LagProbe
+from streamwatch_observer.observer import Observer
+from streamwatch_observer.profile import (
+    Destination,
+    DirectoryDestination,
+    Profiler,
+    PublisherDestination,
+)
 from streamwatch_observer.settings import ObserverSettings
+from streamwatch_observer.sink import ObservationSink
+
+logger = logging.getLogger(__name__)
+
+_PROFILE_STOP_SECONDS = 30.0
+
+
+def _destination(settings: ObserverSettings) -> Destination:
+    if settings.profile_publisher_url:
+        token = settings.profile_publisher_token
+        return PublisherDestination(
+            settings.profile_publisher_url,
+            token=token.get_secret_value() if token is not None else None,
+            replica=settings.replica,
+            retries=settings.profile_publisher_retries,
+            timeout=settings.profile_publisher_timeout_seconds,
+        )
+    return DirectoryDestination(Path(settings.profile_dir))
+
+
+def _wait_for_template(sink: ObservationSink, shutdown: GracefulShutdown, max_backoff: float) -> bool:
+    """Retry the index template until it is in place; False when shutdown came first."""
+    backoff = 0.5
+    while not shutdown.requested:
+        try:
+            sink.ensure_template()
+            return True
+        except SinkError as exc:
+            metrics.SINK_FAILURES.labels("elasticsearch").inc()
+            logger.warning("index_template_failed", extra={"error": str(exc), "retry_in_seconds": backoff})
+            shutdown.wait(backoff)
+            backoff = min(max_backoff, backoff * 2)
+    return False
 
 
 def main() -> None:
     """Observe ``processed_visits`` per window until SIGTERM arrives."""
-    start_service("observer", ObserverSettings)
+    settings, shutdown = start_service("observer", ObserverSettings)
+    state: dict[str, Observer] = {}
+    template_ready = False
+
+    def ready() -> bool:
+        observer = state.get("observer")
+        return template_ready and observer is not None and observer.subscribed
+
+    ops = OpsServer(settings.ops_host, settings.ops_port, ready=ready).start()
+    sink = ObservationSink(settings.elasticsearch_client(), settings.index)
+    template_ready = _wait_for_template(sink, shutdown, settings.sink_max_backoff_seconds)
+    if not template_ready:
+        ops.stop()
+        return
+    profiler = None
+    if settings.profile_enabled:
+        profiler = Profiler(_destination(settings), settings.profile_max_rows).start()
+    consumer = Consumer(settings.consumer_config(settings.group_id))
+    probe = LagProbe(
+        settings.consumer_config(f"{settings.group_id}-lag-probe"),
+        settings.source_topic,
+        Path(settings.checkpoint_path),
+    )
+    observer = Observer(
+        settings=settings, shutdown=shutdown, consumer=consumer, sink=sink, probe=probe, profiler=profiler
+    )
+    state["observer"] = observer
+    try:
+        observer.run()
+    finally:
+        probe.close()
+        if profiler is not None:
+            profiler.close(_PROFILE_STOP_SECONDS)
+        ops.stop()
+        logger.info("service_stopped")
 
 
 if __name__ == "__main__":

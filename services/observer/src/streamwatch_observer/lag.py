@@ -1,0 +1,169 @@
+"""Lag of the observed job per source partition: its checkpoint's committed offsets vs the topic's end.
+
+Statuses: ``ok`` (committed offsets known), ``not_started`` (no committed batch yet), ``new_partition``
+(the source has a partition the checkpoint does not know yet; the job reads it from the beginning),
+``unknown`` (the broker did not answer for the partition). The time lag is the age of the oldest
+record not yet committed, read from the source topic at the committed offset.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from streamwatch_common.errors import CheckpointError
+from streamwatch_observer import metrics
+from streamwatch_observer.checkpoint import Committed, read_committed
+
+logger = logging.getLogger(__name__)
+
+LagStatus = Literal["ok", "not_started", "new_partition", "unknown"]
+_ALL_STATUSES: tuple[LagStatus, ...] = ("ok", "not_started", "new_partition", "unknown")
+
+
+@dataclass(frozen=True)
+class PartitionLag:
+    """One lag measurement of one source partition."""
+
+    partition: int
+    status: LagStatus
+    committed_offset: int | None
+    end_offset: int | None
+    lag_offsets: int | None
+    lag_seconds: float | None
+    batch_id: int | None
+
+
+class LagProbe:
+    """Measures lag with its own consumer (assign only, never joins the group, never commits).
+
+    Usage::
+
+        probe = LagProbe(settings.consumer_config("observer-lag"), "visits", Path("/checkpoint"))
+        probe.measure([0, 1])  # [PartitionLag(partition=0, status="ok", lag_offsets=12, ...), ...]
+    """
+
+    def __init__(
+        self, consumer_config: dict[str, Any], source_topic: str, checkpoint: Path, timeout: float = 5.0
+    ) -> None:
+        self.source_topic = source_topic
+        self.checkpoint = checkpoint
+        self.timeout = timeout
+        self._consumer = Consumer({**consumer_config, "enable.auto.commit": False})
+
+    def close(self) -> None:
+        self._consumer.close()
+
+    def measure(self, partitions: list[int]) -> list[PartitionLag]:
+        """Lag of each given source partition; never raises for a missing or partial checkpoint."""
+        try:
+            committed = read_committed(self.checkpoint, self.source_topic)
+        except CheckpointError as exc:
+            metrics.LAG_FAILURES.labels("checkpoint").inc()
+            logger.warning("checkpoint_unreadable", extra={"path": str(self.checkpoint), "error": str(exc)})
+            committed = Committed(None, None)
+        results: list[PartitionLag] = []
+        starts: dict[int, int] = {}
+        for partition in sorted(partitions):
+            lag = self._partition(partition, committed)
+            results.append(lag)
+            if lag.lag_offsets and lag.committed_offset is not None:
+                starts[partition] = lag.committed_offset
+        ages = self._record_ages(starts)
+        final = [
+            PartitionLag(
+                r.partition,
+                r.status,
+                r.committed_offset,
+                r.end_offset,
+                r.lag_offsets,
+                ages.get(r.partition, r.lag_seconds),
+                r.batch_id,
+            )
+            for r in results
+        ]
+        for lag in final:
+            self._export(lag)
+        return final
+
+    def _partition(self, partition: int, committed: Committed) -> PartitionLag:
+        try:
+            low, high = self._consumer.get_watermark_offsets(
+                TopicPartition(self.source_topic, partition), timeout=self.timeout
+            )
+        except KafkaException as exc:
+            metrics.LAG_FAILURES.labels("watermarks").inc()
+            logger.warning(
+                "lag_watermarks_failed",
+                extra={"topic": self.source_topic, "partition": partition, "error": str(exc)},
+            )
+            return PartitionLag(partition, "unknown", None, None, None, None, committed.batch_id)
+        if committed.offsets is None:
+            return PartitionLag(partition, "not_started", None, high, None, None, None)
+        if partition not in committed.offsets:
+            # The job reads a partition it has never seen from the beginning of what is retained.
+            lag = high - low
+            return PartitionLag(
+                partition, "new_partition", low, high, lag, 0.0 if lag == 0 else None, committed.batch_id
+            )
+        position = committed.offsets[partition]
+        lag = max(0, high - position)
+        return PartitionLag(
+            partition, "ok", position, high, lag, 0.0 if lag == 0 else None, committed.batch_id
+        )
+
+    def _record_ages(self, starts: dict[int, int]) -> dict[int, float]:
+        """Seconds since the record at each start offset was produced (the oldest one still waiting)."""
+        if not starts:
+            return {}
+        ages: dict[int, float] = {}
+        try:
+            self._consumer.assign([TopicPartition(self.source_topic, p, o) for p, o in starts.items()])
+            deadline = time.monotonic() + self.timeout
+            while len(ages) < len(starts) and time.monotonic() < deadline:
+                msg = self._consumer.poll(0.2)
+                if msg is None or msg.error() is not None:
+                    continue
+                partition = msg.partition()
+                if partition is None or partition in ages:
+                    continue
+                kind, stamp = msg.timestamp()
+                if kind != 0 and stamp > 0:  # 0 = TIMESTAMP_NOT_AVAILABLE
+                    ages[partition] = max(0.0, time.time() - stamp / 1000.0)
+            self._consumer.unassign()
+        except KafkaException as exc:
+            metrics.LAG_FAILURES.labels("record_age").inc()
+            logger.warning("lag_record_age_failed", extra={"error": str(exc)})
+        return ages
+
+    def _export(self, lag: PartitionLag) -> None:
+        labels = (self.source_topic, str(lag.partition))
+        for status in _ALL_STATUSES:
+            metrics.LAG_STATUS.labels(*labels, status).set(1 if status == lag.status else 0)
+        if lag.lag_offsets is None:
+            if _has(metrics.LAG_OFFSETS, labels):
+                metrics.LAG_OFFSETS.remove(*labels)
+        else:
+            metrics.LAG_OFFSETS.labels(*labels).set(lag.lag_offsets)
+        if lag.lag_seconds is not None:
+            metrics.LAG_SECONDS.labels(*labels).set(lag.lag_seconds)
+
+    def forget(self, partitions: list[int]) -> None:
+        """Drop the series of partitions this replica no longer owns (another one reports them now)."""
+        for partition in partitions:
+            labels = (self.source_topic, str(partition))
+            for gauge in (metrics.LAG_OFFSETS, metrics.LAG_SECONDS):
+                if _has(gauge, labels):
+                    gauge.remove(*labels)
+            for status in _ALL_STATUSES:
+                if _has(metrics.LAG_STATUS, (*labels, status)):
+                    metrics.LAG_STATUS.remove(*labels, status)
+
+
+def _has(metric: Any, labels: tuple[str, ...]) -> bool:
+    return labels in metric._metrics

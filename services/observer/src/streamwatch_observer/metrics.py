@@ -1,0 +1,84 @@
+"""Prometheus metrics of the observer, served on ``/metrics`` by the ops server.
+
+``observer_lag_offsets{topic,partition}`` is what the lag alert reads; the topic label is the source
+topic (``visits``). Each replica exports only the partitions it owns, so every series has one source.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+LAG_OFFSETS = Gauge(
+    "observer_lag_offsets",
+    "Records of the source topic not yet committed by the observed job, per partition.",
+    ["topic", "partition"],
+)
+LAG_SECONDS = Gauge(
+    "observer_lag_seconds",
+    "Age of the oldest record the observed job has not committed yet (0 when caught up).",
+    ["topic", "partition"],
+)
+LAG_STATUS = Gauge(
+    "observer_lag_status",
+    "1 for the current lag status of a partition (ok, not_started, new_partition, unknown).",
+    ["topic", "partition", "status"],
+)
+RECORDS = Counter("observer_records_total", "Records observed in written windows.", ["topic", "partition"])
+UNPARSEABLE = Counter(
+    "observer_unparseable_records_total",
+    "Records that are not a JSON object or have a wrongly typed required field.",
+    ["topic", "partition"],
+)
+DUPLICATES = Counter(
+    "observer_duplicate_records_total",
+    "Records whose id was already seen in the same window.",
+    ["topic", "partition"],
+)
+INVALID = Counter(
+    "observer_invalid_values_total",
+    "Null, missing or empty values per field (flattened name); required=true for the required fields.",
+    ["topic", "field", "required"],
+)
+WINDOWS = Counter("observer_windows_total", "Windows written and committed.", ["topic", "partition"])
+WINDOW_DURATION = Histogram(
+    "observer_window_duration_seconds",
+    "Time to measure one window's quality.",
+    buckets=_DURATION_BUCKETS,
+)
+WRITE_DURATION = Histogram(
+    "observer_sink_write_duration_seconds",
+    "Time of one successful bulk write of observation documents.",
+    buckets=_DURATION_BUCKETS,
+)
+PROFILE_DURATION = Histogram(
+    "observer_profile_duration_seconds",
+    "Time to build one profile report (ydata-profiling).",
+    buckets=_DURATION_BUCKETS,
+)
+PROFILES = Counter("observer_profiles_total", "Profile reports delivered.", ["target"])
+PROFILE_MERGED = Counter(
+    "observer_profile_windows_merged_total",
+    "Windows merged into a pending report because the profiler was still busy (back-pressure).",
+)
+PROFILE_FAILURES = Counter(
+    "observer_profile_failures_total",
+    "Profile reports that could not be built or delivered after their retries.",
+    ["target"],
+)
+SINK_FAILURES = Counter(
+    "observer_sink_failures_total", "Failed write attempts to the observation sink.", ["sink"]
+)
+LAG_FAILURES = Counter(
+    "observer_lag_failures_total",
+    "Lag measurements that failed (checkpoint unreadable, broker unreachable).",
+    ["reason"],
+)
+LAG_DOCUMENTS_DROPPED = Counter(
+    "observer_lag_documents_dropped_total",
+    "Lag documents dropped because the sink stayed unreachable longer than the pending bound.",
+)
+COMMIT_FAILURES = Counter("observer_commit_failures_total", "Consumer offset commits that failed.")
+ASSIGNED = Gauge("observer_assigned_partitions", "Partitions of the observed topic owned by this replica.")
+PAUSED = Gauge("observer_paused", "1 while consumption is paused because the sink refuses writes.")

@@ -1,0 +1,107 @@
+"""Elasticsearch sink of the observation documents: index template at start, idempotent bulk writes.
+
+Documents carry deterministic ids, so writing the same observation twice overwrites it. A bulk write
+either succeeds for every document or raises :class:`SinkError`; the caller retries and commits consumer
+offsets only after a success.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from streamwatch_common.errors import SinkError
+
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
+
+logger = logging.getLogger(__name__)
+
+_COUNT = {"type": "long"}
+_KEYWORD = {"type": "keyword"}
+_DATE = {"type": "date"}
+
+MAPPINGS: dict[str, Any] = {
+    "dynamic": True,
+    "properties": {
+        "@timestamp": _DATE,
+        "observed_at": _DATE,
+        "doc_type": _KEYWORD,
+        "job": _KEYWORD,
+        "topic": _KEYWORD,
+        "source_topic": _KEYWORD,
+        "partition": {"type": "integer"},
+        "observer_replica": _KEYWORD,
+        # window documents
+        "window_start": _DATE,
+        "window_end": _DATE,
+        "start_offset": _COUNT,
+        "end_offset": _COUNT,
+        "all_events": _COUNT,
+        "unparseable": _COUNT,
+        "duplicates": _COUNT,
+        "invalid_event_time": _COUNT,
+        "invalid_user_id": _COUNT,
+        "invalid_page": _COUNT,
+        # Flattened field names (context.user.ip) → null-or-empty counts, one long per field.
+        "null_counts": {"type": "object", "dynamic": True},
+        # Source partition → lag in offsets at the time the window was written (the seed's shape).
+        "lag_per_partition": {"type": "object", "dynamic": True},
+        # lag documents
+        "lag_offsets": _COUNT,
+        "committed_offset": _COUNT,
+        "lag_seconds": {"type": "double"},
+        "status": _KEYWORD,
+        "batch_id": _COUNT,
+    },
+}
+
+
+class ObservationSink:
+    """Writes observation documents to one index of Elasticsearch 8.
+
+    Usage::
+
+        sink = ObservationSink(settings.elasticsearch_client(), "visits_observation_stats")
+        sink.ensure_template()
+        sink.write([("passthrough-processed_visits-0-0-99", {"doc_type": "window", ...})])
+    """
+
+    def __init__(self, client: Elasticsearch, index: str) -> None:
+        self.client = client
+        self.index = index
+
+    def ensure_template(self) -> None:
+        """Create or update the index template (idempotent); raises SinkError when unreachable."""
+        try:
+            self.client.indices.put_index_template(
+                name=self.index,
+                index_patterns=[self.index],
+                template={"mappings": MAPPINGS},
+                priority=100,
+            )
+        except Exception as exc:
+            raise SinkError(f"index template {self.index}: {exc}") from exc
+        logger.info("index_template_ready", extra={"index": self.index})
+
+    def write(self, documents: list[tuple[str, dict[str, Any]]]) -> None:
+        """Index every document under its id; raises SinkError unless all of them were written."""
+        if not documents:
+            return
+        operations: list[dict[str, Any]] = []
+        for doc_id, doc in documents:
+            operations.append({"index": {"_index": self.index, "_id": doc_id}})
+            operations.append(doc)
+        try:
+            response = self.client.bulk(operations=operations)
+        except Exception as exc:
+            raise SinkError(f"bulk write of {len(documents)} documents: {exc}") from exc
+        if response.get("errors"):
+            failed = [
+                item["index"] for item in response.get("items", []) if item.get("index", {}).get("error")
+            ]
+            first = failed[0] if failed else {}
+            raise SinkError(
+                f"bulk write: {len(failed)} of {len(documents)} documents refused,"
+                f" first: {first.get('_id')}: {first.get('error')}"
+            )

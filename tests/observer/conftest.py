@@ -1,0 +1,127 @@
+"""Observer test helpers: visit records of known composition, Spark-layout checkpoints, observer processes."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.kafka import KafkaBroker
+from harness.search import SearchServer
+from harness.services import ServiceProcess, service_env
+
+
+def visit(i: int, **overrides: Any) -> bytes:
+    """One visit as the generator makes it (nested context); ``overrides`` replace top-level fields."""
+    record: dict[str, Any] = {
+        "visit_id": f"v-{i}",
+        "event_time": "2026-11-22T10:00:00.000Z",
+        "user_id": f"u-{i % 7}",
+        "keep_private": i % 2 == 0,
+        "page": f"page-{i % 5}.html",
+        "context": {
+            "referral": "google",
+            "ad_id": None,
+            "user": {"ip": "10.0.0.1", "login": f"l{i}", "connected_since": None},
+            "technical": {"browser": "firefox", "network_type": "wifi", "device_type": "pc"},
+        },
+    }
+    record.update(overrides)
+    return json.dumps(record).encode()
+
+
+def write_checkpoint(root: Path, batch_id: int, offsets: dict[int, int], topic: str, commit: bool = True) -> None:
+    """Batch ``batch_id`` of a Spark checkpoint: ``offsets/N`` (v1, metadata, source offsets), ``commits/N``."""
+    (root / "offsets").mkdir(parents=True, exist_ok=True)
+    (root / "commits").mkdir(parents=True, exist_ok=True)
+    metadata = {"batchWatermarkMs": 0, "batchTimestampMs": 1763800000000, "conf": {}}
+    source = {topic: {str(p): o for p, o in sorted(offsets.items())}}
+    (root / "offsets" / str(batch_id)).write_text(f"v1\n{json.dumps(metadata)}\n{json.dumps(source)}")
+    if commit:
+        (root / "commits" / str(batch_id)).write_text('v1\n{"nextBatchWatermarkMs":0}')
+
+
+class ObserverFactory:
+    """Starts observer processes on fresh topics, group and index; stops them at the end of the test."""
+
+    def __init__(self, kafka: KafkaBroker, search: SearchServer, output_dir: Path) -> None:
+        self.kafka = kafka
+        self.search = search
+        self.output_dir = output_dir
+        suffix = uuid.uuid4().hex[:8]
+        self.source = f"visits-{suffix}"
+        self.topic = f"processed-{suffix}"
+        self.group = f"observer-{suffix}"
+        self.index = f"obs-{suffix}"
+        self.checkpoint = output_dir / "checkpoint"
+        self.profiles = output_dir / "profiles"
+        self.processes: list[ServiceProcess] = []
+
+    def topics(self, partitions: int = 2) -> None:
+        self.kafka.create_topic(self.source, partitions)
+        self.kafka.create_topic(self.topic, partitions)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return service_env(
+            **self.kafka.env(),
+            ELASTICSEARCH_URL=self.search.url,
+            ELASTICSEARCH_TIMEOUT_SECONDS="3",
+            OBSERVER_TOPIC=self.topic,
+            OBSERVER_SOURCE_TOPIC=self.source,
+            OBSERVER_GROUP_ID=self.group,
+            OBSERVER_INDEX=self.index,
+            OBSERVER_CHECKPOINT_PATH=str(self.checkpoint),
+            OBSERVER_PROFILE_DIR=str(self.profiles),
+            OBSERVER_LAG_INTERVAL_SECONDS="1",
+            OBSERVER_SINK_MAX_BACKOFF_SECONDS="2",
+            **extra,
+        )
+
+    def start(self, name: str = "observer", **extra: str) -> ServiceProcess:
+        process = ServiceProcess(
+            "streamwatch-observer", self.output_dir / f"{name}.log", self.env(OBSERVER_REPLICA=name, **extra)
+        )
+        self.processes.append(process)
+        return process.start_ready(path="/readyz")
+
+    def docs(self, doc_type: str) -> list[dict[str, Any]]:
+        try:
+            docs = self.search.all_docs(self.index)
+        except RuntimeError:  # index not created yet
+            return []
+        return [d for d in docs if d.get("doc_type") == doc_type]
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.stop()
+
+
+@pytest.fixture
+def observers(kafka: KafkaBroker, search: SearchServer, output_dir: Path) -> Iterator[ObserverFactory]:
+    factory = ObserverFactory(kafka, search, output_dir)
+    yield factory
+    factory.stop()
+
+
+def coverage(windows: list[dict[str, Any]]) -> dict[int, list[tuple[int, int]]]:
+    """Partition → sorted (start, end) offset ranges of window documents."""
+    result: dict[int, list[tuple[int, int]]] = {}
+    for doc in windows:
+        result.setdefault(int(doc["partition"]), []).append((int(doc["start_offset"]), int(doc["end_offset"])))
+    return {p: sorted(r) for p, r in result.items()}
+
+
+def assert_exact_cover(ranges: list[tuple[int, int]], end: int) -> None:
+    """The ranges cover offsets 0..end-1 exactly once: no gap, no overlap."""
+    position = 0
+    for start, stop in ranges:
+        assert start == position, f"gap or overlap at {position}: {ranges}"
+        position = stop + 1
+    assert position == end, f"covered up to {position}, expected {end}: {ranges}"
+
+
+Waiter = Callable[[], Any]
