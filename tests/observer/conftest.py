@@ -34,7 +34,9 @@ def visit(i: int, **overrides: Any) -> bytes:
     return json.dumps(record).encode()
 
 
-def write_checkpoint(root: Path, batch_id: int, offsets: dict[int, int], topic: str, commit: bool = True) -> None:
+def write_checkpoint(
+    root: Path, batch_id: int, offsets: dict[int, int], topic: str, commit: bool = True
+) -> None:
     """Batch ``batch_id`` of a Spark checkpoint: ``offsets/N`` (v1, metadata, source offsets), ``commits/N``."""
     (root / "offsets").mkdir(parents=True, exist_ok=True)
     (root / "commits").mkdir(parents=True, exist_ok=True)
@@ -111,7 +113,9 @@ def coverage(windows: list[dict[str, Any]]) -> dict[int, list[tuple[int, int]]]:
     """Partition → sorted (start, end) offset ranges of window documents."""
     result: dict[int, list[tuple[int, int]]] = {}
     for doc in windows:
-        result.setdefault(int(doc["partition"]), []).append((int(doc["start_offset"]), int(doc["end_offset"])))
+        result.setdefault(int(doc["partition"]), []).append(
+            (int(doc["start_offset"]), int(doc["end_offset"]))
+        )
     return {p: sorted(r) for p, r in result.items()}
 
 

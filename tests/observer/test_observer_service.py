@@ -60,12 +60,36 @@ def test_quality_lag_and_profile_of_known_records(kafka: KafkaBroker, observers:
     assert_exact_cover(cover[1], 20)
     assert cover[0][0] == (0, 19)  # closed by count; the rest closed by time
     by_partition = {p: [d for d in windows if d["partition"] == p] for p in (0, 1)}
-    total = {p: {k: sum(d[k] for d in docs) for k in ("all_events", "unparseable", "duplicates",
-             "invalid_event_time", "invalid_user_id", "invalid_page")} for p, docs in by_partition.items()}
-    assert total[0] == {"all_events": 30, "unparseable": 1, "duplicates": 1,
-                        "invalid_event_time": 1, "invalid_user_id": 2, "invalid_page": 2}
-    assert total[1] == {"all_events": 20, "unparseable": 2, "duplicates": 0,
-                        "invalid_event_time": 0, "invalid_user_id": 0, "invalid_page": 0}
+    total = {
+        p: {
+            k: sum(d[k] for d in docs)
+            for k in (
+                "all_events",
+                "unparseable",
+                "duplicates",
+                "invalid_event_time",
+                "invalid_user_id",
+                "invalid_page",
+            )
+        }
+        for p, docs in by_partition.items()
+    }
+    assert total[0] == {
+        "all_events": 30,
+        "unparseable": 1,
+        "duplicates": 1,
+        "invalid_event_time": 1,
+        "invalid_user_id": 2,
+        "invalid_page": 2,
+    }
+    assert total[1] == {
+        "all_events": 20,
+        "unparseable": 2,
+        "duplicates": 0,
+        "invalid_event_time": 0,
+        "invalid_user_id": 0,
+        "invalid_page": 0,
+    }
     first = next(d for d in by_partition[0] if d["start_offset"] == 0)
     assert first["_id"] == f"passthrough-{observers.topic}-0-0-19"
     assert first["null_counts"]["context.user.ip"] == 0

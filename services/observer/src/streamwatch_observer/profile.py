@@ -232,6 +232,7 @@ class Profiler:
             logger.warning("profiler_stop_timeout", extra={"timeout_seconds": timeout})
 
     def _run(self) -> None:
+        self._warm_up()
         while True:
             with self._cond:
                 while self._pending is None and not self._closing:
@@ -246,6 +247,17 @@ class Profiler:
             finally:
                 with self._cond:
                     self._busy = False
+
+    def _warm_up(self) -> None:
+        # Importing ydata-profiling takes seconds; do it before the first window needs it.
+        started = time.perf_counter()
+        try:
+            import ydata_profiling  # noqa: F401
+        except Exception as exc:
+            metrics.PROFILE_FAILURES.labels(self.destination.name).inc()
+            logger.exception("profiler_import_failed", extra={"error": str(exc)})
+            return
+        logger.info("profiler_ready", extra={"import_seconds": round(time.perf_counter() - started, 3)})
 
     def _profile(self, request: ProfileRequest) -> None:
         target = self.destination.name
