@@ -80,11 +80,13 @@ class VisitsBatchWriter:
         assert self._visits is not None and self._dead is not None
         if self.simulated_latency_seconds > 0:
             self._sleep(self.simulated_latency_seconds)
+        read_started = time.monotonic()
         classified = classify(batch_df, batch_id, self.required_fields)
         if self.connector == "jvm":
             self._write_jvm(classified, batch_id, started)
             return
         collected = classified.toArrow()
+        collected_at = time.monotonic()
         visits, dead = split(collected)
         visits_written = visits.num_rows > 0 and self._visits.append(visits, batch_id)
         dead_written = dead.num_rows > 0 and self._dead.append(dead, batch_id)
@@ -115,6 +117,8 @@ class VisitsBatchWriter:
                     (visits.num_rows and not visits_written) or (dead.num_rows and not dead_written)
                 ),
                 "seconds": round(elapsed, 3),
+                "read_parse_seconds": round(collected_at - read_started, 3),
+                "delta_write_seconds": round(time.monotonic() - collected_at, 3),
             },
         )
 
