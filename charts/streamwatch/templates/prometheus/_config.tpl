@@ -16,33 +16,32 @@ scrape_configs:
     honor_labels: true
     static_configs:
       - targets: [{{ include "streamwatch.pushgatewayUrl" . | trimPrefix "http://" | trimPrefix "https://" | quote }}]
-  # Every pod of this release with prometheus.io/* annotations, each replica scraped on its own.
+  # Every replica of every service, found through the A records of its headless "-metrics" Service.
   - job_name: streamwatch
-    kubernetes_sd_configs:
-      - role: pod
-        namespaces:
-          names: [{{ .Release.Namespace | quote }}]
-        selectors:
-          - role: pod
-            label: "app.kubernetes.io/instance={{ .Release.Name }},app.kubernetes.io/part-of=streamwatch"
+    dns_sd_configs:
+      {{- range $component := include "streamwatch.scrapedComponents" . | fromYamlArray }}
+      - names: [{{ printf "%s.%s.svc" (include "streamwatch.componentName" (list $ (printf "%s-metrics" $component))) $.Release.Namespace | quote }}]
+        type: A
+        port: {{ include "streamwatch.metricsPort" (list $ $component) }}
+        refresh_interval: 15s
+      {{- end }}
     relabel_configs:
-      - source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_scrape]
-        regex: "true"
-        action: keep
-      - source_labels: [__meta_kubernetes_pod_phase]
-        regex: Running
-        action: keep
-      - source_labels: [__meta_kubernetes_pod_ip, __meta_kubernetes_pod_annotation_prometheus_io_port]
-        regex: (.+);(\d+)
-        replacement: $1:$2
-        target_label: __address__
-      - source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_path]
-        regex: (.+)
-        target_label: __metrics_path__
-      - source_labels: [__meta_kubernetes_pod_label_app_kubernetes_io_component]
+      - source_labels: [__meta_dns_name]
+        regex: {{ printf `%s-(.+)-metrics\..*` (include "streamwatch.fullname" .) | quote }}
         target_label: component
-      - source_labels: [__meta_kubernetes_pod_name]
-        target_label: pod
-      - source_labels: [__meta_kubernetes_namespace]
-        target_label: namespace
+{{- end }}
+
+{{/* Our services that are enabled, as a YAML list: each serves /metrics and is scraped. */}}
+{{- define "streamwatch.scrapedComponents" -}}
+{{- $out := list }}
+{{- range $c := list "generator" "visits-writer" "passthrough" "observer" "profile-publisher" }}
+{{- if (index $.Values (include "streamwatch.valuesKey" $c)).enabled }}{{ $out = append $out $c }}{{ end }}
+{{- end }}
+{{- toYaml $out }}
+{{- end }}
+
+{{/* Port serving /metrics of a component: the profile publisher's own port, the ops port otherwise. */}}
+{{- define "streamwatch.metricsPort" -}}
+{{- $root := index . 0 }}
+{{- if eq (index . 1) "profile-publisher" }}{{ $root.Values.profilePublisher.port }}{{ else }}{{ $root.Values.opsPort }}{{ end }}
 {{- end }}

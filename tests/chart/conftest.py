@@ -1,0 +1,37 @@
+"""Fixtures of the static chart tests: the chart rendered once per values variant."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.chart import CHART, render
+from harness.process import REPO_ROOT
+
+Manifest = dict[str, Any]
+
+# Every values variant the tests render: the defaults, each ci/*-values.yaml and the kind overrides.
+VARIANTS: dict[str, list[Path]] = {
+    "default": [],
+    **{
+        path.name.removesuffix("-values.yaml"): [path]
+        for path in sorted((CHART / "ci").glob("*-values.yaml"))
+    },
+    "kind": [REPO_ROOT / "k8s" / "streamwatch-kind-values.yaml"],
+}
+
+# Our services: chart component → settings entry-point name (the same words).
+SERVICES = ("generator", "visits-writer", "passthrough", "observer", "profile-publisher")
+
+
+@pytest.fixture(scope="session")
+def rendered() -> dict[str, list[Manifest]]:
+    """Variant name → rendered manifests."""
+    return {name: render(values_files=files) for name, files in VARIANTS.items()}
+
+
+@pytest.fixture(scope="session")
+def default_manifests(rendered: dict[str, list[Manifest]]) -> list[Manifest]:
+    return rendered["default"]

@@ -1,0 +1,419 @@
+"""Contracts between the chart and the code: env vars are settings, metrics are emitted, Elasticsearch
+fields are mapped, the Prometheus config loads, the Dockerfiles lint clean."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from chart.conftest import SERVICES, VARIANTS
+from chart.workloads import by_kind, service_containers
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings
+
+from harness.chart import CHART, render, render_rule_files
+from harness.process import REPO_ROOT
+from harness.prometheus import promtool
+from harness.services import VENV_BIN
+from streamwatch_common.settings import env_name
+from streamwatch_common.settings_doc import registered_settings
+
+Manifest = dict[str, Any]
+
+# Series Prometheus and the Pushgateway make themselves, not the services.
+BUILTIN_SERIES = {"up", "ALERTS", "ALERTS_FOR_STATE", "push_time_seconds", "push_failure_time_seconds"}
+PROMQL_WORDS = {
+    "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless", "offset",
+    "inf", "nan",
+}  # fmt: skip
+METRIC_CLASSES = {
+    "Counter": ("_total", "_created"),
+    "Gauge": (),
+    "Histogram": ("_bucket", "_sum", "_count", "_created"),
+    "Summary": ("_sum", "_count", "_created"),
+    "Info": ("_info",),
+    "Enum": (),
+}
+
+
+SERVICE_ENV_PREFIXES = (
+    "KAFKA_", "ELASTICSEARCH_", "LOG_", "OPS_", "GENERATOR_", "VISITS_WRITER_", "PASSTHROUGH_", "OBSERVER_",
+    "PROFILE_PUBLISHER_",
+)  # fmt: skip
+
+
+def settings_classes() -> dict[str, type[BaseSettings]]:
+    return registered_settings()
+
+
+def _env_names(settings_cls: type[BaseSettings]) -> dict[str, bool]:
+    """Env var name → required?"""
+    return {env_name(settings_cls, n, f): f.is_required() for n, f in settings_cls.model_fields.items()}
+
+
+# --- environment variables ----------------------------------------------------------------------------
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_env_var_is_a_setting_and_required_ones_are_set(
+    variant: str, service: str, rendered: dict[str, list[Manifest]]
+) -> None:
+    classes = settings_classes()
+    if service not in classes:
+        pytest.fail(f"{service} registers no settings class (entry point streamwatch.settings)")
+    known = _env_names(classes[service])
+    found = service_containers(rendered[variant], service)
+    if not found:
+        values = yaml.safe_load((CHART / "values.yaml").read_text())
+        key = re.sub(r"-(\w)", lambda m: m.group(1).upper(), service)
+        assert not values[key]["enabled"] or variant != "default", f"{service} not rendered"
+        return
+    for c in found:
+        env = c.env()
+        unknown = sorted(set(env) - set(known))
+        assert not unknown, f"{c.where}: env vars that {classes[service].__name__} does not read: {unknown}"
+        missing = sorted(name for name, required in known.items() if required and name not in env)
+        assert not missing, f"{c.where}: required settings not set: {missing}"
+        _settings_accept(classes[service], env, c.where)
+
+
+def _settings_accept(settings_cls: type[BaseSettings], env: dict[str, dict[str, Any]], where: str) -> None:
+    """The chart's literal values validate against the model (secrets filled with a placeholder)."""
+    import os
+
+    values = {name: var.get("value", "placeholder-from-secret") for name, var in env.items()}
+    saved = dict(os.environ)
+    try:
+        for key in list(os.environ):
+            if key.startswith(SERVICE_ENV_PREFIXES):
+                del os.environ[key]
+        os.environ.update(values)
+        settings_cls()
+    except ValidationError as exc:
+        pytest.fail(f"{where}: the chart's settings do not validate: {exc}")
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def test_env_contract_catches_a_wrong_name(tmp_path: Path) -> None:
+    """The check above can fail: a misspelt setting in extraEnv is reported."""
+    manifests = render({"generator.settings.ratee": "5"})
+    (c,) = service_containers(manifests, "generator")
+    known = _env_names(settings_classes()["generator"])
+    assert "GENERATOR_RATEE" in c.env() and "GENERATOR_RATEE" not in known
+
+
+def test_latency_toggle_reaches_the_visits_writer() -> None:
+    manifests = render({"visitsWriter.settings.simulated_latency_seconds": "15"})
+    for c in service_containers(manifests, "visits-writer"):
+        assert c.env()["VISITS_WRITER_SIMULATED_LATENCY_SECONDS"]["value"] == "15"
+
+
+# --- metrics ------------------------------------------------------------------------------------------
+def emitted_metric_names() -> set[str]:
+    """Every series name the services' code defines: the first argument of each prometheus-client metric
+    constructor, resolved through module-level string constants and dict keys when it is a variable."""
+    names: set[str] = set()
+    for path in sorted(REPO_ROOT.glob("services/*/src/**/*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        constants: set[str] = set()
+        for statement in tree.body:
+            value = statement.value if isinstance(statement, ast.Assign | ast.AnnAssign) else None
+            if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                constants.add(value.value)
+            if isinstance(value, ast.Dict):
+                constants |= {
+                    k.value for k in value.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)
+                }
+        for call in ast.walk(tree):
+            if not isinstance(call, ast.Call) or not call.args:
+                continue
+            func = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
+            if func not in METRIC_CLASSES:
+                continue
+            first = call.args[0]
+            bases = (
+                {first.value}
+                if isinstance(first, ast.Constant) and isinstance(first.value, str)
+                else {c for c in constants if re.fullmatch(r"[a-z][a-z0-9_]*", c)}
+            )
+            for base in bases:
+                stem = base.removesuffix("_total") if func == "Counter" else base
+                names.add(stem)
+                names |= {stem + suffix for suffix in METRIC_CLASSES[func]}
+    return names
+
+
+def promql_metric_names(expr: str) -> set[str]:
+    """Metric names in a PromQL expression (strings, label matchers, grouping clauses and ranges removed)."""
+    text = re.sub(r'"(?:\\.|[^"\\])*"', '""', expr)
+    text = re.sub(r"\{[^}]*\}", "", text)
+    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", text)
+    text = re.sub(r"\[[^\]]*\]", "", text)
+    names = set()
+    for match in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", text):
+        word = match.group(0)
+        rest = text[match.end() :].lstrip()
+        if rest.startswith("(") or word.lower() in PROMQL_WORDS or re.fullmatch(r"\d+\w*", word):
+            continue
+        if text[max(0, match.start() - 1)].isdigit():  # a duration suffix such as 5m
+            continue
+        names.add(word)
+    return names
+
+
+def chart_promql(tmp_path: Path) -> dict[str, str]:
+    """Where → PromQL expression, for every alert rule, Grafana alert and dashboard panel the chart ships."""
+    exprs: dict[str, str] = {}
+    for path in render_rule_files(tmp_path / "rules"):
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            for rule in group["rules"]:
+                exprs[f"{path.name}: {rule.get('alert') or rule.get('record')}"] = rule["expr"]
+    manifests = render()
+    grafana = _grafana_files(manifests)
+    for group in yaml.safe_load(grafana["alert-rules.yaml"])["groups"]:
+        for rule in group["rules"]:
+            for query in rule["data"]:
+                if "expr" in query["model"]:
+                    exprs[f"grafana alert {rule['title']}"] = query["model"]["expr"]
+    for name, dashboard in _dashboards(manifests).items():
+        for panel in dashboard["panels"]:
+            for target in panel.get("targets", []):
+                if "expr" in target:
+                    exprs[f"{name}: {panel['title']}"] = target["expr"]
+    return exprs
+
+
+def test_promql_parser_finds_metric_names() -> None:
+    expr = 'max by (partition) (rate(observer_records_total{topic="visits"}[5m])) > 15 and up == 1'
+    assert promql_metric_names(expr) == {"observer_records_total", "up"}
+    assert promql_metric_names('time() - push_time_seconds{job="x"} > 300') == {"push_time_seconds"}
+
+
+def test_every_metric_used_by_alerts_and_dashboards_is_emitted(tmp_path: Path) -> None:
+    emitted = emitted_metric_names()
+    assert {"visits_sync_duration", "observer_lag_offsets"} <= emitted, "metric parser found too little"
+    exprs = chart_promql(tmp_path)
+    assert any("SLA miss visits synchronizer" in where for where in exprs)
+    unknown = {
+        where: sorted(promql_metric_names(expr) - emitted - BUILTIN_SERIES)
+        for where, expr in exprs.items()
+        if promql_metric_names(expr) - emitted - BUILTIN_SERIES
+    }
+    assert not unknown, f"metrics no service emits: {unknown}"
+
+
+# --- Grafana ------------------------------------------------------------------------------------------
+def _grafana_files(manifests: list[Manifest]) -> dict[str, str]:
+    (cm,) = [m for m in by_kind(manifests, "ConfigMap") if m["metadata"]["name"] == "sw-streamwatch-grafana"]
+    return dict(cm["data"])
+
+
+def _dashboards(manifests: list[Manifest]) -> dict[str, dict[str, Any]]:
+    (cm,) = [
+        m
+        for m in by_kind(manifests, "ConfigMap")
+        if m["metadata"]["name"] == "sw-streamwatch-grafana-dashboards"
+    ]
+    return {name: json.loads(body) for name, body in cm["data"].items()}
+
+
+def test_grafana_provisioning_is_well_formed() -> None:
+    manifests = render({"alerts.slaMiss.thresholdMs": "7000"})
+    files = _grafana_files(manifests)
+    datasources = yaml.safe_load(files["datasources.yaml"])
+    assert datasources["apiVersion"] == 1
+    by_uid = {d["uid"]: d for d in datasources["datasources"]}
+    assert set(by_uid) == {"streamwatch-prometheus", "streamwatch-observations", "streamwatch-profiles"}
+    for uid in ("streamwatch-observations", "streamwatch-profiles"):
+        assert by_uid[uid]["type"] == "elasticsearch"
+        assert by_uid[uid]["jsonData"]["timeField"] == "@timestamp"
+        assert by_uid[uid]["secureJsonData"]["basicAuthPassword"] == "$ELASTICSEARCH_PASSWORD"
+    assert by_uid["streamwatch-observations"]["jsonData"]["index"] == "visits_observation_stats"
+    assert by_uid["streamwatch-prometheus"]["jsonData"]["manageAlerts"] is True
+
+    rules = yaml.safe_load(files["alert-rules.yaml"])
+    assert rules["apiVersion"] == 1
+    for group in rules["groups"]:
+        assert {"name", "folder", "interval", "rules"} <= set(group)
+        for rule in group["rules"]:
+            assert {"uid", "title", "condition", "data", "for", "noDataState", "execErrState"} <= set(rule)
+            refs = {q["refId"] for q in rule["data"]}
+            assert rule["condition"] in refs
+            for q in rule["data"]:
+                assert q["datasourceUid"] in by_uid or q["datasourceUid"] == "__expr__"
+    sla = next(r for g in rules["groups"] for r in g["rules"] if r["title"] == "SLA miss visits synchronizer")
+    assert sla["data"][-1]["model"]["conditions"][0]["evaluator"]["params"] == [7000]
+
+    dashboards = _dashboards(manifests)
+    assert {"sla.json", "observation.json"} <= set(dashboards)
+    for dashboard in dashboards.values():
+        for panel in dashboard["panels"]:
+            for target in panel["targets"]:
+                assert target["datasource"]["uid"] in by_uid, panel["title"]
+    sla_panel = dashboards["sla.json"]["panels"][0]
+    steps = sla_panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert steps[-1]["value"] == 7000, "the SLA line follows alerts.slaMiss.thresholdMs"
+    titles = {p["title"] for d in dashboards.values() for p in d["panels"]}
+    assert {
+        "Invalid records per minute",
+        "Passthrough lag per partition (offsets)",
+        "Profile reports",
+    } <= titles
+
+
+def _es_fields_used(target: dict[str, Any]) -> set[str]:
+    fields = {target.get("timeField", "@timestamp")}
+    for item in target.get("metrics", []) + target.get("bucketAggs", []):
+        if item.get("field"):
+            fields.add(item["field"])
+    # Lucene "field:value" terms of the query string
+    fields |= set(re.findall(r"([A-Za-z_@][\w.@]*):", target.get("query", "")))
+    return fields
+
+
+def test_every_elasticsearch_field_used_exists_in_the_index_mappings() -> None:
+    from streamwatch_observer.settings import ObserverSettings
+    from streamwatch_observer.sink import MAPPINGS as OBSERVATION_MAPPINGS
+    from streamwatch_profile_publisher.indexer import MAPPINGS as PROFILE_MAPPINGS
+    from streamwatch_profile_publisher.settings import ProfilePublisherSettings
+
+    manifests = render()
+    datasources = {
+        d["uid"]: d for d in yaml.safe_load(_grafana_files(manifests)["datasources.yaml"])["datasources"]
+    }
+    mapped = {
+        "streamwatch-observations": set(OBSERVATION_MAPPINGS["properties"]),
+        "streamwatch-profiles": set(PROFILE_MAPPINGS["properties"]),
+    }
+    # The datasources read the indices the services write.
+    assert (
+        datasources["streamwatch-observations"]["jsonData"]["index"]
+        == ObserverSettings.model_fields["index"].default
+    )
+    assert (
+        datasources["streamwatch-profiles"]["jsonData"]["index"]
+        == ProfilePublisherSettings.model_fields["elasticsearch_index"].default
+    )
+    for uid, fields in mapped.items():
+        assert datasources[uid]["jsonData"]["timeField"] in fields
+    used: dict[str, set[str]] = {uid: set() for uid in mapped}
+    for dashboard in _dashboards(manifests).values():
+        for panel in dashboard["panels"]:
+            for target in panel["targets"]:
+                uid = target["datasource"]["uid"]
+                if uid in used:
+                    used[uid] |= _es_fields_used(target)
+            for override in panel.get("fieldConfig", {}).get("overrides", []):
+                if panel["datasource"]["uid"] in used and override["matcher"]["id"] == "byName":
+                    used[panel["datasource"]["uid"]].add(override["matcher"]["options"])
+    assert "invalid_event_time" in used["streamwatch-observations"]
+    assert "report_url" in used["streamwatch-profiles"]
+    for uid, fields in used.items():
+        assert fields <= mapped[uid], (
+            f"{uid}: fields not in the index mappings: {sorted(fields - mapped[uid])}"
+        )
+
+
+# --- Prometheus configuration -------------------------------------------------------------------------
+@pytest.mark.parametrize("variant", ["default", "external-infra", "production-like"])
+def test_rendered_prometheus_config_passes_promtool(variant: str, tmp_path: Path) -> None:
+    manifests = render(values_files=VARIANTS[variant])
+    (config,) = [
+        m for m in by_kind(manifests, "ConfigMap") if m["metadata"]["name"] == "sw-streamwatch-prometheus"
+    ]
+    # Same layout as in the pod: prometheus.yml with the rules ConfigMap mounted at rules/ beside it.
+    (tmp_path / "prometheus.yml").write_text(config["data"]["prometheus.yml"])
+    (rules,) = [
+        m
+        for m in by_kind(manifests, "ConfigMap")
+        if m["metadata"]["name"] == "sw-streamwatch-prometheus-rules"
+    ]
+    assert rules["data"], "no rule files rendered"
+    (tmp_path / "rules").mkdir()
+    for name, body in rules["data"].items():
+        (tmp_path / "rules" / name).write_text(body)
+    result = subprocess.run(
+        [promtool(), "check", "config", str(tmp_path / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(rules['data'])} rule files found" in result.stdout + result.stderr
+    parsed = yaml.safe_load(config["data"]["prometheus.yml"])
+    jobs = {job["job_name"]: job for job in parsed["scrape_configs"]}
+    assert jobs["pushgateway"]["honor_labels"] is True
+    # every enabled service is discovered through its headless -metrics Service, on its /metrics port
+    discovered = {sd["names"][0].split(".")[0]: sd["port"] for sd in jobs["streamwatch"]["dns_sd_configs"]}
+    headless = {
+        s["metadata"]["name"]: s["spec"]["ports"][0]["port"]
+        for s in by_kind(manifests, "Service")
+        if s["spec"].get("clusterIP") == "None"
+    }
+    assert discovered == headless
+    assert len(discovered) == len([s for s in SERVICES if any(service_containers(manifests, s))])
+
+
+def test_prometheus_pod_mounts_the_rules_configmap(default_manifests: list[Manifest]) -> None:
+    (deployment,) = [
+        m
+        for m in by_kind(default_manifests, "Deployment")
+        if m["metadata"]["name"] == "sw-streamwatch-prometheus"
+    ]
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["rules"]["configMap"]["name"] == "sw-streamwatch-prometheus-rules"
+    mounts = {
+        m["name"]: m["mountPath"]
+        for m in deployment["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+    }
+    assert mounts["rules"] == "/etc/prometheus/rules" and mounts["config"] == "/etc/prometheus/prometheus.yml"
+
+
+def test_every_scraped_pod_serves_metrics_on_its_declared_port(default_manifests: list[Manifest]) -> None:
+    for service in SERVICES:
+        for c in service_containers(default_manifests, service):
+            if c.init:
+                continue
+            annotations = c.workload["spec"]["template"]["metadata"]["annotations"]
+            port = int(annotations["prometheus.io/port"])
+            assert port in {p["containerPort"] for p in c.spec["ports"]}, c.where
+            env = c.env()
+            served = env.get("PROFILE_PUBLISHER_PORT", env.get("OPS_PORT", {})).get("value")
+            assert served == str(port), f"{c.where}: serves /metrics on {served}, annotated {port}"
+
+
+# --- Dockerfiles --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("service", SERVICES)
+def test_dockerfile_passes_hadolint_and_follows_the_house_rules(service: str) -> None:
+    dockerfile = REPO_ROOT / "services" / service / "Dockerfile"
+    result = subprocess.run(
+        [str(VENV_BIN / "hadolint"), str(dockerfile)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = dockerfile.read_text()
+    assert re.search(r"^ARG PYTHON_IMAGE=python:\d+\.\d+\.\d+-slim-\w+$", text, re.M), (
+        "python base not pinned"
+    )
+    assert re.search(r"^ARG UV_IMAGE=ghcr.io/astral-sh/uv:\d+\.\d+\.\d+$", text, re.M), "uv not pinned"
+    assert f"--no-install-workspace --package streamwatch-{service}" in text
+    assert re.search(r"^USER 10001", text, re.M)
+    has_jre = "openjdk" in text
+    assert has_jre == (service in {"visits-writer", "passthrough"}), "JRE only in the Spark images"
+    # the command the chart runs is the image's console script
+    assert f'CMD ["streamwatch-{service}"]' in text
+
+
+def test_hadolint_can_fail(tmp_path: Path) -> None:
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN apt-get install curl\n")
+    result = subprocess.run(
+        [str(VENV_BIN / "hadolint"), str(bad)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode != 0
