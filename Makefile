@@ -30,6 +30,9 @@ docs: ## regenerate the settings table in README.md from the settings models
 docs-check: ## fail when the README settings table is out of date
 	$(UV_RUN) streamwatch-settings-doc --check README.md
 
+demo: deps ## run the infrastructure and every service as local processes, print where to look (Ctrl-C stops)
+	PYTHONPATH=tests $(UV_RUN) python -m harness.demo $(DEMO_ARGS)
+
 .PHONY: up down images e2e-kind
 up: ## kind cluster with Strimzi Kafka and the whole chart (checks docker/kind/kubectl/helm first)
 	@bash k8s/kind.sh up

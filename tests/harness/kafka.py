@@ -71,7 +71,8 @@ class KafkaBroker:
         return broker
 
     def _ready(self) -> bool:
-        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        # Polled before the broker listens: its "connection refused" lines are expected, not news.
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
         admin.list_topics(timeout=2)
         return True
 
