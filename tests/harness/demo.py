@@ -194,13 +194,16 @@ class Demo:
     """Starts and stops everything; ``run`` blocks until Ctrl-C / SIGTERM (or returns at once with
     ``check``)."""
 
-    def __init__(self, selected: list[ServiceSpec], partitions: int, check: bool) -> None:
+    def __init__(
+        self, selected: list[ServiceSpec], partitions: int, check: bool, work_dir: Path = DEMO_DIR
+    ) -> None:
         self.selected = selected
         self.partitions = partitions
         self.check = check
+        self.work_dir = work_dir
         self.stop_requested = threading.Event()
-        self.logs = DEMO_DIR / "logs"
-        self.data = DEMO_DIR / "data"
+        self.logs = work_dir / "logs"
+        self.data = work_dir / "data"
         self.kafka: KafkaBroker | None = None
         self.pushgateway: Pushgateway | None = None
         self.search: SearchServer | None = None
@@ -234,10 +237,10 @@ class Demo:
             self._stop()
 
     def _start(self) -> None:
-        for path in (self.logs, self.data, DEMO_DIR / "prometheus"):
+        for path in (self.logs, self.data, self.work_dir / "prometheus"):
             shutil.rmtree(path, ignore_errors=True)
             path.mkdir(parents=True)
-        say(f"streamwatch demo: starting (logs in {self.logs.relative_to(REPO_ROOT)}/)")
+        say(f"streamwatch demo: starting (logs in {_shown(self.logs)}/)")
         with step("kafka broker (tansu)"):
             self.kafka = KafkaBroker.start(self.logs)
         self._abort_if_asked()
@@ -267,7 +270,7 @@ class Demo:
         with step("prometheus (chart alert rules, scraping pushgateway and services)"):
             rule_files = self._rule_files()
             self.prometheus = Prometheus.start(
-                DEMO_DIR / "prometheus",
+                self.work_dir / "prometheus",
                 rule_files,
                 pushgateway=self.pushgateway.url,
                 targets=[f"127.0.0.1:{port}" for port in infra.ports.values()],
@@ -281,7 +284,7 @@ class Demo:
 
     def _rule_files(self) -> list[Path]:
         try:
-            files = render_rule_files(DEMO_DIR / "prometheus" / "rules")
+            files = render_rule_files(self.work_dir / "prometheus" / "rules")
         except Exception as exc:  # noqa: BLE001 - the demo still runs without alerts; said on screen
             self.rules_note = f"no alert rules loaded: {exc}".splitlines()[0]
             return []
@@ -325,9 +328,9 @@ class Demo:
             if name == "profile-publisher":
                 rows.append(("profile reports", f"{process.ops_url}/"))
         for name, process in self.services.items():
-            rows.append((f"{name} log", str(process.log_path.relative_to(REPO_ROOT))))
-        rows.append(("infrastructure logs", f"{self.logs.relative_to(REPO_ROOT)}/"))
-        rows.append(("prometheus log", str(self.prometheus.process.log_path.relative_to(REPO_ROOT))))
+            rows.append((f"{name} log", _shown(process.log_path)))
+        rows.append(("infrastructure logs", f"{_shown(self.logs)}/"))
+        rows.append(("prometheus log", _shown(self.prometheus.process.log_path)))
         width = max(len(what) for what, _ in rows)
         say("\nstreamwatch demo is running" + ("" if self.check else " — Ctrl-C stops everything"))
         say("")
@@ -376,6 +379,11 @@ class Demo:
         say("streamwatch demo stopped")
 
 
+def _shown(path: Path) -> str:
+    """Paths inside the repository are shown relative to it (shorter, and what `make demo` users see)."""
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
+
 def _ready(process: ServiceProcess) -> bool:
     try:
         return http_get(process.ops_url + "/readyz") is not None
@@ -394,13 +402,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--check", action="store_true", help="start, wait until every service is ready, stop, exit 0/1"
     )
+    parser.add_argument(
+        "--dir", type=Path, default=DEMO_DIR, help="directory for logs and data (emptied at start)"
+    )
     args = parser.parse_args(argv)
     wanted = {name.strip() for name in args.services.split(",") if name.strip()}
     unknown = wanted - {s.name for s in SERVICES}
     if unknown:
         parser.error(f"unknown service(s): {', '.join(sorted(unknown))}")
     selected = [s for s in SERVICES if s.name in wanted]
-    return Demo(selected, args.partitions, args.check).run()
+    return Demo(selected, args.partitions, args.check, args.dir.resolve()).run()
 
 
 if __name__ == "__main__":
