@@ -68,7 +68,9 @@ def test_same_key_replaces_the_report_under_the_same_id(
 ) -> None:
     publisher = start_publisher()
     first, second = make_report("attempt-1"), make_report("attempt-2", size=5000)
-    params = window_params(0, key="observer-0/passthrough/window-0")
+    # Shaped like the observer's keys, which grow with the number of partitions in one report.
+    key = "passthrough_" + "_".join(f"p{p}-{p * 10_000}-{p * 10_000 + 9_999}" for p in range(24))
+    params = window_params(0, key=key)
     created = publisher.upload(first, params)
     retried = publisher.upload(second, params)
     assert (created.status_code, retried.status_code) == (201, 200)

@@ -14,6 +14,8 @@ from streamwatch_common.errors import StreamwatchError
 
 REPORT_ID = re.compile(r"^[0-9a-f]{32}$")
 _MAX_TEXT = 200
+# Keys are only hashed, never shown; the observer's grow with the number of partitions in a report.
+_MAX_KEY = 2048
 _UNENCODED_OFFSET = re.compile(r" (\d{2}:?\d{2})$")
 _MAX_PARTITIONS = 10_000
 
@@ -70,7 +72,7 @@ class UploadMetadata:
             window_end=window_end,
             rows=_count(params, "rows"),
             replica=_text(params, "replica"),
-            key=_text(params, "key") if keys and keys[-1] else None,
+            key=_text(params, "key", _MAX_KEY) if keys and keys[-1] else None,
         )
 
 
@@ -148,10 +150,10 @@ def _last(params: Mapping[str, Sequence[str]], name: str) -> str:
     return params[name][-1].strip()
 
 
-def _text(params: Mapping[str, Sequence[str]], name: str) -> str:
+def _text(params: Mapping[str, Sequence[str]], name: str, longest: int = _MAX_TEXT) -> str:
     value = _last(params, name)
-    if not value or len(value) > _MAX_TEXT or not value.isprintable():
-        raise InvalidMetadata(f"{name}: must be 1-{_MAX_TEXT} printable characters")
+    if not value or len(value) > longest or not value.isprintable():
+        raise InvalidMetadata(f"{name}: must be 1-{longest} printable characters")
     return value
 
 
