@@ -38,6 +38,7 @@ class _CompatProxy:
         self.port = port
         self.delay = 0.0
         self.requests = 0
+        self.up = False
         self._httpd: ThreadingHTTPServer | None = None
 
     def start(self) -> None:
@@ -47,6 +48,10 @@ class _CompatProxy:
             protocol_version = "HTTP/1.1"
 
             def _forward(self) -> None:
+                if not proxy.up:
+                    # A kept-alive connection outlives the listener: drop it, as a dead server would.
+                    self.close_connection = True
+                    return
                 proxy.requests += 1
                 if proxy.delay:
                     time.sleep(proxy.delay)
@@ -81,8 +86,10 @@ class _CompatProxy:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._httpd.daemon_threads = True
         threading.Thread(target=self._httpd.serve_forever, daemon=True, name="es-proxy").start()
+        self.up = True
 
     def stop(self) -> None:
+        self.up = False
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
