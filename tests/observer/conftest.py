@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import TopicPartition
 
 from harness.kafka import KafkaBroker
 from harness.search import SearchServer
@@ -37,7 +38,7 @@ def visit(i: int, **overrides: Any) -> bytes:
 def write_checkpoint(
     root: Path, batch_id: int, offsets: dict[int, int], topic: str, commit: bool = True
 ) -> None:
-    """Batch ``batch_id`` of a Spark checkpoint: ``offsets/N`` (v1, metadata, source offsets), ``commits/N``."""
+    """Batch ``batch_id`` of a Spark checkpoint: ``offsets/N`` (v1, metadata, sources), ``commits/N``."""
     (root / "offsets").mkdir(parents=True, exist_ok=True)
     (root / "commits").mkdir(parents=True, exist_ok=True)
     metadata = {"batchWatermarkMs": 0, "batchTimestampMs": 1763800000000, "conf": {}}
@@ -129,3 +130,18 @@ def assert_exact_cover(ranges: list[tuple[int, int]], end: int) -> None:
 
 
 Waiter = Callable[[], Any]
+
+
+def committed_offsets(kafka: KafkaBroker, group: str, topic: str, partitions: int) -> dict[int, int]:
+    """The group's committed offsets (without joining the group)."""
+    consumer = kafka.consumer(group)
+    try:
+        result = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+        return {tp.partition: tp.offset for tp in result}
+    finally:
+        consumer.close()
+
+
+def written_ranges(process: ServiceProcess) -> list[tuple[int, int, int]]:
+    """(partition, start, end) of every ``window_written`` log line of a process."""
+    return [(e["partition"], e["start_offset"], e["end_offset"]) for e in process.events("window_written")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from observer.conftest import write_checkpoint  # type: ignore[import-not-found]
+from observer.conftest import write_checkpoint
 
 from streamwatch_observer.checkpoint import read_committed
 

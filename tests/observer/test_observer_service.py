@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-from observer.conftest import (  # type: ignore[import-not-found]
+from observer.conftest import (
     ObserverFactory,
     assert_exact_cover,
     coverage,
@@ -100,7 +101,7 @@ def test_quality_lag_and_profile_of_known_records(kafka: KafkaBroker, observers:
     expected = {0: ends[0] - 30, 1: ends[1] - 20}
     assert expected == {0: 0, 1: 30}
 
-    def lag_ok() -> list[dict[str, object]]:
+    def lag_ok() -> list[dict[str, Any]]:
         return [d for d in observers.docs("lag") if d["status"] == "ok"]
 
     wait_until(lambda: {d["partition"] for d in lag_ok()} == {0, 1}, 20, what="ok lag documents")
@@ -125,7 +126,7 @@ def test_quality_lag_and_profile_of_known_records(kafka: KafkaBroker, observers:
     def profiles() -> list[Path]:
         return sorted(observers.profiles.glob("passthrough_partitions-*.html"))
 
-    wait_until(lambda: profiles(), 90, what="a profile report file")
+    wait_until(profiles, 90, what="a profile report file")
     html = profiles()[0].read_text()
     for column in ("visit_id", "user_id", "page", "event_time", "context.user.ip"):
         assert column in html

@@ -1,10 +1,10 @@
-"""Quality counts on real record blocks: the fast path and the record-level fallback agree with hand counts."""
+"""Quality counts on real record blocks: fast path and record-level fallback agree with hand counts."""
 
 from __future__ import annotations
 
 import json
 
-from observer.conftest import visit  # type: ignore[import-not-found]
+from observer.conftest import visit
 
 from streamwatch_observer.quality import QualityMeter
 
