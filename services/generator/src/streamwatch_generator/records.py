@@ -37,6 +37,8 @@ DEVICES = {
     "tablet": ("iPadOS 17", "iPadOS 18", "Android 14"),
 }
 USERS = 1000
+# Built once: json.dumps with non-default arguments would build a new encoder for every record.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ class _User:
 
 def encode(record: dict[str, Any]) -> bytes:
     """The wire form: compact JSON with keys in a fixed order, so equal records are equal bytes."""
-    return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENCODER.encode(record).encode()
 
 
 class VisitFactory:
