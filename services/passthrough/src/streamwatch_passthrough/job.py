@@ -1,0 +1,142 @@
+"""The streaming query: source topic → target topic, byte for byte and partition for partition.
+
+Delivery is at-least-once on the target topic: a batch that fails or is cut short (crash, SIGKILL, a stop
+timeout) is not committed in the checkpoint and is written again on restart, so a few records can appear
+twice in the target. They keep their source partition, in source order, so a reader can dedupe on the
+source offsets. A graceful stop (SIGTERM) writes nothing twice: the running batch finishes, later batches
+are refused before writing anything (see :mod:`streamwatch_passthrough.gate`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from streamwatch_common.ops import OpsServer
+from streamwatch_common.shutdown import GracefulShutdown
+from streamwatch_common.spark.kafka_stream import kafka_stream_options, read_kafka_stream
+from streamwatch_common.spark.kafka_writer import kafka_batch_writer
+from streamwatch_common.spark.session import build_spark_session
+from streamwatch_passthrough import metrics
+from streamwatch_passthrough.gate import BatchGate, ShutdownInProgress
+from streamwatch_passthrough.settings import PassthroughSettings
+from streamwatch_passthrough.topics import wait_for_topics
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.streaming.query import StreamingQuery
+
+logger = logging.getLogger(__name__)
+
+QUERY_NAME = "passthrough"
+_POLL_SECONDS = 1.0
+
+
+def run(settings: PassthroughSettings, shutdown: GracefulShutdown) -> int:
+    """Run until SIGTERM (exit code 0) or until the query fails (1)."""
+    active = threading.Event()
+    ops = OpsServer(settings.ops_host, settings.ops_port, ready=active.is_set).start()
+    try:
+        if not wait_for_topics(settings, shutdown):
+            return 0
+        return _run_query(settings, shutdown, active)
+    finally:
+        ops.stop()
+
+
+def _run_query(settings: PassthroughSettings, shutdown: GracefulShutdown, active: threading.Event) -> int:
+    spark = build_spark_session("streamwatch-passthrough", settings.spark_master, settings.spark_conf)
+    pusher = None
+    if settings.pushgateway_url:
+        from streamwatch_common.spark.listener import BatchMetricsPusher
+
+        pusher = BatchMetricsPusher(
+            settings.pushgateway_url,
+            job=settings.push_job,
+            instance=settings.instance_name,
+            timeout=settings.push_timeout_seconds,
+        )
+        spark.streams.addListener(pusher)
+    gate = BatchGate()
+    query = _start_query(source_stream(spark, settings), settings, gate)
+    logger.info(
+        "stream_started", extra={"query_id": str(query.id), "checkpoint_path": settings.checkpoint_path}
+    )
+    try:
+        while not shutdown.wait(_POLL_SECONDS):
+            if not query.isActive:
+                break
+            active.set()
+            metrics.QUERY_ACTIVE.set(1)
+        active.clear()
+        metrics.QUERY_ACTIVE.set(0)
+        if shutdown.requested:
+            _stop_gracefully(query, gate, settings.stop_timeout_seconds)
+            return 0
+        metrics.QUERY_FAILURES.inc()
+        logger.error("query_failed", extra={"query_id": str(query.id), "error": str(query.exception())})
+        return 1
+    finally:
+        if pusher is not None:
+            spark.streams.removeListener(pusher)
+            pusher.close()
+        spark.stop()
+        logger.info("spark_stopped")
+
+
+def source_stream(spark: SparkSession, settings: PassthroughSettings) -> DataFrame:
+    """The source stream: only what the copy needs, partition included to keep the alignment."""
+    options = kafka_stream_options(
+        settings.consumer_config(group_id=QUERY_NAME),
+        settings.source_topic,
+        starting_offsets=settings.starting_offsets,
+        max_offsets_per_trigger=settings.max_records_per_trigger or None,
+    )
+    return read_kafka_stream(spark, settings.kafka_connector, options).select("key", "value", "partition")
+
+
+def _start_query(df: DataFrame, settings: PassthroughSettings, gate: BatchGate) -> StreamingQuery:
+    write = kafka_batch_writer(settings.target_topic, settings.producer_config(), keep_partition=True)
+
+    def copy_batch(batch_df: DataFrame, batch_id: int) -> None:
+        gate.enter(batch_id)
+        started = time.monotonic()
+        try:
+            records = write(batch_df, batch_id)
+        except Exception:
+            metrics.BATCH_FAILURES.inc()
+            logger.exception("batch_failed", extra={"batch_id": batch_id, "topic": settings.target_topic})
+            raise
+        finally:
+            gate.leave()
+        seconds = time.monotonic() - started
+        metrics.BATCHES.inc()
+        metrics.RECORDS.inc(records)
+        metrics.BATCH_WRITE_SECONDS.observe(seconds)
+        metrics.LAST_BATCH_ID.set(batch_id)
+        logger.info(
+            "batch_copied", extra={"batch_id": batch_id, "records": records, "seconds": round(seconds, 3)}
+        )
+
+    interval = f"{settings.trigger_interval_seconds} seconds"
+    return (
+        df.writeStream.queryName(QUERY_NAME)
+        .foreachBatch(copy_batch)
+        .option("checkpointLocation", settings.checkpoint_path)
+        .trigger(processingTime=interval)
+        .start()
+    )
+
+
+def _stop_gracefully(query: StreamingQuery, gate: BatchGate, timeout: float) -> None:
+    finished = gate.close(timeout)
+    if not finished:
+        logger.warning("stop_timeout", extra={"timeout_seconds": timeout})
+    query.stop()
+    error = query.exception()
+    if error is not None and ShutdownInProgress.__name__ not in str(error):
+        metrics.QUERY_FAILURES.inc()
+        logger.error("query_failed_while_stopping", extra={"error": str(error)})
+    logger.info("query_stopped", extra={"query_id": str(query.id), "batch_finished": finished})
