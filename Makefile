@@ -45,3 +45,9 @@ images: ## build the service images and load them into the kind cluster
 
 e2e-kind: ## end-to-end tests against the running kind cluster (not part of make test)
 	@bash k8s/kind.sh e2e
+
+.PHONY: bench
+BENCH ?=
+QUICK ?=
+bench: deps ## benchmarks on real local components, tables + JSON in bench/results (BENCH=observer,sla picks; QUICK=1 smoke run; not part of make test)
+	PYTHONPATH=tests $(UV_RUN) python -m bench $(if $(BENCH),--only $(BENCH)) $(if $(QUICK),--quick)

@@ -1,0 +1,223 @@
+"""Real components for the benchmarks (through the test harness), visit data and measuring helpers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psutil
+from confluent_kafka import Producer
+
+from harness.kafka import KafkaBroker
+from harness.prometheus import Pushgateway
+from harness.search import SearchServer
+from harness.services import ServiceProcess
+from streamwatch_generator.records import VisitFactory, encode
+
+logger = logging.getLogger(__name__)
+
+# Client properties of the services under load: librdkafka defaults with a short linger, as a deployment
+# would run them. The harness' single-record batches (a tansu watermark workaround for tests) would
+# measure the broker's per-request cost instead of the services.
+PRODUCER_PROPERTIES: dict[str, Any] = {"linger.ms": 5}
+CONSUMER_PROPERTIES: dict[str, Any] = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000}
+_LOAD_PROPERTIES: dict[str, Any] = {
+    "linger.ms": 50,
+    "batch.num.messages": 10000,
+    "queue.buffering.max.messages": 1_000_000,
+    "queue.buffering.max.kbytes": 1_048_576,
+}
+
+
+@dataclass
+class Infra:
+    """Broker, Pushgateway and search server, started on first use and stopped together."""
+
+    work_dir: Path
+    _kafka: KafkaBroker | None = None
+    _pushgateway: Pushgateway | None = None
+    _search: SearchServer | None = None
+    loaded: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def kafka(self) -> KafkaBroker:
+        if self._kafka is None:
+            self._kafka = KafkaBroker.start(self.work_dir / "infra")
+        return self._kafka
+
+    @property
+    def pushgateway(self) -> Pushgateway:
+        if self._pushgateway is None:
+            self._pushgateway = Pushgateway.start(self.work_dir / "infra")
+        return self._pushgateway
+
+    @property
+    def search(self) -> SearchServer:
+        if self._search is None:
+            self._search = SearchServer.start(self.work_dir / "infra")
+        return self._search
+
+    def kafka_env(self) -> dict[str, str]:
+        """KAFKA_* for a service under load (production-like batching, see PRODUCER_PROPERTIES)."""
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap,
+            "KAFKA_PRODUCER_PROPERTIES": json.dumps(PRODUCER_PROPERTIES),
+            "KAFKA_CONSUMER_PROPERTIES": json.dumps(CONSUMER_PROPERTIES),
+        }
+
+    def visits_topic(self, records: int, partitions: int = 2) -> str:
+        """A topic holding ``records`` visits; made once per size and shared by the benchmarks."""
+        name = f"bench-visits-{records}"
+        if name not in self.loaded:
+            self.kafka.create_topic(name, partitions)
+            load_topic(self.kafka, name, visit_values(records), partitions)
+            self.loaded[name] = records
+        return name
+
+    def drop_topic(self, name: str) -> None:
+        """Delete a topic that is no longer needed: the broker keeps everything in memory."""
+        try:
+            for future in self.kafka.admin().delete_topics([name]).values():
+                future.result(timeout=15)
+        except Exception as exc:  # noqa: BLE001 - only memory is at stake; say so and go on
+            logger.warning("bench_topic_not_deleted", extra={"topic": name, "error": str(exc)})
+
+    def stop(self) -> None:
+        for component in (self._kafka, self._pushgateway, self._search):
+            if component is not None:
+                component.stop()
+
+
+def visit_values(count: int, seed: int = 8) -> list[bytes]:
+    """Generator-shaped visits with unique ids and a realistic share of bad rows: 1 % with a required field
+    missing, 0.5 % unparseable (cut short), 0.5 % duplicate ids (of the record two places before: the same
+    partition when spread round-robin over two)."""
+    rng = random.Random(seed)
+    factory = VisitFactory(rng)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    pool = [
+        encode(factory.visit("@ID@", start + timedelta(milliseconds=n * 37))).split(b"@ID@", 1)
+        for n in range(2000)
+    ]
+    values: list[bytes] = []
+    for n in range(count):
+        head, tail = pool[n % len(pool)]
+        kind = n % 200
+        if kind == 7:
+            values.append(head + b"%012d" % n)  # cut short: never valid JSON
+            continue
+        visit_id = b"%012d" % (n - 2 if kind == 11 else n)
+        value = head + visit_id + tail
+        if kind in (3, 4):
+            value = value.replace(b'"user_id":"', b'"user_id":null,"x":"', 1)
+        values.append(value)
+    return values
+
+
+def load_topic(kafka: KafkaBroker, topic: str, values: list[bytes], partitions: int) -> None:
+    """Produce ``values`` round-robin over the partitions, fast (batched), in offset order.
+
+    The last record of each partition goes alone in its own batch: tansu reports the start of the last
+    batch + 1 as the end offset, so this makes the end offsets exact for the Spark source's planning.
+    """
+    shares: list[list[bytes]] = [values[p::partitions] for p in range(partitions)]
+    bulk = Producer({"bootstrap.servers": kafka.bootstrap, **_LOAD_PROPERTIES})
+    for partition, share in enumerate(shares):
+        for value in share[:-1]:
+            while True:
+                try:
+                    bulk.produce(topic, value=value, partition=partition)
+                    break
+                except BufferError:
+                    bulk.poll(0.1)
+        bulk.poll(0)
+    left = bulk.flush(120)
+    if left:
+        raise RuntimeError(f"{left} records not delivered to {topic}")
+    last = kafka.producer()
+    for partition, share in enumerate(shares):
+        if share:
+            last.produce(topic, value=share[-1], partition=partition)
+    if last.flush(30):
+        raise RuntimeError(f"last records not delivered to {topic}")
+
+
+class PeakRss:
+    """Samples the summed resident memory of process trees (a Spark job: Python driver, JVM, workers)."""
+
+    def __init__(self, *pids: int, interval: float = 0.25) -> None:
+        self.pids = pids
+        self.interval = interval
+        self.peak_bytes = 0
+        self.peak_processes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="peak-rss", daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> tuple[int, int]:
+        total, count = 0, 0
+        for pid in self.pids:
+            try:
+                root = psutil.Process(pid)
+                tree = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                continue
+            for proc in tree:
+                try:
+                    total += proc.memory_info().rss
+                    count += 1
+                except psutil.Error:
+                    continue  # exited between listing and sampling
+        return total, count
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            total, count = self._sample()
+            if total > self.peak_bytes:
+                self.peak_bytes, self.peak_processes = total, count
+            self._stop.wait(self.interval)
+
+    @property
+    def peak_mib(self) -> float:
+        return round(self.peak_bytes / 2**20, 1)
+
+    def stop(self) -> float:
+        """Stop sampling; the peak in MiB."""
+        self._stop.set()
+        self._thread.join(5)
+        return self.peak_mib
+
+
+def stamp(event: dict[str, Any]) -> float:
+    """A JSON log line's ``ts`` as Unix seconds."""
+    return datetime.fromisoformat(str(event["ts"])).timestamp()
+
+
+def wait_records(process: ServiceProcess, event: str, total: int, timeout: float) -> list[dict[str, Any]]:
+    """Wait until the ``records`` fields of a process' ``event`` lines add up to ``total``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not process.running:
+            raise RuntimeError(f"{process.name} exited early:\n{process.tail()}")
+        events = process.events(event)
+        if sum(int(e.get("records", 0)) for e in events) >= total:
+            return events
+        time.sleep(0.5)
+    done = sum(int(e.get("records", 0)) for e in process.events(event))
+    raise TimeoutError(f"{process.name}: {done} of {total} records after {timeout:.0f}s:\n{process.tail()}")
+
+
+def steady_rate(batches: list[dict[str, Any]]) -> tuple[float, int]:
+    """Records/s from the end of the first (warm-up) batch to the end of the last; and batches counted."""
+    busy = [b for b in batches if int(b.get("records", 0)) > 0]
+    if len(busy) < 2:
+        raise RuntimeError(f"need at least two non-empty batches for a steady rate, got {len(busy)}")
+    records = sum(int(b["records"]) for b in busy[1:])
+    return records / max(1e-6, stamp(busy[-1]) - stamp(busy[0])), len(busy) - 1

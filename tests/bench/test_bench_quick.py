@@ -1,0 +1,69 @@
+"""The bench code cannot rot: the cheapest benchmark (observer quality statistics) runs in quick mode as
+``make bench`` would run it, against real components, and must produce a sane table and JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from harness.process import REPO_ROOT
+
+
+def test_quick_observer_bench_writes_table_and_json(output_dir: Path) -> None:
+    results = output_dir / "results"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "tests")}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--only",
+            "observer",
+            "--quick",
+            "--results-dir",
+            str(results),
+            "--work-dir",
+            str(output_dir / "work"),
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    (output_dir / "bench.out").write_text(done.stdout + done.stderr)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    assert "| observer | quality only | records/s per replica |" in done.stdout
+    assert "| observer quality statistics ≥ 200k records/s per replica |" in done.stdout
+    data = json.loads((results / "latest.json").read_text())
+    assert data["mode"] == "quick"
+    assert data["errors"] == {}
+    machine = data["machine"]
+    assert machine["cores"] >= 1 and machine["memory_gib"] > 0 and machine["cpu_model"]
+    assert machine["python"].startswith("3.11")
+    assert "openjdk" in machine["java"].lower() or "java" in machine["java"].lower()
+    assert machine["libraries"]["confluent-kafka"] == "2.16.1"
+    assert len(data["load_average_start"]) == 3 and len(data["load_average_end"]) == 3
+
+    rates = {
+        m["case"]: m["value"]
+        for m in data["measurements"]
+        if m["benchmark"] == "observer" and m["metric"] == "records/s per replica"
+    }
+    assert set(rates) == {"quality only", "quality + lag"}
+    assert all(0 < rate < 10_000_000 for rate in rates.values()), rates
+    meter = [m for m in data["measurements"] if m["metric"] == "quality meter alone"]
+    assert all(m["value"] > 0 for m in meter) and len(meter) == 2
+
+    memory = [p for p in data["memory"] if p["service"] == "observer"]
+    assert len(memory) == 2 and all(30 < p["peak_rss_mib"] < 4096 for p in memory), memory
+
+    verdicts = {t["name"]: t["verdict"] for t in data["targets"]}
+    assert verdicts["observer quality statistics ≥ 200k records/s per replica"] in ("pass", "MISS")
+    assert verdicts["Spark job peak RSS ≤ 1 GiB"] == "not measured"
+    assert (results / "latest.md").read_text().startswith("Mode: quick")
