@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urljoin
 
 import httpx
 import pandas as pd
@@ -143,7 +144,8 @@ class PublisherDestination:
         timeout: float,
         backoff: float = 1.0,
     ) -> None:
-        self.url = url.rstrip("/") + "/api/reports"
+        self.base_url = url.rstrip("/")
+        self.url = self.base_url + "/api/reports"
         self.replica = replica
         self.retries = retries
         self.backoff = backoff
@@ -173,7 +175,8 @@ class PublisherDestination:
                 last = f"{type(exc).__name__}: {exc}"
             else:
                 if response.status_code in (200, 201):
-                    return str(response.json().get("url", ""))
+                    # The publisher may answer with a path; make it a link that works from anywhere.
+                    return urljoin(self.base_url + "/", str(response.json().get("url", "")))
                 last = f"HTTP {response.status_code}: {response.text[:200]}"
                 if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
                     break  # the request itself is wrong; repeating it cannot help
