@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
 from confluent_kafka import Consumer, Producer
 
 from harness.kafka import KafkaBroker
-from streamwatch_common.kafka import KafkaSettings
+from harness.process import free_port
+from streamwatch_common.kafka import KafkaSettings, LibrdkafkaLog
+from streamwatch_common.logs import configure_logging
 
 
 def test_property_layers_and_precedence(clean_env: pytest.MonkeyPatch) -> None:
@@ -60,3 +63,23 @@ def test_configs_work_against_the_real_broker(clean_env: pytest.MonkeyPatch, kaf
         assert values == [b"v%d" % i for i in range(5)]
     finally:
         consumer.close()
+
+
+def test_librdkafka_lines_become_json_events(
+    capsys: pytest.CaptureFixture[str], restore_logging: None
+) -> None:
+    configure_logging("demo", "json", "INFO")
+    producer = Producer({"bootstrap.servers": f"127.0.0.1:{free_port()}", "logger": LibrdkafkaLog()})
+    producer.produce("nowhere", value=b"x")  # makes the client try to connect: "Connection refused"
+    out = ""
+    for _ in range(30):
+        producer.poll(0.1)  # log lines are served from poll()
+        out += capsys.readouterr().out
+        if "librdkafka_log" in out:
+            break
+    producer.purge()
+    docs = [json.loads(line) for line in out.splitlines()]
+    assert docs, "no librdkafka line was logged for an unreachable broker"
+    for doc in docs:
+        assert doc["event"] == "librdkafka_log"
+        assert doc["facility"] and doc["client"] and doc["detail"]

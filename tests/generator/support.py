@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,4 +50,5 @@ def assert_every_line_is_json(log_path: Path, service: str = "generator") -> int
         missing = {"ts", "level", "service", "event"} - doc.keys()
         assert not missing, f"{missing} missing in {line}"
         assert doc["service"] == service
+        assert re.fullmatch(r"[a-z][a-z0-9_]*", doc["event"]), f"event is not snake_case: {line}"
     return len(lines)

@@ -161,3 +161,31 @@ def test_settings_table_lists_generator_variables() -> None:
     table = render()
     for variable in ("GENERATOR_RATE", "GENERATOR_TOTAL", "GENERATOR_SKEW_MODE", "GENERATOR_SEED"):
         assert f"| `{variable}` |" in table
+
+
+def test_sigterm_while_the_broker_is_gone_exits_promptly_and_reports_what_was_lost(
+    start_generator: StartGenerator, output_dir: Path
+) -> None:
+    broker = KafkaBroker.start(output_dir / "own-broker")  # this test kills it
+    try:
+        topic = broker.create_topic(partitions=2)
+        process = start_generator(
+            topic,
+            KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap,
+            GENERATOR_RATE="0",
+            GENERATOR_FLUSH_TIMEOUT_SECONDS="2",
+            KAFKA_PRODUCER_PROPERTIES='{"queue.buffering.max.messages": 2000}',
+        )
+        wait_until(lambda: process.events("generator_started"), 30, what="production started")
+        broker.stop()
+        time.sleep(2)  # the client queue fills up: produce() now blocks on a full buffer
+        process.signal(signal.SIGTERM)
+        assert process.wait(30) == 1  # records were lost: not a clean exit
+        report = summary(process)
+        assert report["reason"] == "shutdown_requested"
+        assert report["undelivered"] > 0
+        assert report["delivered"] + report["undelivered"] + report["delivery_failures"] == report["produced"]
+        assert process.events("flush_incomplete")
+        assert_every_line_is_json(process.log_path)
+    finally:
+        broker.stop()

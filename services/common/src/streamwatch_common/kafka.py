@@ -9,6 +9,7 @@ without code changes through JSON objects in the environment, e.g.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from pydantic import Field, SecretStr
@@ -86,3 +87,25 @@ class KafkaSettings(BaseSettings):
         config.update(self.kafka_consumer_properties)
         config.update(overrides)
         return config
+
+
+class LibrdkafkaLog:
+    """Pass as the ``logger`` client property: librdkafka's own lines become ``librdkafka_log`` events
+    with ``facility``, ``client`` and ``detail`` fields, so a service's stdout stays one JSON object per
+    line (otherwise librdkafka prints ``%3|...|FAIL|...`` to stderr).
+
+    Usage::
+
+        Producer({**settings.producer_config(), "logger": LibrdkafkaLog()})
+    """
+
+    def __init__(self, name: str = "librdkafka") -> None:
+        self._logger = logging.getLogger(name)
+
+    def log(self, level: int, fmt: str, *args: object) -> None:
+        """Called by the client with ``("%s [%s] %s", facility, client name, message)``."""
+        if len(args) == 3:
+            fields = dict(zip(("facility", "client", "detail"), args, strict=True))
+        else:
+            fields = {"detail": fmt % args if args else fmt}
+        self._logger.log(level, "librdkafka_log", extra=fields)

@@ -27,6 +27,10 @@ def main() -> None:
         logger.error("configuration_error", extra={"error": str(exc)})
         print(f"configuration error: {exc}", file=sys.stderr, flush=True)
         code = EXIT_BAD_SETTINGS
+    except Exception:
+        # Unexpected: still one JSON line with the traceback, and a non-zero exit for the orchestrator.
+        logger.exception("generator_failed")
+        code = 1
     finally:
         ops.stop()
     raise SystemExit(code)

@@ -13,6 +13,7 @@ from confluent_kafka import KafkaError, Producer
 from prometheus_client import Counter
 
 from streamwatch_common.errors import ConfigurationError
+from streamwatch_common.kafka import LibrdkafkaLog
 from streamwatch_common.shutdown import GracefulShutdown
 from streamwatch_generator.plan import KindChooser, PartitionChooser, partition_for
 from streamwatch_generator.records import VisitFactory, encode
@@ -49,10 +50,11 @@ class VisitsGenerator:
         self._rng = random.Random(self.seed)
         self._factory = VisitFactory(self._rng)
         self._kinds = KindChooser(settings)
-        # librdkafka's own log lines go through logging too, so every line on stdout stays JSON.
-        self._producer = Producer(
-            settings.producer_config(error_cb=self._on_client_error, logger=logging.getLogger("librdkafka"))
-        )
+        # librdkafka's own log lines go through logging too, so every line on stdout stays JSON. The
+        # topic is never auto-created: a broker-default partition count would silently skew everything.
+        config = {"allow.auto.create.topics": False, **settings.producer_config()}
+        config.update(error_cb=self._on_client_error, logger=LibrdkafkaLog())
+        self._producer = Producer(config)
         self._has_metadata = threading.Event()
         self._start_time = settings.event_time_start
         if self._start_time is not None and self._start_time.tzinfo is None:
@@ -67,7 +69,12 @@ class VisitsGenerator:
 
     def _on_client_error(self, err: KafkaError) -> None:
         CLIENT_ERRORS.inc()
-        logger.warning("kafka_client_error", extra={"error": str(err), "fatal": err.fatal()})
+        if err.fatal():
+            # The producer cannot continue (e.g. idempotence state lost): stop, flush what it still can.
+            logger.error("kafka_client_fatal_error", extra={"error": str(err)})
+            self.shutdown.request()
+            return
+        logger.warning("kafka_client_error", extra={"error": str(err)})
 
     def _wait_for_topic(self) -> int | None:
         """The topic's partition count once its metadata is available; None if shutdown came first."""
@@ -127,6 +134,9 @@ class VisitsGenerator:
             if total and self.produced >= total:
                 return "total_reached"
             now = time.monotonic()
+            if now >= next_progress:
+                self._log_counts("generator_progress", started)
+                next_progress = now + self.settings.progress_interval_seconds
             budget = _CHUNK if rate == 0 else min(_CHUNK, int((now - started) * rate) + 1 - self.produced)
             if total:
                 budget = min(budget, total - self.produced)
@@ -135,13 +145,12 @@ class VisitsGenerator:
                 self.shutdown.wait(min(0.05, (self.produced + 1 - (now - started) * rate) / rate))
                 continue
             for _ in range(budget):
-                self._produce_one()
+                if not self._produce_one():
+                    break
             self._producer.poll(0)
-            if now >= next_progress:
-                self._log_counts("generator_progress", started)
-                next_progress = now + self.settings.progress_interval_seconds
 
-    def _produce_one(self) -> None:
+    def _produce_one(self) -> bool:
+        """Build and hand over one row; False if shutdown came while the client's queue was full."""
         assert self.tally is not None
         rng = self._rng
         partition = self._partitions.choose(rng)
@@ -169,7 +178,7 @@ class VisitsGenerator:
                 value = encode(self._factory.with_missing_fields(record, self.settings.missing_fields)[0])
             else:
                 value = self._factory.unparseable(record)
-        self._send(key, value, partition, self.tally.callback(kind))
+        return self._send(key, value, partition, self.tally.callback(kind))
 
     def _key_for(self, partition: int) -> bytes:
         # Draw ids until one hashes to the chosen partition: keys and partitions stay consistent.
@@ -178,18 +187,21 @@ class VisitsGenerator:
             if partition_for(key, self._partitions.partitions) == partition:
                 return key
 
-    def _send(self, key: bytes, value: bytes, partition: int, callback: Any) -> None:
+    def _send(self, key: bytes, value: bytes, partition: int, callback: Any) -> bool:
         while True:
             try:
                 self._producer.produce(
                     self.settings.topic, value=value, key=key, partition=partition, on_delivery=callback
                 )
             except BufferError:
-                # The client's queue is full: serve delivery reports until there is room again.
+                # The client's queue is full (broker slow or down): serve delivery reports until there
+                # is room, but never block a shutdown; the unsent row was never counted.
+                if self.shutdown.requested:
+                    return False
                 self._producer.poll(0.05)
                 continue
             self.produced += 1
-            return
+            return True
 
     def _flush(self) -> int:
         """Wait for in-flight records up to the flush timeout; the number still undelivered."""
