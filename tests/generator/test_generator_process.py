@@ -189,3 +189,34 @@ def test_sigterm_while_the_broker_is_gone_exits_promptly_and_reports_what_was_lo
         assert_every_line_is_json(process.log_path)
     finally:
         broker.stop()
+
+
+def test_metrics_match_what_a_consumer_reads_per_partition_and_kind(
+    kafka: KafkaBroker, start_generator: StartGenerator
+) -> None:
+    topic = kafka.create_topic(partitions=3)
+    process = start_generator(
+        topic,
+        GENERATOR_RATE="0",
+        GENERATOR_TOTAL="2000",
+        GENERATOR_EXIT_WHEN_DONE="false",
+        GENERATOR_MISSING_FIELDS_PERCENT="10",
+        GENERATOR_DUPLICATE_PERCENT="10",
+        GENERATOR_UNPARSEABLE_PERCENT="10",
+    )
+    process.wait_for_event("generator_idle", timeout=60)
+    assert process.running  # still serving /metrics after the run
+    metrics = process.metrics()
+    report = summary(process)
+    rows = read_rows(kafka, topic, expected=2000)
+    assert len(rows) == 2000
+    for p in range(3):
+        read = sum(1 for r in rows if r.partition == p)
+        counted = {
+            kind: metric_value(metrics, "generator_records_total", kind=kind, partition=str(p))
+            for kind in ("valid", "missing_fields", "duplicate", "unparseable")
+        }
+        assert sum(v or 0 for v in counted.values()) == read == report["by_partition"][str(p)]
+        assert counted == {k: float(v) for k, v in report["by_partition_and_kind"][str(p)].items()}
+    process.signal(signal.SIGTERM)
+    assert process.wait(30) == 0

@@ -123,6 +123,9 @@ class VisitsGenerator:
         reason = self._produce_loop(started)
         undelivered = self._flush()
         self._log_counts("generator_summary", started, reason=reason, undelivered=undelivered)
+        if reason == "total_reached" and not self.settings.exit_when_done:
+            logger.info("generator_idle", extra={"topic": self.settings.topic})
+            self.shutdown.wait()
         return 1 if undelivered else 0
 
     def _produce_loop(self, started: float) -> str:

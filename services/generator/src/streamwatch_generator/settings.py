@@ -27,6 +27,11 @@ class GeneratorSettings(ServiceSettings, KafkaSettings):
     total: int = Field(
         default=0, ge=0, description="Records to produce before exiting; `0` produces until SIGTERM."
     )
+    exit_when_done: bool = Field(
+        default=True,
+        description="Exit once `GENERATOR_TOTAL` records are delivered; `false` keeps serving `/metrics`"
+        " until SIGTERM (a Deployment is then not restarted into a second run).",
+    )
     seed: int | None = Field(
         default=None,
         description="Random seed; the same seed, start and settings give byte-identical records."
