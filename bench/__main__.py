@@ -114,7 +114,9 @@ def main(argv: list[str] | None = None) -> int:
                 BENCHMARKS[name](run, infra, work, args.quick)
             except Exception as exc:  # noqa: BLE001 - report the failure, run the other benchmarks
                 run.errors[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                logger.error("benchmark_failed", extra={"benchmark": name, "traceback": traceback.format_exc()})
+                logger.error(
+                    "benchmark_failed", extra={"benchmark": name, "traceback": traceback.format_exc()}
+                )
             run.durations_s[name] = round(time.monotonic() - started, 1)
     finally:
         infra.stop()

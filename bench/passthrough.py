@@ -14,7 +14,7 @@ from pathlib import Path
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from bench.report import BenchRun, PeakMemory
-from bench.stack import PRODUCER_PROPERTIES, Infra, PeakRss, stamp, steady_rate, wait_records
+from bench.stack import PRODUCER_PROPERTIES, Infra, PeakRss, Steady, stamp, steady, wait_records
 from harness.services import ServiceProcess, service_env
 
 logger = logging.getLogger(__name__)
@@ -22,8 +22,10 @@ logger = logging.getLogger(__name__)
 NAME = "passthrough"
 
 
-def raw_copy(bootstrap: str, source: str, target: str, total: int, partitions: int) -> float:
-    """Copy ``total`` records partition for partition with a bare consumer and producer; records/s."""
+def raw_copy(bootstrap: str, source: str, target: str, total: int, partitions: int) -> tuple[float, float]:
+    """Copy ``total`` records partition for partition with a bare consumer and producer.
+
+    Returns (records/s, records per CPU-second of this process)."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -38,6 +40,7 @@ def raw_copy(bootstrap: str, source: str, target: str, total: int, partitions: i
     consumer.assign([TopicPartition(source, p, 0) for p in range(partitions)])
     copied = 0
     started = time.perf_counter()
+    cpu_started = time.process_time()
     deadline = time.monotonic() + 600
     try:
         while copied < total and time.monotonic() < deadline:
@@ -60,19 +63,18 @@ def raw_copy(bootstrap: str, source: str, target: str, total: int, partitions: i
         if producer.flush(120):
             raise RuntimeError("raw loop: records left unacknowledged")
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
     finally:
         consumer.close()
     if copied < total:
         raise RuntimeError(f"raw loop copied {copied} of {total} records")
-    return total / elapsed
+    return total / elapsed, total / max(1e-6, cpu)
 
 
-def _run_job(
-    infra: Infra, work: Path, source: str, total: int, batch: int
-) -> tuple[float, float, int, PeakRss]:
+def _run_job(infra: Infra, work: Path, source: str, total: int, batch: int) -> tuple[Steady, float, PeakRss]:
     """One passthrough process copying the whole topic with ``batch`` records per trigger.
 
-    Returns (steady records/s, records/s including start, batches after the first, memory sampler).
+    Returns (the steady part, records/s including the start, the memory and CPU sampler).
     """
     target = infra.kafka.create_topic(f"bench-processed-{batch}-{int(time.time())}", 2)
     env = service_env(
@@ -95,9 +97,7 @@ def _run_job(
         rss.stop()
         job.stop(timeout=60)
         infra.drop_topic(target)
-    rate, counted = steady_rate(batches)
-    overall = total / (stamp(batches[-1]) - started)
-    return rate, overall, counted, rss
+    return steady(batches), total / (stamp(batches[-1]) - started), rss
 
 
 def run(run_: BenchRun, infra: Infra, work: Path, quick: bool) -> None:
@@ -106,20 +106,22 @@ def run(run_: BenchRun, infra: Infra, work: Path, quick: bool) -> None:
     sizes = [5_000, 10_000] if quick else [10_000, 50_000, 100_000]
     source = infra.visits_topic(total)
     raw_target = infra.kafka.create_topic(f"bench-raw-{int(time.time())}", 2)
-    raw = raw_copy(infra.kafka.bootstrap, source, raw_target, total, 2)
+    raw, raw_cpu = raw_copy(infra.kafka.bootstrap, source, raw_target, total, 2)
     infra.drop_topic(raw_target)
-    run_.add(
-        NAME, "raw confluent-kafka loop", "throughput", raw, "records/s", note=f"{total:,} records, 1 process"
-    )
+    case = "raw confluent-kafka loop"
+    run_.add(NAME, case, "throughput", raw, "records/s", note=f"{total:,} records, 1 process")
+    run_.add(NAME, case, "records per CPU-second", raw_cpu, "records/s")
     for size in sizes:
-        rate, overall, batches, rss = _run_job(infra, work, source, total, size)
+        part, overall, rss = _run_job(infra, work, source, total, size)
         case = f"batch {size:,}"
-        run_.add(
-            NAME, case, "throughput", rate, "records/s", note=f"steady, {batches} batches after the first"
-        )
-        run_.add(NAME, case, "ratio to raw loop", rate / raw, "x")
+        note = f"steady: {part.batches} batches after the first"
+        run_.add(NAME, case, "throughput", part.rate, "records/s", note=note)
+        run_.add(NAME, case, "ratio to raw loop", part.rate / raw, "x")
+        per_cpu = part.records / max(1e-6, rss.cpu_between(part.start, part.end))
+        run_.add(NAME, case, "records per CPU-second", per_cpu, "records/s", note="JVM + Python, steady part")
+        run_.add(NAME, case, "CPU ratio to raw loop", per_cpu / raw_cpu, "x", note="load-independent")
         run_.add(
             NAME, case, "throughput incl. start", overall, "records/s", note="process start → last batch"
         )
         run_.memory.append(PeakMemory(NAME, f"{case} records/trigger", rss.peak_mib, rss.peak_processes))
-        logger.info("passthrough_measured", extra={"batch": size, "records_per_s": rate, "raw": raw})
+        logger.info("passthrough_measured", extra={"batch": size, "records_per_s": part.rate, "raw": raw})

@@ -150,19 +150,21 @@ def load_topic(kafka: KafkaBroker, topic: str, values: list[bytes], partitions: 
 
 
 class PeakRss:
-    """Samples the summed resident memory of process trees (a Spark job: Python driver, JVM, workers)."""
+    """Samples the summed resident memory and CPU time of process trees (a Spark job: Python driver, JVM,
+    workers). CPU seconds per record do not depend on how busy the shared machine is; wall time does."""
 
     def __init__(self, *pids: int, interval: float = 0.25) -> None:
         self.pids = pids
         self.interval = interval
         self.peak_bytes = 0
         self.peak_processes = 0
+        self.cpu_samples: list[tuple[float, float]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="peak-rss", daemon=True)
         self._thread.start()
 
-    def _sample(self) -> tuple[int, int]:
-        total, count = 0, 0
+    def _sample(self) -> tuple[int, int, float]:
+        total, count, cpu = 0, 0, 0.0
         for pid in self.pids:
             try:
                 root = psutil.Process(pid)
@@ -172,17 +174,30 @@ class PeakRss:
             for proc in tree:
                 try:
                     total += proc.memory_info().rss
+                    times = proc.cpu_times()
+                    # children_*: workers that already exited and were reaped by this process.
+                    cpu += times.user + times.system + times.children_user + times.children_system
                     count += 1
                 except psutil.Error:
                     continue  # exited between listing and sampling
-        return total, count
+        return total, count, cpu
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            total, count = self._sample()
+            total, count, cpu = self._sample()
             if total > self.peak_bytes:
                 self.peak_bytes, self.peak_processes = total, count
+            if count:
+                self.cpu_samples.append((time.time(), cpu))
             self._stop.wait(self.interval)
+
+    def cpu_between(self, start: float, end: float) -> float:
+        """CPU seconds the trees used between two Unix times (from the samples nearest to them)."""
+        if not self.cpu_samples:
+            return 0.0
+        first = min(self.cpu_samples, key=lambda s: abs(s[0] - start))[1]
+        last = min(self.cpu_samples, key=lambda s: abs(s[0] - end))[1]
+        return max(0.0, last - first)
 
     @property
     def peak_mib(self) -> float:
@@ -214,10 +229,24 @@ def wait_records(process: ServiceProcess, event: str, total: int, timeout: float
     raise TimeoutError(f"{process.name}: {done} of {total} records after {timeout:.0f}s:\n{process.tail()}")
 
 
-def steady_rate(batches: list[dict[str, Any]]) -> tuple[float, int]:
-    """Records/s from the end of the first (warm-up) batch to the end of the last; and batches counted."""
+@dataclass(frozen=True)
+class Steady:
+    """The steady part of a streaming run: from the end of the first (warm-up) batch to the last's end."""
+
+    records: int
+    batches: int
+    start: float
+    end: float
+
+    @property
+    def rate(self) -> float:
+        return self.records / max(1e-6, self.end - self.start)
+
+
+def steady(batches: list[dict[str, Any]]) -> Steady:
+    """The steady part of a job's non-empty batch log lines (``records`` and ``ts`` fields)."""
     busy = [b for b in batches if int(b.get("records", 0)) > 0]
     if len(busy) < 2:
         raise RuntimeError(f"need at least two non-empty batches for a steady rate, got {len(busy)}")
     records = sum(int(b["records"]) for b in busy[1:])
-    return records / max(1e-6, stamp(busy[-1]) - stamp(busy[0])), len(busy) - 1
+    return Steady(records, len(busy) - 1, stamp(busy[0]), stamp(busy[-1]))
