@@ -70,6 +70,16 @@ def _reject(status: int, reason: str, detail: str, request: Request) -> JSONResp
     return JSONResponse({"error": reason, "detail": detail}, status_code=status, headers=headers)
 
 
+def _storage_failed(operation: str, metadata: UploadMetadata, exc: OSError) -> JSONResponse:
+    """A server-side failure (disk full, volume gone): 500, so the client retries later."""
+    STORAGE_ERRORS.labels(operation=operation).inc()
+    logger.error(
+        "report_store_failed",
+        extra={"operation": operation, "job": metadata.job, "replica": metadata.replica, "error": repr(exc)},
+    )
+    return JSONResponse({"error": "storage_failed", "detail": "the report could not be stored"}, 500)
+
+
 def _content_type(header: str | None) -> tuple[str, str | None]:
     """Media type and charset (``utf-8`` when not given; None when the charset is unusable)."""
     media_type, *params = (header or "").split(";")
@@ -124,7 +134,10 @@ def build_app(settings: ProfilePublisherSettings, publisher: Publisher) -> Starl
 
         # The body goes straight to a temporary file in the store, never whole into memory; the limit
         # is enforced while it streams, whatever Content-Length said (or if it said nothing).
-        pending = await run_in_threadpool(store.new_upload)
+        try:
+            pending = await run_in_threadpool(store.new_upload)
+        except OSError as exc:
+            return _storage_failed("receive", metadata, exc)
         try:
             async for chunk in request.stream():
                 if pending.size + len(chunk) > max_bytes:
@@ -134,6 +147,9 @@ def build_app(settings: ProfilePublisherSettings, publisher: Publisher) -> Starl
         except ClientDisconnect:
             pending.discard()
             return _reject(400, "client_disconnected", "the body ended before it was complete", request)
+        except OSError as exc:
+            pending.discard()
+            return _storage_failed("receive", metadata, exc)
         except BaseException:
             pending.discard()
             raise
@@ -144,9 +160,7 @@ def build_app(settings: ProfilePublisherSettings, publisher: Publisher) -> Starl
             record, created = await run_in_threadpool(publisher.publish, pending, metadata, charset)
         except OSError as exc:
             pending.discard()
-            STORAGE_ERRORS.labels(operation="commit").inc()
-            logger.error("report_store_failed", extra={"job": metadata.job, "error": repr(exc)})
-            return JSONResponse({"error": "storage_failed", "detail": "the report could not be stored"}, 500)
+            return _storage_failed("commit", metadata, exc)
         UPLOAD_SECONDS.observe(time.perf_counter() - started)
         return JSONResponse(
             {"id": record.id, "url": record.url},

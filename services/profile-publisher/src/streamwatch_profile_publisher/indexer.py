@@ -130,7 +130,14 @@ class MetadataIndexer:
         backoff = self._retry_seconds
         while not self._stop.is_set():
             self._wake.clear()
-            if self._drain():
+            try:
+                drained = self._drain()
+            except Exception:
+                # The queue directory itself failed (volume trouble): keep the thread alive and retry.
+                INDEX_FAILURES.inc()
+                logger.exception("index_queue_failed", extra={"pending_dir": str(self.pending_dir)})
+                drained = False
+            if drained:
                 backoff = self._retry_seconds
                 self._wake.wait()
             else:
