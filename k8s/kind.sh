@@ -145,7 +145,7 @@ case "${1:-}" in
     ;;
   e2e)
     step "end-to-end tests against the cluster of the current kubectl context"
-    exec uv run --frozen pytest tests/e2e_kind -p no:cacheprovider -v "${@:2}"
+    STREAMWATCH_E2E_KIND=1 exec uv run --frozen pytest tests/e2e_kind -p no:cacheprovider -v "${@:2}"
     ;;
   *)
     die "usage: $0 up|down|images|e2e"

@@ -1,0 +1,98 @@
+"""The installed chart, live: pods ready, observations arrive, `helm upgrade` flips the SLA alert, and
+the observer scales to 3 replicas without duplicate observations."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import defaultdict
+from typing import Any, cast
+
+from e2e_kind.cluster import Cluster
+
+COMPONENTS = (
+    "generator", "visits-writer", "passthrough", "observer", "profile-publisher",
+    "pushgateway", "prometheus", "elasticsearch", "grafana",
+)  # fmt: skip
+SLA_ALERT = "SLA miss visits synchronizer"
+INDEX = "visits_observation_stats"
+
+
+def test_every_component_is_ready_and_kafka_is_up(cluster: Cluster) -> None:
+    for component in COMPONENTS:
+
+        def ready_pods(component: str = component) -> list[Any]:
+            return [p for p in cluster.pods(component) if Cluster.ready(p)]
+
+        assert cluster.wait(f"{component} ready", ready_pods, timeout=600), component
+    kafka = cast(
+        dict[str, Any],
+        cluster.custom.get_namespaced_custom_object(
+            "kafka.strimzi.io", "v1", cluster.namespace, "kafkas", f"{cluster.fullname}-kafka"
+        ),
+    )
+    conditions = {c["type"]: c["status"] for c in kafka.get("status", {}).get("conditions", [])}
+    assert conditions.get("Ready") == "True", conditions
+    topics = cast(
+        dict[str, Any],
+        cluster.custom.list_namespaced_custom_object(
+            "kafka.strimzi.io", "v1", cluster.namespace, "kafkatopics"
+        ),
+    )
+    names = {t["spec"].get("topicName") for t in topics["items"]}
+    assert {"visits", "processed_visits"} <= names
+
+
+def _window_documents(cluster: Cluster) -> list[dict[str, Any]]:
+    cluster.elasticsearch("POST", f"{INDEX}/_refresh")
+    body = {"size": 10000, "query": {"term": {"doc_type": "window"}}}
+    hits = cluster.elasticsearch("POST", f"{INDEX}/_search", body)["hits"]["hits"]
+    return [{"_id": h["_id"], **h["_source"]} for h in hits]
+
+
+def test_observation_documents_arrive(cluster: Cluster) -> None:
+    docs = cluster.wait("window observation documents", lambda: _window_documents(cluster), timeout=600)
+    assert all(d["all_events"] > 0 for d in docs)
+    assert {"invalid_event_time", "invalid_user_id", "invalid_page"} <= set(docs[0])
+
+
+def test_latency_toggled_by_helm_upgrade_flips_the_sla_alert(cluster: Cluster) -> None:
+    started = time.monotonic()
+    cluster.helm_upgrade(**{"visitsWriter.settings.simulated_latency_seconds": "15"})
+    cluster.wait("SLA alert pending", lambda: cluster.alert_state(SLA_ALERT) in {"pending", "firing"}, 900)
+    pending = time.monotonic() - started
+    cluster.wait("SLA alert firing", lambda: cluster.alert_state(SLA_ALERT) == "firing", 600)
+    firing = time.monotonic() - started
+    cluster.helm_upgrade(**{"visitsWriter.settings.simulated_latency_seconds": "0"})
+    cluster.wait("SLA alert resolved", lambda: cluster.alert_state(SLA_ALERT) == "inactive", 900)
+    resolved = time.monotonic() - started
+    print(
+        f"SLA alert: pending after {pending:.0f}s, firing after {firing:.0f}s, resolved after {resolved:.0f}s"
+    )
+
+
+def test_observer_scales_to_three_without_duplicate_observations(cluster: Cluster) -> None:
+    before = len(_window_documents(cluster))
+    cluster.scale("observer", 3)
+    try:
+        cluster.wait(
+            "3 observer replicas ready",
+            lambda: len([p for p in cluster.pods("observer") if Cluster.ready(p)]) == 3,
+            timeout=600,
+        )
+        cluster.wait(
+            "new windows after the rebalance", lambda: len(_window_documents(cluster)) > before + 4, 600
+        )
+        docs = _window_documents(cluster)
+        # Every offset of every partition is observed by exactly one window document.
+        ranges: dict[tuple[str, int], list[tuple[int, int]]] = defaultdict(list)
+        for d in docs:
+            ranges[(d["topic"], d["partition"])].append((d["start_offset"], d["end_offset"]))
+        for key, spans in ranges.items():
+            spans.sort()
+            for (_, end), (start, _) in itertools.pairwise(spans):
+                assert start > end, f"{key}: overlapping windows {spans}"
+        replicas = {d["observer_replica"] for d in docs}
+        assert len(replicas) >= 2, "partitions were not spread over the new replicas"
+    finally:
+        cluster.scale("observer", 1)
