@@ -96,5 +96,5 @@ groups:
     interval: 10s
     rules:
       {{- include "streamwatch.grafanaAlertRule" (dict "uid" "streamwatch-sla-miss" "title" "SLA miss visits synchronizer" "expr" "max(visits_sync_duration{job=\"visits_to_delta_synchronizer\"})" "threshold" $a.slaMiss.thresholdMs "for" $a.slaMiss.for "summary" (printf "visits synchronizer micro-batches take longer than %v ms" $a.slaMiss.thresholdMs)) | nindent 6 }}
-      {{- include "streamwatch.grafanaAlertRule" (dict "uid" "streamwatch-passthrough-lag" "title" "passthrough lag" "expr" "max(observer_lag_offsets{topic=\"visits\"})" "threshold" $a.lag.thresholdOffsets "for" $a.lag.for "summary" (printf "a partition of visits lags more than %v offsets behind the passthrough" $a.lag.thresholdOffsets)) | nindent 6 }}
+      {{- include "streamwatch.grafanaAlertRule" (dict "uid" "streamwatch-passthrough-lag" "title" "passthrough lag" "expr" "max(observer_lag_offsets)" "threshold" $a.lag.thresholdOffsets "for" $a.lag.for "summary" (printf "a partition of visits lags more than %v offsets behind the passthrough" $a.lag.thresholdOffsets)) | nindent 6 }}
 {{- end }}
