@@ -25,6 +25,7 @@ def test_clean_block_counts_nulls_empties_and_duplicates() -> None:
     assert quality.invalid("user_id") == 1
     assert quality.invalid("page") == 3
     assert quality.invalid("event_time") == 1
+    assert quality.invalid_records == 4  # visits 3, 4, 5, 6
     assert quality.null_counts["context.user.connected_since"] == 20  # null everywhere
     assert quality.null_counts["context.user.ip"] == 1
 
@@ -53,6 +54,7 @@ def test_bad_records_are_counted_and_the_rest_still_measured() -> None:
     assert quality.unparseable == 8  # all but the multi-line one
     assert quality.invalid("event_time") == 2  # v-90 has none, v-100 is empty
     assert quality.invalid("page") == 1  # v-90
+    assert quality.invalid_records == 2  # v-90, v-100
     assert quality.duplicates == 0
 
 
@@ -64,6 +66,7 @@ def test_fast_path_and_fallback_agree() -> None:
     assert slow.unparseable == 1
     assert fast.invalid("user_id") == slow.invalid("user_id") == 100
     assert fast.null_counts == slow.null_counts
+    assert fast.invalid_records == slow.invalid_records == 100
 
 
 def test_required_field_absent_everywhere_counts_every_parsed_record() -> None:

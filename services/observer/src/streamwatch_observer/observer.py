@@ -193,6 +193,7 @@ class Observer:
             "all_events": q.records,
             "unparseable": q.unparseable,
             "duplicates": q.duplicates,
+            "invalid_records": q.invalid_records,
             "null_counts": dict(q.null_counts),
             "lag_per_partition": {str(p): lag for p, lag in sorted(self.latest_lag.items())},
             "observer_replica": s.replica,

@@ -36,12 +36,14 @@ _SPLIT_BELOW = 64
 
 @dataclass
 class WindowQuality:
-    """Quality counts of one window; ``null_counts`` holds null-or-empty counts per flattened field."""
+    """Quality counts of one window; ``null_counts`` holds null-or-empty counts per flattened field and
+    ``invalid_records`` the parsed records with at least one required field null or empty."""
 
     records: int
     unparseable: int
     duplicates: int
     null_counts: dict[str, int]
+    invalid_records: int = 0
     rows: pa.Table | pd.DataFrame | None = field(default=None, repr=False)
 
     def invalid(self, name: str) -> int:
@@ -56,12 +58,17 @@ def _leaf_table(table: pa.Table) -> pa.Table:
     return table
 
 
-def _null_or_empty(column: pa.ChunkedArray) -> int:
-    missing = int(column.null_count)
+def _missing_mask(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """True where the value is null, or a string that is empty after trimming."""
+    missing = pc.is_null(column)
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        empty = pc.equal(pc.utf8_trim_whitespace(column), "")
-        missing += int(pc.sum(empty).as_py() or 0)
+        empty = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(column), ""), False)
+        missing = pc.or_(missing, empty)
     return missing
+
+
+def _null_or_empty(column: pa.ChunkedArray) -> int:
+    return int(pc.sum(_missing_mask(column)).as_py() or 0)
 
 
 def _string_typed(table: pa.Table, names: tuple[str, ...]) -> bool:
@@ -187,6 +194,13 @@ class QualityMeter:
     def _from_table(self, table: pa.Table, records: int, unparseable: int) -> WindowQuality:
         leaves = _leaf_table(table)
         nulls = {name: _null_or_empty(leaves.column(name)) for name in leaves.column_names}
+        invalid_records = leaves.num_rows
+        present = [name for name in self.required if name in leaves.column_names]
+        if len(present) == len(self.required):
+            any_missing = _missing_mask(leaves.column(present[0]))
+            for name in present[1:]:
+                any_missing = pc.or_(any_missing, _missing_mask(leaves.column(name)))
+            invalid_records = int(pc.sum(any_missing).as_py() or 0)
         for name in self.required:
             nulls.setdefault(name, leaves.num_rows)
         duplicates = 0
@@ -194,18 +208,27 @@ class QualityMeter:
             ids = leaves.column(self.id_field)
             present = len(ids) - ids.null_count
             duplicates = present - int(pc.count_distinct(ids, mode="only_valid").as_py())
-        return WindowQuality(records, unparseable, duplicates, nulls, rows=leaves if self.keep_rows else None)
+        return WindowQuality(
+            records, unparseable, duplicates, nulls, invalid_records, rows=leaves if self.keep_rows else None
+        )
 
     def _from_frame(self, frame: pd.DataFrame, records: int, unparseable: int) -> WindowQuality:
         nulls: dict[str, int] = {}
+        masks: dict[str, pd.Series] = {}
         for name in frame.columns:
             column = frame[name]
             empty = column.map(lambda v: isinstance(v, str) and not v.strip())
-            nulls[str(name)] = int(column.isna().sum() + empty.sum())
+            masks[str(name)] = column.isna() | empty.astype(bool)
+            nulls[str(name)] = int(masks[str(name)].sum())
+        invalid_records = len(frame)
+        if all(name in masks for name in self.required):
+            invalid_records = int(pd.concat([masks[n] for n in self.required], axis=1).any(axis=1).sum())
         for name in self.required:
             nulls.setdefault(name, len(frame))
         duplicates = 0
         if self.id_field in frame.columns:
             ids = frame[self.id_field].dropna()
             duplicates = len(ids) - int(ids.nunique())
-        return WindowQuality(records, unparseable, duplicates, nulls, rows=frame if self.keep_rows else None)
+        return WindowQuality(
+            records, unparseable, duplicates, nulls, invalid_records, rows=frame if self.keep_rows else None
+        )

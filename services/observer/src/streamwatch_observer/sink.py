@@ -40,6 +40,8 @@ MAPPINGS: dict[str, Any] = {
         "all_events": _COUNT,
         "unparseable": _COUNT,
         "duplicates": _COUNT,
+        # Parsed records with at least one required field null or empty.
+        "invalid_records": _COUNT,
         "invalid_event_time": _COUNT,
         "invalid_user_id": _COUNT,
         "invalid_page": _COUNT,
