@@ -41,18 +41,17 @@ class WriterPaths:
 
 
 def writer_env(kafka: KafkaBroker, topic: str, paths: WriterPaths, **extra: str) -> dict[str, str]:
-    return service_env(
-        **kafka.env(),
-        VISITS_WRITER_TOPIC=topic,
-        VISITS_WRITER_VISITS_TABLE_PATH=paths.visits,
-        VISITS_WRITER_DEAD_LETTER_TABLE_PATH=paths.dead_letters,
-        VISITS_WRITER_CHECKPOINT_PATH=paths.checkpoint,
-        VISITS_WRITER_SPARK_MASTER="local[2]",
-        VISITS_WRITER_TRIGGER_INTERVAL_SECONDS="0.5",
-        VISITS_WRITER_MAX_RECORDS_PER_TRIGGER="200",
-        VISITS_WRITER_INSTANCE=paths.instance,
-        **extra,
-    )
+    settings = {
+        "VISITS_WRITER_TOPIC": topic,
+        "VISITS_WRITER_VISITS_TABLE_PATH": paths.visits,
+        "VISITS_WRITER_DEAD_LETTER_TABLE_PATH": paths.dead_letters,
+        "VISITS_WRITER_CHECKPOINT_PATH": paths.checkpoint,
+        "VISITS_WRITER_SPARK_MASTER": "local[2]",
+        "VISITS_WRITER_TRIGGER_INTERVAL_SECONDS": "0.5",
+        "VISITS_WRITER_MAX_RECORDS_PER_TRIGGER": "200",
+        "VISITS_WRITER_INSTANCE": paths.instance,
+    }
+    return service_env(**kafka.env(), **{**settings, **extra})
 
 
 def start_writer(log_path: Path, env: dict[str, str], args: list[str] | None = None) -> ServiceProcess:

@@ -17,6 +17,7 @@ from visits_writer.stack import (
     WriterPaths,
     kill_tree,
     run_generator,
+    start_generator,
     start_writer,
     wait_rows,
     writer_env,
@@ -24,8 +25,9 @@ from visits_writer.stack import (
 )
 
 from harness.kafka import KafkaBroker
+from harness.process import wait_until
 from harness.prometheus import Pushgateway
-from harness.services import metric_value
+from harness.services import ServiceProcess, metric_value
 
 pytestmark = pytest.mark.spark
 
@@ -99,3 +101,60 @@ def test_exactly_once_across_a_crash_with_dead_letters(
         f"rows/s inside batches: {rows / busy_seconds:.0f}; peak RSS: {rss.stop() / 2**20:.0f} MiB, "
         f"{rss2.stop() / 2**20:.0f} MiB; dead letters: {dict(reasons)}"
     )
+
+
+def _pushed_batch_id(gateway: Pushgateway, instance: str) -> float | None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(gateway.metrics_text()):
+        for sample in family.samples:
+            if sample.name == "visits_sync_batch_id" and sample.labels.get("instance") == instance:
+                return float(sample.value)
+    return None
+
+
+def _counter(writer: ServiceProcess, name: str) -> float:
+    return metric_value(writer.metrics(), name, job="visits_to_delta_synchronizer") or 0.0
+
+
+def test_pushgateway_outage_costs_only_pushes(kafka: KafkaBroker, output_dir: Path) -> None:
+    gateway = Pushgateway.start(output_dir)
+    topic = kafka.create_topic(partitions=2)
+    paths = WriterPaths(output_dir)
+    generator = start_generator(kafka, topic, output_dir / "generator.log", rate=30)
+    env = writer_env(
+        kafka,
+        topic,
+        paths,
+        VISITS_WRITER_PUSHGATEWAY_URL=gateway.url,
+        VISITS_WRITER_PUSH_TIMEOUT_SECONDS="1",
+        VISITS_WRITER_TRIGGER_INTERVAL_SECONDS="1",
+    )
+    writer = start_writer(output_dir / "writer.log", env)
+    try:
+        wait_until(lambda: _pushed_batch_id(gateway, paths.instance) is not None, 120, what="first push")
+        gateway.stop()
+        rows_at_outage = sum(map(len, written(paths)))
+        failures_before = _counter(writer, "streamwatch_push_failures_total")
+        wait_until(
+            lambda: _counter(writer, "streamwatch_push_failures_total") >= failures_before + 2,
+            90,
+            what="push failures counted",
+        )
+        # The job kept going: more rows landed during the outage, and it is still ready.
+        wait_rows(paths, rows_at_outage + 1, 60)
+        assert writer.running and writer.events("push_failed")
+        pushes_before = _counter(writer, "streamwatch_pushes_total")
+        last_batch = max(b["batch_id"] for b in writer.events("batch_written"))
+
+        gateway.restart()
+        wait_until(
+            lambda: (_pushed_batch_id(gateway, paths.instance) or -1) > last_batch, 90, what="pushes resumed"
+        )
+        assert _counter(writer, "streamwatch_pushes_total") > pushes_before
+        writer.signal(signal.SIGTERM)
+        assert writer.wait(60) == 0, writer.tail()
+    finally:
+        generator.stop()
+        writer.stop()
+        gateway.stop()
