@@ -34,7 +34,7 @@ def _destination(settings: ObserverSettings) -> Destination:
         return PublisherDestination(
             settings.profile_publisher_url,
             token=token.get_secret_value() if token is not None else None,
-            replica=settings.replica,
+            replica=settings.replica_name,
             retries=settings.profile_publisher_retries,
             timeout=settings.profile_publisher_timeout_seconds,
         )

@@ -196,7 +196,7 @@ class Observer:
             "invalid_records": q.invalid_records,
             "null_counts": dict(q.null_counts),
             "lag_per_partition": {str(p): lag for p, lag in sorted(self.latest_lag.items())},
-            "observer_replica": s.replica,
+            "observer_replica": s.replica_name,
             "measure_seconds": round(window.measure_seconds, 4),
         }
         for name in s.required_fields:
@@ -220,7 +220,7 @@ class Observer:
             "end_offset": lag.end_offset,
             "lag_seconds": None if lag.lag_seconds is None else round(lag.lag_seconds, 3),
             "batch_id": lag.batch_id,
-            "observer_replica": s.replica,
+            "observer_replica": s.replica_name,
         }
         return f"{s.job}-lag-{lag.partition}-{bucket}", doc
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from typing import Annotated
 
@@ -36,10 +37,9 @@ class ObserverSettings(ServiceSettings, KafkaSettings, ElasticsearchSettings):
         min_length=1,
         description="Name of the observed streaming job; part of every document id and profile name.",
     )
-    replica: str = Field(
-        default_factory=socket.gethostname,
-        min_length=1,
-        description="Name of this replica in documents and profiles; defaults to the host (pod) name.",
+    replica: str | None = Field(
+        default=None,
+        description="Name of this replica in documents and profiles; unset: `HOSTNAME` (the pod name).",
     )
     checkpoint_path: str = Field(
         default="/checkpoint",
@@ -103,6 +103,11 @@ class ObserverSettings(ServiceSettings, KafkaSettings, ElasticsearchSettings):
     profile_publisher_timeout_seconds: float = Field(
         default=30.0, gt=0, description="Timeout of one report delivery request."
     )
+
+    @property
+    def replica_name(self) -> str:
+        """The replica name actually used: Kubernetes sets ``HOSTNAME`` to the pod name."""
+        return self.replica or os.environ.get("HOSTNAME") or socket.gethostname()
 
     @field_validator("required_fields", mode="before")
     @classmethod
