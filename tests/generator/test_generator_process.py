@@ -65,7 +65,7 @@ def test_ops_endpoints_answer_and_metrics_count_deliveries(
     assert process.wait(30) == 0
     report = summary(process)
     assert report["reason"] == "shutdown_requested"
-    rows = read_rows(kafka, topic, expected=report["delivered"])
+    rows = read_rows(kafka, topic)
     assert len(rows) == report["delivered"] >= 100
     assert_every_line_is_json(process.log_path)
 
@@ -91,7 +91,7 @@ def test_sigterm_mid_production_every_delivered_record_is_in_the_topic(
     assert report["reason"] == "shutdown_requested"
     assert report["undelivered"] == 0 and report["delivery_failures"] == 0
     assert report["delivered"] == report["produced"] > 1000
-    rows = read_rows(kafka, topic, expected=report["delivered"])
+    rows = read_rows(kafka, topic)
     assert len(rows) == report["delivered"]
     per_partition = {str(p): sum(1 for r in rows if r.partition == p) for p in range(3)}
     assert per_partition == report["by_partition"]
@@ -208,7 +208,7 @@ def test_metrics_match_what_a_consumer_reads_per_partition_and_kind(
     assert process.running  # still serving /metrics after the run
     metrics = process.metrics()
     report = summary(process)
-    rows = read_rows(kafka, topic, expected=2000)
+    rows = read_rows(kafka, topic)
     assert len(rows) == 2000
     for p in range(3):
         read = sum(1 for r in rows if r.partition == p)
