@@ -32,7 +32,7 @@ from types import FrameType
 
 from harness.chart import render_rule_files
 from harness.kafka import KafkaBroker
-from harness.process import REPO_ROOT, free_port, wait_until
+from harness.process import REPO_ROOT, ComponentStartError, free_port, wait_until
 from harness.prometheus import Prometheus, Pushgateway, http_get
 from harness.search import SearchServer
 from harness.services import VENV_BIN, ServiceProcess, service_env
@@ -233,6 +233,9 @@ class Demo:
             return 0
         except KeyboardInterrupt:
             return 130
+        except ComponentStartError as exc:
+            say(f"demo: a component could not start: {exc}")
+            return 1
         finally:
             self._stop()
 
