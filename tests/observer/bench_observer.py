@@ -64,6 +64,8 @@ def run(
     )
     process = ServiceProcess("streamwatch-observer", out / f"observer-{suffix}.log", env)
     process.start_ready(path="/readyz")
+    cpu_before = sum(psutil.Process(process.pid).cpu_times()[:2])
+    cpu_used = 0.0
     peak = 0
     done = threading.Event()
 
@@ -88,6 +90,7 @@ def run(
                 time.sleep(0.5)
             time.sleep(5)  # let the profiler finish the merged backlog it is on
         text = process.metrics()
+        cpu_used = sum(psutil.Process(process.pid).cpu_times()[:2]) - cpu_before
     finally:
         done.set()
         process.stop()
@@ -101,7 +104,8 @@ def run(
     print(
         f"[{label}] {count} records in {seconds:.2f}s = {count / seconds:,.0f} records/s;"
         f" windows {len(written)}, measure median {measures[len(measures) // 2] * 1000:.1f} ms,"
-        f" max {measures[-1] * 1000:.1f} ms; peak RSS {peak / 2**20:.0f} MiB"
+        f" max {measures[-1] * 1000:.1f} ms; peak RSS {peak / 2**20:.0f} MiB;"
+        f" CPU {cpu_used:.1f}s = {count / cpu_used:,.0f} records per CPU-second"
     )
     if profiles:
         builds = [p["build_seconds"] for p in profiles]

@@ -133,3 +133,24 @@ def test_quality_lag_and_profile_of_known_records(kafka: KafkaBroker, observers:
     written = observer.wait_for_event("profile_written", timeout=60)
     assert written[0]["location"] == str(profiles()[0]) or len(profiles()) > 1
     assert observer.running
+
+
+def test_partition_unknown_to_the_checkpoint_is_reported_as_new(
+    kafka: KafkaBroker, observers: ObserverFactory
+) -> None:
+    observers.topics(partitions=2)
+    kafka.produce(observers.source, [(None, visit(i)) for i in range(10)], partition=0)
+    kafka.produce(observers.source, [(None, visit(100 + i)) for i in range(7)], partition=1)
+    write_checkpoint(observers.checkpoint, 3, {0: 10}, observers.source)  # written before p1 existed
+    observer = observers.start(OBSERVER_PROFILE_ENABLED="false")
+
+    def statuses() -> dict[int, dict[str, Any]]:
+        return {d["partition"]: d for d in observers.docs("lag")}
+
+    wait_until(lambda: set(statuses()) == {0, 1}, 30, what="lag documents of both partitions")
+    docs = statuses()
+    assert (docs[0]["status"], docs[0]["lag_offsets"], docs[0]["batch_id"]) == ("ok", 0, 3)
+    assert (docs[1]["status"], docs[1]["lag_offsets"], docs[1]["committed_offset"]) == ("new_partition", 7, 0)
+    text = observer.metrics()
+    assert metric_value(text, "observer_lag_status", partition="1", status="new_partition") == 1
+    assert metric_value(text, "observer_lag_offsets", partition="1") == 7
