@@ -15,6 +15,8 @@ import os
 # Before ydata-profiling is imported anywhere in the process: no phoning home, no display needed.
 os.environ.setdefault("YDATA_PROFILING_NO_ANALYTICS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# ydata-profiling draws tqdm bars on stderr, which would break the one-JSON-object-per-line logs.
+os.environ.setdefault("TQDM_DISABLE", "1")
 
 import logging
 import re
