@@ -44,6 +44,9 @@ class Pushgateway:
             [
                 _binary("prometheus-pushgateway", "prometheus-pushgateway"),
                 f"--web.listen-address=127.0.0.1:{port}",
+                # Debian's build defaults to /var/lib/prometheus/pushgateway.data, which every gateway
+                # started on the machine would share (and reload: stale groups from other runs).
+                "--persistence.file=",
             ],
             log_dir / f"pushgateway-{port}.log",
         )
