@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.report import BenchRun, PeakMemory
+from bench.report import BenchRun
 from bench.stack import Infra, PeakRss, stamp
 from harness.prometheus import http_get
 from harness.services import ServiceProcess, service_env
@@ -41,9 +41,9 @@ class Outcome:
     records_per_s: float
     meter_records_per_s: float
     assignments: int
+    records_per_cpu_s: float
     profiles: list[dict[str, Any]]
-    peak_rss_mib: float
-    processes: int
+    memory: PeakRss
 
 
 def _checkpoint(root: Path, topic: str, offsets: dict[int, int]) -> None:
@@ -108,9 +108,9 @@ def _observe(infra: Infra, work: Path, topic: str, total: int, case: Case) -> Ou
         records_per_s=records / max(1e-6, finished - started),
         meter_records_per_s=records / max(1e-6, measuring),
         assignments=len(assigned),
+        records_per_cpu_s=records / max(1e-6, rss.cpu_between(started, finished)),
         profiles=[e for p in processes for e in p.events("profile_written")],
-        peak_rss_mib=rss.peak_mib,
-        processes=rss.peak_processes,
+        memory=rss,
     )
 
 
@@ -163,6 +163,14 @@ def run(run_: BenchRun, infra: Infra, work: Path, quick: bool) -> None:
             "records/s",
             note="records / time inside QualityMeter.measure",
         )
+        run_.add(
+            NAME,
+            case.label,
+            "records per CPU-second",
+            outcome.records_per_cpu_s,
+            "records/s",
+            note="all replicas' CPU, assignment → last window",
+        )
         if case.profile and outcome.profiles:
             slowest = max(outcome.profiles, key=lambda e: float(e["build_seconds"]))
             run_.add(
@@ -184,12 +192,7 @@ def run(run_: BenchRun, infra: Infra, work: Path, quick: bool) -> None:
                 "x",
                 note="aggregate records/s, 2 cores shared by everything",
             )
-        run_.memory.append(
-            PeakMemory(
-                NAME,
-                f"{case.label} ({case.window:,}-record windows)"
-                + (f", {case.replicas} replicas summed" if case.replicas > 1 else ""),
-                outcome.peak_rss_mib,
-                outcome.processes,
-            )
-        )
+        load = f"{case.label} ({case.window:,}-record windows)"
+        if case.replicas > 1:
+            load += f", {case.replicas} replicas summed"
+        run_.memory.append(outcome.memory.memory(NAME, load))

@@ -27,12 +27,15 @@ class Measurement:
 
 @dataclass
 class PeakMemory:
-    """Peak resident memory of one service's process tree under one load."""
+    """Peak memory of one service's process tree under one load: RSS summed over the processes (shared
+    pages counted in each) and PSS summed (shared pages split among their users), with PSS by process."""
 
     service: str
     load: str
     peak_rss_mib: float
+    peak_pss_mib: float
     processes: int
+    breakdown: str = ""
 
 
 @dataclass

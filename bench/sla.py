@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
-from bench.report import BenchRun, PeakMemory
+from bench.report import BenchRun
 from bench.stack import Infra, PeakRss, stamp
 from harness.chart import render_rule_files
 from harness.prometheus import Prometheus
@@ -22,6 +23,7 @@ from harness.services import ServiceProcess, service_env
 NAME = "sla-detection"
 ALERT = "SLA miss visits synchronizer"
 _POLL_S = 0.1
+INSTANCE = "bench-sla"
 
 
 def run(run_: BenchRun, infra: Infra, work: Path, quick: bool) -> None:
@@ -33,7 +35,6 @@ def run(run_: BenchRun, infra: Infra, work: Path, quick: bool) -> None:
     )
     (rule_file,) = [p for p in rules if p.name == "visits-writer.rules.yaml"]
     gateway = infra.pushgateway
-    gateway.wipe()
     prometheus = Prometheus.start(
         work / "sla-prometheus", [rule_file], pushgateway=gateway.url, interval=f"{interval_s}s"
     )
@@ -61,7 +62,7 @@ def run(run_: BenchRun, infra: Infra, work: Path, quick: bool) -> None:
             VISITS_WRITER_MAX_RECORDS_PER_TRIGGER="1000",
             VISITS_WRITER_SIMULATED_LATENCY_SECONDS=str(latency_s),
             VISITS_WRITER_PUSHGATEWAY_URL=gateway.url,
-            VISITS_WRITER_INSTANCE="bench-sla",
+            VISITS_WRITER_INSTANCE=INSTANCE,
         ),
     )
     rss: PeakRss | None = None
@@ -74,7 +75,7 @@ def run(run_: BenchRun, infra: Infra, work: Path, quick: bool) -> None:
         while fired_at is None and time.monotonic() < deadline:
             if not writer.running:
                 raise RuntimeError(f"visits writer exited:\n{writer.tail()}")
-            alerts = prometheus.alerts(ALERT)
+            alerts = _ours(prometheus)
             states = {a["state"] for a in alerts}
             if pending_at is None and states & {"pending", "firing"}:
                 pending_at = time.time()
@@ -85,7 +86,7 @@ def run(run_: BenchRun, infra: Infra, work: Path, quick: bool) -> None:
             raise TimeoutError(f"alert never fired:\n{writer.tail()}")
         slow = [b for b in writer.events("batch_written") if b.get("records") and b["seconds"] > 1]
         first_slow = min(stamp(b) for b in slow)
-        active_at = min(_unix(a["activeAt"]) for a in prometheus.alerts(ALERT))
+        active_at = min(_unix(a["activeAt"]) for a in _ours(prometheus))
     finally:
         writer.stop(timeout=60)
         generator.stop()
@@ -115,14 +116,11 @@ def run(run_: BenchRun, infra: Infra, work: Path, quick: bool) -> None:
         f" at +{(pending_at or fired_at) - first_slow:.1f}s",
     )
     if rss is not None:
-        run_.memory.append(
-            PeakMemory(
-                "visits-writer",
-                "SLA run (1,000 records/trigger, 100 visits/s)",
-                rss.peak_mib,
-                rss.peak_processes,
-            )
-        )
+        run_.memory.append(rss.memory("visits-writer", "SLA run (1,000 records/trigger, 100 visits/s)"))
+
+
+def _ours(prometheus: Prometheus) -> list[dict[str, Any]]:
+    return [a for a in prometheus.alerts(ALERT) if a["labels"].get("instance") == INSTANCE]
 
 
 def _unix(text: str) -> float:

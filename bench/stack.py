@@ -15,6 +15,7 @@ from typing import Any
 import psutil
 from confluent_kafka import Producer
 
+from bench.report import PeakMemory
 from harness.kafka import KafkaBroker
 from harness.prometheus import Pushgateway
 from harness.search import SearchServer
@@ -150,21 +151,29 @@ def load_topic(kafka: KafkaBroker, topic: str, values: list[bytes], partitions: 
 
 
 class PeakRss:
-    """Samples the summed resident memory and CPU time of process trees (a Spark job: Python driver, JVM,
-    workers). CPU seconds per record do not depend on how busy the shared machine is; wall time does."""
+    """Samples the memory and CPU time of process trees (a Spark job: Python driver, JVM, Python workers).
+
+    RSS summed over a tree counts the pages forked workers share with their parent once per process;
+    PSS divides shared pages among their users, so its sum is the tree's real footprint (what a container's
+    memory limit sees, near enough). Both are kept. CPU seconds per record do not depend on how busy the
+    shared machine is; wall time does.
+    """
 
     def __init__(self, *pids: int, interval: float = 0.25) -> None:
         self.pids = pids
         self.interval = interval
         self.peak_bytes = 0
+        self.peak_pss_bytes = 0
         self.peak_processes = 0
+        self.peak_breakdown: dict[str, float] = {}
         self.cpu_samples: list[tuple[float, float]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="peak-rss", daemon=True)
         self._thread.start()
 
-    def _sample(self) -> tuple[int, int, float]:
-        total, count, cpu = 0, 0, 0.0
+    def _sample(self) -> tuple[int, int, int, float, dict[str, float]]:
+        rss, pss, count, cpu = 0, 0, 0, 0.0
+        by_name: dict[str, float] = {}
         for pid in self.pids:
             try:
                 root = psutil.Process(pid)
@@ -173,20 +182,25 @@ class PeakRss:
                 continue
             for proc in tree:
                 try:
-                    total += proc.memory_info().rss
+                    memory = proc.memory_full_info()
                     times = proc.cpu_times()
-                    # children_*: workers that already exited and were reaped by this process.
-                    cpu += times.user + times.system + times.children_user + times.children_system
-                    count += 1
+                    name = proc.name()
                 except psutil.Error:
                     continue  # exited between listing and sampling
-        return total, count, cpu
+                rss += memory.rss
+                pss += memory.pss
+                # children_*: workers that already exited and were reaped by this process.
+                cpu += times.user + times.system + times.children_user + times.children_system
+                count += 1
+                by_name[name] = by_name.get(name, 0.0) + memory.pss / 2**20
+        return rss, pss, count, cpu, by_name
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            total, count, cpu = self._sample()
-            if total > self.peak_bytes:
-                self.peak_bytes, self.peak_processes = total, count
+            rss, pss, count, cpu, by_name = self._sample()
+            self.peak_bytes = max(self.peak_bytes, rss)
+            if pss > self.peak_pss_bytes:
+                self.peak_pss_bytes, self.peak_processes, self.peak_breakdown = pss, count, by_name
             if count:
                 self.cpu_samples.append((time.time(), cpu))
             self._stop.wait(self.interval)
@@ -201,12 +215,30 @@ class PeakRss:
 
     @property
     def peak_mib(self) -> float:
+        """Peak of the summed RSS."""
         return round(self.peak_bytes / 2**20, 1)
 
+    @property
+    def peak_pss_mib(self) -> float:
+        return round(self.peak_pss_bytes / 2**20, 1)
+
+    @property
+    def breakdown(self) -> str:
+        """PSS per process name at the PSS peak, largest first: ``java 610, python3.11 340``."""
+        parts = sorted(self.peak_breakdown.items(), key=lambda kv: -kv[1])
+        return ", ".join(f"{name} {mib:.0f}" for name, mib in parts)
+
+    def memory(self, service: str, load: str) -> PeakMemory:
+        self.stop()
+        return PeakMemory(
+            service, load, self.peak_mib, self.peak_pss_mib, self.peak_processes, self.breakdown
+        )
+
     def stop(self) -> float:
-        """Stop sampling; the peak in MiB."""
+        """Stop sampling; the peak summed RSS in MiB."""
         self._stop.set()
-        self._thread.join(5)
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(5)
         return self.peak_mib
 
 
