@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from confluent_kafka import TopicPartition
 from observer.conftest import (
     ObserverFactory,
     assert_exact_cover,
@@ -127,3 +128,26 @@ def test_bad_records_are_counted_and_never_crash(kafka: KafkaBroker, observers: 
     assert metric_value(text, "observer_unparseable_records_total", partition="0") == 10
     assert observer.running
     assert not [e for e in observer.log_records() if e.get("level") == "ERROR"]
+
+
+def test_windows_written_but_not_committed_are_not_observed_again(
+    kafka: KafkaBroker, observers: ObserverFactory
+) -> None:
+    """A replica that died between a write and its commit: the next one starts after the stored windows."""
+    observers.topics(partitions=1)
+    kafka.produce(observers.topic, [(None, visit(i)) for i in range(60)], partition=0)
+    settings = {"OBSERVER_WINDOW_RECORDS": "25", "OBSERVER_WINDOW_SECONDS": "2", **NO_PROFILE}
+    first = observers.start("first", **settings)
+    wait_until(lambda: covered(observers) == 60, 60, what="all records observed")
+    first.stop()
+    # Roll the group back to the middle of the stored windows, as if the last commits were lost.
+    consumer = kafka.consumer(observers.group)
+    consumer.commit(offsets=[TopicPartition(observers.topic, 0, 25)], asynchronous=False)
+    consumer.close()
+    kafka.produce(observers.topic, [(None, visit(60 + i)) for i in range(10)], partition=0)
+    second = observers.start("second", **settings)
+    (moved,) = second.wait_for_event("assignment_moved_past_written_windows", timeout=60)
+    assert moved["starts"] == {"0": 60}
+    wait_until(lambda: covered(observers) == 70, 60, what="the new records observed")
+    assert_exact_cover(coverage(observers.docs("window"))[0], 70)
+    assert written_ranges(second) == [(0, 60, 69)]

@@ -23,7 +23,7 @@ from collections import deque
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from streamwatch_common.errors import SinkError
 from streamwatch_common.shutdown import GracefulShutdown
@@ -359,9 +359,52 @@ class Observer:
         self.assigned.update(gained)
         metrics.ASSIGNED.set(len(self.assigned))
         logger.info("partitions_assigned", extra={"gained": gained, "owned": sorted(self.assigned)})
+        self._skip_written(consumer, partitions)
         if self._failing and partitions:
             consumer.pause(partitions)
         self._next_lag = 0.0  # report the new partitions' lag right away
+
+    def _skip_written(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Start after the last stored window when it is ahead of the committed offset.
+
+        That happens when a replica stopped between a write and its commit: re-reading from the commit
+        would cut the replayed records into windows that overlap the stored ones."""
+        if not partitions:
+            return
+        try:
+            written = self.sink.last_end_offsets(
+                self.settings.job, self.settings.topic, [tp.partition for tp in partitions]
+            )
+            committed = consumer.committed(partitions, timeout=10)
+        except Exception as exc:  # noqa: BLE001 - unknown: start from the commit, replays overwrite
+            metrics.SINK_FAILURES.labels("elasticsearch").inc()
+            logger.warning("assignment_lookup_failed", extra={"error": str(exc)})
+            return
+        moved = []
+        for tp in committed:
+            end = written.get(tp.partition)
+            # Only with a real commit behind it, and never past the partition's end: stored windows of a
+            # topic that was deleted and re-created must not make the observer skip new records.
+            if end is None or tp.offset < 0 or end + 1 <= tp.offset:
+                continue
+            try:
+                _low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            except KafkaException as exc:
+                logger.warning("assignment_lookup_failed", extra={"error": str(exc)})
+                continue
+            if end + 1 <= high:
+                moved.append(TopicPartition(self.settings.topic, tp.partition, end + 1))
+        if not moved:
+            return
+        starts = {tp.partition: tp.offset for tp in moved}
+        consumer.assign(
+            [
+                TopicPartition(self.settings.topic, tp.partition, starts.get(tp.partition, tp.offset))
+                for tp in committed
+            ]
+        )
+        consumer.commit(offsets=moved, asynchronous=False)
+        logger.info("assignment_moved_past_written_windows", extra={"starts": starts})
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         lost = sorted(tp.partition for tp in partitions)

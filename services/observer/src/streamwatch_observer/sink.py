@@ -86,6 +86,38 @@ class ObservationSink:
             raise SinkError(f"index template {self.index}: {exc}") from exc
         logger.info("index_template_ready", extra={"index": self.index})
 
+    def last_end_offsets(self, job: str, topic: str, partitions: list[int]) -> dict[int, int]:
+        """Per partition, the highest ``end_offset`` of a stored window (absent: no window yet).
+
+        Raises SinkError when the index cannot be searched; a missing index means no windows."""
+        result: dict[int, int] = {}
+        for partition in partitions:
+            query = {
+                "bool": {
+                    "filter": [
+                        {"term": {"doc_type": "window"}},
+                        {"term": {"job": job}},
+                        {"term": {"topic": topic}},
+                        {"term": {"partition": partition}},
+                    ]
+                }
+            }
+            try:
+                response = self.client.search(
+                    index=self.index,
+                    query=query,
+                    size=1,
+                    sort=[{"end_offset": {"order": "desc"}}],
+                    source_includes=["end_offset"],
+                    ignore_unavailable=True,
+                )
+            except Exception as exc:
+                raise SinkError(f"last window of partition {partition}: {exc}") from exc
+            hits = response.get("hits", {}).get("hits", [])
+            if hits:
+                result[partition] = int(hits[0]["_source"]["end_offset"])
+        return result
+
     def write(self, documents: list[tuple[str, dict[str, Any]]]) -> None:
         """Index every document under its id; raises SinkError unless all of them were written."""
         if not documents:
