@@ -63,6 +63,11 @@ def run(settings: VisitsWriterSettings, shutdown: GracefulShutdown) -> int:
         if create_tables_command(settings) != EXIT_OK:
             return EXIT_FAILED
         return _run_query(settings, shutdown, state)
+    except Exception:
+        # Start-up failures (Spark, a bad starting-offsets value, an unreachable table path) end here.
+        metrics.QUERY_FAILURES.inc()
+        logger.exception("visits_writer_failed")
+        return EXIT_FAILED
     finally:
         ops.stop()
 
@@ -74,6 +79,9 @@ def _run_query(settings: VisitsWriterSettings, shutdown: GracefulShutdown, state
 
     extra_conf = _DELTA_SPARK_CONF if settings.connector == "jvm" else {}
     spark = build_spark_session("visits-writer", settings.spark_master, extra_conf=extra_conf)
+    if shutdown.requested:  # SIGTERM while the JVM was starting
+        spark.stop()
+        return EXIT_OK
     pusher = None
     if settings.pushgateway_url:
         pusher = BatchMetricsPusher(

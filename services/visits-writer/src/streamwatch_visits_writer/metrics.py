@@ -27,5 +27,7 @@ for _reason in REASONS:
     DEAD_LETTERS.labels(reason=_reason)
 for _table in ("visits", "visits_dead_letters"):
     BATCHES_REPLAYED.labels(table=_table)
-QUERY_FAILURES = Counter("visits_writer_query_failures", "Streaming query terminations by an error.")
+QUERY_FAILURES = Counter(
+    "visits_writer_query_failures", "Times the streaming job failed: at start-up or by a query error."
+)
 TABLE_ERRORS = Counter("visits_writer_table_errors", "Tables found with an incompatible schema.")
