@@ -40,7 +40,6 @@ import logging
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
@@ -349,11 +348,10 @@ def read_range(
 
 
 def _batches(consumer: Consumer, task: KafkaRange, start: int) -> Iterator[pa.RecordBatch]:
-    import pyarrow as pa
-
-    columns: dict[str, list[Any]] = {
-        n: [] for n in ("key", "value", "topic", "partition", "offset", "timestamp")
-    }
+    keys: list[bytes | None] = []
+    values: list[bytes | None] = []
+    offsets: list[int] = []
+    timestamps: list[int | None] = []
     position = start
     last_progress = time.monotonic()
     while position < task.end:
@@ -372,12 +370,10 @@ def _batches(consumer: Consumer, task: KafkaRange, start: int) -> Iterator[pa.Re
                 position = task.end
                 break
             ts_type, ts_ms = msg.timestamp()
-            columns["key"].append(msg.key())
-            columns["value"].append(msg.value())
-            columns["topic"].append(task.topic)
-            columns["partition"].append(task.partition)
-            columns["offset"].append(offset)
-            columns["timestamp"].append(datetime.fromtimestamp(ts_ms / 1000, tz=UTC) if ts_type else None)
+            keys.append(msg.key())
+            values.append(msg.value())
+            offsets.append(offset)
+            timestamps.append(ts_ms if ts_type else None)
             position = offset + 1
         if messages:
             last_progress = time.monotonic()
@@ -386,9 +382,35 @@ def _batches(consumer: Consumer, task: KafkaRange, start: int) -> Iterator[pa.Re
                 f"{task.topic}/{task.partition}: no records for {_READ_STALL_TIMEOUT_S:.0f}s at offset "
                 f"{position}, expected up to {task.end}"
             )
-        if len(columns["offset"]) >= _ARROW_BATCH_ROWS or (position >= task.end and columns["offset"]):
-            yield pa.record_batch(columns, schema=_arrow_schema())
-            columns = {n: [] for n in columns}
+        if len(offsets) >= _ARROW_BATCH_ROWS or (position >= task.end and offsets):
+            yield _record_batch(task, keys, values, offsets, timestamps)
+            keys, values, offsets, timestamps = [], [], [], []
+
+
+def _record_batch(
+    task: KafkaRange,
+    keys: list[bytes | None],
+    values: list[bytes | None],
+    offsets: list[int],
+    timestamps: list[int | None],
+) -> pa.RecordBatch:
+    # Column-wise conversion: building a datetime per record costs more than reading it from Kafka.
+    import pyarrow as pa
+
+    n = len(offsets)
+    return pa.RecordBatch.from_arrays(
+        [
+            pa.array(keys, pa.binary()),
+            pa.array(values, pa.binary()),
+            pa.array([task.topic] * n, pa.string()),
+            pa.array([task.partition] * n, pa.int32()),
+            pa.array(offsets, pa.int64()),
+            pa.array(timestamps, pa.int64())
+            .cast(pa.timestamp("ms", tz="UTC"))
+            .cast(pa.timestamp("us", tz="UTC")),
+        ],
+        schema=_arrow_schema(),
+    )
 
 
 def _arrow_schema() -> pa.Schema:
