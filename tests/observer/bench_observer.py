@@ -66,14 +66,21 @@ def run(
     process.start_ready(path="/readyz")
     cpu_before = sum(psutil.Process(process.pid).cpu_times()[:2])
     cpu_used = 0.0
-    peak = 0
+    peak = peak_workers = 0
     done = threading.Event()
 
     def sample() -> None:
-        nonlocal peak
+        nonlocal peak, peak_workers
         proc = psutil.Process(process.pid)
         while not done.is_set():
             peak = max(peak, proc.memory_info().rss)
+            workers = 0
+            for child in proc.children(recursive=True):
+                try:
+                    workers += child.memory_info().rss
+                except psutil.NoSuchProcess:
+                    continue
+            peak_workers = max(peak_workers, workers)
             time.sleep(0.1)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -90,6 +97,7 @@ def run(
                 time.sleep(0.5)
             time.sleep(5)  # let the profiler finish the merged backlog it is on
         text = process.metrics()
+        # Consume loop only: the profile worker's CPU (children) is not part of it.
         cpu_used = sum(psutil.Process(process.pid).cpu_times()[:2]) - cpu_before
     finally:
         done.set()
@@ -104,7 +112,8 @@ def run(
     print(
         f"[{label}] {count} records in {seconds:.2f}s = {count / seconds:,.0f} records/s;"
         f" windows {len(written)}, measure median {measures[len(measures) // 2] * 1000:.1f} ms,"
-        f" max {measures[-1] * 1000:.1f} ms; peak RSS {peak / 2**20:.0f} MiB;"
+        f" max {measures[-1] * 1000:.1f} ms; peak RSS {peak / 2**20:.0f} MiB"
+        f" (profile worker {peak_workers / 2**20:.0f} MiB);"
         f" CPU {cpu_used:.1f}s = {count / cpu_used:,.0f} records per CPU-second"
     )
     if profiles:

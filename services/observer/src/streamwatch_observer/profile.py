@@ -1,9 +1,11 @@
 """Profile reports (ydata-profiling, minimal mode) built by one background worker.
 
-Profiling must never hold up quality and lag: windows are handed over without waiting. While the worker
-is busy, newly closed windows are merged into one pending request, resampled to the row limit, so memory
-stays bounded by one report's rows whatever the input rate (the report then covers several windows and
-partitions, which its name and key say).
+Profiling must never hold up quality and lag: windows are handed over without waiting, and reports are
+built in a separate worker process, so ydata-profiling neither competes with the consume loop for the
+interpreter lock nor keeps its memory in the observer process (the worker is replaced every few reports).
+While the worker is busy, newly closed windows are merged into one pending request, resampled to the row
+limit, so memory stays bounded by one report's rows whatever the input rate (the report then covers
+several windows and partitions, which its name and key say).
 
 Reports go to the profile publisher when its URL is set, otherwise to a directory.
 """
@@ -19,9 +21,12 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 import logging
+import multiprocessing
 import re
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +42,8 @@ from streamwatch_observer import metrics
 logger = logging.getLogger(__name__)
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+# ydata-profiling does not give all its memory back; a fresh worker process every few reports does.
+_TASKS_PER_WORKER = 10
 
 
 class ProfileDeliveryError(StreamwatchError):
@@ -93,6 +100,14 @@ def sample(rows: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
     if len(rows) <= max_rows:
         return rows
     return rows.sample(n=max_rows, random_state=seed % (2**32)).reset_index(drop=True)
+
+
+def warm_up() -> float:
+    """Import ydata-profiling (seconds; runs in the worker process before the first report)."""
+    started = time.perf_counter()
+    import ydata_profiling  # noqa: F401
+
+    return time.perf_counter() - started
 
 
 def build_html(request: ProfileRequest) -> str:
@@ -189,7 +204,8 @@ class PublisherDestination:
 
 
 class Profiler:
-    """One worker thread turning :class:`ProfileRequest` s into delivered reports.
+    """One worker thread turning :class:`ProfileRequest` s into delivered reports (built in a worker
+    process, delivered from the thread).
 
     Usage::
 
@@ -206,6 +222,16 @@ class Profiler:
         self._closing = False
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="profiler", daemon=True)
+        self._pool = self._new_pool()
+
+    @staticmethod
+    def _new_pool() -> ProcessPoolExecutor:
+        # spawn: a fork of a process with librdkafka and HTTP threads running is not safe.
+        return ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),
+            max_tasks_per_child=_TASKS_PER_WORKER,
+        )
 
     def start(self) -> Profiler:
         self._thread.start()
@@ -235,6 +261,7 @@ class Profiler:
         self._thread.join(timeout)
         if self._thread.is_alive():
             logger.warning("profiler_stop_timeout", extra={"timeout_seconds": timeout})
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _run(self) -> None:
         self._warm_up()
@@ -254,26 +281,33 @@ class Profiler:
                     self._busy = False
 
     def _warm_up(self) -> None:
-        # Importing ydata-profiling takes seconds; do it before the first window needs it.
-        started = time.perf_counter()
+        # Starting the worker and importing ydata-profiling takes seconds: before the first window.
         try:
-            import ydata_profiling  # noqa: F401
+            seconds = self._pool.submit(warm_up).result()
         except Exception as exc:
             metrics.PROFILE_FAILURES.labels(self.destination.name).inc()
             logger.exception("profiler_import_failed", extra={"error": str(exc)})
+            self._replace_broken_pool(exc)
             return
-        logger.info("profiler_ready", extra={"import_seconds": round(time.perf_counter() - started, 3)})
+        logger.info("profiler_ready", extra={"import_seconds": round(seconds, 3)})
+
+    def _replace_broken_pool(self, exc: BaseException) -> None:
+        # A worker killed (e.g. out of memory) breaks the pool for good: the next report gets a new one.
+        if isinstance(exc, BrokenProcessPool):
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool()
 
     def _profile(self, request: ProfileRequest) -> None:
         target = self.destination.name
         started = time.perf_counter()
         try:
-            html = build_html(request)
+            html = self._pool.submit(build_html, request).result()
             built = time.perf_counter() - started
             metrics.PROFILE_DURATION.observe(built)
             location = self.destination.deliver(request, html)
         except Exception as exc:
             metrics.PROFILE_FAILURES.labels(target).inc()
+            self._replace_broken_pool(exc)
             logger.exception(
                 "profile_failed",
                 extra={"key": request.key, "rows": len(request.rows), "target": target, "error": str(exc)},
