@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from confluent_kafka import TopicPartition
 from observer.conftest import (
@@ -111,6 +112,17 @@ def test_bad_records_are_counted_and_never_crash(kafka: KafkaBroker, observers: 
         b"\xff\xfe\x00garbage",
         b'{"visit_id": "v-13", "user_id": "u", "page": "p", "event_time": "t"',
         visit(14),
+        json.dumps(
+            {
+                "visit_id": "v-15",
+                "we.ird key!": None,
+                "": 1,
+                "user_id": "u",
+                "page": "p",
+                "event_time": "t",
+                "context": {"a b": None},
+            }
+        ).encode(),
     ]
     producer = kafka.producer(**{"message.max.bytes": 2_000_000})
     for value in values:
@@ -119,9 +131,13 @@ def test_bad_records_are_counted_and_never_crash(kafka: KafkaBroker, observers: 
     observer = observers.start(OBSERVER_WINDOW_RECORDS="100", OBSERVER_WINDOW_SECONDS="2", **NO_PROFILE)
     wait_until(lambda: covered(observers) == len(values), 60, what="the window with the bad records")
     (doc,) = observers.docs("window")
-    assert doc["all_events"] == 15
+    assert doc["all_events"] == 16
     assert doc["unparseable"] == 10  # text, empty, tombstone, null, array, string, 2 wrong types, 2 broken
     assert doc["invalid_user_id"] == 1
+    # Keys from the data become safe field names: they cannot break the index mapping.
+    assert all(re.fullmatch(r"[A-Za-z0-9_]+", key) for key in doc["null_counts"]), doc["null_counts"]
+    assert doc["null_counts"]["we__ird_key_"] == 6  # null or absent in all 6 parsed records
+    assert doc["null_counts"]["context__a_b"] >= 1
     assert doc["invalid_page"] == 1
     assert doc["invalid_event_time"] == 1
     text = observer.metrics()

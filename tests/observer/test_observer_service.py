@@ -93,8 +93,8 @@ def test_quality_lag_and_profile_of_known_records(kafka: KafkaBroker, observers:
     }
     first = next(d for d in by_partition[0] if d["start_offset"] == 0)
     assert first["_id"] == f"passthrough-{observers.topic}-0-0-19"
-    assert first["null_counts"]["context.user.ip"] == 0
-    assert first["null_counts"]["context.ad_id"] == 19  # null in every parsed record of the window
+    assert first["null_counts"]["context__user__ip"] == 0
+    assert first["null_counts"]["context__ad_id"] == 19  # null in every parsed record of the window
 
     # Lag: independently, source end offsets minus the checkpoint's committed offsets.
     ends = kafka.end_offsets(observers.source)

@@ -28,6 +28,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from streamwatch_common.errors import SinkError
 from streamwatch_common.shutdown import GracefulShutdown
 from streamwatch_observer import metrics
+from streamwatch_observer.fields import reported_counts, safe_name
 from streamwatch_observer.lag import LagProbe, PartitionLag
 from streamwatch_observer.profile import Profiler, ProfileRequest
 from streamwatch_observer.quality import QualityMeter
@@ -178,6 +179,7 @@ class Observer:
     def _window_document(self, window: ClosedWindow) -> tuple[str, dict[str, Any]]:
         s = self.settings
         q = window.quality
+        null_counts, left_out = reported_counts(q.null_counts, s.required_fields, s.max_reported_fields)
         doc: dict[str, Any] = {
             "@timestamp": _iso(window.window_end),
             "observed_at": _iso(datetime.now(UTC)),
@@ -194,13 +196,14 @@ class Observer:
             "unparseable": q.unparseable,
             "duplicates": q.duplicates,
             "invalid_records": q.invalid_records,
-            "null_counts": dict(q.null_counts),
+            "null_counts": null_counts,
+            "null_counts_left_out": left_out,
             "lag_per_partition": {str(p): lag for p, lag in sorted(self.latest_lag.items())},
             "observer_replica": s.replica_name,
             "measure_seconds": round(window.measure_seconds, 4),
         }
         for name in s.required_fields:
-            doc[f"invalid_{name}"] = q.invalid(name)
+            doc[f"invalid_{safe_name(name)}"] = q.invalid(name)
         doc_id = f"{s.job}-{s.topic}-{window.partition}-{window.start_offset}-{window.end_offset}"
         return doc_id, doc
 
@@ -288,12 +291,10 @@ class Observer:
         metrics.UNPARSEABLE.labels(*labels).inc(q.unparseable)
         metrics.DUPLICATES.labels(*labels).inc(q.duplicates)
         metrics.WINDOWS.labels(*labels).inc()
-        required = set(s.required_fields)
-        for name in required:
-            metrics.INVALID.labels(s.topic, name, "true").inc(q.invalid(name))
-        for name, count in q.null_counts.items():
-            if name not in required:
-                metrics.INVALID.labels(s.topic, name, "false").inc(count)
+        required = {safe_name(name) for name in s.required_fields}
+        counts, _left_out = reported_counts(q.null_counts, s.required_fields, s.max_reported_fields)
+        for name, count in counts.items():
+            metrics.INVALID.labels(s.topic, name, "true" if name in required else "false").inc(count)
         logger.info(
             "window_written",
             extra={

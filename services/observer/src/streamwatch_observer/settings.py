@@ -59,6 +59,12 @@ class ObserverSettings(ServiceSettings, KafkaSettings, ElasticsearchSettings):
     id_field: str = Field(
         default="visit_id", min_length=1, description="Field whose repeats within a window are duplicates."
     )
+    max_reported_fields: int = Field(
+        default=100,
+        ge=1,
+        description="Most fields whose null counts a window reports one by one (required fields always);"
+        " guards the index mapping and metric labels against records with arbitrary keys.",
+    )
     index: str = Field(
         default="visits_observation_stats",
         min_length=1,

@@ -45,8 +45,9 @@ MAPPINGS: dict[str, Any] = {
         "invalid_event_time": _COUNT,
         "invalid_user_id": _COUNT,
         "invalid_page": _COUNT,
-        # Flattened field names (context.user.ip) → null-or-empty counts, one long per field.
+        # Safe flattened field names (context__user__ip) → null-or-empty counts, one long per field.
         "null_counts": {"type": "object", "dynamic": True},
+        "null_counts_left_out": _COUNT,
         # Source partition → lag in offsets at the time the window was written (the seed's shape).
         "lag_per_partition": {"type": "object", "dynamic": True},
         # lag documents
