@@ -103,11 +103,13 @@ class BenchRun:
         if self.memory:
             lines += [
                 "",
-                "| service | under load | peak RSS (MiB) | processes |",
-                "| --- | --- | ---: | ---: |",
+                "| service | under load | peak RSS sum (MiB) | peak PSS sum (MiB) | procs | PSS by name |",
+                "| --- | --- | ---: | ---: | ---: | --- |",
             ]
             lines += [
-                f"| {p.service} | {p.load} | {p.peak_rss_mib:.0f} | {p.processes} |" for p in self.memory
+                f"| {p.service} | {p.load} | {p.peak_rss_mib:.0f} | {p.peak_pss_mib:.0f} | {p.processes}"
+                f" | {p.breakdown} |"
+                for p in self.memory
             ]
         if self.targets:
             lines += ["", "| target | measured | limit | result |", "| --- | ---: | ---: | --- |"]

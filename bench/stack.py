@@ -84,8 +84,9 @@ class Infra:
 
     def drop_topic(self, name: str) -> None:
         """Delete a topic that is no longer needed: the broker keeps everything in memory."""
+        admin = self.kafka.admin()  # held until the futures resolve: a collected client cancels them
         try:
-            for future in self.kafka.admin().delete_topics([name]).values():
+            for future in admin.delete_topics([name]).values():
                 future.result(timeout=15)
         except Exception as exc:  # noqa: BLE001 - only memory is at stake; say so and go on
             logger.warning("bench_topic_not_deleted", extra={"topic": name, "error": str(exc)})
