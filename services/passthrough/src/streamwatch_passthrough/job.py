@@ -42,6 +42,11 @@ def run(settings: PassthroughSettings, shutdown: GracefulShutdown) -> int:
         if not wait_for_topics(settings, shutdown):
             return 0
         return _run_query(settings, shutdown, active)
+    except Exception:
+        # Spark failing to start, the checkpoint unreadable...: one JSON line, then the pod restarts.
+        metrics.QUERY_FAILURES.inc()
+        logger.exception("passthrough_failed", extra={"checkpoint_path": settings.checkpoint_path})
+        return 1
     finally:
         ops.stop()
 

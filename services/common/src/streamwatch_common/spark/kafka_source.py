@@ -27,7 +27,9 @@ Options (Spark's Kafka option names, so one options dict serves both connectors)
   proportion to their backlog (ignored when Spark asks for everything, e.g. ``Trigger.AvailableNow``
   caps at the offsets seen when the query started instead);
 - ``failOnDataLoss``: ``true`` (default) fails the batch when records it must read were deleted by
-  retention; ``false`` reads what is left.
+  retention; ``false`` reads what is left;
+- ``fetchOffset.numRetries`` (default 3) and ``fetchOffset.retryIntervalMs`` (default 1000): how often
+  the planner retries a failed metadata/watermark request before the query fails.
 
 The module is imported by Spark's Python workers (it is part of the installed package); the reader holds
 no client in its picklable state, clients are opened where they are used.
@@ -42,7 +44,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPartition
 from pyspark.sql.streaming.datasource import (
     ReadAllAvailable,
@@ -178,6 +180,8 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         if self.max_rows is not None and self.max_rows < 0:
             raise SourceError(f"maxOffsetsPerTrigger must be positive: {max_rows!r}")
         self.fail_on_data_loss = lowered.get("failondataloss", "true").lower() != "false"
+        self.fetch_retries = int(lowered.get("fetchoffset.numretries", "3"))
+        self.fetch_retry_interval_s = int(lowered.get("fetchoffset.retryintervalms", "1000")) / 1000
         self._available_now_target: Offsets | None = None
         self._metadata: Consumer | None = None
 
@@ -194,6 +198,21 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         return self._metadata
 
     def _watermarks(self) -> dict[str, dict[str, tuple[int, int]]]:
+        # A broker blip should cost a retry, not the whole query (Spark's own source retries too).
+        for attempt in range(self.fetch_retries + 1):
+            try:
+                return self._fetch_watermarks()
+            except KafkaException as exc:
+                if attempt >= self.fetch_retries:
+                    raise SourceError(f"offsets of {self.topics} unavailable: {exc}") from exc
+                logger.warning(
+                    "kafka_source_offsets_retry", extra={"attempt": attempt + 1, "error": str(exc)}
+                )
+                self.stop()  # a fresh client on the next attempt
+                time.sleep(self.fetch_retry_interval_s)
+        raise AssertionError("unreachable")
+
+    def _fetch_watermarks(self) -> dict[str, dict[str, tuple[int, int]]]:
         client = self._client()
         result: dict[str, dict[str, tuple[int, int]]] = {}
         for topic in self.topics:
