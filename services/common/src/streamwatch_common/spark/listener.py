@@ -114,7 +114,7 @@ class BatchMetricsPusher(StreamingQueryListener):
 
     # --- listener callbacks (Spark's listener thread: never block here) --------------------------
     def onQueryStarted(self, event: Any) -> None:
-        logger.info("query_started", extra={"query_id": str(event.id), "job": self.job})
+        logger.info("listener_query_started", extra={"query_id": str(event.id), "job": self.job})
 
     def onQueryProgress(self, event: Any) -> None:
         try:
@@ -131,7 +131,7 @@ class BatchMetricsPusher(StreamingQueryListener):
 
     def onQueryTerminated(self, event: Any) -> None:
         logger.info(
-            "query_terminated",
+            "listener_query_terminated",
             extra={"query_id": str(event.id), "job": self.job, "exception": event.exception},
         )
 
