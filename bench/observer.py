@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import Consumer, TopicPartition
+
 from bench.report import BenchRun
 from bench.stack import Infra, PeakRss, stamp
 from harness.prometheus import http_get
@@ -131,6 +133,28 @@ def _wait_windows(processes: list[ServiceProcess], total: int) -> None:
     raise TimeoutError(f"observer windows incomplete after 600 s:\n{processes[0].tail()}")
 
 
+def consume_limit(bootstrap: str, topic: str, total: int, partitions: int) -> tuple[float, float]:
+    """A bare consumer reading the topic and touching every value, as the observer's loop must: the
+    practical limit of one replica on this broker. Returns (records/s, records per CPU-second)."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "bench-consume-limit", "enable.auto.commit": False}
+    )
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    seen = 0
+    started, cpu_started = time.perf_counter(), time.process_time()
+    deadline = time.monotonic() + 300
+    try:
+        while seen < total and time.monotonic() < deadline:
+            values = [m.value() for m in consumer.consume(5000, timeout=1.0) if m.error() is None]
+            seen += len(values)
+    finally:
+        consumer.close()
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    if seen < total:
+        raise RuntimeError(f"consume limit: read {seen} of {total} records")
+    return total / elapsed, total / max(1e-6, cpu)
+
+
 def cases(quick: bool) -> tuple[int, list[Case]]:
     """Records loaded and the cases run; window sizes divide each partition's share exactly, so every
     window closes by its record count and none waits for its age limit."""
@@ -149,12 +173,17 @@ def run(run_: BenchRun, infra: Infra, work: Path, quick: bool) -> None:
     """Every case in turn; per-replica rates, profile build times, scaling 1 → 2 replicas."""
     total, selected = cases(quick)
     topic = infra.visits_topic(total)
+    limit, limit_cpu = consume_limit(infra.kafka.bootstrap, topic, total, 2)
+    note = "bare consumer in one process: the practical limit of a replica"
+    run_.add(NAME, "raw consume loop", "records/s per replica", limit, "records/s", note=note)
+    run_.add(NAME, "raw consume loop", "records per CPU-second", limit_cpu, "records/s")
     single: float | None = None
     for case in selected:
         outcome = _observe(infra, work, topic, total, case)
         per_replica = outcome.records_per_s / case.replicas
         note = f"{total:,} records, {case.window:,}-record windows, {outcome.assignments} assignment(s)"
         run_.add(NAME, case.label, "records/s per replica", per_replica, "records/s", note=note)
+        run_.add(NAME, case.label, "ratio to raw consume loop", per_replica / limit, "x")
         run_.add(
             NAME,
             case.label,

@@ -55,8 +55,10 @@ def test_quick_observer_bench_writes_table_and_json(output_dir: Path) -> None:
         for m in data["measurements"]
         if m["benchmark"] == "observer" and m["metric"] == "records/s per replica"
     }
-    assert set(rates) == {"quality only", "quality + lag"}
+    assert set(rates) == {"raw consume loop", "quality only", "quality + lag"}
     assert all(0 < rate < 10_000_000 for rate in rates.values()), rates
+    ratios = [m["value"] for m in data["measurements"] if m["metric"] == "ratio to raw consume loop"]
+    assert len(ratios) == 2 and all(0 < r < 10 for r in ratios), ratios
     meter = [m for m in data["measurements"] if m["metric"] == "quality meter alone"]
     assert all(m["value"] > 0 for m in meter) and len(meter) == 2
 
@@ -66,7 +68,7 @@ def test_quick_observer_bench_writes_table_and_json(output_dir: Path) -> None:
         assert 30 < peak["peak_pss_mib"] <= peak["peak_rss_mib"] < 4096, peak
         assert peak["processes"] >= 1 and peak["breakdown"].startswith("streamwatch-obs"), peak
     cpu = [m["value"] for m in data["measurements"] if m["metric"] == "records per CPU-second"]
-    assert len(cpu) == 2 and all(v > 0 for v in cpu), cpu
+    assert len(cpu) == 3 and all(v > 0 for v in cpu), cpu
 
     verdicts = {t["name"]: t["verdict"] for t in data["targets"]}
     assert verdicts["observer quality statistics ≥ 200k records/s per replica"] in ("pass", "MISS")
