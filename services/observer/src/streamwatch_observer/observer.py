@@ -6,9 +6,13 @@ so a crash replays at most the unwritten windows, whose deterministic ids make t
 While the sink refuses writes, the assigned partitions are paused: memory holds at most one window per
 partition plus one consume batch, however long the outage lasts.
 
-Rebalances: revoked partitions get one bounded attempt to write what is complete; the rest is forgotten
-and re-observed by the next owner from the committed offset. Lag for source partition *p* is measured by
-whichever replica owns partition *p* of the observed topic.
+Rebalances (eager assignor): revoked partitions get one bounded attempt to write what is complete and
+commit it; open windows are forgotten and re-observed by the next owner from the committed offset, so
+windows of consecutive owners meet exactly at the commit. Cooperative-sticky is not used: ``_skip_written``
+re-assigns with ``assign()`` (the eager call) and the eager revoke-everything keeps that hand-over simple;
+its cost is re-reading open windows on every rebalance. Lag for source partition *p* is measured by
+whichever replica owns partition *p* of the observed topic, and a newly gained partition is reported from
+the next lag bucket on, so the previous owner and the new one never both report a bucket.
 
 Usage::
 
@@ -78,6 +82,10 @@ class Observer:
         self.pending_windows: list[ClosedWindow] = []
         self.pending_lag: deque[tuple[str, dict[str, Any]]] = deque()
         self.latest_lag: dict[int, int] = {}
+        # Owned partitions before the current rebalance (eager: revoke all, then assign), for the diff.
+        self._before_rebalance: set[int] | None = None
+        # Partition → first lag bucket this replica may report (the previous owner may have the current).
+        self._lag_from_bucket: dict[int, int] = {}
         self.subscribed = False
         self._failing = False
         self._backoff = 0.0
@@ -332,6 +340,8 @@ class Observer:
         lags = self.probe.measure(sorted(self.assigned))
         bucket = int(time.time() // self.settings.lag_interval_seconds)
         for lag in lags:
+            if bucket < self._lag_from_bucket.get(lag.partition, bucket):
+                continue  # gained during this bucket: its previous owner may already have reported it
             if lag.lag_offsets is None:
                 self.latest_lag.pop(lag.partition, None)
             else:
@@ -343,6 +353,7 @@ class Observer:
         logger.info(
             "lag_measured",
             extra={
+                "bucket": bucket,
                 "lag": {
                     str(lag.partition): {
                         "status": lag.status,
@@ -350,7 +361,8 @@ class Observer:
                         "lag_seconds": lag.lag_seconds,
                     }
                     for lag in lags
-                }
+                    if bucket >= self._lag_from_bucket.get(lag.partition, bucket)
+                },
             },
         )
 
@@ -360,6 +372,7 @@ class Observer:
         self.assigned.update(gained)
         metrics.ASSIGNED.set(len(self.assigned))
         logger.info("partitions_assigned", extra={"gained": gained, "owned": sorted(self.assigned)})
+        self._log_assignment_change()
         self._skip_written(consumer, partitions)
         if self._failing and partitions:
             consumer.pause(partitions)
@@ -407,6 +420,30 @@ class Observer:
         consumer.commit(offsets=moved, asynchronous=False)
         logger.info("assignment_moved_past_written_windows", extra={"starts": starts})
 
+    def _log_assignment_change(self) -> None:
+        """One line per rebalance: partitions really gained and lost against the ownership before it."""
+        before = self._before_rebalance or set()
+        self._before_rebalance = None
+        gained = sorted(self.assigned - before)
+        lost = sorted(before - self.assigned)
+        bucket = int(time.time() // self.settings.lag_interval_seconds)
+        for partition in gained:
+            self._lag_from_bucket[partition] = bucket + 1
+        for partition in lost:
+            self._lag_from_bucket.pop(partition, None)
+        logger.info(
+            "assignment_changed",
+            extra={
+                "gained": gained,
+                "lost": lost,
+                "owned": sorted(self.assigned),
+                "replica": self.settings.replica_name,
+            },
+        )
+        if not self.assigned:
+            # More replicas than partitions: this one idles, healthy and ready, until a rebalance.
+            logger.info("no_partitions_assigned", extra={"replica": self.settings.replica_name})
+
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         lost = sorted(tp.partition for tp in partitions)
         if self.pending_windows:
@@ -417,6 +454,8 @@ class Observer:
         self._forget(sorted(tp.partition for tp in partitions), "partitions_lost")
 
     def _forget(self, lost: list[int], event: str) -> None:
+        if self._before_rebalance is None:
+            self._before_rebalance = set(self.assigned)
         dropped = [w for w in self.pending_windows if w.partition in lost]
         self.pending_windows = [w for w in self.pending_windows if w.partition not in lost]
         open_records = sum(len(self.windows.pop(p).values) for p in lost if p in self.windows)
