@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Literal
 import pyarrow.compute as pc
 
 from streamwatch_visits_writer import metrics
-from streamwatch_visits_writer.classify import classify, split
+from streamwatch_visits_writer.arrow_classify import KAFKA_COLUMNS, classify_arrow
 from streamwatch_visits_writer.delta_sink import DeltaBatchSink
 from streamwatch_visits_writer.schema import DEAD_LETTER_TABLE, VISITS_TABLE
 
@@ -89,14 +89,18 @@ class VisitsBatchWriter:
         assert self._visits is not None and self._dead is not None
         if self.simulated_latency_seconds > 0:
             self._sleep(self.simulated_latency_seconds)
-        read_started = time.monotonic()
-        classified = classify(batch_df, batch_id, self.required_fields)
         if self.connector == "jvm":
-            self._write_jvm(classified, batch_id, started)
+            from streamwatch_visits_writer.classify import classify
+
+            self._write_jvm(classify(batch_df, batch_id, self.required_fields), batch_id, started)
             return
-        collected = classified.toArrow()
+        read_started = time.monotonic()
+        # Only the raw columns cross into Python; parsing in Arrow is ~10x faster than Spark's from_json
+        # followed by toArrow() of the parsed structs.
+        collected = batch_df.select(*KAFKA_COLUMNS).toArrow()
+        read_at = time.monotonic()
+        visits, dead = classify_arrow(collected, batch_id, self.required_fields)
         collected_at = time.monotonic()
-        visits, dead = split(collected)
         visits_written = visits.num_rows > 0 and self._visits.append(visits, batch_id)
         dead_written = dead.num_rows > 0 and self._dead.append(dead, batch_id)
         if visits.num_rows and not visits_written:
@@ -127,6 +131,7 @@ class VisitsBatchWriter:
                 ),
                 "seconds": round(elapsed, 3),
                 "read_parse_seconds": round(collected_at - read_started, 3),
+                "parse_seconds": round(collected_at - read_at, 3),
                 "delta_write_seconds": round(time.monotonic() - collected_at, 3),
             },
         )

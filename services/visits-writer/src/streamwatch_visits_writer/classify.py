@@ -1,7 +1,7 @@
-"""Parse Kafka records into visits and say, per record, why it cannot be one (the dead-letter reason).
+"""Parse Kafka records into visits inside Spark (``from_json``), for the opt-in JVM connector path.
 
-Parsing stays in Spark (executors); the result is one DataFrame with a ``reason`` column that is null for
-a good visit, so one ``toArrow()`` per batch serves both tables.
+The result is one DataFrame with a ``reason`` column that is null for a good visit. The default Python
+path parses with Arrow instead (:mod:`streamwatch_visits_writer.arrow_classify`), with the same reasons.
 """
 
 from __future__ import annotations
@@ -9,16 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from streamwatch_visits_writer.schema import (
-    DEAD_LETTER_TABLE,
+    DETAIL_EMPTY,
+    DETAIL_UNPARSEABLE,
     REASON_EMPTY,
     REASON_MISSING,
     REASON_UNPARSEABLE,
     VISIT,
-    VISITS_TABLE,
     visit_spark_schema,
 )
 
@@ -55,8 +52,8 @@ def classify(batch_df: DataFrame, batch_id: int, required_fields: Sequence[str])
     )
     detail = (
         F.when(reason == REASON_MISSING, missing)
-        .when(reason == REASON_UNPARSEABLE, F.lit("not a JSON object of the visit schema"))
-        .when(reason == REASON_EMPTY, F.lit("null or empty Kafka value"))
+        .when(reason == REASON_UNPARSEABLE, F.lit(DETAIL_UNPARSEABLE))
+        .when(reason == REASON_EMPTY, F.lit(DETAIL_EMPTY))
     )
     visit_columns = [F.col(f"v.{name}").alias(name) for name in VISIT.names]
     return parsed.select(
@@ -80,11 +77,3 @@ def _missing(name: str) -> Column:
     # An empty string is as useless downstream as a null.
     empty = value.isNull() | (F.trim(value.cast("string")) == "")
     return F.when(empty, F.lit(name))
-
-
-def split(classified: pa.Table) -> tuple[pa.Table, pa.Table]:
-    """The collected batch → (visits rows, dead-letter rows), each cast to its table's schema."""
-    bad = pc.is_valid(classified["reason"])
-    visits = classified.filter(pc.invert(bad)).select(VISITS_TABLE.names).cast(VISITS_TABLE)
-    dead = classified.filter(bad).select(DEAD_LETTER_TABLE.names).cast(DEAD_LETTER_TABLE)
-    return visits, dead

@@ -77,6 +77,9 @@ REASON_EMPTY = "empty_value"
 REASON_UNPARSEABLE = "unparseable"
 REASON_MISSING = "missing_required_field"
 REASONS = (REASON_EMPTY, REASON_UNPARSEABLE, REASON_MISSING)
+# The dead-letter `detail` of the reasons that have one fixed text (missing fields name the fields).
+DETAIL_EMPTY = "null or empty Kafka value"
+DETAIL_UNPARSEABLE = "not a JSON object of the visit schema"
 
 
 def visit_spark_schema() -> StructType:
