@@ -57,7 +57,9 @@ def test_broker_restart_observer_reconnects_and_continues(search: SearchServer, 
                     firsts.setdefault(int(str(e["partition"])), _epoch(e))
             return firsts if len(firsts) == 2 else None
 
-        firsts = wait_until(first_new_windows, 90, interval=0.3, what="windows of the new topics")
+        found = wait_until(first_new_windows, 90, interval=0.3, what="windows of the new topics")
+        assert isinstance(found, dict)
+        firsts: dict[int, float] = found
         recovered = max(firsts.values())
         time.sleep(3)
         after.pause()
