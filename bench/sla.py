@@ -45,7 +45,16 @@ def run(run_: BenchRun, infra: Infra, work: Path, quick: bool) -> None:
     generator = ServiceProcess(
         "streamwatch-generator",
         work / "sla-generator.log",
-        service_env(**kafka.env(), GENERATOR_TOPIC=topic, GENERATOR_RATE="100", GENERATOR_TOTAL="0"),
+        # Clean visits: detection latency must not depend on the dead-letter path.
+        service_env(
+            **kafka.env(),
+            GENERATOR_TOPIC=topic,
+            GENERATOR_RATE="100",
+            GENERATOR_TOTAL="0",
+            GENERATOR_MISSING_FIELDS_PERCENT="0",
+            GENERATOR_DUPLICATE_PERCENT="0",
+            GENERATOR_UNPARSEABLE_PERCENT="0",
+        ),
     )
     root = work / "sla-writer"
     writer = ServiceProcess(
