@@ -40,6 +40,7 @@ class Result:
     peak_rss_mib: float
     peak_pss_mib: float
     pss_breakdown: str
+    processes: int
 
 
 def _variant(text: str) -> tuple[str, dict[str, str], str | None]:
@@ -66,17 +67,16 @@ def run_variant(
     extra = dict(env_extra)
     if src:
         extra["PYTHONPATH"] = os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])
-    env = service_env(
-        **infra.kafka_env(),
-        VISITS_WRITER_TOPIC=topic,
-        VISITS_WRITER_VISITS_TABLE_PATH=str(root / "visits"),
-        VISITS_WRITER_DEAD_LETTER_TABLE_PATH=str(root / "dead_letters"),
-        VISITS_WRITER_CHECKPOINT_PATH=str(root / "checkpoint"),
-        VISITS_WRITER_SPARK_MASTER="local[2]",
-        VISITS_WRITER_TRIGGER_INTERVAL_SECONDS="0",
-        VISITS_WRITER_MAX_RECORDS_PER_TRIGGER=str(batch),
-        **extra,
-    )
+    defaults = {
+        "VISITS_WRITER_TOPIC": topic,
+        "VISITS_WRITER_VISITS_TABLE_PATH": str(root / "visits"),
+        "VISITS_WRITER_DEAD_LETTER_TABLE_PATH": str(root / "dead_letters"),
+        "VISITS_WRITER_CHECKPOINT_PATH": str(root / "checkpoint"),
+        "VISITS_WRITER_SPARK_MASTER": "local[2]",
+        "VISITS_WRITER_TRIGGER_INTERVAL_SECONDS": "0",
+        "VISITS_WRITER_MAX_RECORDS_PER_TRIGGER": str(batch),
+    }
+    env = service_env(**infra.kafka_env(), **{**defaults, **extra})
     writer = ServiceProcess("streamwatch-visits-writer", work / f"{name}.log", env)
     writer.start()
     rss = PeakRss(writer.pid)
@@ -103,6 +103,7 @@ def run_variant(
         rss.peak_mib,
         rss.peak_pss_mib,
         rss.breakdown,
+        rss.peak_processes,
     )
 
 
@@ -144,7 +145,7 @@ def main() -> None:
         print(
             f"| {r.variant} | {r.rows_per_s:,.0f} | {r.rows_per_cpu_s:,.0f} | {r.batch_seconds_median} | "
             f"{r.read_parse_seconds_median} | {r.delta_write_seconds_median} | {r.peak_rss_mib:,.0f} | "
-            f"{r.peak_pss_mib:,.0f} |"
+            f"{r.peak_pss_mib:,.0f} ({r.pss_breakdown}; {r.processes} processes) |"
         )
     (work / "results.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
 

@@ -34,6 +34,19 @@ _DELTA_SPARK_CONF = {
 _STOP_WAIT_SECONDS = 20.0
 
 
+def spark_conf(settings: VisitsWriterSettings) -> dict[str, str]:
+    """Spark properties on top of the shared session defaults: memory caps, JVM flags, then the user's."""
+    conf = {
+        "spark.driver.memory": settings.spark_driver_memory,
+        "spark.driver.extraJavaOptions": settings.spark_driver_java_options,
+        # One Python worker per task slot, kept for the next batch instead of forked again.
+        "spark.python.worker.reuse": "true",
+    }
+    if settings.connector == "jvm":
+        conf.update(_DELTA_SPARK_CONF)
+    return {**conf, **settings.spark_conf}
+
+
 def create_tables_command(settings: VisitsWriterSettings) -> int:
     """``create-tables``: both tables, idempotently; 1 with one stderr line on an incompatible table."""
     try:
@@ -77,7 +90,16 @@ def _run_query(settings: VisitsWriterSettings, shutdown: GracefulShutdown, state
     from streamwatch_common.spark.listener import BatchMetricsPusher
     from streamwatch_common.spark.session import build_spark_session
 
-    extra_conf = _DELTA_SPARK_CONF if settings.connector == "jvm" else {}
+    extra_conf = spark_conf(settings)
+    # Values of the user's own properties are not logged: they may hold credentials.
+    logger.info(
+        "spark_conf_applied",
+        extra={
+            "driver_memory": extra_conf["spark.driver.memory"],
+            "driver_java_options": extra_conf["spark.driver.extraJavaOptions"],
+            "extra_keys": sorted(settings.spark_conf),
+        },
+    )
     spark = build_spark_session("visits-writer", settings.spark_master, extra_conf=extra_conf)
     if shutdown.requested:  # SIGTERM while the JVM was starting
         spark.stop()

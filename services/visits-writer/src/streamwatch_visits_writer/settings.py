@@ -52,6 +52,22 @@ class VisitsWriterSettings(ServiceSettings, KafkaSettings):
         description="Sleep inside every micro-batch, to provoke SLA misses on purpose (the seed used 15).",
     )
     spark_master: str = Field(default="local[*]", description="Spark master URL.")
+    spark_driver_memory: str = Field(
+        default="512m",
+        pattern=r"^[0-9]+[kmgtKMGT]?$",
+        description="`spark.driver.memory`: the JVM heap (`-Xmx`) in local mode. 512m holds 25k-record "
+        "batches; the JVM's footprint is this plus ~250 MiB off-heap.",
+    )
+    spark_driver_java_options: str = Field(
+        default="-XX:+UseSerialGC -XX:ReservedCodeCacheSize=64m -XX:MaxDirectMemorySize=256m -Xss512k",
+        description="`spark.driver.extraJavaOptions`: the serial collector and smaller code cache and "
+        "thread stacks cut the JVM's off-heap memory (one streaming job needs no parallel GC).",
+    )
+    spark_conf: dict[str, str] = Field(
+        default_factory=dict,
+        description='JSON object of extra Spark properties, e.g. `{"spark.sql.shuffle.partitions": "4"}`; '
+        "applied last, so it overrides the settings above.",
+    )
     connector: Literal["python", "jvm"] = Field(
         default="python",
         description="`python`: Python Kafka source + delta-rs writer (no jars); `jvm`: Spark's "
