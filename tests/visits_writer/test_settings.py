@@ -25,7 +25,12 @@ def test_defaults_cap_the_driver_and_user_conf_wins(monkeypatch: pytest.MonkeyPa
 
 
 @pytest.mark.parametrize(
-    ("name", "value"), [("VISITS_WRITER_SPARK_DRIVER_MEMORY", "lots"), ("VISITS_WRITER_SPARK_CONF", "[1]")]
+    ("name", "value"),
+    [
+        ("VISITS_WRITER_SPARK_DRIVER_MEMORY", "lots"),
+        ("VISITS_WRITER_SPARK_DRIVER_MEMORY", "384m"),
+        ("VISITS_WRITER_SPARK_CONF", "[1]"),
+    ],
 )
 def test_a_bad_spark_setting_stops_with_its_name(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], name: str, value: str
