@@ -18,7 +18,7 @@ from streamwatch_common.ops import OpsServer
 from streamwatch_common.shutdown import GracefulShutdown
 from streamwatch_common.spark.kafka_stream import kafka_stream_options, read_kafka_stream
 from streamwatch_common.spark.kafka_writer import kafka_batch_writer
-from streamwatch_common.spark.session import build_spark_session
+from streamwatch_common.spark.session import start_job_session
 from streamwatch_passthrough import metrics
 from streamwatch_passthrough.gate import BatchGate, ShutdownInProgress
 from streamwatch_passthrough.settings import PassthroughSettings
@@ -52,7 +52,7 @@ def run(settings: PassthroughSettings, shutdown: GracefulShutdown) -> int:
 
 
 def _run_query(settings: PassthroughSettings, shutdown: GracefulShutdown, active: threading.Event) -> int:
-    spark = build_spark_session("streamwatch-passthrough", settings.spark_master, settings.spark_conf)
+    spark = start_job_session("streamwatch-passthrough", settings)
     pusher = None
     if settings.pushgateway_url:
         from streamwatch_common.spark.listener import BatchMetricsPusher

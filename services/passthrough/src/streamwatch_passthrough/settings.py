@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import socket
 from typing import Literal
 
 from pydantic import Field
 
 from streamwatch_common.kafka import KafkaSettings
 from streamwatch_common.settings import ServiceSettings, service_config
+from streamwatch_common.spark.job_settings import SparkJobSettings
 
 
-class PassthroughSettings(ServiceSettings, KafkaSettings):
+class PassthroughSettings(ServiceSettings, KafkaSettings, SparkJobSettings):
     """Kafka ``visits`` → ``processed_visits``, byte for byte and partition for partition."""
 
     model_config = service_config("PASSTHROUGH_")
@@ -28,11 +27,6 @@ class PassthroughSettings(ServiceSettings, KafkaSettings):
         default="/checkpoint",
         description="Spark checkpoint directory (`offsets/N`, `commits/N`); the observer reads it for lag.",
     )
-    starting_offsets: str = Field(
-        default="earliest",
-        description="Where a query without checkpoint starts: `earliest`, `latest` or offsets JSON "
-        '`{"visits": {"0": 42}}`. Ignored once the checkpoint exists.',
-    )
     max_records_per_trigger: int = Field(
         default=10000, ge=0, description="Upper bound of records read by one micro-batch; `0`: no bound."
     )
@@ -41,11 +35,6 @@ class PassthroughSettings(ServiceSettings, KafkaSettings):
         ge=0,
         description="Processing-time trigger interval; `0` starts batches back to back "
         "(an idle query then asks the broker for offsets continuously: ~10% of a core here).",
-    )
-    spark_master: str = Field(default="local[*]", description="Spark master URL.")
-    spark_conf: dict[str, str] = Field(
-        default_factory=dict,
-        description='JSON object of extra Spark configuration, e.g. `{"spark.driver.memory": "1g"}`.',
     )
     kafka_connector: Literal["python", "jvm"] = Field(
         default="python",
@@ -57,20 +46,4 @@ class PassthroughSettings(ServiceSettings, KafkaSettings):
         gt=0,
         description="On SIGTERM, how long to let the running micro-batch finish before stopping anyway.",
     )
-    pushgateway_url: str | None = Field(
-        default=None,
-        description="Pushgateway base URL, e.g. `http://pushgateway:9091`; unset: no pushes.",
-    )
     push_job: str = Field(default="passthrough", description="`job` label of the pushed batch metrics.")
-    push_timeout_seconds: float = Field(
-        default=2.0, gt=0, description="Timeout of one push; a slow Pushgateway never slows the job more."
-    )
-    instance: str | None = Field(
-        default=None,
-        description="`instance` grouping label of the pushed metrics; unset: `HOSTNAME` (the pod name).",
-    )
-
-    @property
-    def instance_name(self) -> str:
-        """The grouping label actually used: Kubernetes sets ``HOSTNAME`` to the pod name."""
-        return self.instance or os.environ.get("HOSTNAME") or socket.gethostname()

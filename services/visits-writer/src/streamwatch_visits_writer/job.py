@@ -34,17 +34,14 @@ _DELTA_SPARK_CONF = {
 _STOP_WAIT_SECONDS = 20.0
 
 
+def _job_conf(settings: VisitsWriterSettings) -> dict[str, str]:
+    """delta-spark's session extensions, needed only on the JVM path."""
+    return _DELTA_SPARK_CONF if settings.connector == "jvm" else {}
+
+
 def spark_conf(settings: VisitsWriterSettings) -> dict[str, str]:
-    """Spark properties on top of the shared session defaults: memory caps, JVM flags, then the user's."""
-    conf = {
-        "spark.driver.memory": settings.spark_driver_memory,
-        "spark.driver.extraJavaOptions": settings.spark_driver_java_options,
-        # One Python worker per task slot, kept for the next batch instead of forked again.
-        "spark.python.worker.reuse": "true",
-    }
-    if settings.connector == "jvm":
-        conf.update(_DELTA_SPARK_CONF)
-    return {**conf, **settings.spark_conf}
+    """This job's Spark properties: the shared caps, delta-spark's extensions on the JVM path, the user's."""
+    return settings.spark_session_conf(**_job_conf(settings))
 
 
 def create_tables_command(settings: VisitsWriterSettings) -> int:
@@ -88,19 +85,9 @@ def run(settings: VisitsWriterSettings, shutdown: GracefulShutdown) -> int:
 def _run_query(settings: VisitsWriterSettings, shutdown: GracefulShutdown, state: _State) -> int:
     from streamwatch_common.spark.kafka_stream import kafka_stream_options, read_kafka_stream
     from streamwatch_common.spark.listener import BatchMetricsPusher
-    from streamwatch_common.spark.session import build_spark_session
+    from streamwatch_common.spark.session import start_job_session
 
-    extra_conf = spark_conf(settings)
-    # Values of the user's own properties are not logged: they may hold credentials.
-    logger.info(
-        "spark_conf_applied",
-        extra={
-            "driver_memory": extra_conf["spark.driver.memory"],
-            "driver_java_options": extra_conf["spark.driver.extraJavaOptions"],
-            "extra_keys": sorted(settings.spark_conf),
-        },
-    )
-    spark = build_spark_session("visits-writer", settings.spark_master, extra_conf=extra_conf)
+    spark = start_job_session("visits-writer", settings, **_job_conf(settings))
     if shutdown.requested:  # SIGTERM while the JVM was starting
         spark.stop()
         return EXIT_OK

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+    from streamwatch_common.spark.job_settings import SparkJobSettings
+
 logger = logging.getLogger(__name__)
 
 # A streaming micro-batch of a few thousand records gains nothing from Spark's 200 shuffle partitions.
@@ -51,3 +53,18 @@ def build_spark_session(
         extra={"app_name": app_name, "master": master, "spark_version": spark.version},
     )
     return spark
+
+
+def start_job_session(app_name: str, settings: SparkJobSettings, **job_conf: str) -> SparkSession:
+    """The session of a streaming job: its memory caps, the job's own properties, then the user's."""
+    conf = settings.spark_session_conf(**job_conf)
+    # Values of the user's own properties are not logged: they may hold credentials.
+    logger.info(
+        "spark_conf_applied",
+        extra={
+            "driver_memory": conf["spark.driver.memory"],
+            "driver_java_options": conf["spark.driver.extraJavaOptions"],
+            "extra_keys": sorted(settings.spark_conf),
+        },
+    )
+    return build_spark_session(app_name, settings.spark_master, extra_conf=conf)

@@ -1,0 +1,86 @@
+"""Settings every Spark streaming job shares: Spark resources and the micro-batch metrics push.
+
+Mixed into a job's settings class, the fields take that class's environment prefix
+(``VISITS_WRITER_SPARK_MASTER``, ``PASSTHROUGH_SPARK_MASTER``...). Jobs keep their own defaults for what
+differs (checkpoint path, trigger interval, push job label) by declaring those fields themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings
+
+from streamwatch_common.settings import service_config
+
+_SPARK_MIN_DRIVER_MEMORY = 450 * 2**20
+_UNITS = {"k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+class SparkJobSettings(BaseSettings):
+    """Spark master, memory caps, extra Spark properties, Pushgateway target and instance label."""
+
+    model_config = service_config("")
+
+    starting_offsets: str = Field(
+        default="earliest",
+        description="Where a query without checkpoint starts: `earliest`, `latest` or offsets JSON "
+        '`{"visits": {"0": 42}}`. Ignored once the checkpoint exists.',
+    )
+    spark_master: str = Field(default="local[*]", description="Spark master URL.")
+    spark_driver_memory: str = Field(
+        default="512m",
+        pattern=r"^[0-9]+[kmgtKMGT]?$",
+        description="`spark.driver.memory`: the JVM heap (`-Xmx`) in local mode; Spark refuses less than "
+        "450m. 512m holds 25k-record batches (the JVM then peaks at ~500 MiB RSS).",
+    )
+    spark_driver_java_options: str = Field(
+        default="-XX:+UseSerialGC -XX:ReservedCodeCacheSize=64m -XX:MaxDirectMemorySize=256m -Xss512k",
+        description="`spark.driver.extraJavaOptions`: the serial collector and smaller code cache and "
+        "thread stacks cut the JVM's off-heap memory (one streaming job needs no parallel GC).",
+    )
+    spark_conf: dict[str, str] = Field(
+        default_factory=dict,
+        description='JSON object of extra Spark properties, e.g. `{"spark.sql.shuffle.partitions": "4"}`; '
+        "applied last, so it overrides the settings above.",
+    )
+    pushgateway_url: str | None = Field(
+        default=None,
+        description="Pushgateway base URL, e.g. `http://pushgateway:9091`; unset: no pushes.",
+    )
+    push_timeout_seconds: float = Field(
+        default=2.0, gt=0, description="Timeout of one push; a slow Pushgateway never slows the job more."
+    )
+    instance: str | None = Field(
+        default=None,
+        description="`instance` grouping label of the pushed metrics; unset: `HOSTNAME` (the pod name).",
+    )
+
+    @property
+    def instance_name(self) -> str:
+        """The grouping label actually used: Kubernetes sets ``HOSTNAME`` to the pod name."""
+        return self.instance or os.environ.get("HOSTNAME") or socket.gethostname()
+
+    def spark_session_conf(self, **job_conf: str) -> dict[str, str]:
+        """Spark properties on top of the shared session defaults: memory caps, the job's own, the user's."""
+        conf = {
+            "spark.driver.memory": self.spark_driver_memory,
+            "spark.driver.extraJavaOptions": self.spark_driver_java_options,
+            # One Python worker per task slot, kept for the next batch instead of forked again.
+            "spark.python.worker.reuse": "true",
+        }
+        conf.update(job_conf)
+        conf.update(self.spark_conf)
+        return conf
+
+    @field_validator("spark_driver_memory")
+    @classmethod
+    def _at_least_spark_minimum(cls, value: str) -> str:
+        # Spark reserves 300 MiB and wants 1.5x that: below it the JVM starts and then refuses to run.
+        unit = value[-1].lower()
+        size = int(value[:-1]) * _UNITS[unit] if unit in _UNITS else int(value)
+        if size < _SPARK_MIN_DRIVER_MEMORY:
+            raise ValueError("Spark needs at least 450m")
+        return value
