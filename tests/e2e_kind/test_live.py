@@ -111,7 +111,11 @@ def test_broker_restart_every_service_recovers_without_crash_loops(cluster: Clus
     restarts_before = _restarts(cluster)
     windows_before = len(_window_documents(cluster))
     selector = f"strimzi.io/cluster={cluster.fullname}-kafka,strimzi.io/broker-role=true"
-    brokers = cluster.core.list_namespaced_pod(cluster.namespace, label_selector=selector).items
+
+    def broker_pods() -> list[Any]:
+        return list(cluster.core.list_namespaced_pod(cluster.namespace, label_selector=selector).items)
+
+    brokers = broker_pods()
     assert brokers, f"no broker pods match {selector}"
     old = {p.metadata.uid for p in brokers}
     started = time.monotonic()
@@ -119,7 +123,7 @@ def test_broker_restart_every_service_recovers_without_crash_loops(cluster: Clus
         cluster.core.delete_namespaced_pod(pod.metadata.name, cluster.namespace)
 
     def broker_back() -> bool:
-        pods = cluster.core.list_namespaced_pod(cluster.namespace, label_selector=selector).items
+        pods = broker_pods()
         return bool(pods) and all(p.metadata.uid not in old and Cluster.ready(p) for p in pods)
 
     cluster.wait("broker pod replaced and ready", broker_back, timeout=600)
