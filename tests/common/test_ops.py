@@ -60,9 +60,13 @@ def test_a_failing_readiness_check_means_not_ready(registry: CollectorRegistry) 
     def broken() -> bool:
         raise RuntimeError("cannot tell")
 
+    from streamwatch_common.ops import READINESS_CHECK_FAILURES
+
+    before = READINESS_CHECK_FAILURES._value.get()
     ops = OpsServer("127.0.0.1", 0, ready=broken, registry=registry).start()
     try:
         assert httpx.get(url(ops, "/readyz")).status_code == 503
         assert httpx.get(url(ops, "/healthz")).status_code == 200
+        assert READINESS_CHECK_FAILURES._value.get() == before + 1
     finally:
         ops.stop()

@@ -17,9 +17,14 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, generate_latest
 
 logger = logging.getLogger(__name__)
+
+READINESS_CHECK_FAILURES = Counter(
+    "streamwatch_readiness_check_failures_total",
+    "Readiness checks that raised instead of answering (the probe then reports not ready).",
+)
 
 
 class OpsServer:
@@ -64,6 +69,7 @@ class OpsServer:
                     try:
                         ready = server._ready()
                     except Exception:
+                        READINESS_CHECK_FAILURES.inc()
                         logger.exception("readiness_check_failed")
                         ready = False
                     self._send(200 if ready else 503, b"ready\n" if ready else b"not ready\n", "text/plain")
