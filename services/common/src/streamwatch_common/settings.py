@@ -15,17 +15,35 @@ Usage::
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 import sys
-from typing import Any, Literal, NoReturn, TypeVar
+from typing import Annotated, Any, Literal, NoReturn, TypeVar
 
-from pydantic import Field, ValidationError
+from pydantic import BeforeValidator, Field, ValidationError
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 EXIT_BAD_SETTINGS = 2
 
 S = TypeVar("S", bound=BaseSettings)
+T = TypeVar("T")
+
+
+def _split_comma_list(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+# A list read from one environment variable as `a,b,c` (not JSON); blanks around items are dropped.
+CommaList = Annotated[list[T], NoDecode, BeforeValidator(_split_comma_list)]
+
+
+def pod_name(explicit: str | None = None) -> str:
+    """The name a replica reports itself by: the explicit setting, else the pod name (``HOSTNAME``)."""
+    return explicit or os.environ.get("HOSTNAME") or socket.gethostname()
 
 
 def service_config(env_prefix: str) -> SettingsConfigDict:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator
-from pydantic_settings import NoDecode
 
 from streamwatch_common.kafka import KafkaSettings
-from streamwatch_common.settings import ServiceSettings, service_config
+from streamwatch_common.settings import CommaList, ServiceSettings, service_config
 
 RequiredField = Literal["event_time", "user_id", "page"]
 REQUIRED_FIELDS: tuple[RequiredField, ...] = ("event_time", "user_id", "page")
@@ -48,7 +47,7 @@ class GeneratorSettings(ServiceSettings, KafkaSettings):
     missing_fields_percent: float = Field(
         default=5.0, ge=0, le=100, description="Share of rows with required fields set to null."
     )
-    missing_fields: Annotated[list[RequiredField], NoDecode] = Field(
+    missing_fields: CommaList[RequiredField] = Field(
         default=list(REQUIRED_FIELDS),
         min_length=1,
         description="Comma-separated required fields that missing-field rows may null"
@@ -89,13 +88,6 @@ class GeneratorSettings(ServiceSettings, KafkaSettings):
     topic_wait_seconds: float = Field(
         default=2.0, gt=0, description="Pause between two metadata look-ups while the topic does not exist."
     )
-
-    @field_validator("missing_fields", mode="before")
-    @classmethod
-    def _split_fields(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
 
     @field_validator("unparseable_percent")
     @classmethod

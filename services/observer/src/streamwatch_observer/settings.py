@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import socket
-from typing import Annotated
-
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import NoDecode
+from pydantic import Field, SecretStr
 
 from streamwatch_common.kafka import KafkaSettings
 from streamwatch_common.search import ElasticsearchSettings
-from streamwatch_common.settings import ServiceSettings, service_config
+from streamwatch_common.settings import CommaList, ServiceSettings, pod_name, service_config
 
 
 class ObserverSettings(ServiceSettings, KafkaSettings, ElasticsearchSettings):
@@ -51,7 +46,7 @@ class ObserverSettings(ServiceSettings, KafkaSettings, ElasticsearchSettings):
     window_seconds: float = Field(
         default=60.0, gt=0, description="...or this many seconds after its first record, whichever is first."
     )
-    required_fields: Annotated[list[str], NoDecode] = Field(
+    required_fields: CommaList[str] = Field(
         default=["event_time", "user_id", "page"],
         min_length=1,
         description="Comma-separated fields downstream consumers need; each gets an `invalid_<field>` count.",
@@ -113,11 +108,4 @@ class ObserverSettings(ServiceSettings, KafkaSettings, ElasticsearchSettings):
     @property
     def replica_name(self) -> str:
         """The replica name actually used: Kubernetes sets ``HOSTNAME`` to the pod name."""
-        return self.replica or os.environ.get("HOSTNAME") or socket.gethostname()
-
-    @field_validator("required_fields", mode="before")
-    @classmethod
-    def _split_fields(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
+        return pod_name(self.replica)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import Field, field_validator
-from pydantic_settings import NoDecode
+from pydantic import Field
 
 from streamwatch_common.kafka import KafkaSettings
-from streamwatch_common.settings import ServiceSettings, service_config
+from streamwatch_common.settings import CommaList, ServiceSettings, service_config
 from streamwatch_common.spark.job_settings import SparkJobSettings
 
 
@@ -35,7 +34,7 @@ class VisitsWriterSettings(ServiceSettings, KafkaSettings, SparkJobSettings):
         default="/data/delta/visits_dead_letters",
         description="Delta table of the records that could not be parsed or lack required fields.",
     )
-    required_fields: Annotated[list[str], NoDecode] = Field(
+    required_fields: CommaList[str] = Field(
         default=["event_time", "user_id", "page"],
         description="Comma-separated top-level visit fields that must be present and non-empty; "
         "a record without one goes to the dead-letter table.",
@@ -53,10 +52,3 @@ class VisitsWriterSettings(ServiceSettings, KafkaSettings, SparkJobSettings):
     push_job: str = Field(
         default="visits_to_delta_synchronizer", description="`job` label of the pushed batch metrics."
     )
-
-    @field_validator("required_fields", mode="before")
-    @classmethod
-    def _split_fields(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value

@@ -7,13 +7,10 @@ differs (checkpoint path, trigger interval, push job label) by declaring those f
 
 from __future__ import annotations
 
-import os
-import socket
-
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings
 
-from streamwatch_common.settings import service_config
+from streamwatch_common.settings import pod_name, service_config
 
 _SPARK_MIN_DRIVER_MEMORY = 450 * 2**20
 _UNITS = {"k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
@@ -61,7 +58,7 @@ class SparkJobSettings(BaseSettings):
     @property
     def instance_name(self) -> str:
         """The grouping label actually used: Kubernetes sets ``HOSTNAME`` to the pod name."""
-        return self.instance or os.environ.get("HOSTNAME") or socket.gethostname()
+        return pod_name(self.instance)
 
     def spark_session_conf(self, **job_conf: str) -> dict[str, str]:
         """Spark properties on top of the shared session defaults: memory caps, the job's own, the user's."""
