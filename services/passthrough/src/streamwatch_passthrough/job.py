@@ -18,6 +18,7 @@ from streamwatch_common.ops import OpsServer
 from streamwatch_common.shutdown import GracefulShutdown
 from streamwatch_common.spark.kafka_stream import kafka_stream_options, read_kafka_stream
 from streamwatch_common.spark.kafka_writer import kafka_batch_writer
+from streamwatch_common.spark.listener import attach_batch_metrics, detach_batch_metrics
 from streamwatch_common.spark.session import start_job_session
 from streamwatch_passthrough import metrics
 from streamwatch_passthrough.gate import BatchGate, ShutdownInProgress
@@ -53,17 +54,7 @@ def run(settings: PassthroughSettings, shutdown: GracefulShutdown) -> int:
 
 def _run_query(settings: PassthroughSettings, shutdown: GracefulShutdown, active: threading.Event) -> int:
     spark = start_job_session("streamwatch-passthrough", settings)
-    pusher = None
-    if settings.pushgateway_url:
-        from streamwatch_common.spark.listener import BatchMetricsPusher
-
-        pusher = BatchMetricsPusher(
-            settings.pushgateway_url,
-            job=settings.push_job,
-            instance=settings.instance_name,
-            timeout=settings.push_timeout_seconds,
-        )
-        spark.streams.addListener(pusher)
+    pusher = attach_batch_metrics(spark, settings, settings.push_job)
     gate = BatchGate()
     query = _start_query(source_stream(spark, settings), settings, gate)
     logger.info(
@@ -84,9 +75,7 @@ def _run_query(settings: PassthroughSettings, shutdown: GracefulShutdown, active
         logger.error("query_failed", extra={"query_id": str(query.id), "error": str(query.exception())})
         return 1
     finally:
-        if pusher is not None:
-            spark.streams.removeListener(pusher)
-            pusher.close()
+        detach_batch_metrics(spark, pusher)
         spark.stop()
         logger.info("spark_stopped")
 

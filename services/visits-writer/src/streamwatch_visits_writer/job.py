@@ -84,20 +84,15 @@ def run(settings: VisitsWriterSettings, shutdown: GracefulShutdown) -> int:
 
 def _run_query(settings: VisitsWriterSettings, shutdown: GracefulShutdown, state: _State) -> int:
     from streamwatch_common.spark.kafka_stream import kafka_stream_options, read_kafka_stream
-    from streamwatch_common.spark.listener import BatchMetricsPusher
+    from streamwatch_common.spark.listener import attach_batch_metrics, detach_batch_metrics
     from streamwatch_common.spark.session import start_job_session
 
     spark = start_job_session("visits-writer", settings, **_job_conf(settings))
     if shutdown.requested:  # SIGTERM while the JVM was starting
         spark.stop()
         return EXIT_OK
-    pusher = None
-    if settings.pushgateway_url:
-        pusher = BatchMetricsPusher(
-            settings.pushgateway_url, settings.push_job, settings.instance_name, settings.push_timeout_seconds
-        )
-        spark.streams.addListener(pusher)
-    else:
+    pusher = attach_batch_metrics(spark, settings, settings.push_job)
+    if pusher is None:
         logger.warning("pushgateway_disabled", extra={"reason": "VISITS_WRITER_PUSHGATEWAY_URL is not set"})
     options = kafka_stream_options(
         settings.consumer_config(CONSUMER_GROUP),
@@ -140,9 +135,7 @@ def _run_query(settings: VisitsWriterSettings, shutdown: GracefulShutdown, state
         logger.error("query_failed", extra={"query_id": str(query.id), "error": str(error)})
         return EXIT_FAILED
     finally:
-        if pusher is not None:
-            spark.streams.removeListener(pusher)
-            pusher.close()
+        detach_batch_metrics(spark, pusher)
         spark.stop()
         logger.info("visits_writer_stopped")
 

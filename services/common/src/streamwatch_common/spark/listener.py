@@ -24,10 +24,13 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, push_to_gateway, pushadd_to_gateway
 from pyspark.sql.streaming.listener import StreamingQueryListener
+
+if TYPE_CHECKING:
+    from streamwatch_common.spark.job_settings import SparkJobSettings
 
 logger = logging.getLogger(__name__)
 
@@ -206,3 +209,24 @@ class BatchMetricsPusher(StreamingQueryListener):
             return
         PUSHES.labels(job=self.job).inc()
         logger.debug("pushed", extra={"job": self.job, "batch_id": batch_id})
+
+
+def attach_batch_metrics(spark: Any, settings: SparkJobSettings, job: str) -> BatchMetricsPusher | None:
+    """Push every micro-batch's metrics under ``job`` when the job has a Pushgateway URL, else nothing."""
+    if not settings.pushgateway_url:
+        return None
+    pusher = BatchMetricsPusher(
+        settings.pushgateway_url,
+        job=job,
+        instance=settings.instance_name,
+        timeout=settings.push_timeout_seconds,
+    )
+    spark.streams.addListener(pusher)
+    return pusher
+
+
+def detach_batch_metrics(spark: Any, pusher: BatchMetricsPusher | None) -> None:
+    """Undo :func:`attach_batch_metrics`: stop listening and let the last push finish."""
+    if pusher is not None:
+        spark.streams.removeListener(pusher)
+        pusher.close()
