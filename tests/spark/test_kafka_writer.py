@@ -6,7 +6,8 @@ import pytest
 from pyspark.sql import SparkSession
 
 from harness.kafka import TEST_PRODUCER_PROPERTIES, KafkaBroker
-from streamwatch_common.spark.kafka_writer import kafka_batch_writer
+from harness.process import free_port
+from streamwatch_common.spark.kafka_writer import KafkaWriteError, kafka_batch_writer, write_rows
 
 pytestmark = pytest.mark.spark
 
@@ -49,3 +50,12 @@ def test_a_record_that_cannot_be_delivered_fails_the_batch(spark: SparkSession, 
     # Partition 5 does not exist: the batch must fail (Spark then retries it), not lose the record quietly.
     with pytest.raises(Exception, match=r"(?i)partition"):
         write(df, 0)
+
+
+def test_an_unacknowledged_record_fails_through_its_delivery_report() -> None:
+    # Nothing listens on the port: produce() queues the records, and only their delivery reports (the
+    # writer asks librdkafka for error reports only) can tell that they never arrived.
+    config = {"bootstrap.servers": f"127.0.0.1:{free_port()}", "message.timeout.ms": 1500}
+    rows = [(b"k", b"v", 0), (b"k", b"w", None)]
+    with pytest.raises(KafkaWriteError, match=r"failed for 2 records; first: .*(?i:timed out)"):
+        write_rows(rows, "nowhere", {**config, "delivery.report.only.error": True}, keep_partition=True)

@@ -44,7 +44,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPartition
 from pyspark.sql.streaming.datasource import (
     ReadAllAvailable,
@@ -366,34 +366,88 @@ def read_range(
         consumer.close()
 
 
+class _Columns:
+    """The records of one Arrow batch being collected, column by column."""
+
+    def __init__(self) -> None:
+        self.keys: list[bytes | None] = []
+        self.values: list[bytes | None] = []
+        self.offsets: list[int] = []
+        self.timestamps: list[int | None] = []
+
+    def extend(self, messages: list[Message]) -> int:
+        """Take records known to be plain (see :func:`_plain`); returns the next offset to read.
+
+        Column by column, which py-spy measured a third cheaper than one loop appending each record."""
+        self.keys.extend([m.key() for m in messages])
+        self.values.extend([m.value() for m in messages])
+        self.offsets.extend([m.offset() for m in messages])  # type: ignore[misc]  # _plain checked them
+        self.timestamps.extend([ts if kind else None for kind, ts in (m.timestamp() for m in messages)])
+        return self.offsets[-1] + 1
+
+    def append(self, msg: Message, offset: int) -> None:
+        kind, ts = msg.timestamp()
+        self.keys.append(msg.key())
+        self.values.append(msg.value())
+        self.offsets.append(offset)
+        self.timestamps.append(ts if kind else None)
+
+    def record_batch(self, task: KafkaRange) -> pa.RecordBatch:
+        # Column-wise conversion: building a datetime per record costs more than reading it from Kafka.
+        import pyarrow as pa
+
+        n = len(self.offsets)
+        return pa.RecordBatch.from_arrays(
+            [
+                pa.array(self.keys, pa.binary()),
+                pa.array(self.values, pa.binary()),
+                pa.repeat(pa.scalar(task.topic, pa.string()), n),
+                pa.repeat(pa.scalar(task.partition, pa.int32()), n),
+                pa.array(self.offsets, pa.int64()),
+                pa.array(self.timestamps, pa.int64())
+                .cast(pa.timestamp("ms", tz="UTC"))
+                .cast(pa.timestamp("us", tz="UTC")),
+            ],
+            schema=_arrow_schema(),
+        )
+
+
+def _plain(messages: list[Message], end: int) -> bool:
+    """No error or end-of-partition event among ``messages`` and none at or past ``end``."""
+    last = messages[-1].offset()
+    return last is not None and last < end and all(m.error() is None for m in messages)
+
+
+def _one_by_one(messages: list[Message], task: KafkaRange, columns: _Columns, position: int) -> int:
+    """The general case: events, gaps and records past the end among ``messages``; returns the next
+    offset to read (``task.end`` once the range is done)."""
+    for msg in messages:
+        error = msg.error()
+        if error is not None:
+            if error.code() == KafkaError._PARTITION_EOF:
+                # Offsets up to the end can be missing for good (transaction markers, compaction).
+                if (msg.offset() or 0) >= task.end:
+                    position = task.end
+                continue
+            raise SourceError(f"{task.topic}/{task.partition}: consume failed: {error}")
+        offset = msg.offset()
+        if offset is None or offset >= task.end:
+            return task.end
+        columns.append(msg, offset)
+        position = offset + 1
+    return position
+
+
 def _batches(consumer: Consumer, task: KafkaRange, start: int) -> Iterator[pa.RecordBatch]:
-    keys: list[bytes | None] = []
-    values: list[bytes | None] = []
-    offsets: list[int] = []
-    timestamps: list[int | None] = []
+    columns = _Columns()
     position = start
     last_progress = time.monotonic()
     while position < task.end:
         messages = consumer.consume(min(_ARROW_BATCH_ROWS, task.end - position), timeout=1.0)
-        for msg in messages:
-            error = msg.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    # Offsets up to the end can be missing for good (transaction markers, compaction).
-                    if (msg.offset() or 0) >= task.end:
-                        position = task.end
-                    continue
-                raise SourceError(f"{task.topic}/{task.partition}: consume failed: {error}")
-            offset = msg.offset()
-            if offset is None or offset >= task.end:
-                position = task.end
-                break
-            ts_type, ts_ms = msg.timestamp()
-            keys.append(msg.key())
-            values.append(msg.value())
-            offsets.append(offset)
-            timestamps.append(ts_ms if ts_type else None)
-            position = offset + 1
+        if messages and _plain(messages, task.end):
+            position = columns.extend(messages)
+        else:
+            position = _one_by_one(messages, task, columns, position)
         if messages:
             last_progress = time.monotonic()
         elif time.monotonic() - last_progress > _READ_STALL_TIMEOUT_S:
@@ -401,35 +455,9 @@ def _batches(consumer: Consumer, task: KafkaRange, start: int) -> Iterator[pa.Re
                 f"{task.topic}/{task.partition}: no records for {_READ_STALL_TIMEOUT_S:.0f}s at offset "
                 f"{position}, expected up to {task.end}"
             )
-        if len(offsets) >= _ARROW_BATCH_ROWS or (position >= task.end and offsets):
-            yield _record_batch(task, keys, values, offsets, timestamps)
-            keys, values, offsets, timestamps = [], [], [], []
-
-
-def _record_batch(
-    task: KafkaRange,
-    keys: list[bytes | None],
-    values: list[bytes | None],
-    offsets: list[int],
-    timestamps: list[int | None],
-) -> pa.RecordBatch:
-    # Column-wise conversion: building a datetime per record costs more than reading it from Kafka.
-    import pyarrow as pa
-
-    n = len(offsets)
-    return pa.RecordBatch.from_arrays(
-        [
-            pa.array(keys, pa.binary()),
-            pa.array(values, pa.binary()),
-            pa.array([task.topic] * n, pa.string()),
-            pa.array([task.partition] * n, pa.int32()),
-            pa.array(offsets, pa.int64()),
-            pa.array(timestamps, pa.int64())
-            .cast(pa.timestamp("ms", tz="UTC"))
-            .cast(pa.timestamp("us", tz="UTC")),
-        ],
-        schema=_arrow_schema(),
-    )
+        if len(columns.offsets) >= _ARROW_BATCH_ROWS or (position >= task.end and columns.offsets):
+            yield columns.record_batch(task)
+            columns = _Columns()
 
 
 def _arrow_schema() -> pa.Schema:

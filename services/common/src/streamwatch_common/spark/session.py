@@ -37,10 +37,15 @@ def build_spark_session(
     ``extra_conf`` overrides the defaults (e.g. ``{"spark.ui.enabled": "true"}``). ``PYSPARK_PYTHON``
     defaults to this interpreter: otherwise Spark's Python workers start ``python3`` from ``PATH``, miss
     this environment's packages and die with "Python worker failed to connect back".
+    ``ARROW_DEFAULT_MEMORY_POOL`` defaults to ``system`` for the same workers (set it to override).
     """
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    # Inherited by the JVM and through it by every Python worker. Arrow's default jemalloc pool keeps
+    # freed batches mapped: with the system allocator the Python workers of a 100k-record passthrough
+    # batch peaked ~130 MiB lower (PSS summed, bench/), at no measurable throughput cost.
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     local = LOCAL_CONF if master.startswith("local") else {}
     conf = {**DEFAULT_CONF, **local, **(extra_conf or {})}
     builder = SparkSession.builder.appName(app_name).master(master)
