@@ -1,6 +1,6 @@
 """Benchmark of the profile publisher on loopback (not a test; run by hand, bounded and small).
 
-    uv run python tests/profile_publisher/bench_publisher.py
+    PYTHONPATH=tests uv run python -m bench.by_hand.profile_publisher
 
 Measures the latency of uploading a ~3 MB report (the size ydata-profiling produces for 100k rows),
 the index page's requests per second with 50 reports stored, and the service's peak RSS.
@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import secrets
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
 import psutil
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from profile_publisher.publisher_client import make_report, window_params
 
 from harness.process import free_port

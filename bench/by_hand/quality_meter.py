@@ -1,4 +1,6 @@
-"""Benchmark of the quality hot path (not a test): ``uv run python tests/observer/bench_quality.py``.
+"""Benchmark of the quality hot path (not a test).
+
+    uv run python -m bench.by_hand.quality_meter
 
 Prints records/s for clean windows and for windows with a few bad records (the record-level fallback).
 """

@@ -1,6 +1,6 @@
 """Benchmark of the generator against the local broker (not a test; run by hand, bounded and small).
 
-    uv run python tests/generator/bench_generator.py
+    PYTHONPATH=tests uv run python -m bench.by_hand.generator
 
 Measures delivered records per second at rate 0 with the default producer settings (batched) and with
 the test harness's single-record batches, the service's peak RSS, and the cost of building one record.
@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the harness
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # bench.machine
 
 from bench.machine import load_average
 from harness.kafka import KafkaBroker
