@@ -14,8 +14,8 @@ from pathlib import Path
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from bench.report import BenchRun
-from bench.stack import PRODUCER_PROPERTIES, Infra, PeakRss, Steady, stamp, steady, wait_records
-from harness.services import ServiceProcess, service_env
+from bench.stack import PRODUCER_PROPERTIES, Infra, PeakRss, Steady, run_until_records, stamp, steady
+from harness.services import service_env
 
 logger = logging.getLogger(__name__)
 
@@ -88,14 +88,16 @@ def _run_job(infra: Infra, work: Path, source: str, total: int, batch: int) -> t
         PASSTHROUGH_STARTING_OFFSETS="earliest",
     )
     started = time.time()
-    job = ServiceProcess("streamwatch-passthrough", work / f"passthrough-{batch}.log", env)
-    job.start()
-    rss = PeakRss(job.pid)
     try:
-        batches = wait_records(job, "batch_copied", total, timeout=600)
+        batches, rss = run_until_records(
+            "streamwatch-passthrough",
+            work / f"passthrough-{batch}.log",
+            env,
+            event="batch_copied",
+            total=total,
+            timeout=600,
+        )
     finally:
-        rss.stop()
-        job.stop(timeout=60)
         infra.drop_topic(target)
     return steady(batches), total / (stamp(batches[-1]) - started), rss
 

@@ -262,6 +262,22 @@ def wait_records(process: ServiceProcess, event: str, total: int, timeout: float
     raise TimeoutError(f"{process.name}: {done} of {total} records after {timeout:.0f}s:\n{process.tail()}")
 
 
+def run_until_records(
+    command: str, log_path: Path, env: dict[str, str], *, event: str, total: int, timeout: float
+) -> tuple[list[dict[str, Any]], PeakRss]:
+    """Start a service, sample its memory and CPU until its ``event`` lines count ``total`` records,
+    then stop it (SIGTERM). Returns those events and the sampler."""
+    process = ServiceProcess(command, log_path, env)
+    process.start()
+    rss = PeakRss(process.pid)
+    try:
+        events = wait_records(process, event, total, timeout=timeout)
+    finally:
+        rss.stop()
+        process.stop(timeout=60)
+    return events, rss
+
+
 @dataclass(frozen=True)
 class Steady:
     """The steady part of a streaming run: from the end of the first (warm-up) batch to the last's end."""

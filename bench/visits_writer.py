@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 from bench.report import BenchRun
-from bench.stack import Infra, PeakRss, Steady, stamp, steady, wait_records
-from harness.services import ServiceProcess, service_env
+from bench.stack import Infra, PeakRss, Steady, run_until_records, stamp, steady
+from harness.services import service_env
 
 NAME = "visits-writer"
 
@@ -35,14 +35,14 @@ def _run_writer(
         **extra,
     )
     started = time.time()
-    writer = ServiceProcess("streamwatch-visits-writer", work / f"visits-writer-{run_id}.log", env)
-    writer.start()
-    rss = PeakRss(writer.pid)
-    try:
-        batches = wait_records(writer, "batch_written", total, timeout=600)
-    finally:
-        rss.stop()
-        writer.stop(timeout=60)
+    batches, rss = run_until_records(
+        "streamwatch-visits-writer",
+        work / f"visits-writer-{run_id}.log",
+        env,
+        event="batch_written",
+        total=total,
+        timeout=600,
+    )
     return steady(batches), total / (stamp(batches[-1]) - started), rss
 
 

@@ -22,8 +22,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.stack import Infra, PeakRss, steady, wait_records
-from harness.services import ServiceProcess, service_env
+from bench.stack import Infra, run_until_records, steady
+from harness.services import service_env
 
 
 @dataclass
@@ -77,14 +77,14 @@ def run_variant(
         "VISITS_WRITER_MAX_RECORDS_PER_TRIGGER": str(batch),
     }
     env = service_env(**{**infra.kafka_env(), **defaults, **extra})
-    writer = ServiceProcess("streamwatch-visits-writer", work / f"{name}.log", env)
-    writer.start()
-    rss = PeakRss(writer.pid)
-    try:
-        batches = wait_records(writer, "batch_written", total, timeout=900)
-    finally:
-        rss.stop()
-        writer.stop(timeout=60)
+    batches, rss = run_until_records(
+        "streamwatch-visits-writer",
+        work / f"{name}.log",
+        env,
+        event="batch_written",
+        total=total,
+        timeout=900,
+    )
     part = steady(batches)
     cpu = rss.cpu_between(part.start, part.end)
     busy = [b for b in batches if int(b.get("records", 0)) > 0][1:]
