@@ -1,0 +1,43 @@
+"""Session fixtures of the container tests: a Docker engine and the five service images, built once.
+
+The images are tagged with exactly the references the chart renders by default, so a rendered pod spec
+runs the image this run built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from chart.workloads import service_containers
+
+from harness.chart import render
+from harness.docker import DockerEngine
+from harness.images import SERVICES, BuildResult, build_service_image, ensure_base_images
+
+
+@pytest.fixture(scope="session")
+def docker_engine(output_root: Path) -> Iterator[DockerEngine]:
+    engine = DockerEngine.connect_or_start(output_root / "_infra")
+    yield engine
+    engine.stop()
+
+
+def rendered_image(service: str) -> str:
+    """The image reference the chart's default values give ``service``."""
+    images = {c.spec["image"] for c in service_containers(render(), service)}
+    (image,) = images
+    return str(image)
+
+
+@pytest.fixture(scope="session")
+def service_images(docker_engine: DockerEngine, output_root: Path) -> dict[str, BuildResult]:
+    """Every service image, built from this checkout (cached layers make a rebuild quick)."""
+    log_dir = output_root / "_images"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    bases = ensure_base_images(docker_engine, log_dir)
+    return {
+        service: build_service_image(docker_engine, service, rendered_image(service), bases, log_dir)
+        for service in SERVICES
+    }

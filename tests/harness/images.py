@@ -1,0 +1,180 @@
+"""Build the five service images without a registry.
+
+The Dockerfiles keep their production bases (the official Python image, the uv image) as defaults and
+take them as build args. Where no registry can be reached, this module makes the two stand-ins locally:
+a Debian bookworm root with Python 3.11 from debootstrap, and a one-file image holding the ``uv`` binary
+from uv's wheel on PyPI. Everything this needs for trust (the host's CA bundle, for downloads inside a
+build behind an intercepting proxy) is put into the stand-in base here, never into the Dockerfiles.
+"""
+
+from __future__ import annotations
+
+import io
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.docker import DockerEngine, cache_root
+from harness.process import REPO_ROOT, ComponentStartError
+
+SERVICES = ("generator", "visits-writer", "passthrough", "observer", "profile-publisher")
+LOCAL_PYTHON_IMAGE = "streamwatch-local/python:3.11-bookworm"
+HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+IMAGE_CA_BUNDLE = "/usr/local/share/streamwatch/host-ca-certificates.crt"
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+
+
+def dockerfile(service: str) -> Path:
+    return REPO_ROOT / "services" / service / "Dockerfile"
+
+
+def pinned_uv_version() -> str:
+    """The uv version the Dockerfiles pin (their UV_IMAGE default): one place says it."""
+    match = re.search(r"^ARG UV_IMAGE=\S+:(\S+)$", dockerfile("generator").read_text(), re.MULTILINE)
+    if match is None:
+        raise ComponentStartError("services/generator/Dockerfile: no `ARG UV_IMAGE=...:<version>` line")
+    return match.group(1)
+
+
+def debian_mirror() -> str:
+    """The Debian mirror this machine's apt uses (debootstrap and apt inside builds use it too)."""
+    sources = sorted(Path("/etc/apt/sources.list.d").glob("*.sources"))
+    for path in sources:
+        match = re.search(r"^URIs:\s*(\S+/debian)\s*$", path.read_text(), re.MULTILINE)
+        if match:
+            return match.group(1)
+    listing = Path("/etc/apt/sources.list")
+    if listing.exists():
+        match = re.search(
+            r"^deb\s+(?:\[[^]]*\]\s+)?(\S+/debian)\s+bookworm", listing.read_text(), re.MULTILINE
+        )
+        if match:
+            return match.group(1)
+    return DEFAULT_MIRROR
+
+
+def _say(message: str) -> None:
+    print(f"[images] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class BaseImages:
+    """The build args that point the Dockerfiles at locally made bases."""
+
+    python: str
+    uv: str
+
+    def build_args(self) -> list[str]:
+        return ["--build-arg", f"PYTHON_IMAGE={self.python}", "--build-arg", f"UV_IMAGE={self.uv}"]
+
+
+def ensure_base_images(engine: DockerEngine, log_dir: Path) -> BaseImages:
+    uv_ref = f"streamwatch-local/uv:{pinned_uv_version()}"
+    if not engine.image_exists(LOCAL_PYTHON_IMAGE):
+        _make_python_base(engine, log_dir)
+    if not engine.image_exists(uv_ref):
+        _make_uv_image(engine, uv_ref)
+    return BaseImages(LOCAL_PYTHON_IMAGE, uv_ref)
+
+
+def _make_python_base(engine: DockerEngine, log_dir: Path) -> None:
+    debootstrap = shutil.which("debootstrap") or "/usr/sbin/debootstrap"
+    if not Path(debootstrap).exists():
+        raise ComponentStartError("debootstrap is not installed (run `make deps`)")
+    mirror = debian_mirror()
+    _say(f"making {LOCAL_PYTHON_IMAGE} with debootstrap from {mirror} (about a minute)")
+    start = time.monotonic()
+    work = Path(tempfile.mkdtemp(prefix="swbase-", dir=cache_root()))
+    root = work / "root"
+    try:
+        log = log_dir / "debootstrap.log"
+        with log.open("wb") as out:
+            result = subprocess.run(
+                [debootstrap, "--variant=minbase", "--include=python3.11,ca-certificates", "bookworm",
+                 str(root), mirror],
+                stdout=out, stderr=subprocess.STDOUT, check=False,
+            )  # fmt: skip
+        if result.returncode != 0:
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+            raise ComponentStartError(f"debootstrap failed ({result.returncode}):\n{tail}")
+        # Package caches are dead weight; the Spark images run `apt-get update` themselves.
+        for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
+            for entry in (root / junk).glob("*"):
+                if entry.is_file():
+                    entry.unlink()
+        ca_target = root / IMAGE_CA_BUNDLE.lstrip("/")
+        ca_target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(HOST_CA_BUNDLE, ca_target)
+        tar = subprocess.run(["tar", "-C", str(root), "-c", "."], capture_output=True, check=True).stdout
+        engine.run(
+            "import",
+            "-c", "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "-c", "ENV LANG=C.UTF-8",
+            # Downloads inside a build trust what this machine trusts (uv and pip read this variable).
+            "-c", f"ENV SSL_CERT_FILE={IMAGE_CA_BUNDLE}",
+            "-c", 'CMD ["python3.11"]',
+            "-", LOCAL_PYTHON_IMAGE,
+            input=tar, timeout=300,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    _say(f"{LOCAL_PYTHON_IMAGE} ready in {time.monotonic() - start:.0f}s")
+
+
+def _make_uv_image(engine: DockerEngine, ref: str) -> None:
+    version = ref.rsplit(":", 1)[1]
+    _say(f"making {ref} from uv's wheel on PyPI")
+    uv = shutil.which("uv")
+    if uv is None:
+        raise ComponentStartError("uv is not on PATH (run `make deps`)")
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(
+            [uv, "pip", "install", "-q", "--no-deps", "--target", tmp, "--python-platform",
+             f"{platform.machine()}-manylinux_2_17", "--python-version", "3.11", f"uv=={version}"],
+            check=True,
+        )  # fmt: skip
+        binary = (Path(tmp) / "bin" / "uv").read_bytes()
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            info = tarfile.TarInfo("uv")
+            info.size, info.mode = len(binary), 0o755
+            tar.addfile(info, io.BytesIO(binary))
+        engine.run("import", "-c", 'CMD ["/uv"]', "-", ref, input=buffer.getvalue(), timeout=120)
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    service: str
+    ref: str
+    seconds: float
+    size_bytes: int
+
+
+def build_service_image(
+    engine: DockerEngine, service: str, ref: str, bases: BaseImages | None, log_dir: Path
+) -> BuildResult:
+    """``docker build`` of one service from the repository root, tagged ``ref``; the log goes to a file."""
+    log = log_dir / f"build-{service}.log"
+    _say(f"building {ref}")
+    start = time.monotonic()
+    args = ["build", "--network", "host", "--progress", "plain", "-f", str(dockerfile(service)), "-t", ref]
+    result = engine.run(
+        *args, *(bases.build_args() if bases else []), str(REPO_ROOT), check=False, timeout=1800
+    )
+    log.write_text(result.stdout + result.stderr)
+    if result.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+        raise ComponentStartError(
+            f"docker build of {service} failed ({result.returncode}); log {log}:\n{tail}"
+        )
+    seconds = time.monotonic() - start
+    size = int(engine.run("image", "inspect", "--format", "{{.Size}}", ref).stdout.strip())
+    _say(f"{ref} built in {seconds:.0f}s, {size / 2**20:.0f} MiB")
+    return BuildResult(service, ref, round(seconds, 1), size)
