@@ -33,6 +33,13 @@ docs-check: ## fail when the README settings table is out of date
 demo: deps ## run the infrastructure and every service as local processes, print where to look (Ctrl-C stops)
 	PYTHONPATH=tests $(UV_RUN) python -m harness.demo $(DEMO_ARGS)
 
+.PHONY: container-images test-containers
+container-images: deps ## build the five service images here, no registry needed (IMAGES_ARGS=--registry-bases for the official bases)
+	PYTHONPATH=tests $(UV_RUN) python -m harness.images $(IMAGES_ARGS)
+
+test-containers: deps ## only the container tests: every image built, imported as uid 10001, the whole system run as containers wired by the chart
+	$(UV_RUN) pytest tests/containers $(PYTEST_ARGS)
+
 .PHONY: up down images e2e-kind
 up: ## kind cluster with Strimzi Kafka and the whole chart (checks docker/kind/kubectl/helm first)
 	@bash k8s/kind.sh up

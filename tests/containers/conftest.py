@@ -10,11 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from chart.workloads import service_containers
 
-from harness.chart import render
 from harness.docker import DockerEngine
-from harness.images import SERVICES, BuildResult, build_service_image, ensure_base_images
+from harness.images import SERVICES, BuildResult, build_service_image, chart_image_refs, ensure_base_images
 
 
 @pytest.fixture(scope="session")
@@ -24,20 +22,14 @@ def docker_engine(output_root: Path) -> Iterator[DockerEngine]:
     engine.stop()
 
 
-def rendered_image(service: str) -> str:
-    """The image reference the chart's default values give ``service``."""
-    images = {c.spec["image"] for c in service_containers(render(), service)}
-    (image,) = images
-    return str(image)
-
-
 @pytest.fixture(scope="session")
 def service_images(docker_engine: DockerEngine, output_root: Path) -> dict[str, BuildResult]:
     """Every service image, built from this checkout (cached layers make a rebuild quick)."""
     log_dir = output_root / "_images"
     log_dir.mkdir(parents=True, exist_ok=True)
     bases = ensure_base_images(docker_engine, log_dir)
+    refs = chart_image_refs()
     return {
-        service: build_service_image(docker_engine, service, rendered_image(service), bases, log_dir)
+        service: build_service_image(docker_engine, service, refs[service], bases, log_dir)
         for service in SERVICES
     }

@@ -112,8 +112,17 @@ class ContainerRun:
         return self
 
     def wait_exit(self, timeout: float) -> int:
-        self.exit_code = self.engine.wait_exit(self.name, timeout)
-        self.peak_memory_bytes = self.engine.memory_peak_bytes(self.name)
+        """Wait for the container to end by itself; its peak memory is read while it runs (the cgroup
+        goes with it)."""
+
+        def exited() -> bool:
+            self.peak_memory_bytes = self.engine.memory_peak_bytes(self.name) or self.peak_memory_bytes
+            state = self.engine.inspect(self.name)["State"]
+            self.exit_code = None if state["Running"] else int(state["ExitCode"])
+            return self.exit_code is not None
+
+        wait_until(exited, timeout, interval=0.5, what=f"container {self.name} to exit")
+        assert self.exit_code is not None
         return self.exit_code
 
     def stop(self) -> int:

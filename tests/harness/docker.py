@@ -13,12 +13,11 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.process import ComponentStartError, ManagedProcess, wait_until
+from harness.process import ComponentStartError, ManagedProcess
 
 # Debian's client: BuildKit builds need a client that speaks to the engine's built-in builder, and the
 # newer client some machines carry in /usr/local/bin wants a buildx plugin that is not installed.
@@ -144,15 +143,6 @@ class DockerEngine:
         result = self.run("logs", name, check=False)
         return result.stdout + result.stderr
 
-    def wait_exit(self, name: str, timeout: float) -> int:
-        def exited() -> int | None:
-            state = self.inspect(name)["State"]
-            return None if state["Running"] else int(state["ExitCode"]) + 1  # +1: 0 is falsy
-
-        code = wait_until(exited, timeout, interval=0.5, what=f"container {name} to exit")
-        assert isinstance(code, int)
-        return code - 1
-
     def memory_peak_bytes(self, name: str) -> int | None:
         """The container's peak memory from its cgroup (v1 max_usage, or v2 memory.peak)."""
         container_id = self.inspect(name)["Id"]
@@ -164,7 +154,3 @@ class DockerEngine:
             if path.exists():
                 return int(path.read_text().strip())
         return None
-
-
-def elapsed(start: float) -> float:
-    return round(time.monotonic() - start, 1)

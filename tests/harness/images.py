@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.chart import render
 from harness.docker import DockerEngine, cache_root
 from harness.process import REPO_ROOT, ComponentStartError
 
@@ -178,3 +179,52 @@ def build_service_image(
     size = int(engine.run("image", "inspect", "--format", "{{.Size}}", ref).stdout.strip())
     _say(f"{ref} built in {seconds:.0f}s, {size / 2**20:.0f} MiB")
     return BuildResult(service, ref, round(seconds, 1), size)
+
+
+def chart_image_refs(set_values: dict[str, str] | None = None) -> dict[str, str]:
+    """Service → the image reference the chart renders for it (so a rendered pod runs what was built)."""
+    refs: dict[str, set[str]] = {}
+    for doc in render(set_values):
+        if doc.get("kind") not in {"Deployment", "StatefulSet"}:
+            continue
+        component = doc["metadata"]["labels"].get("app.kubernetes.io/component")
+        if component in SERVICES:
+            spec = doc["spec"]["template"]["spec"]
+            for c in [*spec.get("initContainers", []), *spec["containers"]]:
+                refs.setdefault(component, set()).add(c["image"])
+    single = {service: images.pop() for service, images in refs.items() if len(images) == 1}
+    if set(single) != set(SERVICES):
+        raise ComponentStartError(f"the chart does not render one image per service: {refs}")
+    return single
+
+
+def main() -> None:
+    """``make container-images``: build the five images as the chart names them, no registry needed."""
+    import argparse
+
+    from harness.docker import DockerEngine
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument(
+        "--registry-bases",
+        action="store_true",
+        help="build on the Dockerfiles' default bases (pulled from their registries) instead of local ones",
+    )
+    parser.add_argument("--only", default="", help="comma-separated services (default: all five)")
+    args = parser.parse_args()
+    log_dir = cache_root() / "build-logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    engine = DockerEngine.connect_or_start(log_dir)
+    try:
+        bases = None if args.registry_bases else ensure_base_images(engine, log_dir)
+        refs = chart_image_refs()
+        for service in [s for s in SERVICES if not args.only or s in args.only.split(",")]:
+            build_service_image(engine, service, refs[service], bases, log_dir)
+        if engine.process is not None:
+            _say(f"built in a private engine: DOCKER_HOST={engine.host} (stopped now; its images stay)")
+    finally:
+        engine.stop()
+
+
+if __name__ == "__main__":
+    main()

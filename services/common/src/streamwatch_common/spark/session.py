@@ -39,7 +39,10 @@ def build_spark_session(
     this environment's packages and die with "Python worker failed to connect back".
     ``ARROW_DEFAULT_MEMORY_POOL`` defaults to ``system`` for the same workers (set it to override).
     """
+    from pyspark import SparkConf
     from pyspark.sql import SparkSession
+
+    from streamwatch_common.spark.jvm_output import launch_logged_gateway
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     # Inherited by the JVM and through it by every Python worker. Arrow's default jemalloc pool keeps
@@ -48,6 +51,8 @@ def build_spark_session(
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     local = LOCAL_CONF if master.startswith("local") else {}
     conf = {**DEFAULT_CONF, **local, **(extra_conf or {})}
+    # The JVM reads its launch settings (driver memory, Java options) from this conf when it starts.
+    launch_logged_gateway(SparkConf().setAll(list(conf.items())).setMaster(master).setAppName(app_name))
     builder = SparkSession.builder.appName(app_name).master(master)
     for key, value in conf.items():
         builder = builder.config(key, value)
