@@ -110,7 +110,7 @@ def main() -> int:
         checks[f"elasticsearch index {index}"] = elasticsearch_index(index)
     for job, metric in PLAN.get("pushed", []):
         checks[f"{metric} from job {job}"] = pushed(PLAN["pushgateway"], job, metric)
-    deadline = time.monotonic() + float(PLAN.get("deadlineSeconds", 240))
+    deadline = time.monotonic() + float(PLAN.get("deadlineSeconds") or 240)
     failed: dict[str, str] = {}
     while checks:
         failed = {}
