@@ -57,8 +57,11 @@ create_cluster() {
     step "kind cluster $CLUSTER exists; reusing it"
   else
     step "creating kind cluster $CLUSTER (kind-config.yaml)"
-    # kind's extraMounts need the host directory; non-root pods write reports into it.
-    mkdir -p profiles && chmod a+rwx profiles
+    # kind-config.yaml bind-mounts ./profiles into the node. Created here it belongs to you, not to root
+    # (docker creates a missing one as root on Linux), so you can clear it without sudo. Either way the
+    # publisher can write: the chart mounts it as a local volume, which the kubelet gives to the pod's
+    # fsGroup (10001); nothing runs as root in the cluster.
+    mkdir -p profiles
     kind create cluster --name "$CLUSTER" --config kind-config.yaml --wait 120s
   fi
   kubectl config use-context "kind-$CLUSTER" >/dev/null

@@ -36,7 +36,18 @@ def test_kind_port_mappings_reach_the_node_ports_of_the_kind_values() -> None:
         if m["metadata"]["name"] == "sw-streamwatch-profile-publisher" and m["kind"] == "Deployment"
     )
     store = next(v for v in publisher["spec"]["template"]["spec"]["volumes"] if v["name"] == "store")
-    assert store["hostPath"]["path"] == mount["containerPath"]
+    claim = store["persistentVolumeClaim"]["claimName"]
+    (volume,) = [m for m in manifests if m["kind"] == "PersistentVolume"]
+    assert volume["spec"]["claimRef"]["name"] == claim
+    assert volume["spec"]["local"]["path"] == mount["containerPath"]
+
+
+def test_kind_script_creates_the_profiles_directory_before_the_cluster() -> None:
+    """Created by kind.sh, ./profiles belongs to the developer; created by docker it would be root's."""
+    text = (REPO_ROOT / "k8s" / "kind.sh").read_text()
+    create = text[text.index("create_cluster() {") : text.index("build_images() {")]
+    assert create.index("mkdir -p profiles") < create.index("kind create cluster")
+    assert "chmod a+rwx" not in text, "no world-writable directory needed: the kubelet applies fsGroup"
 
 
 def test_skaffold_builds_every_service_and_deploys_operator_then_chart() -> None:

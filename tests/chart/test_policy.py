@@ -336,3 +336,68 @@ def test_unequal_topic_partitions_are_refused() -> None:
         "KafkaTopic",
     )
     assert {t["spec"]["partitions"] for t in topics} == {12}
+
+
+# --- the profile store on kind: writable by the non-root publisher whoever created the directory ------
+@variants
+def test_no_hostpath_volume_anywhere(variant: str, rendered: dict[str, list[Manifest]]) -> None:
+    """A hostPath volume keeps the node directory's owner and mode: kind creates a missing ./profiles as
+    root on Linux and the publisher (uid 10001) could not write. Node directories are `local` volumes."""
+    for m in rendered[variant]:
+        spec = pod_spec(m)
+        for volume in (spec or {}).get("volumes", []):
+            assert "hostPath" not in volume, f"{m['kind']}/{m['metadata']['name']}: {volume}"
+
+
+def test_kind_profile_store_is_a_local_volume_the_kubelet_gives_to_the_fsgroup(
+    rendered: dict[str, list[Manifest]],
+) -> None:
+    from harness.process import REPO_ROOT
+
+    manifests = rendered["kind"]
+    kind_values = yaml.safe_load((REPO_ROOT / "k8s" / "streamwatch-kind-values.yaml").read_text())
+    node_dir = kind_values["profilePublisher"]["storage"]["hostPath"]
+    (pv,) = by_kind(manifests, "PersistentVolume")
+    assert pv["spec"]["local"] == {"path": node_dir}
+    assert pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"] == [
+        {"matchExpressions": [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists"}]}
+    ]
+    assert pv["spec"]["claimRef"] == {"namespace": "default", "name": "sw-streamwatch-profile-publisher"}
+    assert pv["spec"]["storageClassName"] == "" and pv["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
+    claims = {c["metadata"]["name"]: c for c in by_kind(manifests, "PersistentVolumeClaim")}
+    claim = claims["sw-streamwatch-profile-publisher"]
+    assert claim["spec"]["volumeName"] == pv["metadata"]["name"] and claim["spec"]["storageClassName"] == ""
+    publisher = next(
+        m
+        for m in by_kind(manifests, "Deployment")
+        if m["metadata"]["name"] == "sw-streamwatch-profile-publisher"
+    )
+    pod = publisher["spec"]["template"]["spec"]
+    store = next(v for v in pod["volumes"] if v["name"] == "store")
+    assert store == {
+        "name": "store",
+        "persistentVolumeClaim": {"claimName": "sw-streamwatch-profile-publisher"},
+    }
+    # the group the kubelet gives the volume to is the one the publisher runs with
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"] == 10001
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert "chown" not in yaml.safe_dump(pod), "no root init container fixing ownership"
+    # Without hostPath: a provisioned claim kept across uninstalls, and no PersistentVolume of ours.
+    assert not by_kind(rendered["default"], "PersistentVolume")
+
+
+def test_a_node_directory_needs_the_labels_of_its_node() -> None:
+    with pytest.raises(RuntimeError, match="hostPathNodeLabels is required"):
+        render({"profilePublisher.storage.hostPath": "/srv/profiles"})
+    (pv,) = by_kind(
+        render(
+            {
+                "profilePublisher.storage.hostPath": "/srv/profiles",
+                "profilePublisher.storage.hostPathNodeLabels.kubernetes\\.io/hostname": "node-1",
+            }
+        ),
+        "PersistentVolume",
+    )
+    assert pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"] == [
+        {"key": "kubernetes.io/hostname", "operator": "In", "values": ["node-1"]}
+    ]
