@@ -168,7 +168,7 @@ print_access() {
   Profile reports    http://localhost:8000   (also in ./profiles on this machine)
   Prometheus         kubectl -n $NAMESPACE port-forward svc/$fullname-prometheus 9090:9090
   Logs               kubectl -n $NAMESPACE logs deploy/$fullname-observer -f
-  Scale observer     kubectl -n $NAMESPACE scale deployment/$fullname-observer --replicas=2
+  Scale observer     kubectl -n $NAMESPACE scale deployment/$fullname-observer --replicas=3   (6 partitions; helm upgrade keeps it)
   SLA miss on/off    helm -n $NAMESPACE upgrade $RELEASE charts/streamwatch --reuse-values --set visitsWriter.settings.simulated_latency_seconds=15   (then =0)
   End-to-end tests   make e2e-kind
   Tear down          make down
