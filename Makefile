@@ -47,7 +47,7 @@ up: ## kind cluster with Strimzi Kafka and the whole chart (checks docker/kind/k
 down: ## delete the kind cluster
 	@bash k8s/kind.sh down
 
-images: ## build the service images and load them into the kind cluster
+images: ## build the service images (tagged by a hash of their inputs), load them into kind, roll the release onto them
 	@bash k8s/kind.sh images
 
 e2e-kind: ## end-to-end tests against the running kind cluster (not part of make test)

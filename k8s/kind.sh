@@ -2,7 +2,8 @@
 # streamwatch on kind: `make up`, `make down`, `make images`, `make e2e-kind` call this script.
 #   k8s/kind.sh up       check prerequisites, create the cluster, build + load images, install everything
 #   k8s/kind.sh down     delete the cluster
-#   k8s/kind.sh images   build the service images and load them into the cluster
+#   k8s/kind.sh images   build the service images, load them into the cluster and roll the release onto them
+#   k8s/kind.sh tags     print the content tag of each service image (what `images` would build)
 #   k8s/kind.sh e2e      end-to-end tests against the running cluster (kubernetes Python client)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +14,6 @@ RELEASE=${RELEASE:-sw}
 STRIMZI_CHART=oci://quay.io/strimzi-helm/strimzi-kafka-operator
 STRIMZI_VERSION=1.2.0
 SERVICES=(generator visits-writer passthrough observer profile-publisher)
-TAG=$(awk -F'"' '/^appVersion:/ {print $2}' charts/streamwatch/Chart.yaml)
 WAIT_SECONDS=${WAIT_SECONDS:-900}
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -57,21 +57,70 @@ create_cluster() {
     step "kind cluster $CLUSTER exists; reusing it"
   else
     step "creating kind cluster $CLUSTER (kind-config.yaml)"
-    # kind's extraMounts need the host directory; non-root pods write reports into it.
-    mkdir -p profiles && chmod a+rwx profiles
+    # kind-config.yaml bind-mounts ./profiles into the node. Created here it belongs to you, not to root
+    # (docker creates a missing one as root on Linux), so you can clear it without sudo. Either way the
+    # publisher can write: the chart mounts it as a local volume, which the kubelet gives to the pod's
+    # fsGroup (10001); nothing runs as root in the cluster.
+    mkdir -p profiles
     kind create cluster --name "$CLUSTER" --config kind-config.yaml --wait 120s
   fi
   kubectl config use-context "kind-$CLUSTER" >/dev/null
 }
 
-build_images() {
+# image_tag SERVICE: content tag of the service's image, the first 12 hex digits of a sha256 over every
+# file its Dockerfile copies (the workspace's pyproject files and uv.lock, the common library's and the
+# service's src) and the Dockerfile itself. Changed code gives a new tag, so `helm upgrade` changes the
+# pod template and Kubernetes rolls the pods; unchanged services keep their tag and their pods.
+image_tag() {
+  local svc=$1
+  {
+    printf '%s\n' pyproject.toml uv.lock services/*/pyproject.toml "services/$svc/Dockerfile"
+    find services/common/src "services/$svc/src" -type f \
+      ! -path '*/__pycache__/*' ! -name '*.pyc' ! -path '*/.mypy_cache/*' ! -path '*/.pytest_cache/*'
+  } | LC_ALL=C sort -u | tr '\n' '\0' | xargs -0 sha256sum | sha256sum | cut -c1-12
+}
+
+# image_ref SERVICE: the image reference given to kind and to the chart (image.overrides.SERVICE).
+image_ref() { printf 'streamwatch-%s:%s' "$1" "$(image_tag "$1")"; }
+
+# The chart values naming every image by its content tag.
+image_values() {
+  IMAGE_VALUES=()
   for svc in "${SERVICES[@]}"; do
-    step "building image streamwatch-$svc:$TAG"
-    DOCKER_BUILDKIT=1 docker build -f "services/$svc/Dockerfile" -t "streamwatch-$svc:$TAG" .
+    IMAGE_VALUES+=(--set "image.overrides.$svc=$(image_ref "$svc")")
+  done
+}
+
+build_images() {
+  local ref
+  for svc in "${SERVICES[@]}"; do
+    ref=$(image_ref "$svc")
+    step "building image $ref"
+    DOCKER_BUILDKIT=1 docker build -f "services/$svc/Dockerfile" -t "$ref" .
   done
   for svc in "${SERVICES[@]}"; do
-    step "loading streamwatch-$svc:$TAG into kind"
-    kind load docker-image --name "$CLUSTER" "streamwatch-$svc:$TAG"
+    ref=$(image_ref "$svc")
+    step "loading $ref into kind"
+    kind load docker-image --name "$CLUSTER" "$ref"
+  done
+}
+
+# After `images`: point the installed release at the new tags; only Deployments whose image changed roll.
+roll_release() {
+  if ! helm status "$RELEASE" --namespace "$NAMESPACE" --kube-context "kind-$CLUSTER" >/dev/null 2>&1; then
+    step "release $RELEASE is not installed yet; make up installs it with these images"
+    return
+  fi
+  image_values
+  step "rolling release $RELEASE onto the new image tags (other values kept)"
+  # --reset-then-reuse-values: this chart's defaults, then the release's own values, then the new tags.
+  helm upgrade "$RELEASE" charts/streamwatch --namespace "$NAMESPACE" --kube-context "kind-$CLUSTER" \
+    --reset-then-reuse-values "${IMAGE_VALUES[@]}"
+  for svc in "${SERVICES[@]}"; do
+    if kubectl --context "kind-$CLUSTER" -n "$NAMESPACE" get "deployment/$RELEASE-streamwatch-$svc" >/dev/null 2>&1; then
+      kubectl --context "kind-$CLUSTER" -n "$NAMESPACE" rollout status "deployment/$RELEASE-streamwatch-$svc" \
+        --timeout "${WAIT_SECONDS}s"
+    fi
   done
 }
 
@@ -82,8 +131,9 @@ install_all() {
   helm upgrade --install strimzi "$STRIMZI_CHART" --version "$STRIMZI_VERSION" \
     --namespace "$NAMESPACE" -f k8s/strimzi-values.yaml --wait --timeout 10m
   step "streamwatch chart (release $RELEASE)"
+  image_values
   helm upgrade --install "$RELEASE" charts/streamwatch --namespace "$NAMESPACE" \
-    -f k8s/streamwatch-kind-values.yaml --set image.tag="$TAG"
+    -f k8s/streamwatch-kind-values.yaml "${IMAGE_VALUES[@]}"
 }
 
 wait_ready() {
@@ -118,7 +168,7 @@ print_access() {
   Profile reports    http://localhost:8000   (also in ./profiles on this machine)
   Prometheus         kubectl -n $NAMESPACE port-forward svc/$fullname-prometheus 9090:9090
   Logs               kubectl -n $NAMESPACE logs deploy/$fullname-observer -f
-  Scale observer     kubectl -n $NAMESPACE scale deployment/$fullname-observer --replicas=2
+  Scale observer     kubectl -n $NAMESPACE scale deployment/$fullname-observer --replicas=3   (6 partitions; helm upgrade keeps it)
   SLA miss on/off    helm -n $NAMESPACE upgrade $RELEASE charts/streamwatch --reuse-values --set visitsWriter.settings.simulated_latency_seconds=15   (then =0)
   End-to-end tests   make e2e-kind
   Tear down          make down
@@ -137,6 +187,10 @@ case "${1:-}" in
   images)
     check_prerequisites
     build_images
+    roll_release
+    ;;
+  tags)
+    for svc in "${SERVICES[@]}"; do printf '%s\n' "$(image_ref "$svc")"; done
     ;;
   down)
     command -v kind >/dev/null 2>&1 || die "kind is not installed"
@@ -148,6 +202,6 @@ case "${1:-}" in
     STREAMWATCH_E2E_KIND=1 exec uv run --frozen pytest tests/e2e_kind -p no:cacheprovider -v "${@:2}"
     ;;
   *)
-    die "usage: $0 up|down|images|e2e"
+    die "usage: $0 up|down|images|tags|e2e"
     ;;
 esac

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
+from pathlib import Path
 
 import yaml
 from chart.conftest import SERVICES
@@ -34,7 +36,18 @@ def test_kind_port_mappings_reach_the_node_ports_of_the_kind_values() -> None:
         if m["metadata"]["name"] == "sw-streamwatch-profile-publisher" and m["kind"] == "Deployment"
     )
     store = next(v for v in publisher["spec"]["template"]["spec"]["volumes"] if v["name"] == "store")
-    assert store["hostPath"]["path"] == mount["containerPath"]
+    claim = store["persistentVolumeClaim"]["claimName"]
+    (volume,) = [m for m in manifests if m["kind"] == "PersistentVolume"]
+    assert volume["spec"]["claimRef"]["name"] == claim
+    assert volume["spec"]["local"]["path"] == mount["containerPath"]
+
+
+def test_kind_script_creates_the_profiles_directory_before_the_cluster() -> None:
+    """Created by kind.sh, ./profiles belongs to the developer; created by docker it would be root's."""
+    text = (REPO_ROOT / "k8s" / "kind.sh").read_text()
+    create = text[text.index("create_cluster() {") : text.index("build_images() {")]
+    assert create.index("mkdir -p profiles") < create.index("kind create cluster")
+    assert "chmod a+rwx" not in text, "no world-writable directory needed: the kubelet applies fsGroup"
 
 
 def test_skaffold_builds_every_service_and_deploys_operator_then_chart() -> None:
@@ -80,3 +93,75 @@ def test_strimzi_values_watch_only_their_namespace() -> None:
     assert values["watchAnyNamespace"] is False
     namespace = yaml.safe_load((REPO_ROOT / "k8s" / "namespace.yaml").read_text())
     assert namespace["metadata"]["name"] == "streamwatch"
+
+
+def _kind_tags(root: Path) -> dict[str, str]:
+    result = subprocess.run(
+        ["bash", str(root / "k8s" / "kind.sh"), "tags"], capture_output=True, text=True, check=True
+    )
+    refs = [line.split(":") for line in result.stdout.split()]
+    return {name.removeprefix("streamwatch-"): tag for name, tag in refs}
+
+
+def test_make_images_tags_each_image_by_its_build_inputs(tmp_path: Path) -> None:
+    """`make images` used to reload one fixed tag under IfNotPresent, so pods kept the old code. Each image
+    is now tagged by a hash of what its Dockerfile copies: changed code gets a new tag (and a rollout),
+    unchanged services keep theirs."""
+    for name in ("pyproject.toml", "uv.lock"):
+        shutil.copy(REPO_ROOT / name, tmp_path / name)
+    shutil.copytree(REPO_ROOT / "k8s", tmp_path / "k8s")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", ".pytest_cache")
+    shutil.copytree(REPO_ROOT / "services", tmp_path / "services", ignore=ignore)
+    before = _kind_tags(tmp_path)
+    assert set(before) == set(SERVICES)
+    assert all(re.fullmatch(r"[0-9a-f]{12}", tag) for tag in before.values()), before
+    assert len(set(before.values())) == len(SERVICES), "each service has its own inputs"
+    assert _kind_tags(tmp_path) == before, "the tag is a pure function of the files"
+
+    # Not build inputs: a README beside the Dockerfile, bytecode caches.
+    (tmp_path / "services" / "observer" / "README.md").write_text("changed\n")
+    cache = tmp_path / "services" / "observer" / "src" / "__pycache__"
+    cache.mkdir(exist_ok=True)
+    (cache / "x.cpython-311.pyc").write_bytes(b"\0")
+    assert _kind_tags(tmp_path) == before
+
+    # The service's own code: only its tag changes.
+    source = next((tmp_path / "services" / "observer" / "src").rglob("*.py"))
+    source.write_text(source.read_text() + "\n# changed\n")
+    after_observer = _kind_tags(tmp_path)
+    changed = {s for s in SERVICES if after_observer[s] != before[s]}
+    assert changed == {"observer"}
+
+    # Its Dockerfile, the shared library and the lock file: every image they go into.
+    dockerfile = tmp_path / "services" / "generator" / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text() + "\n# changed\n")
+    assert {s for s in SERVICES if _kind_tags(tmp_path)[s] != after_observer[s]} == {"generator"}
+    common = next((tmp_path / "services" / "common" / "src").rglob("*.py"))
+    common.write_text(common.read_text() + "\n# changed\n")
+    after_common = _kind_tags(tmp_path)
+    assert all(after_common[s] != after_observer[s] for s in SERVICES)
+    (tmp_path / "uv.lock").write_text((tmp_path / "uv.lock").read_text() + "\n")
+    assert all(tag != after_common[s] for s, tag in _kind_tags(tmp_path).items())
+
+
+def test_make_images_rolls_the_release_onto_the_content_tags() -> None:
+    text = (REPO_ROOT / "k8s" / "kind.sh").read_text()
+    assert "image.tag=" not in text, "one fixed tag for every image is what kept pods on old code"
+    images = re.search(r"^  images\)\n(.*?);;", text, re.M | re.S)
+    assert images is not None
+    assert images.group(1).split() == ["check_prerequisites", "build_images", "roll_release"]
+    roll = text[text.index("roll_release() {") :]
+    assert "--reset-then-reuse-values" in roll and '"${IMAGE_VALUES[@]}"' in roll
+    install = text[text.index("install_all() {") : text.index("wait_ready() {")]
+    assert '"${IMAGE_VALUES[@]}"' in install, "make up installs the same content tags"
+    assert 'image.overrides.$svc=$(image_ref "$svc")' in text
+    # the chart gives every container of a service the overridden reference
+    manifests = render({f"image.overrides.{s}": f"streamwatch-{s}:0123456789ab" for s in SERVICES})
+    for manifest in manifests:
+        if (
+            manifest["kind"] == "Deployment"
+            and manifest["metadata"]["labels"]["app.kubernetes.io/component"] in SERVICES
+        ):
+            component = manifest["metadata"]["labels"]["app.kubernetes.io/component"]
+            for c in manifest["spec"]["template"]["spec"]["containers"]:
+                assert c["image"] == f"streamwatch-{component}:0123456789ab"

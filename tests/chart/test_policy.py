@@ -183,7 +183,7 @@ def test_no_pod_gets_kubernetes_api_access(variant: str, rendered: dict[str, lis
 
 def test_default_stack_shape(default_manifests: list[Manifest]) -> None:
     """The deployment shape the issue asks for: Recreate single writers, scalable observer with PDB,
-    Strimzi KRaft Kafka with both topics at 2 partitions, read-only checkpoint in the observer."""
+    Strimzi KRaft Kafka with both topics at 6 partitions, read-only checkpoint in the observer."""
     by_name = {(m["kind"], m["metadata"]["name"]): m for m in default_manifests}
     for name in ("sw-streamwatch-passthrough", "sw-streamwatch-visits-writer"):
         deployment = by_name[("Deployment", name)]
@@ -214,8 +214,8 @@ def test_default_stack_shape(default_manifests: list[Manifest]) -> None:
     assert pool["spec"]["storage"] == {"type": "ephemeral"}
     topics = {t["spec"]["topicName"]: t for t in by_kind(default_manifests, "KafkaTopic")}
     assert {name: t["spec"]["partitions"] for name, t in topics.items()} == {
-        "visits": 2,
-        "processed_visits": 2,
+        "visits": 6,
+        "processed_visits": 6,
     }
     assert all(
         t["metadata"]["labels"]["strimzi.io/cluster"] == "sw-streamwatch-kafka" for t in topics.values()
@@ -242,3 +242,162 @@ def test_network_policies_variant(rendered: dict[str, list[Manifest]]) -> None:
     allowed = {peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for peer in es}
     assert allowed == {"observer", "profile-publisher", "grafana", "test"}
     assert not by_kind(rendered["default"], "NetworkPolicy")
+
+
+# --- scaling: kubectl scale survives helm upgrade, drains are not blocked, partitions spread the work ---
+def _deployment(manifests: list[Manifest], component: str) -> Manifest:
+    (deployment,) = [
+        m
+        for m in by_kind(manifests, "Deployment")
+        if m["metadata"]["labels"]["app.kubernetes.io/component"] == component
+    ]
+    return deployment
+
+
+@variants
+def test_scalable_deployments_leave_replicas_to_kubectl_scale(
+    variant: str, rendered: dict[str, list[Manifest]]
+) -> None:
+    """A rendered `replicas:` is re-applied by Helm's three-way merge on every upgrade (also with
+    --reuse-values), undoing `kubectl scale`: unless the user sets it, it is not rendered at all."""
+    for component in ("observer", "generator"):
+        assert "replicas" not in _deployment(rendered[variant], component)["spec"], (variant, component)
+
+
+def test_replicas_are_rendered_only_when_set_and_never_beside_the_hpa() -> None:
+    for replicas in (0, 3):
+        manifests = render({"observer.replicas": replicas, "generator.replicas": replicas})
+        assert _deployment(manifests, "observer")["spec"]["replicas"] == replicas
+        assert _deployment(manifests, "generator")["spec"]["replicas"] == replicas
+    with_hpa = render({"observer.replicas": 3, "observer.autoscaling.enabled": "true"})
+    assert by_kind(with_hpa, "HorizontalPodAutoscaler")
+    assert "replicas" not in _deployment(with_hpa, "observer")["spec"], "the HPA owns the replica count"
+    # Single writers stay pinned at one replica: a second pod would share their checkpoint.
+    defaults = render()
+    for component in ("visits-writer", "passthrough", "profile-publisher"):
+        assert _deployment(defaults, component)["spec"]["replicas"] == 1, component
+
+
+def test_replicas_schema_accepts_null_and_integers_only() -> None:
+    from harness.chart import CHART, helm
+
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert values["observer"]["replicas"] is None and values["generator"]["replicas"] is None
+    for bad in ("observer.replicas=two", "observer.replicas=-1", "generator.replicas=1.5"):
+        with pytest.raises(RuntimeError, match="values don't meet the specifications of the schema"):
+            helm("template", "sw", str(CHART), "--set", bad)
+
+
+@variants
+def test_observer_pdb_never_blocks_a_drain(variant: str, rendered: dict[str, list[Manifest]]) -> None:
+    """minAvailable: 1 at one replica leaves zero allowed disruptions: `kubectl drain` hangs."""
+    for pdb in by_kind(rendered[variant], "PodDisruptionBudget"):
+        assert "minAvailable" not in pdb["spec"], pdb["metadata"]["name"]
+        assert pdb["spec"]["maxUnavailable"] == 1, pdb["metadata"]["name"]
+
+
+def test_pdb_schema_refuses_a_budget_that_blocks_drains() -> None:
+    from harness.chart import CHART, helm
+
+    for bad in (
+        "observer.podDisruptionBudget.maxUnavailable=0",
+        "observer.podDisruptionBudget.minAvailable=1",
+    ):
+        with pytest.raises(RuntimeError, match="values don't meet the specifications of the schema"):
+            helm("template", "sw", str(CHART), "--set", bad)
+    (pdb,) = by_kind(render({"observer.podDisruptionBudget.maxUnavailable": "50%"}), "PodDisruptionBudget")
+    assert pdb["spec"]["maxUnavailable"] == "50%"
+
+
+@variants
+def test_topic_partitions_spread_three_observer_replicas_evenly(
+    variant: str, rendered: dict[str, list[Manifest]]
+) -> None:
+    topics = {
+        t["spec"]["topicName"]: t["spec"]["partitions"] for t in by_kind(rendered[variant], "KafkaTopic")
+    }
+    if not topics:  # an existing Kafka cluster: its topics are not ours
+        return
+    assert len(set(topics.values())) == 1, f"both topics need one partition count: {topics}"
+    (partitions,) = set(topics.values())
+    for replicas in (1, 2, 3):
+        assert partitions % replicas == 0, f"{partitions} partitions do not spread over {replicas} replicas"
+    for hpa in by_kind(rendered[variant], "HorizontalPodAutoscaler"):
+        assert hpa["spec"]["maxReplicas"] <= partitions, "replicas beyond the partition count idle"
+
+
+def test_unequal_topic_partitions_are_refused() -> None:
+    with pytest.raises(RuntimeError, match="must be equal"):
+        render({"kafka.topics.visits.partitions": 12})
+    with pytest.raises(RuntimeError, match="must be equal"):
+        render({"kafka.topics.processedVisits.partitions": 3})
+    topics = by_kind(
+        render({"kafka.topics.visits.partitions": 12, "kafka.topics.processedVisits.partitions": 12}),
+        "KafkaTopic",
+    )
+    assert {t["spec"]["partitions"] for t in topics} == {12}
+
+
+# --- the profile store on kind: writable by the non-root publisher whoever created the directory ------
+@variants
+def test_no_hostpath_volume_anywhere(variant: str, rendered: dict[str, list[Manifest]]) -> None:
+    """A hostPath volume keeps the node directory's owner and mode: kind creates a missing ./profiles as
+    root on Linux and the publisher (uid 10001) could not write. Node directories are `local` volumes."""
+    for m in rendered[variant]:
+        spec = pod_spec(m)
+        for volume in (spec or {}).get("volumes", []):
+            assert "hostPath" not in volume, f"{m['kind']}/{m['metadata']['name']}: {volume}"
+
+
+def test_kind_profile_store_is_a_local_volume_the_kubelet_gives_to_the_fsgroup(
+    rendered: dict[str, list[Manifest]],
+) -> None:
+    from harness.process import REPO_ROOT
+
+    manifests = rendered["kind"]
+    kind_values = yaml.safe_load((REPO_ROOT / "k8s" / "streamwatch-kind-values.yaml").read_text())
+    node_dir = kind_values["profilePublisher"]["storage"]["hostPath"]
+    (pv,) = by_kind(manifests, "PersistentVolume")
+    assert pv["spec"]["local"] == {"path": node_dir}
+    assert pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"] == [
+        {"matchExpressions": [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists"}]}
+    ]
+    assert pv["spec"]["claimRef"] == {"namespace": "default", "name": "sw-streamwatch-profile-publisher"}
+    assert pv["spec"]["storageClassName"] == "" and pv["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
+    claims = {c["metadata"]["name"]: c for c in by_kind(manifests, "PersistentVolumeClaim")}
+    claim = claims["sw-streamwatch-profile-publisher"]
+    assert claim["spec"]["volumeName"] == pv["metadata"]["name"] and claim["spec"]["storageClassName"] == ""
+    publisher = next(
+        m
+        for m in by_kind(manifests, "Deployment")
+        if m["metadata"]["name"] == "sw-streamwatch-profile-publisher"
+    )
+    pod = publisher["spec"]["template"]["spec"]
+    store = next(v for v in pod["volumes"] if v["name"] == "store")
+    assert store == {
+        "name": "store",
+        "persistentVolumeClaim": {"claimName": "sw-streamwatch-profile-publisher"},
+    }
+    # the group the kubelet gives the volume to is the one the publisher runs with
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"] == 10001
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert "chown" not in yaml.safe_dump(pod), "no root init container fixing ownership"
+    # Without hostPath: a provisioned claim kept across uninstalls, and no PersistentVolume of ours.
+    assert not by_kind(rendered["default"], "PersistentVolume")
+
+
+def test_a_node_directory_needs_the_labels_of_its_node() -> None:
+    with pytest.raises(RuntimeError, match="hostPathNodeLabels is required"):
+        render({"profilePublisher.storage.hostPath": "/srv/profiles"})
+    (pv,) = by_kind(
+        render(
+            {
+                "profilePublisher.storage.hostPath": "/srv/profiles",
+                "profilePublisher.storage.hostPathNodeLabels.kubernetes\\.io/hostname": "node-1",
+            }
+        ),
+        "PersistentVolume",
+    )
+    assert pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"] == [
+        {"key": "kubernetes.io/hostname", "operator": "In", "values": ["node-1"]}
+    ]

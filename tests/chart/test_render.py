@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from chart.conftest import VARIANTS
 
-from harness.chart import CHART, helm
+from harness.chart import CHART, helm, render
 from harness.services import VENV_BIN
+from streamwatch_common.settings_doc import registered_settings
+from streamwatch_common.spark.listener import _BATCH_GAUGES
 
 STRIMZI_KINDS = {"Kafka", "KafkaNodePool", "KafkaTopic"}
 
@@ -96,9 +100,108 @@ def test_notes_render_ready_to_run_commands(tmp_path: Path) -> None:
         "port-forward svc/sw-streamwatch-grafana 3000:3000",
         "get secret sw-streamwatch-grafana -o jsonpath='{.data.admin-password}'",
         "logs deploy/sw-streamwatch-visits-writer",
-        "scale deployment/sw-streamwatch-observer --replicas=2",
+        "scale deployment/sw-streamwatch-observer --replicas=3",
+        "keeps the scaled count",
         "--set visitsWriter.settings.simulated_latency_seconds=15",
         "helm -n default test sw",
         "ReadWriteMany",
     ):
         assert expected in text, f"{expected!r} missing from NOTES:\n{text}"
+
+
+# --- helm test: the test pod checks what users depend on -----------------------------------------------
+def _test_pod(manifests: list[dict[str, Any]]) -> dict[str, Any]:
+    (pod,) = [
+        m for m in manifests if m["kind"] == "Pod" and "test" in m["metadata"]["annotations"]["helm.sh/hook"]
+    ]
+    return pod
+
+
+def _plan(pod: dict[str, Any]) -> dict[str, Any]:
+    env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
+    return dict(json.loads(env["STREAMWATCH_TEST_PLAN"]["value"]))
+
+
+def test_helm_test_checks_observer_kafka_index_and_both_pushing_jobs() -> None:
+    """Not just four health endpoints: the observer is ready, Kafka answers with both topics, the
+    observation index exists and both Spark jobs push their batch duration, with the services' names."""
+    manifests = render()
+    pod = _test_pod(manifests)
+    plan = _plan(pod)
+    settings = registered_settings()
+    assert plan["http"] == {
+        "observer ready": "http://sw-streamwatch-observer-metrics:8080/readyz",
+        "profile publisher": "http://sw-streamwatch-profile-publisher:8000/healthz",
+        "prometheus": "http://sw-streamwatch-prometheus:9090/-/ready",
+        "pushgateway": "http://sw-streamwatch-pushgateway:9091/-/ready",
+        "grafana": "http://sw-streamwatch-grafana:3000/api/health",
+    }
+    # /readyz goes through the observer's headless Service: its DNS name lists ready replicas only.
+    (service,) = [m for m in manifests if m["metadata"]["name"] == "sw-streamwatch-observer-metrics"]
+    assert service["spec"]["clusterIP"] == "None" and service["spec"]["ports"][0]["port"] == 8080
+    assert service["spec"]["selector"]["app.kubernetes.io/component"] == "observer"
+    assert plan["kafkaTopics"] == ["visits", "processed_visits"]
+    assert plan["elasticsearchIndex"] == settings["observer"].model_fields["index"].default
+    assert plan["elasticsearchIndex"] == "visits_observation_stats"
+    assert plan["pushgateway"] == "http://sw-streamwatch-pushgateway:9091"
+    assert plan["pushed"] == [
+        [settings["visits-writer"].model_fields["push_job"].default, "visits_sync_duration"],
+        [settings["passthrough"].model_fields["push_job"].default, "visits_sync_duration"],
+    ]
+    assert plan["pushed"][0][0] == "visits_to_delta_synchronizer"
+    assert "visits_sync_duration" in _BATCH_GAUGES, "the metric the listener pushes"
+    # Credentials: Kafka as every service gets it, the Elasticsearch password only from its Secret.
+    env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
+    assert env["KAFKA_BOOTSTRAP_SERVERS"]["value"] == "sw-streamwatch-kafka-kafka-bootstrap:9092"
+    assert env["ELASTICSEARCH_PASSWORD"] == {
+        "name": "ELASTICSEARCH_PASSWORD",
+        "valueFrom": {"secretKeyRef": {"name": "sw-streamwatch-elasticsearch", "key": "password"}},
+    }
+    # The script run is the chart's files/tests/check.py, and it is valid Python.
+    command = pod["spec"]["containers"][0]["command"]
+    assert command[:2] == ["python", "-c"]
+    assert command[2].strip() == (CHART / "files" / "tests" / "check.py").read_text().strip()
+    compile(command[2], "check.py", "exec")
+
+
+def test_helm_test_names_follow_the_values() -> None:
+    names = {
+        "kafka.topics.visits.name": "raw",
+        "kafka.topics.processedVisits.name": "copied",
+        "observer.settings.index": "obs",
+        "visitsWriter.settings.push_job": "vw",
+        "passthrough.settings.push_job": "pt",
+        "opsPort": 9000,
+        "tests.timeoutSeconds": 60,
+    }
+    plan = _plan(_test_pod(render(names)))
+    assert plan["kafkaTopics"] == ["raw", "copied"]
+    assert plan["elasticsearchIndex"] == "obs"
+    assert plan["pushed"] == [["vw", "visits_sync_duration"], ["pt", "visits_sync_duration"]]
+    assert plan["http"]["observer ready"] == "http://sw-streamwatch-observer-metrics:9000/readyz"
+    assert plan["deadlineSeconds"] == 60
+    # Disabled components are not checked; an existing Pushgateway and Elasticsearch are.
+    external = render(values_files=[CHART / "ci" / "external-infra-values.yaml"])
+    plan = _plan(_test_pod(external))
+    assert "pushgateway" not in plan["http"]
+    assert plan["pushgateway"] == "http://pushgateway.monitoring.svc:9091"
+    env = {e["name"]: e for e in _test_pod(external)["spec"]["containers"][0]["env"]}
+    assert env["ELASTICSEARCH_URL"]["value"] == "https://elasticsearch.search.svc:9200"
+    assert env["ELASTICSEARCH_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "streamwatch-elasticsearch"
+    plan = _plan(_test_pod(render({"observer.enabled": "false", "passthrough.enabled": "false"})))
+    assert "observer ready" not in plan["http"] and plan["elasticsearchIndex"] == ""
+    assert plan["pushed"] == [["visits_to_delta_synchronizer", "visits_sync_duration"]]
+
+
+def test_network_policies_let_the_test_pod_reach_the_observer() -> None:
+    policies = render({"networkPolicy.enabled": "true"})
+    (observer,) = [
+        p
+        for p in policies
+        if p["kind"] == "NetworkPolicy" and p["metadata"]["name"] == "sw-streamwatch-observer"
+    ]
+    peers = {
+        p["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+        for p in observer["spec"]["ingress"][0]["from"]
+    }
+    assert peers == {"prometheus", "test"}
