@@ -13,13 +13,18 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from streamwatch_common.redact import redact, redact_text
+
 _STANDARD_ATTRS = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys() | {"message", "asctime", "taskName"}
 )
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
-    return {k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS and not k.startswith("_")}
+    """The record's own fields, with secret values masked (see ``redact``)."""
+    return {
+        k: redact(v, k) for k, v in vars(record).items() if k not in _STANDARD_ATTRS and not k.startswith("_")
+    }
 
 
 class JsonFormatter(logging.Formatter):
@@ -34,13 +39,13 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "service": self.service,
-            "event": record.getMessage(),
+            "event": redact_text(record.getMessage()),
             "logger": record.name,
         }
         for key, value in _fields(record).items():
             doc.setdefault(key, value)
         if record.exc_info:
-            doc["exception"] = self.formatException(record.exc_info)
+            doc["exception"] = redact_text(self.formatException(record.exc_info))
         return json.dumps(doc, default=str, ensure_ascii=False)
 
 
@@ -56,7 +61,7 @@ class ConsoleFormatter(logging.Formatter):
         fields = " ".join(f"{k}={v}" for k, v in _fields(record).items())
         line = f"{ts} {record.levelname:<7} {self.service} {record.getMessage()} {fields}".rstrip()
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            line += "\n" + redact_text(self.formatException(record.exc_info))
         return line
 
 
