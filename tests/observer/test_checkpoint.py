@@ -39,3 +39,33 @@ def test_partial_files_fall_back_to_the_previous_complete_batch(tmp_path: Path) 
 def test_other_source_topics_are_ignored(tmp_path: Path) -> None:
     write_checkpoint(tmp_path, 0, {0: 3}, "other")
     assert read_committed(tmp_path, "visits").offsets is None
+
+
+def _offsets_file(root: Path, batch_id: int, source_lines: list[str]) -> None:
+    """``offsets/N`` and ``commits/N`` of a query with several sources, one line each as Spark writes them."""
+    (root / "offsets").mkdir(parents=True, exist_ok=True)
+    (root / "commits").mkdir(parents=True, exist_ok=True)
+    metadata = '{"batchWatermarkMs":0,"batchTimestampMs":1763800000000,"conf":{}}'
+    (root / "offsets" / str(batch_id)).write_text("\n".join(["v1", metadata, *source_lines]))
+    (root / "commits" / str(batch_id)).write_text('v1\n{"nextBatchWatermarkMs":0}')
+
+
+def test_every_source_line_is_read_whichever_names_the_topic(tmp_path: Path) -> None:
+    # Spark's JVM Kafka source line first, the observed topic second; then a source without offsets yet.
+    _offsets_file(tmp_path / "a", 0, ['{"clicks":{"0":4}}', '{"visits":{"1":8,"0":6}}'])
+    assert read_committed(tmp_path / "a", "visits").offsets == {0: 6, 1: 8}
+    _offsets_file(tmp_path / "b", 3, ['{"visits":{"0":11}}', "-"])
+    assert read_committed(tmp_path / "b", "visits").offsets == {0: 11}
+    _offsets_file(tmp_path / "c", 2, ["-", '{"visits":{"0":2}}'])
+    committed = read_committed(tmp_path / "c", "visits")
+    assert (committed.batch_id, committed.offsets, committed.damaged) == (2, {0: 2}, False)
+
+
+def test_a_checkpoint_whose_only_commit_is_truncated_is_damaged_not_unstarted(tmp_path: Path) -> None:
+    write_checkpoint(tmp_path, 0, {0: 5}, "visits")
+    (tmp_path / "offsets" / "0").write_text('v1\n{"batchWatermarkMs":0}\n{"visits": {"0"')
+    committed = read_committed(tmp_path, "visits")
+    assert committed.offsets is None and committed.damaged
+    (tmp_path / "offsets" / "0").write_text('v1\n{"batchWatermarkMs":0}\n["visits"]')
+    assert read_committed(tmp_path, "visits").damaged
+    assert not read_committed(tmp_path / "absent", "visits").damaged

@@ -1,10 +1,12 @@
 """Read the passthrough's last committed source offsets from its Spark checkpoint (read-only).
 
-Spark's layout: ``offsets/N`` holds ``v1``, a metadata JSON line, then one JSON line per source (ours:
-``{"visits": {"0": 13200, "1": 15800}}``, the next offset to read per partition); ``commits/N`` appears
-once batch N is complete. The committed position is therefore the last line of ``offsets/N`` for the
-newest N that has both files complete. A file caught half-written is skipped in favour of the previous
-complete batch; no checkpoint at all means the job has not started.
+Spark's layout: ``offsets/N`` holds ``v1``, a metadata JSON line, then one line per source of the query,
+in the query's source order: a JSON object (ours: ``{"visits": {"0": 13200, "1": 15800}}``, the next
+offset to read per partition) or ``-`` for a source without an offset yet. ``commits/N`` appears once
+batch N is complete. The committed position is therefore the observed topic's source line of
+``offsets/N`` for the newest N that has both files complete. A file caught half-written is skipped in
+favour of the previous complete batch. No checkpoint at all means the job has not started; committed
+batches none of which can be read mean the checkpoint is damaged, which is not the same thing.
 
 Usage::
 
@@ -28,10 +30,16 @@ _VERSION_PREFIX = "v"
 
 @dataclass(frozen=True)
 class Committed:
-    """The passthrough's committed position: ``offsets`` is None until its first batch is committed."""
+    """The passthrough's committed position: ``offsets`` is None until its first batch is committed, or
+    when no committed batch can be read (``damaged``)."""
 
     batch_id: int | None
     offsets: dict[int, int] | None
+    damaged: bool = False
+
+
+class _Unreadable(Exception):
+    """An ``offsets/N`` or ``commits/N`` file that is not what Spark writes (truncated, corrupt)."""
 
 
 def _batch_ids(directory: Path) -> list[int]:
@@ -56,27 +64,28 @@ def _complete_commit(path: Path) -> bool:
 
 
 def _source_offsets(path: Path, source_topic: str) -> dict[int, int] | None:
-    """The source topic's offsets in ``offsets/N``, or None when the file is incomplete."""
+    """The source topic's offsets in ``offsets/N`` (None when no source line names the topic); raises
+    _Unreadable for a file that is incomplete or corrupt."""
     try:
         lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except (OSError, UnicodeDecodeError):
-        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _Unreadable(str(exc)) from exc
     if len(lines) < 3 or not lines[0].startswith(_VERSION_PREFIX):
-        return None
+        raise _Unreadable("fewer than three lines or no version line")
     try:
         json.loads(lines[1])
-        sources = json.loads(lines[-1])
-    except ValueError:
-        return None
-    if not isinstance(sources, dict):
-        return None
-    topic_offsets = sources.get(source_topic)
-    if not isinstance(topic_offsets, dict):
-        return None
-    try:
-        return {int(partition): int(offset) for partition, offset in topic_offsets.items()}
-    except (TypeError, ValueError):
-        return None
+        sources = [None if line.strip() == "-" else json.loads(line) for line in lines[2:]]
+    except ValueError as exc:
+        raise _Unreadable(f"a line is not JSON: {exc}") from exc
+    for source in sources:
+        if isinstance(source, dict) and isinstance(source.get(source_topic), dict):
+            try:
+                return {int(p): int(o) for p, o in source[source_topic].items()}
+            except (TypeError, ValueError) as exc:
+                raise _Unreadable(f"offsets of {source_topic} are not integers") from exc
+        if source is not None and not isinstance(source, dict):
+            raise _Unreadable("a source line is neither a JSON object nor '-'")
+    return None
 
 
 def read_committed(checkpoint: Path, source_topic: str) -> Committed:
@@ -86,13 +95,19 @@ def read_committed(checkpoint: Path, source_topic: str) -> Committed:
         commit_ids = _batch_ids(checkpoint / "commits")
     except OSError as exc:
         raise CheckpointError(f"cannot list {checkpoint / 'commits'}: {exc}") from exc
+    damaged = False
     for batch_id in commit_ids:
         if not _complete_commit(checkpoint / "commits" / str(batch_id)):
             logger.info("checkpoint_commit_incomplete", extra={"batch_id": batch_id})
+            damaged = True
             continue
-        offsets = _source_offsets(checkpoint / "offsets" / str(batch_id), source_topic)
-        if offsets is None:
-            logger.info("checkpoint_offsets_incomplete", extra={"batch_id": batch_id})
+        try:
+            offsets = _source_offsets(checkpoint / "offsets" / str(batch_id), source_topic)
+        except _Unreadable as exc:
+            logger.info("checkpoint_offsets_incomplete", extra={"batch_id": batch_id, "error": str(exc)})
+            damaged = True
+            continue
+        if offsets is None:  # a batch that read nothing of the observed topic
             continue
         return Committed(batch_id, offsets)
-    return Committed(None, None)
+    return Committed(None, None, damaged=damaged)

@@ -1,6 +1,7 @@
 """Lag of the observed job per source partition: its checkpoint's committed offsets vs the topic's end.
 
-Statuses: ``ok`` (committed offsets known), ``not_started`` (no committed batch yet), ``new_partition``
+Statuses: ``ok`` (committed offsets known), ``not_started`` (no committed batch yet),
+``checkpoint_damaged`` (committed batches exist but none can be read), ``new_partition``
 (the source has a partition the checkpoint does not know yet; the job reads it from the beginning),
 ``unknown`` (the broker did not answer for the partition). The time lag is the age of the oldest
 record not yet committed, read from the source topic at the committed offset.
@@ -22,8 +23,8 @@ from streamwatch_observer.checkpoint import Committed, read_committed
 
 logger = logging.getLogger(__name__)
 
-LagStatus = Literal["ok", "not_started", "new_partition", "unknown"]
-_ALL_STATUSES: tuple[LagStatus, ...] = ("ok", "not_started", "new_partition", "unknown")
+LagStatus = Literal["ok", "not_started", "checkpoint_damaged", "new_partition", "unknown"]
+_ALL_STATUSES: tuple[LagStatus, ...] = ("ok", "not_started", "checkpoint_damaged", "new_partition", "unknown")
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,8 @@ class LagProbe:
             )
             return PartitionLag(partition, "unknown", None, None, None, None, committed.batch_id)
         if committed.offsets is None:
-            return PartitionLag(partition, "not_started", None, high, None, None, None)
+            status: LagStatus = "checkpoint_damaged" if committed.damaged else "not_started"
+            return PartitionLag(partition, status, None, high, None, None, None)
         if partition not in committed.offsets:
             # The job reads a partition it has never seen from the beginning of what is retained.
             lag = high - low

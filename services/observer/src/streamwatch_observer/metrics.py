@@ -22,7 +22,8 @@ LAG_SECONDS = Gauge(
 )
 LAG_STATUS = Gauge(
     "observer_lag_status",
-    "1 for the current lag status of a partition (ok, not_started, new_partition, unknown).",
+    "1 for the current lag status of a partition"
+    " (ok, not_started, checkpoint_damaged, new_partition, unknown).",
     ["topic", "partition", "status"],
 )
 RECORDS = Counter("observer_records_total", "Records observed in written windows.", ["topic", "partition"])
