@@ -49,7 +49,7 @@ trap 'rm -rf "$work" "$KAFKA_LIBS.tmp"' EXIT
 printf '%s\n' "$pom" >"$work/pom.xml"
 rm -rf "$KAFKA_LIBS.tmp"
 mkdir -p "$KAFKA_LIBS.tmp"
-mvn -q -B -f "$work/pom.xml" dependency:copy-dependencies \
+mvn -q -B -Dstyle.color=never -f "$work/pom.xml" dependency:copy-dependencies \
   -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS.tmp"
 echo "$digest" >"$KAFKA_LIBS.tmp/.resolved"
 rm -rf "$KAFKA_LIBS"

@@ -9,6 +9,7 @@ from confluent_kafka import TopicPartition
 from elasticsearch import Elasticsearch
 
 from harness.kafka import KafkaBroker
+from harness.process import ComponentStartError
 from harness.prometheus import Prometheus, Pushgateway
 from harness.search import SearchServer
 
@@ -47,6 +48,12 @@ def test_broker_restart_keeps_topics_records_and_committed_offsets(crash: bool, 
         assert committed.offset == 5
     finally:
         broker.stop()
+
+
+def test_missing_broker_jars_are_named_with_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_LIBS", str(tmp_path / "no-jars"))
+    with pytest.raises(ComponentStartError, match=r"jars not found in .*no-jars \(run make deps"):
+        KafkaBroker.start(tmp_path)
 
 
 def test_elasticsearch_8_client_talks_to_search_server(search: SearchServer) -> None:
