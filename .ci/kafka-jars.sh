@@ -49,8 +49,9 @@ trap 'rm -rf "$work" "$KAFKA_LIBS.tmp"' EXIT
 printf '%s\n' "$pom" >"$work/pom.xml"
 rm -rf "$KAFKA_LIBS.tmp"
 mkdir -p "$KAFKA_LIBS.tmp"
+# Debian's Maven writes colour resets even with -q -B and style.color=never: stripped here.
 mvn -q -B -Dstyle.color=never -f "$work/pom.xml" dependency:copy-dependencies \
-  -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS.tmp"
+  -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS.tmp" 2>&1 | sed 's/\x1b\[[0-9;]*m//g'
 echo "$digest" >"$KAFKA_LIBS.tmp/.resolved"
 rm -rf "$KAFKA_LIBS"
 mv "$KAFKA_LIBS.tmp" "$KAFKA_LIBS"
