@@ -39,6 +39,7 @@ def kafka(output_root: Path) -> Iterator[KafkaBroker]:
     broker = KafkaBroker.start(output_root / "_infra")
     yield broker
     broker.stop()
+    shutil.rmtree(broker.data_dir, ignore_errors=True)  # tens of MB per session; its log file stays
 
 
 @pytest.fixture(scope="session")
