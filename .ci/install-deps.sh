@@ -13,7 +13,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 # docker.io and debootstrap: the container tests build the images and run them (a private engine is
 # started when none answers; base images are made with debootstrap, no registry needed).
 APT_PACKAGES=(prometheus prometheus-pushgateway prometheus-alertmanager chromium openjdk-17-jre-headless
-  docker.io debootstrap)
+  docker.io debootstrap maven)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
