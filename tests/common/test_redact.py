@@ -82,3 +82,13 @@ def test_service_start_line_prints_no_secret(
     (start,) = [line for line in lines if line["event"] == "service_starting"]
     assert SECRET not in json.dumps(start), start
     assert MASK in json.dumps(start)
+
+
+def test_a_field_named_by_our_code_keeps_its_value(capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    configure_logging("observer", "json", "INFO")
+    logging.getLogger("streamwatch_tests.redact").info(
+        "profile_uploaded", extra={"key": "passthrough_p0-0-29"}
+    )
+    assert json.loads(capsys.readouterr().out)["key"] == "passthrough_p0-0-29"

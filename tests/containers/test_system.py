@@ -4,7 +4,8 @@ Every service runs from the image this run built, with the command, env, user, r
 filesystem, capabilities, limits and volumes of its rendered pod spec (harness/containers.py says how a
 pod spec becomes ``docker run``). The tests run in file order on one running system:
 
-1. the observer scales 1 → 3 → 1 while visits flow, as ``kubectl scale`` would;
+1. the observer scales 1 → 3 → 1 while visits flow, as ``kubectl scale`` would, and the broker is
+   restarted under the running system (SIGTERM, then SIGKILL) without any container restarting;
 2. the observation path (generator → passthrough → observer → search server) counts exactly what the
    generator produced, the windows cover every offset once, and lag reaches 0;
 3. the Delta path holds every produced record once, as a row or a dead letter;
@@ -19,6 +20,7 @@ pod spec becomes ``docker run``). The tests run in file order on one running sys
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -39,6 +41,7 @@ from harness.process import free_port, wait_until
 from harness.prometheus import Prometheus, Pushgateway, http_get
 from harness.search import SearchServer
 from harness.services import metric_value
+from streamwatch_observer.checkpoint import read_committed
 
 pytestmark = pytest.mark.spark
 
@@ -210,25 +213,77 @@ def system(
         gateway.stop()
 
 
-def test_observer_scales_one_three_one_while_visits_flow(system: System) -> None:
+EXTRA_OBSERVERS = [f"{RELEASE}-streamwatch-observer-{i}" for i in (1, 2)]
+
+
+def test_observer_scales_up_to_three_while_visits_flow(system: System) -> None:
     wiring = system.wiring()
     observer = _main(wiring, "observer")
     wait_until(lambda: system.docs("window"), 180, interval=1, what="a first window document")
     partitions = len(system.kafka.end_offsets(system.processed))
-    extra = [f"{RELEASE}-streamwatch-observer-{i}" for i in (1, 2)]
-    for name in extra:
+    for name in EXTRA_OBSERVERS:
         system.start(observer, name, wiring)
 
     def new_writers() -> set[str]:
-        return {name for name in extra if system.log_events(name, "window_written")}
+        return {name for name in EXTRA_OBSERVERS if system.log_events(name, "window_written")}
 
-    wanted = min(len(extra), partitions - 1)  # the first replica keeps at least one partition
+    wanted = min(len(EXTRA_OBSERVERS), partitions - 1)  # the first replica keeps at least one partition
     wait_until(lambda: len(new_writers()) >= wanted, 180, interval=1, what=f"{wanted} new replicas writing")
     assert {d["observer_replica"] for d in system.docs("window")} >= new_writers()
-    for name in extra:
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+def test_broker_restart_under_the_running_system_everything_recovers(system: System, how: str) -> None:
+    """The broker goes down and comes back on its log directory while the generator, both Spark jobs and
+    three observer replicas run: each resumes by itself, and no container restarts or exits."""
+    checkpoint = system.root / "claims" / f"{RELEASE}-streamwatch-passthrough"
+    writer = f"{RELEASE}-streamwatch-visits-writer-0"
+    copied_before = sum((read_committed(checkpoint, system.visits).offsets or {}).values())
+    batches_before = len(system.log_events(writer, "batch_written"))
+    windows_before = len(system.docs("window"))
+    down = time.monotonic()
+    if how == "SIGKILL":
+        system.kafka.kill()
+    system.kafka.restart()  # SIGTERM (a clean stop) unless already killed; same ports and log directory
+    up = time.monotonic()
+
+    def resumed() -> dict[str, bool]:
+        committed = read_committed(checkpoint, system.visits).offsets or {}
+        return {
+            "passthrough": sum(committed.values()) > copied_before,
+            "writer": len(system.log_events(writer, "batch_written")) > batches_before,
+            "observer": len(system.docs("window")) > windows_before,
+        }
+
+    recovered: dict[str, float] = {}
+
+    def all_resumed() -> bool:
+        for what, done in resumed().items():
+            if done and what not in recovered:
+                recovered[what] = round(time.monotonic() - up, 1)
+        return len(recovered) == 3
+
+    wait_until(all_resumed, 180, interval=1, what=f"every service resuming after a broker {how}")
+    print(f"\nbroker {how}: down {up - down:.1f}s; resumed after the broker was ready (s): {recovered}")
+    for run in system.runs.values():
+        state = system.engine.inspect(run.name)
+        assert state["State"]["Running"] and state["RestartCount"] == 0, f"{run.name}: {state['State']}"
+
+
+def test_observer_scales_back_to_one_while_visits_flow(system: System) -> None:
+    for name in EXTRA_OBSERVERS:
         run = system.stop(name)
         assert run.exit_code == 0, run.logs()[-3000:]
         assert run.stop_seconds is not None and run.stop_seconds < run.grace_seconds
+    generator = system.runs[f"{RELEASE}-streamwatch-generator-0"]
+    assert system.engine.inspect(generator.name)["State"]["Running"], "scaled down after the data stopped"
+    every = list(range(len(system.kafka.end_offsets(system.processed))))
+
+    def owns_all() -> bool:
+        assigned = system.log_events(f"{RELEASE}-streamwatch-observer-0", "partitions_assigned")
+        return bool(assigned) and assigned[-1]["owned"] == every
+
+    wait_until(owns_all, 60, interval=1, what="the remaining replica owning every partition again")
 
 
 def test_observation_path_counts_exactly_what_the_generator_produced(system: System) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadMaxRows
 from harness.kafka import KafkaBroker
 from harness.process import wait_until
 from streamwatch_common.errors import SourceError
-from streamwatch_common.spark.kafka_source import KafkaStreamReader, split_read_limit
+from streamwatch_common.spark.kafka_source import KafkaStreamReader, read_range, split_read_limit
 from streamwatch_common.spark.kafka_stream import kafka_stream_options, read_kafka_stream
 
 pytestmark = pytest.mark.spark
@@ -228,3 +229,35 @@ def test_jvm_connector_gets_the_same_options(spark: SparkSession) -> None:
     # naming Spark's "kafka" format, rather than silently falling back to the Python source.
     with pytest.raises(Exception, match=r"(?i)kafka"):
         read_kafka_stream(spark, "jvm", options)
+
+
+def test_a_task_waits_for_a_restarting_broker(tmp_path: Path) -> None:
+    """librdkafka gives up on an offset look-up while the brokers are down (at once, or after its timeout);
+    a task waits for the broker to come back instead of failing the micro-batch (and with it the query and
+    the pod), as Spark's JVM consumer does."""
+    broker = KafkaBroker.start(tmp_path)  # its own broker: the session's stays up
+    try:
+        topic = broker.create_topic(partitions=1)
+        broker.produce(topic, _records(0, 0, 30), partition=0)
+        reader = KafkaStreamReader({"kafka.bootstrap.servers": broker.bootstrap, "subscribe": topic})
+        start = reader.initialOffset()
+        (task,) = reader.partitions(start, reader.latestOffset(start, ReadAllAvailable()))
+        reader.stop()
+        broker.stop()
+        results: dict[str, Any] = {}
+
+        def read() -> None:
+            try:
+                results["rows"] = sum(b.num_rows for b in read_range(reader.config, task))
+            except Exception as exc:  # noqa: BLE001 - handed to the test thread to fail there
+                results["error"] = exc
+
+        worker = threading.Thread(target=read)
+        worker.start()
+        time.sleep(20)  # longer than one look-up's own timeout: the task must be waiting, not failed
+        assert worker.is_alive(), f"gave up while the broker was down: {results}"
+        broker.restart()
+        worker.join(120)
+        assert results == {"rows": 30}
+    finally:
+        broker.stop()

@@ -21,9 +21,10 @@ _STANDARD_ATTRS = frozenset(
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
-    """The record's own fields, with secret values masked (see ``redact``)."""
+    """The record's own fields, with secret values masked (see ``redact``). A field's own name is chosen
+    by our code (a profile's ``key`` is no secret); the names inside its values come from user settings."""
     return {
-        k: redact(v, k) for k, v in vars(record).items() if k not in _STANDARD_ATTRS and not k.startswith("_")
+        k: redact(v) for k, v in vars(record).items() if k not in _STANDARD_ATTRS and not k.startswith("_")
     }
 
 

@@ -37,12 +37,13 @@ no client in its picklable state, clients are opened where they are used.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPartition
@@ -54,6 +55,7 @@ from pyspark.sql.streaming.datasource import (
 )
 from pyspark.sql.types import StructType
 
+from streamwatch_common.backoff import Backoff
 from streamwatch_common.errors import SourceError
 
 if TYPE_CHECKING:
@@ -61,6 +63,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 FORMAT_NAME = "streamwatch_kafka"
 SCHEMA = "key binary, value binary, topic string, partition int, offset long, timestamp timestamp"
@@ -74,6 +77,40 @@ _METADATA_TIMEOUT_S = 15.0
 _ARROW_BATCH_ROWS = 10_000
 # A task whose records stop arriving fails instead of hanging the micro-batch forever.
 _READ_STALL_TIMEOUT_S = 120.0
+# librdkafka answers "all brokers down" at once where Spark's JVM consumer blocks until the broker is
+# back: offset look-ups wait this long for a restarting broker before the batch fails.
+_BROKER_WAIT_S = _READ_STALL_TIMEOUT_S
+# What a broker restart looks like from a client: down, then up without partition leaders for a moment.
+_TRANSIENT = {
+    KafkaError._ALL_BROKERS_DOWN,
+    KafkaError._TRANSPORT,
+    KafkaError._TIMED_OUT,
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+}
+
+
+def _transient(exc: KafkaException) -> bool:
+    error = exc.args[0] if exc.args else None
+    return isinstance(error, KafkaError) and (error.retriable() or error.code() in _TRANSIENT)
+
+
+def _while_brokers_down(call: Callable[[], T], what: str) -> T:
+    """``call()``, retried with back-off while the brokers are unreachable (a restart, a network blip)."""
+    deadline = time.monotonic() + _BROKER_WAIT_S
+    backoff = Backoff(first=0.2, maximum=5.0)
+    while True:
+        try:
+            return call()
+        except KafkaException as exc:
+            if not _transient(exc) or time.monotonic() >= deadline:
+                raise
+            delay = backoff.next_delay()
+            logger.warning(
+                "kafka_source_brokers_unavailable",
+                extra={"what": what, "error": str(exc), "retry_in_seconds": delay},
+            )
+            time.sleep(delay)
 
 
 def register_kafka_source(spark: SparkSession) -> None:
@@ -216,7 +253,10 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         client = self._client()
         result: dict[str, dict[str, tuple[int, int]]] = {}
         for topic in self.topics:
-            meta = client.list_topics(topic, timeout=_METADATA_TIMEOUT_S).topics.get(topic)
+            listed = _while_brokers_down(
+                functools.partial(client.list_topics, topic, timeout=_METADATA_TIMEOUT_S), "metadata"
+            )
+            meta = listed.topics.get(topic)
             if meta is None or meta.error is not None:
                 # A topic that does not exist yet has no records; it is picked up once it appears.
                 logger.warning(
@@ -225,8 +265,7 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
                 )
                 continue
             result[topic] = {
-                str(p): client.get_watermark_offsets(TopicPartition(topic, p), timeout=_METADATA_TIMEOUT_S)
-                for p in sorted(meta.partitions)
+                str(p): _watermark_offsets(client, TopicPartition(topic, p)) for p in sorted(meta.partitions)
             }
         return result
 
@@ -286,9 +325,7 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         return end
 
     def _low_watermark(self, topic: str, partition: str) -> int:
-        low, _high = self._client().get_watermark_offsets(
-            TopicPartition(topic, int(partition)), timeout=_METADATA_TIMEOUT_S
-        )
+        low, _high = _watermark_offsets(self._client(), TopicPartition(topic, int(partition)))
         return int(low)
 
     def getDefaultReadLimit(self) -> ReadLimit:
@@ -341,6 +378,14 @@ def _consumer_config(config: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _watermark_offsets(consumer: Consumer, tp: TopicPartition) -> tuple[int, int]:
+    low, high = _while_brokers_down(
+        lambda: consumer.get_watermark_offsets(tp, timeout=_METADATA_TIMEOUT_S),
+        f"watermarks of {tp.topic}/{tp.partition}",
+    )
+    return int(low), int(high)
+
+
 def read_range(
     config: Mapping[str, Any], task: KafkaRange, fail_on_data_loss: bool = True
 ) -> Iterator[pa.RecordBatch]:
@@ -348,7 +393,7 @@ def read_range(
     consumer = Consumer(_consumer_config(config))
     try:
         tp = TopicPartition(task.topic, task.partition)
-        low, _high = consumer.get_watermark_offsets(tp, timeout=_METADATA_TIMEOUT_S)
+        low, _high = _watermark_offsets(consumer, tp)
         start = task.start
         if low > start:
             message = (
