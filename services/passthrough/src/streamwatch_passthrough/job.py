@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from streamwatch_common.ops import OpsServer
 from streamwatch_common.shutdown import GracefulShutdown
-from streamwatch_common.spark.graceful_stop import BatchGate, stop_between_batches, stop_error
+from streamwatch_common.spark.graceful_stop import BatchGate, stop_gracefully
 from streamwatch_common.spark.kafka_stream import kafka_stream_options, read_kafka_stream
 from streamwatch_common.spark.kafka_writer import kafka_batch_writer
 from streamwatch_common.spark.listener import attach_batch_metrics, detach_batch_metrics
@@ -70,7 +70,8 @@ def _run_query(settings: PassthroughSettings, shutdown: GracefulShutdown, active
         active.clear()
         metrics.QUERY_ACTIVE.set(0)
         if shutdown.requested:
-            _stop_gracefully(query, gate, settings.stop_timeout_seconds)
+            if stop_gracefully(query, gate, settings.stop_timeout_seconds) is not None:
+                metrics.QUERY_FAILURES.inc()
             return 0
         metrics.QUERY_FAILURES.inc()
         logger.error("query_failed", extra={"query_id": str(query.id), "error": str(query.exception())})
@@ -120,12 +121,3 @@ def _start_query(df: DataFrame, settings: PassthroughSettings, gate: BatchGate) 
         .trigger(processingTime=interval)
         .start()
     )
-
-
-def _stop_gracefully(query: StreamingQuery, gate: BatchGate, timeout: float) -> None:
-    committed = stop_between_batches(query, gate, timeout)
-    error = stop_error(query)
-    if error is not None:
-        metrics.QUERY_FAILURES.inc()
-        logger.error("query_failed_while_stopping", extra={"error": error})
-    logger.info("query_stopped", extra={"query_id": str(query.id), "batch_committed": committed})

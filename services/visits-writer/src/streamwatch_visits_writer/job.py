@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from streamwatch_common.ops import OpsServer
 from streamwatch_common.shutdown import GracefulShutdown
-from streamwatch_common.spark.graceful_stop import BatchGate, stop_between_batches, stop_error
+from streamwatch_common.spark.graceful_stop import BatchGate, stop_gracefully
 from streamwatch_visits_writer import metrics
 from streamwatch_visits_writer.batch import VisitsBatchWriter
 from streamwatch_visits_writer.settings import VisitsWriterSettings
@@ -129,7 +129,11 @@ def _run_query(settings: VisitsWriterSettings, shutdown: GracefulShutdown, state
         while query.isActive and not shutdown.requested:
             shutdown.wait(1.0)
         if shutdown.requested:
-            _stop_gracefully(query, gate, settings.stop_timeout_seconds)
+            # The batch that is writing finishes (its simulated latency is cut short) and is committed in
+            # the checkpoint before the query stops. Only after a stop timeout is it replayed on restart,
+            # and then the Delta transaction check keeps the replay from writing twice.
+            if stop_gracefully(query, gate, settings.stop_timeout_seconds) is not None:
+                metrics.QUERY_FAILURES.inc()
             return EXIT_OK
         error = query.exception()
         metrics.QUERY_FAILURES.inc()
@@ -139,15 +143,3 @@ def _run_query(settings: VisitsWriterSettings, shutdown: GracefulShutdown, state
         detach_batch_metrics(spark, pusher)
         spark.stop()
         logger.info("visits_writer_stopped")
-
-
-def _stop_gracefully(query: StreamingQuery, gate: BatchGate, timeout: float) -> None:
-    # The batch that is writing finishes (its simulated latency is already cut short) and is committed in
-    # the checkpoint before the query stops; a later one is refused before it writes. After a timeout the
-    # batch in flight is replayed on restart, and the Delta transaction check keeps it from writing twice.
-    committed = stop_between_batches(query, gate, timeout)
-    error = stop_error(query)
-    if error is not None:
-        metrics.QUERY_FAILURES.inc()
-        logger.error("query_failed_while_stopping", extra={"error": error})
-    logger.info("query_stopped", extra={"query_id": str(query.id), "batch_committed": committed})

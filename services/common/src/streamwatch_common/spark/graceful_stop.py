@@ -17,8 +17,7 @@ Usage::
     gate = BatchGate()
     query = df.writeStream.foreachBatch(gate.guard(write_batch)).option(...).start()
     ...  # on SIGTERM:
-    committed = stop_between_batches(query, gate, timeout=40.0)
-    error = stop_error(query)  # None when the query ended by the stop (or by a refused batch)
+    error = stop_gracefully(query, gate, timeout=40.0)  # None: stopped cleanly
 """
 
 from __future__ import annotations
@@ -107,7 +106,7 @@ def stop_between_batches(query: StreamingQuery, gate: BatchGate, timeout: float)
 
     True when no written batch is left uncommitted. False after the timeout (the query is stopped anyway:
     the pod's grace period is finite; the batch in flight is written again after the restart) or when
-    that batch failed and ended the query (:func:`stop_error` says why).
+    that batch failed and ended the query (``query.exception()`` says why).
     """
     deadline = time.monotonic() + timeout
     committed = gate.close(timeout) and _wait_committed(query, gate.last_entered, deadline)
@@ -117,12 +116,18 @@ def stop_between_batches(query: StreamingQuery, gate: BatchGate, timeout: float)
     return committed
 
 
-def stop_error(query: StreamingQuery) -> str | None:
-    """The error that ended ``query``, unless it is the refusal of a batch that began after the stop."""
+def stop_gracefully(query: StreamingQuery, gate: BatchGate, timeout: float) -> str | None:
+    """:func:`stop_between_batches`, logged; the error that ended ``query``, None for a clean stop.
+
+    The refusal of a batch that began after the stop is part of a clean stop, not an error.
+    """
+    committed = stop_between_batches(query, gate, timeout)
     error = query.exception()
-    if error is None or ShutdownInProgress.__name__ in str(error):
-        return None
-    return str(error)
+    message = None if error is None or ShutdownInProgress.__name__ in str(error) else str(error)
+    if message is not None:
+        logger.error("query_failed_while_stopping", extra={"error": message})
+    logger.info("query_stopped", extra={"query_id": str(query.id), "batch_committed": committed})
+    return message
 
 
 def _wait_committed(query: StreamingQuery, batch_id: int | None, deadline: float) -> bool:
