@@ -1,0 +1,66 @@
+"""SIGTERM in the middle of a backlog: the checkpoint ends exactly where the tables end.
+
+Every batch written to Delta before the stop is committed in the checkpoint (``commits/N``), so the
+restart replays nothing: the Delta transaction check would hide a replay from the tables, not from the
+checkpoint's lag or from the ``replayed`` flag of ``batch_written``.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import pytest
+from visits_writer.stack import WriterPaths, run_generator, start_writer, wait_rows, writer_env, written
+
+from harness.kafka import KafkaBroker
+
+pytestmark = pytest.mark.spark
+
+TOTAL = 2000  # 10 batches of 200: SIGTERM lands mid-backlog
+
+
+def _committed_offsets(checkpoint: str, topic: str) -> dict[int, int]:
+    """Next offset per partition after the newest committed batch (last line of its ``offsets/N``)."""
+    root = Path(checkpoint)
+    newest = max(int(p.name) for p in (root / "commits").iterdir() if p.name.isdigit())
+    offsets = json.loads((root / "offsets" / str(newest)).read_text().splitlines()[-1])[topic]
+    return {int(p): int(o) for p, o in offsets.items()}
+
+
+def _coordinates(paths: WriterPaths) -> list[tuple[int, int]]:
+    visits, dead = written(paths)
+    return [(r["partition"], r["offset"]) for r in visits + dead]
+
+
+def test_sigterm_mid_backlog_commits_every_written_batch_and_the_restart_replays_none(
+    kafka: KafkaBroker, output_dir: Path
+) -> None:
+    topic = kafka.create_topic(partitions=2)
+    paths = WriterPaths(output_dir)
+    run_generator(kafka, topic, output_dir / "generator.log", total=TOTAL, seed=11)
+    env = writer_env(kafka, topic, paths)
+
+    writer = start_writer(output_dir / "writer-1.log", env)
+    writer.wait_for_event("batch_written", timeout=120)
+    writer.signal(signal.SIGTERM)
+    assert writer.wait(60) == 0, writer.tail()
+    assert [e["batch_committed"] for e in writer.events("query_stopped")] == [True]
+    committed = _committed_offsets(paths.checkpoint, topic)
+    rows = _coordinates(paths)
+    assert 0 < len(rows) < TOTAL, "stopped mid-backlog"
+    assert sorted(rows) == sorted((p, o) for p, end in committed.items() for o in range(end)), (
+        "the checkpoint commits exactly the rows in the tables"
+    )
+
+    again = start_writer(output_dir / "writer-2.log", env)
+    try:
+        wait_rows(paths, TOTAL, 120)
+        rows = _coordinates(paths)
+        assert len(rows) == len(set(rows)) == TOTAL
+        replayed = [b["batch_id"] for b in again.events("batch_written") if b["replayed"]]
+        assert replayed == [], "batches written before the stop were replayed"
+    finally:
+        again.signal(signal.SIGTERM)
+        assert again.wait(60) == 0, again.tail()
