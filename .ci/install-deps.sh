@@ -51,4 +51,5 @@ PY
   chmod +x .tools/bin/helm .tools/bin/kubectl
   rm -rf "$tmp"
 fi
+step "elasticsearch: a real node for the tests, from Maven Central"; bash .ci/elasticsearch.sh
 step "ready: $(.tools/bin/helm version --short), $(prometheus --version 2>&1 | head -1), $(uv --version)"

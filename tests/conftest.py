@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.elasticsearch import ElasticsearchNode
 from harness.kafka import KafkaBroker
 from harness.process import OUTPUT_ROOT
 from harness.prometheus import Pushgateway
@@ -53,3 +54,11 @@ def search(output_root: Path) -> Iterator[SearchServer]:
     server = SearchServer.start(output_root / "_infra")
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def elasticsearch(output_root: Path) -> Iterator[ElasticsearchNode]:
+    """A real Elasticsearch 8 node with basic auth; for what depends on Elasticsearch's own behaviour."""
+    node = ElasticsearchNode.start(output_root / "_infra")
+    yield node
+    node.stop()
