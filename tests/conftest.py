@@ -16,7 +16,7 @@ from harness.elasticsearch import ElasticsearchNode
 from harness.kafka import KafkaBroker
 from harness.process import OUTPUT_ROOT
 from harness.prometheus import Pushgateway
-from harness.search import SearchServer
+from harness.search import SearchBackend, SearchServer
 
 
 @pytest.fixture(scope="session")
@@ -62,3 +62,11 @@ def elasticsearch(output_root: Path) -> Iterator[ElasticsearchNode]:
     node = ElasticsearchNode.start(output_root / "_infra")
     yield node
     node.stop()
+
+
+@pytest.fixture
+def search_backend(request: pytest.FixtureRequest) -> SearchBackend:
+    """The real Elasticsearch node; osmem behind its proxy for a test marked ``osmem`` (outages, delays)."""
+    name = "search" if request.node.get_closest_marker("osmem") else "elasticsearch"
+    backend: SearchBackend = request.getfixturevalue(name)
+    return backend
