@@ -227,10 +227,11 @@ class ElasticsearchNode:
 
 def _descendants(pid: int) -> list[int]:
     found = [pid]
-    for child_pid in found:
-        try:
-            children = Path(f"/proc/{child_pid}/task/{child_pid}/children").read_text().split()
-        except OSError:
-            continue
-        found.extend(int(c) for c in children)
+    for parent in found:
+        # Every thread's children: the launcher JVM forks the server JVM from a thread other than main.
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                found.extend(int(c) for c in (task / "children").read_text().split())
+            except OSError:
+                continue
     return found
