@@ -9,9 +9,10 @@ analysis-common, ...). Without analysis-common the ``.security`` index cannot be
 realm (users and API keys made through the API) is unavailable; the reserved user ``elastic`` works.
 
 Quirks: Elasticsearch refuses to run as root, so under root the node runs as ``nobody`` (``setpriv``)
-from a hard-linked copy of the distribution in its run directory (the cache under ``/root`` is not
-readable by ``nobody``). The password of ``elastic`` is generated per session and given to the node as
-``bootstrap.password`` in its keystore.
+in a run directory under /tmp (removed at stop), from a hard-linked copy of the distribution there (the
+cache under ``/root`` is not readable by ``nobody``); its console log stays in ``log_dir``. The
+password of ``elastic`` is generated per session and given to the node as ``bootstrap.password`` in its
+keystore.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pwd
 import secrets
 import shutil
 import subprocess
+import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -105,9 +107,14 @@ class ElasticsearchNode:
     def start(cls, log_dir: Path, timeout: float = 180.0) -> ElasticsearchNode:
         dist = distribution()
         port = free_port()
-        run_dir = log_dir / f"elasticsearch-{port}"
-        shutil.rmtree(run_dir, ignore_errors=True)
-        run_dir.mkdir(parents=True)
+        as_root = os.geteuid() == 0
+        if as_root:
+            # Under /tmp, not under log_dir: nobody may not be able to reach a checkout under /root.
+            run_dir = Path(tempfile.mkdtemp(prefix=f"streamwatch-elasticsearch-{port}-"))
+        else:
+            run_dir = log_dir / f"elasticsearch-{port}"
+            shutil.rmtree(run_dir, ignore_errors=True)
+            run_dir.mkdir(parents=True)
         conf, data, logs, tmp = (run_dir / name for name in ("config", "data", "logs", "tmp"))
         shutil.copytree(dist / "config", conf)
         for path in (data, logs, tmp):
@@ -135,7 +142,7 @@ class ElasticsearchNode:
         )
         prefix: list[str] = []
         home = dist
-        if os.geteuid() == 0:
+        if as_root:
             # Elasticsearch refuses root: run as nobody, from a copy nobody can read.
             nobody = pwd.getpwnam("nobody")
             home = run_dir / "home"
@@ -186,6 +193,8 @@ class ElasticsearchNode:
 
     def stop(self) -> None:
         self.process.stop(timeout=30)
+        if self.run_dir.is_relative_to(tempfile.gettempdir()):
+            shutil.rmtree(self.run_dir, ignore_errors=True)
 
     # direct queries ---------------------------------------------------------------------------------
     def request(self, method: str, path: str, body: Any = None, auth: bool = True) -> Any:
