@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 help: ## list the commands
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-deps: ## install everything (apt packages, uv, Python environment, helm) — idempotent
+deps: ## install everything (apt packages, uv, Python environment, helm, Elasticsearch node) — idempotent
 	@bash .ci/install-deps.sh
 
 test: deps ## run the whole test suite against real local components

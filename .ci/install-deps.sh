@@ -53,4 +53,5 @@ PY
   rm -rf "$tmp"
 fi
 step "kafka: broker jars from Maven Central (cached outside the repo)"; bash .ci/kafka-jars.sh
+step "elasticsearch: a real node for the tests, from Maven Central"; bash .ci/elasticsearch.sh
 step "ready: $(.tools/bin/helm version --short), $(prometheus --version 2>&1 | head -1), $(uv --version)"

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.elasticsearch import ElasticsearchNode
 from harness.kafka import KafkaBroker
 from harness.process import OUTPUT_ROOT
 from harness.prometheus import Pushgateway
-from harness.search import SearchServer
+from harness.search import SearchBackend, SearchServer
 
 
 @pytest.fixture(scope="session")
@@ -54,3 +55,19 @@ def search(output_root: Path) -> Iterator[SearchServer]:
     server = SearchServer.start(output_root / "_infra")
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def elasticsearch(output_root: Path) -> Iterator[ElasticsearchNode]:
+    """A real Elasticsearch 8 node with basic auth; for what depends on Elasticsearch's own behaviour."""
+    node = ElasticsearchNode.start(output_root / "_infra")
+    yield node
+    node.stop()
+
+
+@pytest.fixture
+def search_backend(request: pytest.FixtureRequest) -> SearchBackend:
+    """The real Elasticsearch node; osmem behind its proxy for a test marked ``osmem`` (outages, delays)."""
+    name = "search" if request.node.get_closest_marker("osmem") else "elasticsearch"
+    backend: SearchBackend = request.getfixturevalue(name)
+    return backend

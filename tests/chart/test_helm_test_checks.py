@@ -1,12 +1,12 @@
 """The `helm test` pod's checks (charts/streamwatch/files/tests/check.py) run as the chart renders them
-against real components: a Kafka broker, a Pushgateway and the search server. They pass when the release
-works and fail, naming what is missing, when it does not; the Elasticsearch password is never printed."""
+against real components: a Kafka broker, a Pushgateway and a real Elasticsearch node with basic auth.
+They pass when the release works and fail, naming what is missing, when it does not (a wrong password
+included); the Elasticsearch password is never printed."""
 
 from __future__ import annotations
 
 import json
 import subprocess
-import urllib.request
 import uuid
 from typing import Any
 
@@ -14,12 +14,10 @@ import pytest
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 
 from harness.chart import render
+from harness.elasticsearch import ElasticsearchNode
 from harness.kafka import KafkaBroker
 from harness.prometheus import Pushgateway
-from harness.search import SearchServer
 from harness.services import VENV_BIN
-
-PASSWORD = "s3cret-" + uuid.uuid4().hex
 
 
 def _rendered_check(values: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -30,15 +28,21 @@ def _rendered_check(values: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return container["command"][2], json.loads(env["STREAMWATCH_TEST_PLAN"]["value"])
 
 
-def _run(script: str, plan: dict[str, Any], kafka: KafkaBroker, search: SearchServer) -> tuple[int, str]:
+def _run(
+    script: str,
+    plan: dict[str, Any],
+    kafka: KafkaBroker,
+    elasticsearch: ElasticsearchNode,
+    password: str | None = None,
+) -> tuple[int, str]:
     env = {
         "PATH": str(VENV_BIN),
         "STREAMWATCH_TEST_PLAN": json.dumps(plan),
         "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap,
-        "ELASTICSEARCH_URL": search.url,
-        "ELASTICSEARCH_USERNAME": "elastic",
-        "ELASTICSEARCH_PASSWORD": PASSWORD,
+        **elasticsearch.env(),
     }
+    if password is not None:
+        env["ELASTICSEARCH_PASSWORD"] = password
     result = subprocess.run(
         [str(VENV_BIN / "python"), "-c", script],
         env=env,
@@ -48,7 +52,7 @@ def _run(script: str, plan: dict[str, Any], kafka: KafkaBroker, search: SearchSe
         check=False,
     )
     output = result.stdout + result.stderr
-    assert PASSWORD not in output, "the Elasticsearch password was printed"
+    assert env["ELASTICSEARCH_PASSWORD"] not in output, "the Elasticsearch password was printed"
     return result.returncode, output
 
 
@@ -61,7 +65,7 @@ def _push(pushgateway: Pushgateway, job: str) -> None:
 
 
 @pytest.fixture
-def names(kafka: KafkaBroker, search: SearchServer, pushgateway: Pushgateway) -> dict[str, str]:
+def names(kafka: KafkaBroker, elasticsearch: ElasticsearchNode, pushgateway: Pushgateway) -> dict[str, str]:
     """Random topic, index and job names, the topics created at 3 partitions each, the index created."""
     suffix = uuid.uuid4().hex[:8]
     names = {
@@ -71,8 +75,7 @@ def names(kafka: KafkaBroker, search: SearchServer, pushgateway: Pushgateway) ->
         "visitsWriter.settings.push_job": f"writer-{suffix}",
         "passthrough.settings.push_job": f"passthrough-{suffix}",
     }
-    request = urllib.request.Request(f"{search.url}/{names['observer.settings.index']}", method="PUT")
-    urllib.request.urlopen(request, timeout=10).close()
+    elasticsearch.request("PUT", f"/{names['observer.settings.index']}")
     return names
 
 
@@ -84,12 +87,12 @@ def _local(plan: dict[str, Any], pushgateway: Pushgateway, deadline: int) -> dic
 
 
 def test_checks_pass_when_everything_users_depend_on_is_there(
-    names: dict[str, str], kafka: KafkaBroker, search: SearchServer, pushgateway: Pushgateway
+    names: dict[str, str], kafka: KafkaBroker, elasticsearch: ElasticsearchNode, pushgateway: Pushgateway
 ) -> None:
     script, plan = _rendered_check(names)
     _push(pushgateway, names["visitsWriter.settings.push_job"])
     _push(pushgateway, names["passthrough.settings.push_job"])
-    code, output = _run(script, _local(plan, pushgateway, 30), kafka, search)
+    code, output = _run(script, _local(plan, pushgateway, 30), kafka, elasticsearch)
     assert code == 0, output
     for expected in (
         "ok       observer ready",
@@ -102,7 +105,7 @@ def test_checks_pass_when_everything_users_depend_on_is_there(
 
 
 def test_checks_fail_and_say_what_is_missing(
-    names: dict[str, str], kafka: KafkaBroker, search: SearchServer, pushgateway: Pushgateway
+    names: dict[str, str], kafka: KafkaBroker, elasticsearch: ElasticsearchNode, pushgateway: Pushgateway
 ) -> None:
     # Only the visits writer pushed; the passthrough has not; the index is another one; the processed
     # topic has a different partition count.
@@ -116,7 +119,7 @@ def test_checks_fail_and_say_what_is_missing(
         },
     )
     script, plan = _rendered_check(values)
-    code, output = _run(script, _local(plan, pushgateway, 1), kafka, search)
+    code, output = _run(script, _local(plan, pushgateway, 1), kafka, elasticsearch)
     assert code == 1, output
     assert f"ok       visits_sync_duration from job {names['visitsWriter.settings.push_job']}" in output
     failed = [line for line in output.splitlines() if line.startswith("FAILED")]
@@ -126,3 +129,18 @@ def test_checks_fail_and_say_what_is_missing(
     )
     assert any(f"index missing-{suffix} does not exist" in f for f in failed)
     assert any("partition counts differ" in f for f in failed)
+
+
+def test_wrong_elasticsearch_password_fails_the_index_check_without_printing_it(
+    names: dict[str, str], kafka: KafkaBroker, elasticsearch: ElasticsearchNode, pushgateway: Pushgateway
+) -> None:
+    script, plan = _rendered_check(names)
+    _push(pushgateway, names["visitsWriter.settings.push_job"])
+    _push(pushgateway, names["passthrough.settings.push_job"])
+    wrong = "wrong-" + uuid.uuid4().hex
+    code, output = _run(script, _local(plan, pushgateway, 1), kafka, elasticsearch, password=wrong)
+    assert code == 1, output
+    assert wrong not in output
+    failed = [line for line in output.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 1, output
+    assert f"index {names['observer.settings.index']}: HTTP 401" in failed[0], output

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from harness.process import ComponentStartError, free_port
 
@@ -25,6 +25,19 @@ _COMPAT = {
     "application/vnd.elasticsearch+x-ndjson": "application/x-ndjson",
 }
 _HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
+
+
+class SearchBackend(Protocol):
+    """What tests need of an Elasticsearch-API server: osmem here or the real node (harness.elasticsearch)."""
+
+    @property
+    def url(self) -> str: ...
+
+    def env(self) -> dict[str, str]:
+        """The ``ELASTICSEARCH_*`` settings a service needs to reach it."""
+        ...
+
+    def all_docs(self, index: str, size: int = 10000) -> list[dict[str, Any]]: ...
 
 
 def _plain(value: str) -> str:
@@ -109,6 +122,9 @@ class SearchServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.proxy.port}"
+
+    def env(self) -> dict[str, str]:
+        return {"ELASTICSEARCH_URL": self.url}
 
     @classmethod
     def start(cls, log_dir: Path) -> SearchServer:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import TopicPartition
-from elasticsearch import Elasticsearch
+from elasticsearch import AuthenticationException, Elasticsearch
 
+from harness.elasticsearch import ElasticsearchNode
 from harness.kafka import KafkaBroker
 from harness.process import ComponentStartError
 from harness.prometheus import Prometheus, Pushgateway
@@ -78,3 +79,19 @@ def test_prometheus_scrapes_pushgateway(tmp_path: Path, pushgateway: Pushgateway
         assert float(prom.query('harness_check{job="harness"}')[0]["value"][1]) == 42.0
     finally:
         prom.stop()
+
+
+def test_real_elasticsearch_8_node_with_basic_auth(elasticsearch: ElasticsearchNode) -> None:
+    nodes = elasticsearch.request("GET", "/_nodes/_local")["nodes"]
+    (node,) = nodes.values()
+    assert node["version"].startswith("8.")
+    assert {m["name"] for m in node["modules"]} >= {"x-pack-core", "x-pack-security", "transport-netty4"}
+    assert elasticsearch.request("GET", "/_security/_authenticate")["username"] == "elastic"
+    with pytest.raises(RuntimeError, match="401"):
+        elasticsearch.request("GET", "/_cluster/health", auth=False)
+    wrong = Elasticsearch(elasticsearch.url, basic_auth=("elastic", "wrong-password"), request_timeout=10)
+    with pytest.raises(AuthenticationException):
+        wrong.count(index="*")
+    client = elasticsearch.client()
+    client.index(index="harness-check", id="a", document={"x": 1}, refresh=True)
+    assert client.count(index="harness-check")["count"] == 1

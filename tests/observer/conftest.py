@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka import TopicPartition
 
 from harness.kafka import KafkaBroker
-from harness.search import SearchServer
+from harness.search import SearchBackend
 from harness.services import ServiceProcess, service_env
 
 
@@ -51,7 +51,7 @@ def write_checkpoint(
 class ObserverFactory:
     """Starts observer processes on fresh topics, group and index; stops them at the end of the test."""
 
-    def __init__(self, kafka: KafkaBroker, search: SearchServer, output_dir: Path) -> None:
+    def __init__(self, kafka: KafkaBroker, search: SearchBackend, output_dir: Path) -> None:
         self.kafka = kafka
         self.search = search
         self.output_dir = output_dir
@@ -71,7 +71,7 @@ class ObserverFactory:
     def env(self, **extra: str) -> dict[str, str]:
         return service_env(
             **self.kafka.env(),
-            ELASTICSEARCH_URL=self.search.url,
+            **self.search.env(),
             ELASTICSEARCH_TIMEOUT_SECONDS="3",
             OBSERVER_TOPIC=self.topic,
             OBSERVER_SOURCE_TOPIC=self.source,
@@ -104,8 +104,11 @@ class ObserverFactory:
 
 
 @pytest.fixture
-def observers(kafka: KafkaBroker, search: SearchServer, output_dir: Path) -> Iterator[ObserverFactory]:
-    factory = ObserverFactory(kafka, search, output_dir)
+def observers(
+    kafka: KafkaBroker, search_backend: SearchBackend, output_dir: Path
+) -> Iterator[ObserverFactory]:
+    """Observers writing to the real Elasticsearch node (to osmem in tests marked ``osmem``)."""
+    factory = ObserverFactory(kafka, search_backend, output_dir)
     yield factory
     factory.stop()
 

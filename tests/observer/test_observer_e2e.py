@@ -1,4 +1,4 @@
-"""End to end: generator → visits → real Spark passthrough → processed_visits → observer → search server
+"""End to end: generator → visits → real Spark passthrough → processed_visits → observer → Elasticsearch
 and Prometheus. Quality counts equal the generator's exact counts; lag equals an independent reading of
 the passthrough's checkpoint and the topic; the lag alert fires for the partition made to lag."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from confluent_kafka import TopicPartition
 from observer.conftest import (
     ObserverFactory,
@@ -60,6 +61,7 @@ def test_sigkill_mid_window_then_restart_misses_and_duplicates_nothing(
     )
 
 
+@pytest.mark.osmem
 def test_search_outage_retries_without_commit_then_catches_up(
     kafka: KafkaBroker, search: SearchServer, observers: ObserverFactory
 ) -> None:

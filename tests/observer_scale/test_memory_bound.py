@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 from observer.conftest import ObserverFactory, visit
 
 from harness.kafka import KafkaBroker
@@ -58,6 +59,7 @@ def _windows_written(observers: ObserverFactory) -> int:
     return len(observers.docs("window"))
 
 
+@pytest.mark.osmem  # the slow sink is the proxy's delay
 def test_memory_bounded_with_three_windows_of_data_and_a_slow_sink(
     kafka: KafkaBroker, search: SearchServer, observers: ObserverFactory, output_dir: Path
 ) -> None:

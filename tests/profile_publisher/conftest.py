@@ -1,8 +1,9 @@
 """Fixtures for the profile publisher tests: the real service as a subprocess, talking real HTTP.
 
 ``start_publisher(**env)`` starts the console script on a free loopback port with its own store
-directory (or a given one, to test restarts) and a fresh Elasticsearch index on the shared search
-server; every publisher is stopped at the end of the test.
+directory (or a given one, to test restarts) and a fresh index on the real Elasticsearch node (with
+basic auth), or on osmem behind its proxy for tests marked ``osmem`` (outages); every publisher is
+stopped at the end of the test. The search server starts only when a publisher needs it.
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ import pytest
 from profile_publisher.publisher_client import Publisher
 
 from harness.process import free_port
-from harness.search import SearchServer
+from harness.search import SearchBackend
 from harness.services import ServiceProcess, service_env
 
 SCRIPT = "streamwatch-profile-publisher"
 
 
 @pytest.fixture
-def start_publisher(output_dir: Path, search: SearchServer) -> Iterator[Callable[..., Publisher]]:
+def start_publisher(output_dir: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., Publisher]]:
     """Factory: ``start_publisher(store_dir=None, index=None, search_enabled=True, **env)``."""
     started: list[Publisher] = []
 
@@ -50,14 +51,16 @@ def start_publisher(output_dir: Path, search: SearchServer) -> Iterator[Callable
             "ELASTICSEARCH_TIMEOUT_SECONDS": "3",
             **env,
         }
+        search: SearchBackend | None = None
         if search_enabled:
-            settings["ELASTICSEARCH_URL"] = search.url
+            search = request.getfixturevalue("search_backend")
+            settings.update(search.env())
         environment = service_env(**settings)
         if not search_enabled:
             environment.pop("ELASTICSEARCH_URL", None)
         log = output_dir / f"publisher-{len(started)}.log"
         process = ServiceProcess(SCRIPT, log, environment).start_ready(timeout=60, path="/readyz")
-        publisher = Publisher(process, port, store, index, token)
+        publisher = Publisher(process, port, store, index, token, search)
         started.append(publisher)
         return publisher
 

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from harness.process import wait_until
-from harness.search import SearchServer
+from harness.search import SearchBackend
 from harness.services import ServiceProcess, metric_value
 
 WINDOW_0 = datetime(2026, 11, 22, 18, 0, tzinfo=UTC)
@@ -54,6 +54,7 @@ class Publisher:
     store_dir: Path
     index: str
     token: str
+    search: SearchBackend | None = None
     client: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
@@ -105,8 +106,10 @@ class Publisher:
             lambda: self.metric("profile_publisher_index_pending") == 0, timeout, what="index queue drained"
         )
 
-    def indexed_docs(self, search: SearchServer) -> dict[str, dict[str, Any]]:
+    def indexed_docs(self) -> dict[str, dict[str, Any]]:
         """The search documents by id, once the metadata queue is drained."""
+        assert self.search is not None, "started with search_enabled=False"
+        search = self.search
         self.wait_indexed()
         try:
             docs = search.all_docs(self.index)

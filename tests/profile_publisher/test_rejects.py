@@ -9,7 +9,6 @@ from pathlib import Path
 
 from profile_publisher.publisher_client import Publisher, make_report, window_params
 
-from harness.search import SearchServer
 from harness.services import VENV_BIN, service_env
 
 LIMIT = 64 * 1024
@@ -24,9 +23,7 @@ def _slow_chunks(total: int, chunk: int = 16 * 1024) -> Iterator[bytes]:
         time.sleep(0.01)
 
 
-def test_refused_uploads_store_nothing(
-    start_publisher: Callable[..., Publisher], search: SearchServer
-) -> None:
+def test_refused_uploads_store_nothing(start_publisher: Callable[..., Publisher]) -> None:
     publisher = start_publisher(PROFILE_PUBLISHER_MAX_REPORT_BYTES=str(LIMIT))
     body = make_report("refused")
     params = window_params(0, key="refused")

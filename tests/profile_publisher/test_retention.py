@@ -7,7 +7,6 @@ from collections.abc import Callable
 from profile_publisher.publisher_client import Publisher, make_report, window_params
 
 from harness.process import wait_until
-from harness.search import SearchServer
 
 
 def _upload_n(publisher: Publisher, n: int, size: int) -> list[str]:
@@ -19,9 +18,7 @@ def _upload_n(publisher: Publisher, n: int, size: int) -> list[str]:
     return ids
 
 
-def test_retention_by_count_keeps_the_newest(
-    start_publisher: Callable[..., Publisher], search: SearchServer
-) -> None:
+def test_retention_by_count_keeps_the_newest(start_publisher: Callable[..., Publisher]) -> None:
     publisher = start_publisher(PROFILE_PUBLISHER_RETENTION_MAX_REPORTS="3")
     ids = _upload_n(publisher, 5, size=3000)
 
@@ -36,7 +33,7 @@ def test_retention_by_count_keeps_the_newest(
     removals = publisher.process.events("report_removed")
     assert [(e["report_id"], e["reason"]) for e in removals] == [(ids[0], "count"), (ids[1], "count")]
     # Removed reports leave the search index too, so a Grafana table never links to a 404.
-    assert set(publisher.indexed_docs(search)) == set(ids[2:])
+    assert set(publisher.indexed_docs()) == set(ids[2:])
 
 
 def test_retention_by_bytes_removes_oldest_first(start_publisher: Callable[..., Publisher]) -> None:

@@ -7,11 +7,9 @@ from collections.abc import Callable
 
 from profile_publisher.publisher_client import Publisher, make_report, window_params
 
-from harness.search import SearchServer
-
 
 def test_three_reports_listed_fetched_byte_identical_and_indexed(
-    start_publisher: Callable[..., Publisher], search: SearchServer
+    start_publisher: Callable[..., Publisher],
 ) -> None:
     publisher = start_publisher()
     bodies = [make_report(f"report-{i}", size=20_000 + i) for i in range(3)]
@@ -43,7 +41,7 @@ def test_three_reports_listed_fetched_byte_identical_and_indexed(
         assert response.headers["content-type"] == "text/html; charset=utf-8"
         assert response.content == body
 
-    docs = publisher.indexed_docs(search)
+    docs = publisher.indexed_docs()
     assert set(docs) == set(ids)
     for i, report_id in enumerate(ids):
         doc = docs[report_id]
@@ -63,9 +61,7 @@ def test_three_reports_listed_fetched_byte_identical_and_indexed(
     assert publisher.metric("profile_publisher_index_writes_total", op="index") == 3
 
 
-def test_same_key_replaces_the_report_under_the_same_id(
-    start_publisher: Callable[..., Publisher], search: SearchServer
-) -> None:
+def test_same_key_replaces_the_report_under_the_same_id(start_publisher: Callable[..., Publisher]) -> None:
     publisher = start_publisher()
     first, second = make_report("attempt-1"), make_report("attempt-2", size=5000)
     # Shaped like the observer's keys, which grow with the number of partitions in one report.
@@ -83,7 +79,7 @@ def test_same_key_replaces_the_report_under_the_same_id(
     assert publisher.client.get(created.json()["url"]).content == second
     assert publisher.metric("profile_publisher_uploads_total", result="replaced") == 1
     assert publisher.metric("profile_publisher_stored_bytes") == len(second) + len(first)
-    docs = publisher.indexed_docs(search)
+    docs = publisher.indexed_docs()
     assert docs[created.json()["id"]]["bytes"] == len(second)
 
 
