@@ -109,11 +109,7 @@ class System:
         return run
 
     def docs(self, doc_type: str) -> list[dict[str, Any]]:
-        try:
-            docs = self.search.all_docs(self.index)
-        except RuntimeError:  # index not created yet
-            return []
-        return [d for d in docs if d.get("doc_type") == doc_type]
+        return self.search.docs_of_type(self.index, doc_type)
 
     def log_events(self, name: str, event: str) -> list[dict[str, Any]]:
         run = self.runs.get(name) or next(r for r in self.finished if r.name == name)

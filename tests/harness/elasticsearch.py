@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.process import ComponentStartError, ManagedProcess, free_port
+from harness.search import IndexQueries
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
@@ -76,7 +77,7 @@ def _link_tree(src: Path, dst: Path) -> None:
 
 
 @dataclass
-class ElasticsearchNode:
+class ElasticsearchNode(IndexQueries):
     """One single-node cluster on a loopback port; ``url``, ``username`` and ``password`` reach it."""
 
     process: ManagedProcess
@@ -211,15 +212,6 @@ class ElasticsearchNode:
         except urllib.error.HTTPError as exc:
             raise RuntimeError(f"elasticsearch {method} {path}: {exc.code} {exc.read()[:500]!r}") from exc
         return json.loads(payload) if payload else None
-
-    def refresh(self, index: str) -> None:
-        self.request("POST", f"/{index}/_refresh")
-
-    def all_docs(self, index: str, size: int = 10000) -> list[dict[str, Any]]:
-        """Every document of an index with its ``_id`` (as ``_id`` key merged into the source)."""
-        self.refresh(index)
-        hits = self.request("POST", f"/{index}/_search", {"size": size, "query": {"match_all": {}}})
-        return [{"_id": h["_id"], **h["_source"]} for h in hits["hits"]["hits"]]
 
     def memory_rss_kib(self) -> int:
         """Resident memory of the node's processes (launcher and server JVM), from /proc."""

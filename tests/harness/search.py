@@ -39,6 +39,32 @@ class SearchBackend(Protocol):
 
     def all_docs(self, index: str, size: int = 10000) -> list[dict[str, Any]]: ...
 
+    def docs_of_type(self, index: str, doc_type: str) -> list[dict[str, Any]]: ...
+
+
+class IndexQueries:
+    """Reading an index back, shared by the harness's search servers; each provides ``request``."""
+
+    def request(self, method: str, path: str, body: Any = None) -> Any:
+        raise NotImplementedError
+
+    def refresh(self, index: str) -> None:
+        self.request("POST", f"/{index}/_refresh")
+
+    def all_docs(self, index: str, size: int = 10000) -> list[dict[str, Any]]:
+        """Every document of an index with its ``_id`` (as ``_id`` key merged into the source)."""
+        self.refresh(index)
+        hits = self.request("POST", f"/{index}/_search", {"size": size, "query": {"match_all": {}}})
+        return [{"_id": h["_id"], **h["_source"]} for h in hits["hits"]["hits"]]
+
+    def docs_of_type(self, index: str, doc_type: str) -> list[dict[str, Any]]:
+        """The observer's documents of one ``doc_type`` (window, lag); none before the index exists."""
+        try:
+            docs = self.all_docs(index)
+        except RuntimeError:  # index not created yet
+            return []
+        return [d for d in docs if d.get("doc_type") == doc_type]
+
 
 def _plain(value: str) -> str:
     media = value.split(";", 1)[0].strip().lower()
@@ -110,7 +136,7 @@ class _CompatProxy:
 
 
 @dataclass
-class SearchServer:
+class SearchServer(IndexQueries):
     """osmem-server plus the compatibility proxy; ``url`` is what services and clients use."""
 
     process: subprocess.Popen[str]
@@ -193,12 +219,3 @@ class SearchServer:
         if resp.status >= 400:
             raise RuntimeError(f"search {method} {path}: {resp.status} {data[:500]!r}")
         return json.loads(data) if data else None
-
-    def refresh(self, index: str) -> None:
-        self.request("POST", f"/{index}/_refresh")
-
-    def all_docs(self, index: str, size: int = 10000) -> list[dict[str, Any]]:
-        """Every document of an index with its ``_id`` (as ``_id`` key merged into the source)."""
-        self.refresh(index)
-        hits = self.request("POST", f"/{index}/_search", {"size": size, "query": {"match_all": {}}})
-        return [{"_id": h["_id"], **h["_source"]} for h in hits["hits"]["hits"]]

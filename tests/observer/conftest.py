@@ -92,11 +92,7 @@ class ObserverFactory:
         return process.start_ready(path="/readyz")
 
     def docs(self, doc_type: str) -> list[dict[str, Any]]:
-        try:
-            docs = self.search.all_docs(self.index)
-        except RuntimeError:  # index not created yet
-            return []
-        return [d for d in docs if d.get("doc_type") == doc_type]
+        return self.search.docs_of_type(self.index, doc_type)
 
     def stop(self) -> None:
         for process in self.processes:
