@@ -80,13 +80,16 @@ _READ_STALL_TIMEOUT_S = 120.0
 # librdkafka answers "all brokers down" at once where Spark's JVM consumer blocks until the broker is
 # back: offset look-ups wait this long for a restarting broker before the batch fails.
 _BROKER_WAIT_S = _READ_STALL_TIMEOUT_S
-# What a broker restart looks like from a client: down, then up without partition leaders for a moment.
+# What a broker restart looks like from a client: down, then up with its metadata not loaded yet (no
+# leaders, partitions unknown to a client that connected meanwhile) for a moment.
 _TRANSIENT = {
     KafkaError._ALL_BROKERS_DOWN,
     KafkaError._TRANSPORT,
     KafkaError._TIMED_OUT,
     KafkaError.NOT_LEADER_FOR_PARTITION,
     KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError._UNKNOWN_PARTITION,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
 }
 
 
