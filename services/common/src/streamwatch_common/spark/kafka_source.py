@@ -37,7 +37,6 @@ no client in its picklable state, clients are opened where they are used.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import time
@@ -98,16 +97,37 @@ def _transient(exc: KafkaException) -> bool:
     return isinstance(error, KafkaError) and (error.retriable() or error.code() in _TRANSIENT)
 
 
-def _while_brokers_down(call: Callable[[], T], what: str) -> T:
-    """``call()``, retried with back-off while the brokers are unreachable (a restart, a network blip)."""
+class _RenewableConsumer:
+    """A consumer made on first use and replaced after a transient failure: one that connected while the
+    broker restarted can keep metadata without the topic's partitions until its next refresh, minutes on."""
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self.config = dict(config)
+        self._consumer: Consumer | None = None
+
+    def get(self) -> Consumer:
+        if self._consumer is None:
+            self._consumer = Consumer(_consumer_config(self.config))
+        return self._consumer
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
+
+
+def _while_brokers_down(call: Callable[[Consumer], T], client: _RenewableConsumer, what: str) -> T:
+    """``call(consumer)``, retried with back-off and a fresh consumer while the brokers are unreachable or
+    not yet serving the partition (a restart, a network blip)."""
     deadline = time.monotonic() + _BROKER_WAIT_S
     backoff = Backoff(first=0.2, maximum=5.0)
     while True:
         try:
-            return call()
+            return call(client.get())
         except KafkaException as exc:
             if not _transient(exc) or time.monotonic() >= deadline:
                 raise
+            client.close()
             delay = backoff.next_delay()
             logger.warning(
                 "kafka_source_brokers_unavailable",
@@ -223,19 +243,15 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         self.fetch_retries = int(lowered.get("fetchoffset.numretries", "3"))
         self.fetch_retry_interval_s = int(lowered.get("fetchoffset.retryintervalms", "1000")) / 1000
         self._available_now_target: Offsets | None = None
-        self._metadata: Consumer | None = None
+        self._metadata = _RenewableConsumer(self.config)
 
     # Spark pickles the reader to ship read() to executors: never ship a live client.
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_metadata"] = None
+        state["_metadata"] = _RenewableConsumer(self.config)
         return state
 
     # --- driver side: planning ----------------------------------------------------------------------
-    def _client(self) -> Consumer:
-        if self._metadata is None:
-            self._metadata = Consumer(_consumer_config(self.config))
-        return self._metadata
 
     def _watermarks(self) -> dict[str, dict[str, tuple[int, int]]]:
         # A broker blip should cost a retry, not the whole query (Spark's own source retries too).
@@ -253,12 +269,9 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         raise AssertionError("unreachable")
 
     def _fetch_watermarks(self) -> dict[str, dict[str, tuple[int, int]]]:
-        client = self._client()
         result: dict[str, dict[str, tuple[int, int]]] = {}
         for topic in self.topics:
-            listed = _while_brokers_down(
-                functools.partial(client.list_topics, topic, timeout=_METADATA_TIMEOUT_S), "metadata"
-            )
+            listed = _while_brokers_down(_topic_metadata(topic), self._metadata, f"metadata of {topic}")
             meta = listed.topics.get(topic)
             if meta is None or meta.error is not None:
                 # A topic that does not exist yet has no records; it is picked up once it appears.
@@ -268,7 +281,8 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
                 )
                 continue
             result[topic] = {
-                str(p): _watermark_offsets(client, TopicPartition(topic, p)) for p in sorted(meta.partitions)
+                str(p): _watermark_offsets(self._metadata, TopicPartition(topic, p))
+                for p in sorted(meta.partitions)
             }
         return result
 
@@ -328,7 +342,7 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         return end
 
     def _low_watermark(self, topic: str, partition: str) -> int:
-        low, _high = _watermark_offsets(self._client(), TopicPartition(topic, int(partition)))
+        low, _high = _watermark_offsets(self._metadata, TopicPartition(topic, int(partition)))
         return int(low)
 
     def getDefaultReadLimit(self) -> ReadLimit:
@@ -359,9 +373,7 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         logger.debug("kafka_source_commit", extra={"end": end})
 
     def stop(self) -> None:
-        if self._metadata is not None:
-            self._metadata.close()
-            self._metadata = None
+        self._metadata.close()
 
     # --- executor side: reading ---------------------------------------------------------------------
     def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
@@ -381,9 +393,14 @@ def _consumer_config(config: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _watermark_offsets(consumer: Consumer, tp: TopicPartition) -> tuple[int, int]:
+def _topic_metadata(topic: str) -> Callable[[Consumer], Any]:
+    return lambda consumer: consumer.list_topics(topic, timeout=_METADATA_TIMEOUT_S)
+
+
+def _watermark_offsets(client: _RenewableConsumer, tp: TopicPartition) -> tuple[int, int]:
     low, high = _while_brokers_down(
-        lambda: consumer.get_watermark_offsets(tp, timeout=_METADATA_TIMEOUT_S),
+        lambda c: c.get_watermark_offsets(tp, timeout=_METADATA_TIMEOUT_S),
+        client,
         f"watermarks of {tp.topic}/{tp.partition}",
     )
     return int(low), int(high)
@@ -393,10 +410,10 @@ def read_range(
     config: Mapping[str, Any], task: KafkaRange, fail_on_data_loss: bool = True
 ) -> Iterator[pa.RecordBatch]:
     """Exactly the records ``[task.start, task.end)`` of one partition, as Arrow batches."""
-    consumer = Consumer(_consumer_config(config))
+    client = _RenewableConsumer(config)
     try:
         tp = TopicPartition(task.topic, task.partition)
-        low, _high = _watermark_offsets(consumer, tp)
+        low, _high = _watermark_offsets(client, tp)
         start = task.start
         if low > start:
             message = (
@@ -408,10 +425,11 @@ def read_range(
             start = low
         if start >= task.end:
             return
+        consumer = client.get()
         consumer.assign([TopicPartition(task.topic, task.partition, start)])
         yield from _batches(consumer, task, start)
     finally:
-        consumer.close()
+        client.close()
 
 
 class _Columns:
