@@ -8,6 +8,7 @@ gets the rendered pod spec's user, read-only root filesystem, dropped capabiliti
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,8 @@ def test_image_imports_every_module_as_the_chart_runs_it(
     main = next(c for c in service_containers(manifests, service) if not c.init)
     package = f"streamwatch_{service.replace('-', '_')}"
     wiring = ChartWiring(docker_engine, manifests, hosts={}, root=output_dir)
-    run = wiring.container(main, f"sw-import-{service}", command=["python", "-c", IMPORT_ALL, package])
+    name = f"sw-import-{service}-{uuid.uuid4().hex[:8]}"
+    run = wiring.container(main, name, command=["python", "-c", IMPORT_ALL, package])
     assert "--read-only" in run.argv and "--user" in run.argv, "the chart must give a read-only, non-root pod"
     try:
         run.start()

@@ -61,12 +61,17 @@ class System:
     pushgateway: Pushgateway
     prometheus: Prometheus
     root: Path
+    run_id: str
     values: dict[str, str]
     hosts: dict[str, str]
     publisher_port: int
     secrets: list[dict[str, Any]] = field(default_factory=list)
     runs: dict[str, ContainerRun] = field(default_factory=dict)
     finished: list[ContainerRun] = field(default_factory=list)  # stopped or exited, kept for reports
+
+    def pod(self, component: str, n: int | str) -> str:
+        """A pod-like container name; the run id keeps two runs on one engine apart."""
+        return f"{RELEASE}-streamwatch-{component}-{self.run_id}-{n}"
 
     @property
     def visits(self) -> str:
@@ -170,20 +175,22 @@ def system(
         f"http://{fullname}-elasticsearch:9200": search.url,
         f"http://{fullname}-profile-publisher:8000": f"http://127.0.0.1:{publisher_port}",
     }
-    sys_ = System(docker_engine, kafka, search, gateway, prometheus, root, values, hosts, publisher_port)
+    sys_ = System(
+        docker_engine, kafka, search, gateway, prometheus, root, run_id, values, hosts, publisher_port
+    )
     wiring = sys_.wiring()
     for topic in by_kind(wiring.manifests, "KafkaTopic"):  # what the Strimzi topic operator does
         kafka.create_topic(topic["spec"]["topicName"], partitions=topic["spec"]["partitions"])
     try:
-        sys_.start(_main(wiring, "profile-publisher"), f"{fullname}-profile-publisher-0", wiring)
+        sys_.start(_main(wiring, "profile-publisher"), sys_.pod("profile-publisher", 0), wiring)
         init = next(c for c in service_containers(wiring.manifests, "visits-writer") if c.init)
-        tables = wiring.container(init, f"{fullname}-visits-writer-init").start()
+        tables = wiring.container(init, sys_.pod("visits-writer", "init")).start()
         assert tables.wait_exit(240) == 0, tables.logs()[-3000:]
         sys_.finished.append(tables)
-        sys_.start(_main(wiring, "visits-writer"), f"{fullname}-visits-writer-0", wiring)
-        sys_.start(_main(wiring, "passthrough"), f"{fullname}-passthrough-0", wiring)
-        sys_.start(_main(wiring, "observer"), f"{fullname}-observer-0", wiring)
-        sys_.start(_main(wiring, "generator"), f"{fullname}-generator-0", wiring)
+        sys_.start(_main(wiring, "visits-writer"), sys_.pod("visits-writer", 0), wiring)
+        sys_.start(_main(wiring, "passthrough"), sys_.pod("passthrough", 0), wiring)
+        sys_.start(_main(wiring, "observer"), sys_.pod("observer", 0), wiring)
+        sys_.start(_main(wiring, "generator"), sys_.pod("generator", 0), wiring)
         yield sys_
     finally:
         for name in list(sys_.runs):
@@ -209,7 +216,8 @@ def system(
         gateway.stop()
 
 
-EXTRA_OBSERVERS = [f"{RELEASE}-streamwatch-observer-{i}" for i in (1, 2)]
+def extra_observers(system: System) -> list[str]:
+    return [system.pod("observer", i) for i in (1, 2)]
 
 
 def test_observer_scales_up_to_three_while_visits_flow(system: System) -> None:
@@ -217,13 +225,15 @@ def test_observer_scales_up_to_three_while_visits_flow(system: System) -> None:
     observer = _main(wiring, "observer")
     wait_until(lambda: system.docs("window"), 180, interval=1, what="a first window document")
     partitions = len(system.kafka.end_offsets(system.processed))
-    for name in EXTRA_OBSERVERS:
+    for name in extra_observers(system):
         system.start(observer, name, wiring)
 
     def new_writers() -> set[str]:
-        return {name for name in EXTRA_OBSERVERS if system.log_events(name, "window_written")}
+        return {name for name in extra_observers(system) if system.log_events(name, "window_written")}
 
-    wanted = min(len(EXTRA_OBSERVERS), partitions - 1)  # the first replica keeps at least one partition
+    wanted = min(
+        len(extra_observers(system)), partitions - 1
+    )  # the first replica keeps at least one partition
     wait_until(lambda: len(new_writers()) >= wanted, 180, interval=1, what=f"{wanted} new replicas writing")
     assert {d["observer_replica"] for d in system.docs("window")} >= new_writers()
 
@@ -233,7 +243,7 @@ def test_broker_restart_under_the_running_system_everything_recovers(system: Sys
     """The broker goes down and comes back on its log directory while the generator, both Spark jobs and
     three observer replicas run: each resumes by itself, and no container restarts or exits."""
     checkpoint = system.root / "claims" / f"{RELEASE}-streamwatch-passthrough"
-    writer = f"{RELEASE}-streamwatch-visits-writer-0"
+    writer = system.pod("visits-writer", 0)
     copied_before = sum((read_committed(checkpoint, system.visits).offsets or {}).values())
     batches_before = len(system.log_events(writer, "batch_written"))
     windows_before = len(system.docs("window"))
@@ -267,23 +277,23 @@ def test_broker_restart_under_the_running_system_everything_recovers(system: Sys
 
 
 def test_observer_scales_back_to_one_while_visits_flow(system: System) -> None:
-    for name in EXTRA_OBSERVERS:
+    for name in extra_observers(system):
         run = system.stop(name)
         assert run.exit_code == 0, run.logs()[-3000:]
         assert run.stop_seconds is not None and run.stop_seconds < run.grace_seconds
-    generator = system.runs[f"{RELEASE}-streamwatch-generator-0"]
+    generator = system.runs[system.pod("generator", 0)]
     assert system.engine.inspect(generator.name)["State"]["Running"], "scaled down after the data stopped"
     every = list(range(len(system.kafka.end_offsets(system.processed))))
 
     def owns_all() -> bool:
-        assigned = system.log_events(f"{RELEASE}-streamwatch-observer-0", "partitions_assigned")
+        assigned = system.log_events(system.pod("observer", 0), "partitions_assigned")
         return bool(assigned) and assigned[-1]["owned"] == every
 
     wait_until(owns_all, 60, interval=1, what="the remaining replica owning every partition again")
 
 
 def test_observation_path_counts_exactly_what_the_generator_produced(system: System) -> None:
-    name = f"{RELEASE}-streamwatch-generator-0"
+    name = system.pod("generator", 0)
     generator = system.stop(name)
     assert generator.exit_code == 0, generator.logs()[-3000:]
     (summary,) = system.log_events(name, "generator_summary")
@@ -354,9 +364,9 @@ def test_profile_reports_reach_the_publisher_and_its_index_lists_them(system: Sy
 
 
 def test_sla_alert_follows_the_simulated_latency_setting(system: System) -> None:
-    writer_name = f"{RELEASE}-streamwatch-visits-writer-0"
+    writer_name = system.pod("visits-writer", 0)
     endless = system.wiring(**{"generator.settings.total": "0", "generator.settings.seed": "12"})
-    system.start(_main(endless, "generator"), f"{RELEASE}-streamwatch-generator-1", endless)
+    system.start(_main(endless, "generator"), system.pod("generator", 1), endless)
 
     def pushed() -> float | None:
         return metric_value(
