@@ -9,13 +9,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadMaxRows
 
 from harness.kafka import KafkaBroker
 from harness.process import wait_until
 from streamwatch_common.errors import SourceError
-from streamwatch_common.spark.kafka_source import KafkaStreamReader, read_range, split_read_limit
+from streamwatch_common.spark.kafka_source import (
+    KafkaStreamReader,
+    _transient,
+    read_range,
+    split_read_limit,
+)
 from streamwatch_common.spark.kafka_stream import kafka_stream_options, read_kafka_stream
 
 pytestmark = pytest.mark.spark
@@ -261,3 +267,20 @@ def test_a_task_waits_for_a_restarting_broker(tmp_path: Path) -> None:
         assert results == {"rows": 30}
     finally:
         broker.stop()
+
+
+@pytest.mark.parametrize(
+    ("code", "waited_out"),
+    [
+        (KafkaError._ALL_BROKERS_DOWN, True),
+        (KafkaError._DESTROY_BROKER, True),
+        (KafkaError._UNKNOWN_PARTITION, True),
+        (KafkaError.NOT_LEADER_FOR_PARTITION, True),
+        (KafkaError.SASL_AUTHENTICATION_FAILED, False),
+        (KafkaError.TOPIC_AUTHORIZATION_FAILED, False),
+    ],
+)
+def test_what_a_broker_restart_looks_like_is_waited_out_and_bad_credentials_are_not(
+    code: int, waited_out: bool
+) -> None:
+    assert _transient(KafkaException(KafkaError(code))) is waited_out

@@ -79,22 +79,22 @@ _READ_STALL_TIMEOUT_S = 120.0
 # librdkafka answers "all brokers down" at once where Spark's JVM consumer blocks until the broker is
 # back: offset look-ups wait this long for a restarting broker before the batch fails.
 _BROKER_WAIT_S = _READ_STALL_TIMEOUT_S
-# What a broker restart looks like from a client: down, then up with its metadata not loaded yet (no
-# leaders, partitions unknown to a client that connected meanwhile) for a moment.
-_TRANSIENT = {
-    KafkaError._ALL_BROKERS_DOWN,
-    KafkaError._TRANSPORT,
-    KafkaError._TIMED_OUT,
-    KafkaError.NOT_LEADER_FOR_PARTITION,
-    KafkaError.LEADER_NOT_AVAILABLE,
-    KafkaError._UNKNOWN_PARTITION,
-    KafkaError.UNKNOWN_TOPIC_OR_PART,
+# A broker restart shows a client many faces (all brokers down, transport errors, partitions without a
+# leader or unknown to a client that connected meanwhile, destroyed broker handles): any error is waited
+# out, except those no wait can mend.
+_HOPELESS = {
+    KafkaError._AUTHENTICATION,
+    KafkaError._SSL,
+    KafkaError._INVALID_ARG,
+    KafkaError.SASL_AUTHENTICATION_FAILED,
+    KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED,
 }
 
 
 def _transient(exc: KafkaException) -> bool:
     error = exc.args[0] if exc.args else None
-    return isinstance(error, KafkaError) and (error.retriable() or error.code() in _TRANSIENT)
+    return isinstance(error, KafkaError) and not error.fatal() and error.code() not in _HOPELESS
 
 
 class _RenewableConsumer:
