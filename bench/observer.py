@@ -64,7 +64,7 @@ def _observe(infra: Infra, work: Path, topic: str, total: int, case: Case) -> Ou
     checkpoint = root / "checkpoint"
     _checkpoint(checkpoint, topic, {0: 10, 1: 10})
     env = service_env(
-        **infra.kafka_env(),
+        **infra.kafka.env(),
         ELASTICSEARCH_URL=infra.search.url,
         OBSERVER_TOPIC=topic,
         OBSERVER_SOURCE_TOPIC=topic,

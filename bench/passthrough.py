@@ -14,7 +14,7 @@ from pathlib import Path
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from bench.report import BenchRun
-from bench.stack import PRODUCER_PROPERTIES, Infra, PeakRss, Steady, run_until_records, stamp, steady
+from bench.stack import Infra, PeakRss, Steady, run_until_records, stamp, steady
 from harness.services import service_env
 
 logger = logging.getLogger(__name__)
@@ -34,9 +34,7 @@ def raw_copy(bootstrap: str, source: str, target: str, total: int, partitions: i
             "enable.partition.eof": False,
         }
     )
-    producer = Producer(
-        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", **PRODUCER_PROPERTIES}
-    )
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all"})
     consumer.assign([TopicPartition(source, p, 0) for p in range(partitions)])
     copied = 0
     started = time.perf_counter()
@@ -78,7 +76,7 @@ def _run_job(infra: Infra, work: Path, source: str, total: int, batch: int) -> t
     """
     target = infra.kafka.create_topic(f"bench-processed-{batch}-{int(time.time())}", 2)
     env = service_env(
-        **infra.kafka_env(),
+        **infra.kafka.env(),
         PASSTHROUGH_SOURCE_TOPIC=source,
         PASSTHROUGH_TARGET_TOPIC=target,
         PASSTHROUGH_CHECKPOINT_PATH=str(work / f"checkpoint-{batch}"),

@@ -40,8 +40,6 @@ def run(run_: BenchRun, infra: Infra, work: Path, quick: bool) -> None:
     )
     kafka = infra.kafka
     topic = kafka.create_topic(f"bench-sla-{int(time.time())}", 2)
-    # The harness' client properties here: the Spark source plans from end offsets, which tansu only
-    # reports exactly for single-record batches, and this load is a trickle anyway.
     generator = ServiceProcess(
         "streamwatch-generator",
         work / "sla-generator.log",

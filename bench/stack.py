@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
@@ -24,11 +23,7 @@ from streamwatch_generator.records import VisitFactory, encode
 
 logger = logging.getLogger(__name__)
 
-# Client properties of the services under load: librdkafka defaults with a short linger, as a deployment
-# would run them. The harness' single-record batches (a tansu watermark workaround for tests) would
-# measure the broker's per-request cost instead of the services.
-PRODUCER_PROPERTIES: dict[str, Any] = {"linger.ms": 5}
-CONSUMER_PROPERTIES: dict[str, Any] = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000}
+# Bulk loading of the benchmarks' input topics only; the services under load run librdkafka's defaults.
 _LOAD_PROPERTIES: dict[str, Any] = {
     "linger.ms": 50,
     "batch.num.messages": 10000,
@@ -65,14 +60,6 @@ class Infra:
             self._search = SearchServer.start(self.work_dir / "infra")
         return self._search
 
-    def kafka_env(self) -> dict[str, str]:
-        """KAFKA_* for a service under load (production-like batching, see PRODUCER_PROPERTIES)."""
-        return {
-            "KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap,
-            "KAFKA_PRODUCER_PROPERTIES": json.dumps(PRODUCER_PROPERTIES),
-            "KAFKA_CONSUMER_PROPERTIES": json.dumps(CONSUMER_PROPERTIES),
-        }
-
     def visits_topic(self, records: int, partitions: int = 2) -> str:
         """A topic holding ``records`` visits; made once per size and shared by the benchmarks."""
         name = f"bench-visits-{records}"
@@ -83,12 +70,12 @@ class Infra:
         return name
 
     def drop_topic(self, name: str) -> None:
-        """Delete a topic that is no longer needed: the broker keeps everything in memory."""
+        """Delete a topic that is no longer needed (its log segments take disk space)."""
         admin = self.kafka.admin()  # held until the futures resolve: a collected client cancels them
         try:
             for future in admin.delete_topics([name]).values():
                 future.result(timeout=15)
-        except Exception as exc:  # noqa: BLE001 - only memory is at stake; say so and go on
+        except Exception as exc:  # noqa: BLE001 - only disk space is at stake; say so and go on
             logger.warning("bench_topic_not_deleted", extra={"topic": name, "error": str(exc)})
 
     def stop(self) -> None:
@@ -124,15 +111,11 @@ def visit_values(count: int, seed: int = 8) -> list[bytes]:
 
 
 def load_topic(kafka: KafkaBroker, topic: str, values: list[bytes], partitions: int) -> None:
-    """Produce ``values`` round-robin over the partitions, fast (batched), in offset order.
-
-    The last record of each partition goes alone in its own batch: tansu reports the start of the last
-    batch + 1 as the end offset, so this makes the end offsets exact for the Spark source's planning.
-    """
+    """Produce ``values`` round-robin over the partitions, fast (batched), in offset order."""
     shares: list[list[bytes]] = [values[p::partitions] for p in range(partitions)]
     bulk = Producer({"bootstrap.servers": kafka.bootstrap, **_LOAD_PROPERTIES})
     for partition, share in enumerate(shares):
-        for value in share[:-1]:
+        for value in share:
             while True:
                 try:
                     bulk.produce(topic, value=value, partition=partition)
@@ -143,12 +126,6 @@ def load_topic(kafka: KafkaBroker, topic: str, values: list[bytes], partitions: 
     left = bulk.flush(120)
     if left:
         raise RuntimeError(f"{left} records not delivered to {topic}")
-    last = kafka.producer()
-    for partition, share in enumerate(shares):
-        if share:
-            last.produce(topic, value=share[-1], partition=partition)
-    if last.flush(30):
-        raise RuntimeError(f"last records not delivered to {topic}")
 
 
 class PeakRss:

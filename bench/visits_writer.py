@@ -23,7 +23,7 @@ def _run_writer(
     root = work / f"writer-{run_id}"
     extra = {"VISITS_WRITER_PUSHGATEWAY_URL": infra.pushgateway.url} if listener else {}
     env = service_env(
-        **infra.kafka_env(),
+        **infra.kafka.env(),
         VISITS_WRITER_TOPIC=topic,
         VISITS_WRITER_VISITS_TABLE_PATH=str(root / "visits"),
         VISITS_WRITER_DEAD_LETTER_TABLE_PATH=str(root / "dead_letters"),

@@ -76,7 +76,7 @@ def run_variant(
         "VISITS_WRITER_TRIGGER_INTERVAL_SECONDS": "0",
         "VISITS_WRITER_MAX_RECORDS_PER_TRIGGER": str(batch),
     }
-    env = service_env(**{**infra.kafka_env(), **defaults, **extra})
+    env = service_env(**{**infra.kafka.env(), **defaults, **extra})
     batches, rss = run_until_records(
         "streamwatch-visits-writer",
         work / f"{name}.log",

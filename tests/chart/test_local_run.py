@@ -111,7 +111,6 @@ def test_chart_configuration_boots_the_services_and_visits_flow(
         "http://sw-streamwatch-elasticsearch:9200": search.url,
         "http://sw-streamwatch-profile-publisher:8000": f"http://127.0.0.1:{publisher_port}",
     }
-    quirks = {k: v for k, v in kafka.env().items() if k != "KAFKA_BOOTSTRAP_SERVERS"}  # tansu workarounds
     started: list[ServiceProcess] = []
 
     def process(c: Container, extra: dict[str, str] | None = None) -> ServiceProcess:
@@ -121,7 +120,7 @@ def test_chart_configuration_boots_the_services_and_visits_flow(
         proc = ServiceProcess(
             command[0],
             output_dir / f"{name}.log",
-            service_env(**{**quirks, **env, **(extra or {})}),
+            service_env(**{**env, **(extra or {})}),
             command[1:],
         )
         (output_dir / f"{name}.env.json").write_text(json.dumps(env, indent=2, sort_keys=True))

@@ -47,6 +47,7 @@ def test_10k_records_exact_counts_and_composition(
     total = 10_000
     process = start_generator(
         topic,
+        wait_ready=False,  # runs to its total and exits, maybe before a readiness probe
         GENERATOR_RATE="0",
         GENERATOR_TOTAL=str(total),
         GENERATOR_MISSING_FIELDS_PERCENT="10",
@@ -121,6 +122,7 @@ def test_missing_fields_setting_limits_which_fields_are_nulled(
     topic = kafka.create_topic(partitions=1)
     process = start_generator(
         topic,
+        wait_ready=False,  # runs to its total and exits, maybe before a readiness probe
         GENERATOR_RATE="0",
         GENERATOR_TOTAL="300",
         GENERATOR_MISSING_FIELDS_PERCENT="100",
@@ -138,9 +140,9 @@ def test_same_seed_gives_byte_identical_records(kafka: KafkaBroker, start_genera
     settings = {"GENERATOR_RATE": "0", "GENERATOR_TOTAL": "1000", **SEEDED}
     topics = [kafka.create_topic(partitions=2) for _ in range(3)]
     runs = [
-        start_generator(topics[0], **settings),
-        start_generator(topics[1], **settings),
-        start_generator(topics[2], **{**settings, "GENERATOR_SEED": "43"}),
+        start_generator(topics[0], wait_ready=False, **settings),
+        start_generator(topics[1], wait_ready=False, **settings),
+        start_generator(topics[2], wait_ready=False, **{**settings, "GENERATOR_SEED": "43"}),
     ]
     assert [p.wait(60) for p in runs] == [0, 0, 0]
     first, second, other = ([(r.partition, r.key, r.value) for r in read_rows(kafka, t)] for t in topics)
@@ -155,6 +157,7 @@ def test_skew_more_sends_the_configured_share_to_one_partition(
     topic = kafka.create_topic(partitions=3)
     process = start_generator(
         topic,
+        wait_ready=False,  # runs to its total and exits, maybe before a readiness probe
         GENERATOR_RATE="0",
         GENERATOR_TOTAL="3000",
         GENERATOR_SKEW_PARTITION="2",
@@ -175,6 +178,7 @@ def test_skew_pause_stops_one_partition_after_n_records(
     topic = kafka.create_topic(partitions=3)
     process = start_generator(
         topic,
+        wait_ready=False,  # runs to its total and exits, maybe before a readiness probe
         GENERATOR_RATE="0",
         GENERATOR_TOTAL="2000",
         GENERATOR_SKEW_PARTITION="0",

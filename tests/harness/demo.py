@@ -1,6 +1,6 @@
 """``make demo``: the embedded infrastructure and every service that exists, as local processes.
 
-Starts the Kafka-protocol broker, the Pushgateway, the Elasticsearch-API server and Prometheus (with the
+Starts the Kafka broker (Apache Kafka), the Pushgateway, the Elasticsearch-API server and Prometheus (with the
 chart's alert rules), then each service of :data:`SERVICES` whose console script is installed and whose
 ``main`` module imports. Prints where to look, waits for Ctrl-C or SIGTERM, then stops everything.
 
@@ -31,7 +31,7 @@ from pathlib import Path
 from types import FrameType
 
 from harness.chart import render_rule_files
-from harness.kafka import KafkaBroker
+from harness.kafka import KAFKA_VERSION, KafkaBroker
 from harness.process import REPO_ROOT, ComponentStartError, free_port, wait_until
 from harness.prometheus import Prometheus, Pushgateway, http_get
 from harness.search import SearchServer
@@ -244,7 +244,7 @@ class Demo:
             shutil.rmtree(path, ignore_errors=True)
             path.mkdir(parents=True)
         say(f"streamwatch demo: starting (logs in {_shown(self.logs)}/)")
-        with step("kafka broker (tansu)"):
+        with step(f"kafka broker (Apache Kafka {KAFKA_VERSION}, KRaft)"):
             self.kafka = KafkaBroker.start(self.logs)
         self._abort_if_asked()
         with step(f"topics {', '.join(TOPICS)} ({self.partitions} partitions each)"):

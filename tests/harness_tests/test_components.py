@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from confluent_kafka import TopicPartition
 from elasticsearch import Elasticsearch
 
 from harness.kafka import KafkaBroker
+from harness.process import ComponentStartError
 from harness.prometheus import Prometheus, Pushgateway
 from harness.search import SearchServer
 
@@ -17,6 +20,40 @@ def test_broker_round_trip_with_exact_watermarks(kafka: KafkaBroker) -> None:
     assert kafka.end_offsets(topic) == {0: 0, 1: 10}
     values = sorted(m.value() or b"" for m in kafka.read_all(topic, expected=10))
     assert values == sorted(b"v%d" % i for i in range(10))
+
+
+@pytest.mark.parametrize("crash", [False, True], ids=["clean-restart", "kill-restart"])
+def test_broker_restart_keeps_topics_records_and_committed_offsets(crash: bool, output_dir: Path) -> None:
+    broker = KafkaBroker.start(output_dir)  # its own broker: the session's keeps running
+    try:
+        topic = broker.create_topic(partitions=2)
+        broker.produce(topic, [(None, b"v%d" % i) for i in range(7)], partition=0)
+        consumer = broker.consumer("keeper")
+        consumer.commit(offsets=[TopicPartition(topic, 0, 5)], asynchronous=False)
+        consumer.close()
+        port = broker.port
+
+        if crash:
+            broker.kill()
+        broker.restart()
+
+        assert broker.port == port
+        assert broker.end_offsets(topic) == {0: 7, 1: 0}
+        assert [m.value() for m in broker.read_all(topic, expected=7)] == [b"v%d" % i for i in range(7)]
+        consumer = broker.consumer("keeper")
+        try:
+            (committed,) = consumer.committed([TopicPartition(topic, 0)], timeout=10)
+        finally:
+            consumer.close()
+        assert committed.offset == 5
+    finally:
+        broker.stop()
+
+
+def test_missing_broker_jars_are_named_with_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_LIBS", str(tmp_path / "no-jars"))
+    with pytest.raises(ComponentStartError, match=r"jars not found in .*no-jars \(run make deps"):
+        KafkaBroker.start(tmp_path)
 
 
 def test_elasticsearch_8_client_talks_to_search_server(search: SearchServer) -> None:

@@ -133,9 +133,6 @@ def test_sigkill_mid_stream_then_restart_copies_everything_at_least_once_in_orde
         kafka.produce(source, records, partition=p)
     checkpoint = output_dir / "checkpoint"
     env = _env(kafka, source, target, checkpoint, PASSTHROUGH_MAX_RECORDS_PER_TRIGGER="2000")
-    # Production batching on the output (the single-record batches of the test producers make every
-    # record its own request); the target's offsets are read exactly by the harness anyway.
-    env["KAFKA_PRODUCER_PROPERTIES"] = "{}"
 
     job = ServiceProcess("streamwatch-passthrough", output_dir / "passthrough-1.log", env)
     job.start_ready(timeout=120, path="/readyz")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pyspark.sql import SparkSession
 
-from harness.kafka import TEST_PRODUCER_PROPERTIES, KafkaBroker
+from harness.kafka import KafkaBroker
 from harness.process import free_port
 from streamwatch_common.spark.kafka_writer import KafkaWriteError, kafka_batch_writer, write_rows
 
@@ -21,7 +21,7 @@ def test_writes_every_row_to_its_partition_byte_for_byte(spark: SparkSession, ka
     ]
     rows.append((None, b"no key", 1))
     df = spark.createDataFrame(rows, SCHEMA).repartition(3)  # several producer tasks at once
-    write = kafka_batch_writer(topic, {"bootstrap.servers": kafka.bootstrap, **TEST_PRODUCER_PROPERTIES})
+    write = kafka_batch_writer(topic, {"bootstrap.servers": kafka.bootstrap})
 
     assert write(df, 7) == len(rows)
 
@@ -36,7 +36,7 @@ def test_keeps_row_order_within_a_partition(spark: SparkSession, kafka: KafkaBro
     topic = kafka.create_topic(partitions=2)
     rows = [(b"k", str(i).encode(), 0) for i in range(300)]
     df = spark.createDataFrame(rows, SCHEMA).coalesce(1)
-    kafka_batch_writer(topic, {"bootstrap.servers": kafka.bootstrap, **TEST_PRODUCER_PROPERTIES})(df, 0)
+    kafka_batch_writer(topic, {"bootstrap.servers": kafka.bootstrap})(df, 0)
 
     got = kafka.read_all(topic, expected=len(rows))
     assert [m.value() for m in got] == [v for _k, v, _p in rows]
