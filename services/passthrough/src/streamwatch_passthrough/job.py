@@ -3,8 +3,9 @@
 Delivery is at-least-once on the target topic: a batch that fails or is cut short (crash, SIGKILL, a stop
 timeout) is not committed in the checkpoint and is written again on restart, so a few records can appear
 twice in the target. They keep their source partition, in source order, so a reader can dedupe on the
-source offsets. A graceful stop (SIGTERM) writes nothing twice: the running batch finishes, later batches
-are refused before writing anything (see :mod:`streamwatch_passthrough.gate`).
+source offsets. A graceful stop (SIGTERM) writes nothing twice: the running batch finishes and is committed
+before the query stops, later batches are refused before writing anything
+(see :mod:`streamwatch_common.spark.graceful_stop`).
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from typing import TYPE_CHECKING
 
 from streamwatch_common.ops import OpsServer
 from streamwatch_common.shutdown import GracefulShutdown
+from streamwatch_common.spark.graceful_stop import BatchGate, stop_gracefully
 from streamwatch_common.spark.kafka_stream import kafka_stream_options, read_kafka_stream
 from streamwatch_common.spark.kafka_writer import kafka_batch_writer
 from streamwatch_common.spark.listener import attach_batch_metrics, detach_batch_metrics
 from streamwatch_common.spark.session import start_job_session
 from streamwatch_passthrough import metrics
-from streamwatch_passthrough.gate import BatchGate, ShutdownInProgress
 from streamwatch_passthrough.settings import PassthroughSettings
 from streamwatch_passthrough.topics import wait_for_topics
 
@@ -69,7 +70,8 @@ def _run_query(settings: PassthroughSettings, shutdown: GracefulShutdown, active
         active.clear()
         metrics.QUERY_ACTIVE.set(0)
         if shutdown.requested:
-            _stop_gracefully(query, gate, settings.stop_timeout_seconds)
+            if stop_gracefully(query, gate, settings.stop_timeout_seconds) is not None:
+                metrics.QUERY_FAILURES.inc()
             return 0
         metrics.QUERY_FAILURES.inc()
         logger.error("query_failed", extra={"query_id": str(query.id), "error": str(query.exception())})
@@ -95,7 +97,6 @@ def _start_query(df: DataFrame, settings: PassthroughSettings, gate: BatchGate) 
     write = kafka_batch_writer(settings.target_topic, settings.producer_config(), keep_partition=True)
 
     def copy_batch(batch_df: DataFrame, batch_id: int) -> None:
-        gate.enter(batch_id)
         started = time.monotonic()
         try:
             records = write(batch_df, batch_id)
@@ -103,8 +104,6 @@ def _start_query(df: DataFrame, settings: PassthroughSettings, gate: BatchGate) 
             metrics.BATCH_FAILURES.inc()
             logger.exception("batch_failed", extra={"batch_id": batch_id, "topic": settings.target_topic})
             raise
-        finally:
-            gate.leave()
         seconds = time.monotonic() - started
         metrics.BATCHES.inc()
         metrics.RECORDS.inc(records)
@@ -117,20 +116,8 @@ def _start_query(df: DataFrame, settings: PassthroughSettings, gate: BatchGate) 
     interval = f"{settings.trigger_interval_seconds} seconds"
     return (
         df.writeStream.queryName(QUERY_NAME)
-        .foreachBatch(copy_batch)
+        .foreachBatch(gate.guard(copy_batch))
         .option("checkpointLocation", settings.checkpoint_path)
         .trigger(processingTime=interval)
         .start()
     )
-
-
-def _stop_gracefully(query: StreamingQuery, gate: BatchGate, timeout: float) -> None:
-    finished = gate.close(timeout)
-    if not finished:
-        logger.warning("stop_timeout", extra={"timeout_seconds": timeout})
-    query.stop()
-    error = query.exception()
-    if error is not None and ShutdownInProgress.__name__ not in str(error):
-        metrics.QUERY_FAILURES.inc()
-        logger.error("query_failed_while_stopping", extra={"error": str(error)})
-    logger.info("query_stopped", extra={"query_id": str(query.id), "batch_finished": finished})

@@ -41,9 +41,4 @@ class PassthroughSettings(ServiceSettings, KafkaSettings, SparkJobSettings):
         description="`python`: the project's Python Kafka source (no jars); `jvm`: Spark's "
         '`format("kafka")` (the image must bake `spark-sql-kafka`).',
     )
-    stop_timeout_seconds: float = Field(
-        default=60.0,
-        gt=0,
-        description="On SIGTERM, how long to let the running micro-batch finish before stopping anyway.",
-    )
     push_job: str = Field(default="passthrough", description="`job` label of the pushed batch metrics.")

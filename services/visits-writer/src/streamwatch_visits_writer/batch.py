@@ -53,8 +53,6 @@ class VisitsBatchWriter:
         self.connector = connector
         self.app_id = ""
         self._bound = threading.Event()
-        self._idle = threading.Event()
-        self._idle.set()
         self._visits: DeltaBatchSink | None = None
         self._dead: DeltaBatchSink | None = None
 
@@ -66,20 +64,13 @@ class VisitsBatchWriter:
         self._bound.set()
         logger.info("delta_app_id_bound", extra={"app_id": app_id})
 
-    def wait_idle(self, timeout: float) -> bool:
-        """Wait until no batch is inside this function; True if idle (used before stopping the query)."""
-        return self._idle.wait(timeout)
-
     def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
-        self._idle.clear()
         try:
             self._write(batch_df, batch_id)
         except Exception:
             metrics.BATCH_FAILURES.inc()
             logger.exception("batch_failed", extra={"batch_id": batch_id})
             raise
-        finally:
-            self._idle.set()
 
     def _write(self, batch_df: DataFrame, batch_id: int) -> None:
         started = time.monotonic()

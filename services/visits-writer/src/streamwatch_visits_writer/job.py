@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from streamwatch_common.ops import OpsServer
 from streamwatch_common.shutdown import GracefulShutdown
+from streamwatch_common.spark.graceful_stop import BatchGate, stop_gracefully
 from streamwatch_visits_writer import metrics
 from streamwatch_visits_writer.batch import VisitsBatchWriter
 from streamwatch_visits_writer.settings import VisitsWriterSettings
@@ -31,7 +32,6 @@ _DELTA_SPARK_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
 }
-_STOP_WAIT_SECONDS = 20.0
 
 
 def _job_conf(settings: VisitsWriterSettings) -> dict[str, str]:
@@ -109,10 +109,11 @@ def _run_query(settings: VisitsWriterSettings, shutdown: GracefulShutdown, state
         sleep=shutdown.wait,
         connector=settings.connector,
     )
+    gate = BatchGate()
     stream_writer = (
         read_kafka_stream(spark, settings.connector, options)
         .writeStream.queryName(QUERY_NAME)
-        .foreachBatch(writer)
+        .foreachBatch(gate.guard(writer))
         .option("checkpointLocation", settings.checkpoint_path)
     )
     if settings.trigger_interval_seconds > 0:
@@ -128,7 +129,11 @@ def _run_query(settings: VisitsWriterSettings, shutdown: GracefulShutdown, state
         while query.isActive and not shutdown.requested:
             shutdown.wait(1.0)
         if shutdown.requested:
-            _stop_gracefully(query, writer)
+            # The batch that is writing finishes (its simulated latency is cut short) and is committed in
+            # the checkpoint before the query stops. Only after a stop timeout is it replayed on restart,
+            # and then the Delta transaction check keeps the replay from writing twice.
+            if stop_gracefully(query, gate, settings.stop_timeout_seconds) is not None:
+                metrics.QUERY_FAILURES.inc()
             return EXIT_OK
         error = query.exception()
         metrics.QUERY_FAILURES.inc()
@@ -138,12 +143,3 @@ def _run_query(settings: VisitsWriterSettings, shutdown: GracefulShutdown, state
         detach_batch_metrics(spark, pusher)
         spark.stop()
         logger.info("visits_writer_stopped")
-
-
-def _stop_gracefully(query: StreamingQuery, writer: VisitsBatchWriter) -> None:
-    # Let a batch that is writing finish (its simulated latency is already cut short), then stop at once.
-    # Whatever stop() interrupts (a Kafka read, or a write Spark has not yet recorded as committed) is
-    # replayed after the restart, and the Delta transaction check keeps that replay from writing twice.
-    idle = writer.wait_idle(_STOP_WAIT_SECONDS)
-    query.stop()
-    logger.info("query_stopped", extra={"query_id": str(query.id), "batch_finished": idle})

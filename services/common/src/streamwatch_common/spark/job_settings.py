@@ -43,6 +43,13 @@ class SparkJobSettings(BaseSettings):
         description='JSON object of extra Spark properties, e.g. `{"spark.sql.shuffle.partitions": "4"}`; '
         "applied last, so it overrides the settings above.",
     )
+    stop_timeout_seconds: float = Field(
+        default=40.0,
+        gt=0,
+        description="On SIGTERM, how long to wait for the running micro-batch to finish and be committed "
+        "before stopping anyway (it is then written again after the restart). Keep it 20 s below the "
+        "pod's `terminationGracePeriodSeconds` (60 in the chart): Spark needs the rest to shut down.",
+    )
     pushgateway_url: str | None = Field(
         default=None,
         description="Pushgateway base URL, e.g. `http://pushgateway:9091`; unset: no pushes.",
