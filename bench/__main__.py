@@ -45,24 +45,33 @@ def _selection(text: str | None) -> list[str]:
 
 def targets(run: BenchRun) -> list[Target]:
     """The issue's targets, filled in from what this run measured."""
+    # The better connector is the one with the higher ratio at the largest batch; its numbers are judged.
     largest = max(
         (m for m in run.measurements if m.benchmark == "passthrough" and m.metric == "ratio to raw loop"),
-        key=lambda m: int(m.case.split()[-1].replace(",", "")),
+        key=lambda m: (int(m.case.split()[-1].replace(",", "")), m.value),
         default=None,
     )
     big_batch = largest is not None and int(largest.case.split()[-1].replace(",", "")) >= 100_000
+    better = largest.case.split()[0] if largest is not None else None
     profile_100k = run.value("observer", "quality + lag + profile 100k", "profile build (slowest)")
     latency = run.value("sla-detection", "above theoretical minimum", "excess")
-    spark = [p for p in run.memory if p.service in ("passthrough", "visits-writer")]
+    # Memory of the Spark jobs on the better path (a passthrough label starts with its connector; the
+    # visits writer's jvm runs are labelled delta-spark).
+    spark = [
+        p
+        for p in run.memory
+        if (p.service == "passthrough" and p.load.split()[0] == better)
+        or (p.service == "visits-writer" and ("delta-spark" in p.load) == (better == "jvm"))
+    ]
     observer_100k = [p for p in run.memory if p.service == "observer" and "profile 100k" in p.load]
     return [
         Target(
-            "passthrough ≥ 0.5x raw loop at ≥ 100k-record batches",
-            0.5,
+            "passthrough ≥ 0.8x raw loop at 100k-record batches (better connector)",
+            0.8,
             ">=",
             "x",
             largest.value if largest is not None and big_batch else None,
-            "" if big_batch else "quick mode: batches < 100k",
+            f"connector: {better}" if big_batch else "quick mode: batches < 100k",
         ),
         Target(
             "observer quality statistics ≥ 200k records/s per replica",
@@ -74,18 +83,12 @@ def targets(run: BenchRun) -> list[Target]:
         Target("100k-row profile ≤ 6 s", 6.0, "<=", "s", profile_100k),
         Target("detection latency ≤ theoretical minimum + 2 s", 2.0, "<=", "s over minimum", latency),
         Target(
-            "Spark job peak RSS ≤ 1 GiB (RSS summed over JVM + Python processes)",
-            GIB_MIB,
-            "<=",
-            "MiB",
-            max(p.peak_rss_mib for p in spark) if spark else None,
-        ),
-        Target(
-            "Spark job peak memory ≤ 1 GiB (PSS summed: shared pages once)",
+            "Spark job peak memory ≤ 1 GiB on the better connector (PSS summed: shared pages once)",
             GIB_MIB,
             "<=",
             "MiB",
             max(p.peak_pss_mib for p in spark) if spark else None,
+            f"connector: {better}" if better else "",
         ),
         Target(
             "observer peak RSS ≤ 700 MiB with 100k-row profiles (RSS summed: observer + profile worker)",

@@ -2,7 +2,9 @@
 
 Both copy the same pre-loaded topic on the same broker in the same run, with the same producer settings
 (idempotent, ``acks=all``, the services' linger), so their ratio is what the Spark job costs over the
-practical limit of one Python process moving records.
+practical limit of one Python process moving records. The job runs on both connectors: ``python`` (the
+project's Python source and confluent-kafka writer) and ``jvm`` (Spark's own ``format("kafka")`` source
+and sink, jars from ``make deps``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from bench.report import BenchRun
 from bench.stack import Infra, PeakRss, Steady, run_until_records, stamp, steady
 from harness.services import service_env
+from harness.spark import CONNECTORS, spark_jars_dir
 
 logger = logging.getLogger(__name__)
 
@@ -69,17 +72,23 @@ def raw_copy(bootstrap: str, source: str, target: str, total: int, partitions: i
     return total / elapsed, total / max(1e-6, cpu)
 
 
-def _run_job(infra: Infra, work: Path, source: str, total: int, batch: int) -> tuple[Steady, float, PeakRss]:
+def _run_job(
+    infra: Infra, work: Path, source: str, total: int, batch: int, *, connector: str
+) -> tuple[Steady, float, PeakRss]:
     """One passthrough process copying ``total`` records with ``batch`` records per trigger.
 
     Returns (the steady part, records/s including the start, the memory and CPU sampler).
     """
-    target = infra.kafka.create_topic(f"bench-processed-{batch}-{int(time.time())}", 2)
+    target = infra.kafka.create_topic(f"bench-processed-{connector}-{batch}-{int(time.time())}", 2)
+    jvm = {"PASSTHROUGH_SPARK_JARS_DIR": str(spark_jars_dir())} if connector == "jvm" else {}
+    run_id = f"{connector}-{batch}"
     env = service_env(
         **infra.kafka.env(),
+        **jvm,
+        PASSTHROUGH_KAFKA_CONNECTOR=connector,
         PASSTHROUGH_SOURCE_TOPIC=source,
         PASSTHROUGH_TARGET_TOPIC=target,
-        PASSTHROUGH_CHECKPOINT_PATH=str(work / f"checkpoint-{batch}"),
+        PASSTHROUGH_CHECKPOINT_PATH=str(work / f"checkpoint-{run_id}"),
         PASSTHROUGH_MAX_RECORDS_PER_TRIGGER=str(batch),
         PASSTHROUGH_TRIGGER_INTERVAL_SECONDS="0",
         PASSTHROUGH_SPARK_MASTER="local[2]",
@@ -89,7 +98,7 @@ def _run_job(infra: Infra, work: Path, source: str, total: int, batch: int) -> t
     try:
         batches, rss = run_until_records(
             "streamwatch-passthrough",
-            work / f"passthrough-{batch}.log",
+            work / f"passthrough-{run_id}.log",
             env,
             event="batch_copied",
             total=total,
@@ -113,10 +122,11 @@ def run(run_: BenchRun, infra: Infra, work: Path, quick: bool) -> None:
     case = "raw confluent-kafka loop"
     run_.add(NAME, case, "throughput", raw, "records/s", note=f"{total:,} records, 1 process")
     run_.add(NAME, case, "records per CPU-second", raw_cpu, "records/s")
-    for size in sizes:
+    for size, connector in ((size, connector) for size in sizes for connector in CONNECTORS):
         # Enough batches for a steady rate, not the whole topic at small sizes (the machine is slow).
-        part, overall, rss = _run_job(infra, work, source, min(total, max(6 * size, 80_000)), size)
-        case = f"batch {size:,}"
+        records = min(total, max(6 * size, 80_000))
+        part, overall, rss = _run_job(infra, work, source, records, size, connector=connector)
+        case = f"{connector} batch {size:,}"
         note = f"steady: {part.batches} batches after the first"
         run_.add(NAME, case, "throughput", part.rate, "records/s", note=note)
         run_.add(NAME, case, "ratio to raw loop", part.rate / raw, "x")
@@ -127,4 +137,7 @@ def run(run_: BenchRun, infra: Infra, work: Path, quick: bool) -> None:
             NAME, case, "throughput incl. start", overall, "records/s", note="process start → last batch"
         )
         run_.memory.append(rss.memory(NAME, f"{case} records/trigger"))
-        logger.info("passthrough_measured", extra={"batch": size, "records_per_s": part.rate, "raw": raw})
+        logger.info(
+            "passthrough_measured",
+            extra={"connector": connector, "batch": size, "records_per_s": part.rate, "raw": raw},
+        )

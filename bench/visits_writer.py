@@ -1,4 +1,5 @@
-"""Visits writer rows/s into Delta (delta-rs) with the SLA listener off and on: the listener's overhead.
+"""Visits writer rows/s into Delta with the SLA listener off and on (the listener's overhead), and
+delta-rs (the ``python`` connector) against delta-spark (``jvm``: Spark's Kafka source, ``format("delta")``).
 
 Both runs read the same pre-loaded topic into fresh tables; the listener run pushes every micro-batch's
 metrics to a real Pushgateway. CPU seconds per row are reported beside wall time: on a shared machine
@@ -13,15 +14,26 @@ from pathlib import Path
 from bench.report import BenchRun
 from bench.stack import Infra, PeakRss, Steady, run_until_records, stamp, steady
 from harness.services import service_env
+from harness.spark import spark_jars_dir
 
 NAME = "visits-writer"
 
 
 def _run_writer(
-    infra: Infra, work: Path, topic: str, *, total: int, batch: int, listener: bool, run_id: str
+    infra: Infra,
+    work: Path,
+    topic: str,
+    *,
+    total: int,
+    batch: int,
+    listener: bool,
+    run_id: str,
+    connector: str = "python",
 ) -> tuple[Steady, float, PeakRss]:
     root = work / f"writer-{run_id}"
     extra = {"VISITS_WRITER_PUSHGATEWAY_URL": infra.pushgateway.url} if listener else {}
+    if connector == "jvm":
+        extra["VISITS_WRITER_SPARK_JARS_DIR"] = str(spark_jars_dir())
     env = service_env(
         **infra.kafka.env(),
         VISITS_WRITER_TOPIC=topic,
@@ -32,6 +44,7 @@ def _run_writer(
         VISITS_WRITER_TRIGGER_INTERVAL_SECONDS="0",
         VISITS_WRITER_MAX_RECORDS_PER_TRIGGER=str(batch),
         VISITS_WRITER_INSTANCE=f"bench-{run_id}",
+        VISITS_WRITER_CONNECTOR=connector,
         **extra,
     )
     started = time.time()
@@ -76,3 +89,14 @@ def run(run_: BenchRun, infra: Infra, work: Path, quick: bool) -> None:
     run_.add(
         NAME, "listener on vs off", "CPU time per row", cpu_overhead, "%", note="+ = costlier with listener"
     )
+    # delta-spark against delta-rs, both with the listener off: the same topic, fresh tables.
+    part, overall, rss = _run_writer(
+        infra, work, topic, total=total, batch=batch, listener=False, run_id="jvm", connector="jvm"
+    )
+    cpu = rss.cpu_between(part.start, part.end)
+    case = "delta-spark (jvm connector), listener off"
+    run_.add(NAME, case, "rows/s into Delta", part.rate, "rows/s", note=f"steady, {batch:,} records/trigger")
+    run_.add(NAME, case, "rows per CPU-second", part.records / max(1e-6, cpu), "rows/s")
+    run_.add(NAME, case, "rows/s incl. start", overall, "rows/s", note="process start → last batch")
+    run_.add(NAME, case, "ratio to delta-rs", part.rate / (off_rows / off_s), "x", note="rows/s, steady")
+    run_.memory.append(rss.memory(NAME, f"{batch:,} records/trigger, delta-spark (jvm)"))

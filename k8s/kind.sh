@@ -75,6 +75,8 @@ image_tag() {
   local svc=$1
   {
     printf '%s\n' pyproject.toml uv.lock services/*/pyproject.toml "services/$svc/Dockerfile"
+    # The Spark images also copy spark-jars/ (the jvm connector's jars, when make spark-jars put them there).
+    case $svc in passthrough | visits-writer) find spark-jars -type f ;; esac
     find services/common/src "services/$svc/src" -type f \
       ! -path '*/__pycache__/*' ! -name '*.pyc' ! -path '*/.mypy_cache/*' ! -path '*/.pytest_cache/*'
   } | LC_ALL=C sort -u | tr '\n' '\0' | xargs -0 sha256sum | sha256sum | cut -c1-12

@@ -1,6 +1,6 @@
 """A real Apache Kafka broker (KRaft, one combined broker + controller node) and client helpers for tests.
 
-The broker runs from the Maven Central jars that ``.ci/kafka-jars.sh`` (part of ``make deps``) puts in a
+The broker runs from the Maven Central jars that ``.ci/maven-libs.sh`` (part of ``make deps``) puts in a
 cache directory outside the repository, on loopback ports, with its log directory on disk: a restart keeps
 topics, records and committed offsets, as a broker in the cluster does.
 """
@@ -24,7 +24,7 @@ from confluent_kafka.cimpl import NewTopic
 
 from harness.process import ComponentStartError, ManagedProcess, free_port, wait_until
 
-KAFKA_VERSION = "4.3.1"  # what the chart's Strimzi runs; .ci/kafka-jars.sh resolves the same
+KAFKA_VERSION = "4.3.1"  # what the chart's Strimzi runs; .ci/install-deps.sh resolves the same
 HEAP = "-Xmx512m"
 START_TIMEOUT = 60.0
 
@@ -55,7 +55,7 @@ logger.kconfig.level = WARN
 
 
 def kafka_libs() -> Path:
-    """Where ``.ci/kafka-jars.sh`` put the broker's jars (``KAFKA_LIBS`` overrides, as in the script)."""
+    """Where ``.ci/maven-libs.sh`` put the broker's jars (``KAFKA_LIBS`` overrides)."""
     if "KAFKA_LIBS" in os.environ:
         return Path(os.environ["KAFKA_LIBS"])
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
@@ -72,7 +72,7 @@ def _java_and_classpath() -> tuple[str, str]:
     if not (libs / f"kafka_2.13-{KAFKA_VERSION}.jar").is_file():
         raise ComponentStartError(
             f"kafka broker: Apache Kafka {KAFKA_VERSION} jars not found in {libs}"
-            " (run make deps, or bash .ci/kafka-jars.sh)"
+            " (run make deps: .ci/install-deps.sh)"
         )
     return java, f"{libs}/*"
 

@@ -15,6 +15,8 @@ from harness.kafka import KafkaBroker
 from harness.process import wait_until
 from harness.prometheus import Pushgateway
 from harness.services import VENV_BIN, ServiceProcess, metric_value, service_env
+from harness.spark import CONNECTORS, spark_jars_dir
+from streamwatch_observer.checkpoint import read_committed
 
 pytestmark = pytest.mark.spark
 
@@ -28,9 +30,14 @@ def _records(partition: int, start: int, count: int) -> list[Record]:
     ]
 
 
-def _env(kafka: KafkaBroker, source: str, target: str, checkpoint: Path, **extra: str) -> dict[str, str]:
+def _env(
+    kafka: KafkaBroker, source: str, target: str, checkpoint: Path, connector: str = "python", **extra: str
+) -> dict[str, str]:
+    jvm = {"PASSTHROUGH_SPARK_JARS_DIR": str(spark_jars_dir())} if connector == "jvm" else {}
     return service_env(
         **kafka.env(),
+        **jvm,
+        PASSTHROUGH_KAFKA_CONNECTOR=connector,
         PASSTHROUGH_SOURCE_TOPIC=source,
         PASSTHROUGH_TARGET_TOPIC=target,
         PASSTHROUGH_CHECKPOINT_PATH=str(checkpoint),
@@ -60,8 +67,9 @@ def _committed_offsets(checkpoint: Path) -> Any:
     return json.loads((checkpoint / "offsets" / str(max(batches))).read_text().splitlines()[-1])
 
 
+@pytest.mark.parametrize("connector", CONNECTORS)
 def test_copies_byte_for_byte_sigterm_mid_stream_then_resumes_without_gaps_or_repeats(
-    kafka: KafkaBroker, pushgateway: Pushgateway, output_dir: Path
+    kafka: KafkaBroker, pushgateway: Pushgateway, output_dir: Path, connector: str
 ) -> None:
     source, target = kafka.create_topic(partitions=2), kafka.create_topic(partitions=2)
     produced = {0: _records(0, 0, 300), 1: _records(1, 0, 120)}
@@ -73,6 +81,7 @@ def test_copies_byte_for_byte_sigterm_mid_stream_then_resumes_without_gaps_or_re
         source,
         target,
         checkpoint,
+        connector,
         PASSTHROUGH_MAX_RECORDS_PER_TRIGGER="100",
         PASSTHROUGH_PUSHGATEWAY_URL=pushgateway.url,
         PASSTHROUGH_INSTANCE="passthrough-test",
@@ -113,6 +122,8 @@ def test_copies_byte_for_byte_sigterm_mid_stream_then_resumes_without_gaps_or_re
     try:
         final = {source: {"0": 350, "1": 200}}
         wait_until(lambda: _committed_offsets(checkpoint) == final, 180, what="all 550 records committed")
+        # The observer's lag reader reads this checkpoint, whichever Kafka source wrote it.
+        assert read_committed(checkpoint, source).offsets == kafka.end_offsets(source) == {0: 350, 1: 200}
         expected = {p: produced[p] + more[p] for p in (0, 1)}
         assert _by_partition(kafka, target) == expected, "byte for byte, partition for partition, in order"
         assert metric_value(again.metrics(), "passthrough_records_total") == 550 - first_run, "no re-read"
@@ -171,3 +182,16 @@ def test_bad_setting_exits_2_naming_the_variable(kafka: KafkaBroker) -> None:
     done = subprocess.run(command, env=env, capture_output=True, timeout=60, check=False)
     assert done.returncode == 2
     assert b"PASSTHROUGH_TRIGGER_INTERVAL_SECONDS" in done.stderr
+
+
+def test_jvm_connector_without_jars_exits_2_naming_the_jar_variable(
+    kafka: KafkaBroker, tmp_path: Path
+) -> None:
+    env = service_env(
+        **kafka.env(), PASSTHROUGH_KAFKA_CONNECTOR="jvm", PASSTHROUGH_SPARK_JARS_DIR=str(tmp_path)
+    )
+    command = [str(VENV_BIN / "streamwatch-passthrough")]
+    done = subprocess.run(command, env=env, capture_output=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+    assert b"PASSTHROUGH_SPARK_JARS_DIR" in done.stderr and b"no *.jar in" in done.stderr

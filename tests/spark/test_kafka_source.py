@@ -231,7 +231,7 @@ def test_jvm_connector_gets_the_same_options(spark: SparkSession) -> None:
         "failOnDataLoss": "true",
         "maxOffsetsPerTrigger": "500",
     }
-    # The JVM connector is not on this machine's classpath (no Maven): asking for it must fail loudly,
+    # This session has no connector jars (spark.jars): asking for the JVM connector must fail loudly,
     # naming Spark's "kafka" format, rather than silently falling back to the Python source.
     with pytest.raises(Exception, match=r"(?i)kafka"):
         read_kafka_stream(spark, "jvm", options)

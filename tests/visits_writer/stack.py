@@ -18,6 +18,7 @@ from deltalake import DeltaTable
 from harness.kafka import KafkaBroker
 from harness.process import wait_until
 from harness.services import ServiceProcess, service_env
+from harness.spark import spark_jars_dir
 
 
 @dataclass
@@ -40,8 +41,14 @@ class WriterPaths:
         return str(self.root / "checkpoint")
 
 
-def writer_env(kafka: KafkaBroker, topic: str, paths: WriterPaths, **extra: str) -> dict[str, str]:
+def writer_env(
+    kafka: KafkaBroker, topic: str, paths: WriterPaths, connector: str = "python", **extra: str
+) -> dict[str, str]:
+    """The writer's environment; ``connector="jvm"``: Spark's Kafka source and delta-spark, with the jars."""
+    jvm = {"VISITS_WRITER_SPARK_JARS_DIR": str(spark_jars_dir())} if connector == "jvm" else {}
     settings = {
+        "VISITS_WRITER_CONNECTOR": connector,
+        **jvm,
         "VISITS_WRITER_TOPIC": topic,
         "VISITS_WRITER_VISITS_TABLE_PATH": paths.visits,
         "VISITS_WRITER_DEAD_LETTER_TABLE_PATH": paths.dead_letters,

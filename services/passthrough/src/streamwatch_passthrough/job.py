@@ -19,7 +19,7 @@ from streamwatch_common.ops import OpsServer
 from streamwatch_common.shutdown import GracefulShutdown
 from streamwatch_common.spark.graceful_stop import BatchGate, stop_gracefully
 from streamwatch_common.spark.kafka_stream import kafka_stream_options, read_kafka_stream
-from streamwatch_common.spark.kafka_writer import kafka_batch_writer
+from streamwatch_common.spark.kafka_writer import kafka_batch_writer, spark_kafka_batch_writer
 from streamwatch_common.spark.listener import attach_batch_metrics, detach_batch_metrics
 from streamwatch_common.spark.session import start_job_session
 from streamwatch_passthrough import metrics
@@ -54,7 +54,9 @@ def run(settings: PassthroughSettings, shutdown: GracefulShutdown) -> int:
 
 
 def _run_query(settings: PassthroughSettings, shutdown: GracefulShutdown, active: threading.Event) -> int:
-    spark = start_job_session("streamwatch-passthrough", settings)
+    spark = start_job_session(
+        "streamwatch-passthrough", settings, **settings.connector_conf(settings.kafka_connector)
+    )
     pusher = attach_batch_metrics(spark, settings, settings.push_job)
     gate = BatchGate()
     query = _start_query(source_stream(spark, settings), settings, gate)
@@ -94,7 +96,9 @@ def source_stream(spark: SparkSession, settings: PassthroughSettings) -> DataFra
 
 
 def _start_query(df: DataFrame, settings: PassthroughSettings, gate: BatchGate) -> StreamingQuery:
-    write = kafka_batch_writer(settings.target_topic, settings.producer_config(), keep_partition=True)
+    # Both connectors write from foreachBatch, so the batch gate and the metrics serve either.
+    writer = spark_kafka_batch_writer if settings.kafka_connector == "jvm" else kafka_batch_writer
+    write = writer(settings.target_topic, settings.producer_config(), keep_partition=True)
 
     def copy_batch(batch_df: DataFrame, batch_id: int) -> None:
         started = time.monotonic()

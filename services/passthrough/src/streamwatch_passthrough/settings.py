@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from streamwatch_common.kafka import KafkaSettings
 from streamwatch_common.settings import ServiceSettings, service_config
@@ -39,6 +39,11 @@ class PassthroughSettings(ServiceSettings, KafkaSettings, SparkJobSettings):
     kafka_connector: Literal["python", "jvm"] = Field(
         default="python",
         description="`python`: the project's Python Kafka source (no jars); `jvm`: Spark's "
-        '`format("kafka")` (the image must bake `spark-sql-kafka`).',
+        '`format("kafka")` source and sink (needs `PASSTHROUGH_SPARK_JARS_DIR`).',
     )
     push_job: str = Field(default="passthrough", description="`job` label of the pushed batch metrics.")
+
+    @model_validator(mode="after")
+    def _jvm_connector_has_jars(self) -> Self:
+        self.require_jars(self.kafka_connector)
+        return self

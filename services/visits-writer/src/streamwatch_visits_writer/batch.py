@@ -128,24 +128,58 @@ class VisitsBatchWriter:
         )
 
     def _write_jvm(self, classified: DataFrame, batch_id: int, started: float) -> None:
-        # delta-spark's idempotent writes: an append with a (txnAppId, txnVersion) already committed is
-        # skipped. Needs the delta-spark jars; untestable where Maven is out of reach. Replays are not
-        # told apart here, so the counters may count a replayed batch twice.
+        # delta-spark's idempotent writes: an append whose (txnAppId, txnVersion) is already committed is
+        # skipped by Delta itself. The same transaction versions are read first (delta-rs reads the log
+        # delta-spark wrote), so a replayed batch is neither parsed again nor counted twice in the metrics.
+        assert self._visits is not None and self._dead is not None
+        todo = [
+            sink
+            for sink in (self._visits, self._dead)
+            if (committed := sink.committed_version()) is None or committed < batch_id
+        ]
         classified = classified.persist()
         try:
-            good = classified.where("reason IS NULL").select(*VISITS_TABLE.names)
-            bad = classified.where("reason IS NOT NULL").select(*DEAD_LETTER_TABLE.names)
-            for frame, path in ((good, self.visits_path), (bad, self.dead_letter_path)):
-                writer = frame.write.format("delta").mode("append")
-                writer.option("txnAppId", self.app_id).option("txnVersion", batch_id).save(path)
-            counts = {
+            counts: dict[str | None, int] = {
                 row["reason"]: int(row["count"]) for row in classified.groupBy("reason").count().collect()
             }
+            visits = counts.pop(None, 0)
+            dead = sum(counts.values())
+            good = classified.where("reason IS NULL").select(*VISITS_TABLE.names)
+            bad = classified.where("reason IS NOT NULL").select(*DEAD_LETTER_TABLE.names)
+            write_started = time.monotonic()
+            # As on the Python path, a table gets no commit for a batch without rows for it.
+            for sink, frame, rows in ((self._visits, good, visits), (self._dead, bad, dead)):
+                if rows and sink in todo:
+                    writer = frame.write.format("delta").mode("append")
+                    writer.option("txnAppId", self.app_id).option("txnVersion", batch_id).save(sink.path)
+                elif rows:
+                    logger.info("batch_already_committed", extra={"table": sink.name, "batch_id": batch_id})
         finally:
             classified.unpersist()
-        metrics.ROWS_WRITTEN.inc(counts.pop(None, 0))
-        for reason, count in counts.items():
+        visits_written = bool(visits) and self._visits in todo
+        dead_written = bool(dead) and self._dead in todo
+        if visits and not visits_written:
+            metrics.BATCHES_REPLAYED.labels(table="visits").inc()
+        if dead and not dead_written:
+            metrics.BATCHES_REPLAYED.labels(table="visits_dead_letters").inc()
+        reasons = {str(reason): count for reason, count in counts.items()} if dead_written else {}
+        for reason, count in reasons.items():
             metrics.DEAD_LETTERS.labels(reason=reason).inc(count)
+        if visits_written:
+            metrics.ROWS_WRITTEN.inc(visits)
         metrics.BATCHES.inc()
-        metrics.BATCH_SECONDS.observe(time.monotonic() - started)
-        logger.info("batch_written", extra={"batch_id": batch_id, "dead_letter_reasons": counts})
+        elapsed = time.monotonic() - started
+        metrics.BATCH_SECONDS.observe(elapsed)
+        logger.info(
+            "batch_written",
+            extra={
+                "batch_id": batch_id,
+                "records": visits + dead,
+                "visits": visits if visits_written else 0,
+                "dead_letters": dead if dead_written else 0,
+                "dead_letter_reasons": reasons,
+                "replayed": bool((visits and not visits_written) or (dead and not dead_written)),
+                "seconds": round(elapsed, 3),
+                "delta_write_seconds": round(time.monotonic() - write_started, 3),
+            },
+        )

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from streamwatch_common.kafka import KafkaSettings
 from streamwatch_common.settings import CommaList, ServiceSettings, service_config
@@ -47,8 +47,13 @@ class VisitsWriterSettings(ServiceSettings, KafkaSettings, SparkJobSettings):
     connector: Literal["python", "jvm"] = Field(
         default="python",
         description="`python`: Python Kafka source + delta-rs writer (no jars); `jvm`: Spark's "
-        '`format("kafka")` and delta-spark `format("delta")` (the image must bake the jars).',
+        '`format("kafka")` and delta-spark `format("delta")` (needs `VISITS_WRITER_SPARK_JARS_DIR`).',
     )
     push_job: str = Field(
         default="visits_to_delta_synchronizer", description="`job` label of the pushed batch metrics."
     )
+
+    @model_validator(mode="after")
+    def _jvm_connector_has_jars(self) -> Self:
+        self.require_jars(self.connector)
+        return self

@@ -7,7 +7,10 @@ differs (checkpoint path, trigger interval, push job label) by declaring those f
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pathlib import Path
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings
 
 from streamwatch_common.settings import pod_name, service_config
@@ -38,6 +41,13 @@ class SparkJobSettings(BaseSettings):
         description="`spark.driver.extraJavaOptions`: the serial collector and smaller code cache and "
         "thread stacks cut the JVM's off-heap memory (one streaming job needs no parallel GC).",
     )
+    spark_jars_dir: str | None = Field(
+        default=None,
+        description="Directory of Spark's JVM connector jars (spark-sql-kafka, delta-spark and their "
+        "dependencies, resolved ahead by `.ci/maven-libs.sh`), given to Spark as `spark.jars` on the `jvm` "
+        "connector only; the `jvm` connector refuses to start without a jar there. The images set it to "
+        "`/opt/spark-jars`.",
+    )
     spark_conf: dict[str, str] = Field(
         default_factory=dict,
         description='JSON object of extra Spark properties, e.g. `{"spark.sql.shuffle.partitions": "4"}`; '
@@ -66,6 +76,33 @@ class SparkJobSettings(BaseSettings):
     def instance_name(self) -> str:
         """The grouping label actually used: Kubernetes sets ``HOSTNAME`` to the pod name."""
         return pod_name(self.instance)
+
+    def jar_files(self) -> list[str]:
+        """The ``*.jar`` files in :attr:`spark_jars_dir`, sorted (empty when unset or missing)."""
+        if not self.spark_jars_dir or not Path(self.spark_jars_dir).is_dir():
+            return []
+        return sorted(str(p) for p in Path(self.spark_jars_dir).glob("*.jar"))
+
+    def connector_conf(self, connector: str) -> dict[str, str]:
+        """``spark.jars`` for the ``jvm`` connector (local files, nothing resolved at query start)."""
+        return {"spark.jars": ",".join(self.jar_files())} if connector == "jvm" else {}
+
+    def require_jars(self, connector: str) -> None:
+        """Raise a ValidationError naming ``spark_jars_dir`` when the ``jvm`` connector has no jars.
+
+        Called from a job's model validator, so a missing jar directory stops the service at start with
+        one line naming the variable (exit 2) rather than failing at query start.
+        """
+        if connector != "jvm" or self.jar_files():
+            return
+        where = f"no *.jar in {self.spark_jars_dir}" if self.spark_jars_dir else "not set"
+        error = PydanticCustomError(
+            "jvm_connector_jars",
+            "the jvm connector needs Spark's connector jars ({where}; run make deps: .ci/install-deps.sh)",
+            {"where": where},
+        )
+        detail = InitErrorDetails(type=error, loc=("spark_jars_dir",), input=self.spark_jars_dir)
+        raise ValidationError.from_exception_data(type(self).__name__, [detail])
 
     def spark_session_conf(self, **job_conf: str) -> dict[str, str]:
         """Spark properties on top of the shared session defaults: memory caps, the job's own, the user's."""

@@ -1,8 +1,8 @@
 """Open a Kafka stream with either connector: the Python source (default) or Spark's JVM one (opt-in).
 
 Both take the same options (Spark's Kafka option names), so only the format differs. The JVM connector
-needs ``spark-sql-kafka`` baked into the image; it cannot run on the build machines (no Maven), so that
-branch is covered by a test of the options it is given, not by a running query.
+needs ``spark-sql-kafka`` and its dependencies in ``spark.jars`` (the ``*_SPARK_JARS_DIR`` setting; the
+jars are resolved ahead by ``.ci/maven-libs.sh``, never at query start).
 """
 
 from __future__ import annotations
@@ -33,11 +33,7 @@ def kafka_stream_options(
     each property becomes a ``kafka.``-prefixed option, so secrets keep names Spark redacts in plans.
     Consumer-group keys are dropped: both connectors track progress in the checkpoint, not in a group.
     """
-    options = {
-        f"kafka.{key}": _text(value)
-        for key, value in client_config.items()
-        if key not in ("group.id", "enable.auto.commit", "auto.offset.reset")
-    }
+    options = spark_client_options(client_config)
     options.update(
         {
             "subscribe": topics,
@@ -48,6 +44,15 @@ def kafka_stream_options(
     if max_offsets_per_trigger:
         options["maxOffsetsPerTrigger"] = str(max_offsets_per_trigger)
     return options
+
+
+def spark_client_options(client_config: Mapping[str, Any], producer: bool = False) -> dict[str, str]:
+    """Client properties as ``kafka.``-prefixed options, without the keys the connectors manage themselves.
+
+    Consumer-group keys are dropped for a reader: progress lives in the checkpoint, not in a group.
+    """
+    managed = () if producer else ("group.id", "enable.auto.commit", "auto.offset.reset")
+    return {f"kafka.{key}": _text(value) for key, value in client_config.items() if key not in managed}
 
 
 def read_kafka_stream(

@@ -3,7 +3,8 @@
 Each partition is handed to Python as Arrow batches (``mapInArrow``, the Arrow counterpart of
 ``foreachPartition``): measured 2-3x faster than pickled ``Row`` objects for 100k records.
 
-Replaces the JVM ``format("kafka")`` sink. The producer is idempotent (a librdkafka retry never writes a
+The Python path's counterpart of the JVM ``format("kafka")`` sink (:func:`spark_kafka_batch_writer`, the
+``jvm`` connector). The producer is idempotent (a librdkafka retry never writes a
 record twice) and every partition task waits for all delivery reports: one failed delivery fails the task,
 so Spark fails the batch and retries it from the checkpoint instead of losing records. A replayed batch
 may write records again (at-least-once on the Kafka output); readers that need exactly-once dedupe on the
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from streamwatch_common.errors import SinkError
+from streamwatch_common.spark.kafka_stream import spark_client_options
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -123,3 +125,36 @@ def write_rows(
     if failures:
         raise KafkaWriteError(f"writing to {topic} failed for {len(failures)} records; first: {failures[0]}")
     return sent
+
+
+def spark_kafka_batch_writer(
+    topic: str,
+    producer_config: Mapping[str, Any],
+    keep_partition: bool = True,
+) -> Callable[[DataFrame, int], int]:
+    """The same ``foreachBatch`` function on Spark's own ``format("kafka")`` sink (the ``jvm`` connector).
+
+    Needs ``spark-sql-kafka`` in ``spark.jars``. ``producer_config`` properties become ``kafka.``-prefixed
+    options of the Java producer (the names the two clients share: ``bootstrap.servers``, ``acks``,
+    ``enable.idempotence``, ``security.protocol``...). Spark's sink also fails the task, and so the batch,
+    when a record is not acknowledged; a row's ``partition`` column chooses its output partition, as above.
+    The batch is cached for the record count, so the source is read once.
+    """
+    options = spark_client_options(
+        {"enable.idempotence": True, "acks": "all", **producer_config}, producer=True
+    )
+
+    def write_batch(batch_df: DataFrame, batch_id: int) -> int:
+        columns = ["key", "value", *(["partition"] if keep_partition else [])]
+        # Cached so the count and the write read the source once. Not an Observation of the write: its
+        # get() waits until the command reports the metrics, and would block the batch if it never did.
+        rows = batch_df.select(*columns).persist()
+        try:
+            written = rows.count()
+            rows.write.format("kafka").options(**options).option("topic", topic).save()
+        finally:
+            rows.unpersist()
+        logger.info("kafka_batch_written", extra={"topic": topic, "batch_id": batch_id, "records": written})
+        return written
+
+    return write_batch
