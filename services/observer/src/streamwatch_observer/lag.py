@@ -62,6 +62,8 @@ class LagProbe:
 
     def measure(self, partitions: list[int]) -> list[PartitionLag]:
         """Lag of each given source partition; never raises for a missing or partial checkpoint."""
+        # The probe never consumes: this serves its queued client log lines (see LibrdkafkaLog).
+        self._consumer.poll(0)
         try:
             committed = read_committed(self.checkpoint, self.source_topic)
         except CheckpointError as exc:

@@ -8,6 +8,7 @@ from pathlib import Path
 from confluent_kafka import Consumer
 
 from streamwatch_common.errors import SinkError
+from streamwatch_common.kafka import LibrdkafkaLog
 from streamwatch_common.ops import OpsServer
 from streamwatch_common.service import start_service
 from streamwatch_common.shutdown import GracefulShutdown
@@ -75,9 +76,10 @@ def main() -> None:
     profiler = None
     if settings.profile_enabled:
         profiler = Profiler(_destination(settings), settings.profile_max_rows).start()
-    consumer = Consumer(settings.consumer_config(settings.group_id))
+    # librdkafka's own lines (a broker going away, say) go through logging: JSON, not stderr text.
+    consumer = Consumer({**settings.consumer_config(settings.group_id), "logger": LibrdkafkaLog()})
     probe = LagProbe(
-        settings.consumer_config(f"{settings.group_id}-lag-probe"),
+        {**settings.consumer_config(f"{settings.group_id}-lag-probe"), "logger": LibrdkafkaLog()},
         settings.source_topic,
         Path(settings.checkpoint_path),
     )
