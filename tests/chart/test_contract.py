@@ -389,7 +389,7 @@ def test_every_scraped_pod_serves_metrics_on_its_declared_port(default_manifests
             assert served == str(port), f"{c.where}: serves /metrics on {served}, annotated {port}"
 
 
-# --- Dockerfiles --------------------------------------------------------------------------------------
+# --- Dockerfile ---------------------------------------------------------------------------------------
 DOCKERFILE = REPO_ROOT / "services" / "Dockerfile"
 SPARK_SERVICES = {"visits-writer", "passthrough"}
 
