@@ -68,13 +68,14 @@ create_cluster() {
 }
 
 # image_tag SERVICE: content tag of the service's image, the first 12 hex digits of a sha256 over every
-# file its Dockerfile copies (the workspace's pyproject files and uv.lock, the common library's and the
-# service's src) and the Dockerfile itself. Changed code gives a new tag, so `helm upgrade` changes the
-# pod template and Kubernetes rolls the pods; unchanged services keep their tag and their pods.
+# file the Dockerfile copies for it (the workspace's pyproject files and uv.lock, the common library's
+# and the service's src) and the Dockerfile itself (one for every service: a change there retags all).
+# Changed code gives a new tag, so `helm upgrade` changes the pod template and Kubernetes rolls the
+# pods; unchanged services keep their tag and their pods.
 image_tag() {
   local svc=$1
   {
-    printf '%s\n' pyproject.toml uv.lock services/*/pyproject.toml "services/$svc/Dockerfile"
+    printf '%s\n' pyproject.toml uv.lock services/*/pyproject.toml services/Dockerfile
     # The Spark images also copy spark-jars/ (the jvm connector's jars, when make spark-jars put them there).
     case $svc in passthrough | visits-writer) find spark-jars -type f ;; esac
     find services/common/src "services/$svc/src" -type f \
@@ -98,7 +99,7 @@ build_images() {
   for svc in "${SERVICES[@]}"; do
     ref=$(image_ref "$svc")
     step "building image $ref"
-    DOCKER_BUILDKIT=1 docker build -f "services/$svc/Dockerfile" -t "$ref" .
+    DOCKER_BUILDKIT=1 docker build -f services/Dockerfile --build-arg "SERVICE=$svc" -t "$ref" .
   done
   for svc in "${SERVICES[@]}"; do
     ref=$(image_ref "$svc")

@@ -52,8 +52,11 @@ def test_kind_script_creates_the_profiles_directory_before_the_cluster() -> None
 
 def test_skaffold_builds_every_service_and_deploys_operator_then_chart() -> None:
     skaffold = yaml.safe_load((REPO_ROOT / "skaffold.yaml").read_text())
-    artifacts = {a["image"]: a["docker"]["dockerfile"] for a in skaffold["build"]["artifacts"]}
-    assert artifacts == {f"streamwatch-{s}": f"services/{s}/Dockerfile" for s in SERVICES}
+    artifacts = {a["image"]: a["docker"] for a in skaffold["build"]["artifacts"]}
+    assert artifacts == {
+        f"streamwatch-{s}": {"dockerfile": "services/Dockerfile", "buildArgs": {"SERVICE": s}}
+        for s in SERVICES
+    }
     assert all(a["context"] == "." for a in skaffold["build"]["artifacts"]), "built from the repo root"
     strimzi, ours = skaffold["deploy"]["helm"]["releases"]
     assert strimzi["remoteChart"] == "oci://quay.io/strimzi-helm/strimzi-kafka-operator"
@@ -105,7 +108,7 @@ def _kind_tags(root: Path) -> dict[str, str]:
 
 def test_make_images_tags_each_image_by_its_build_inputs(tmp_path: Path) -> None:
     """`make images` used to reload one fixed tag under IfNotPresent, so pods kept the old code. Each image
-    is now tagged by a hash of what its Dockerfile copies: changed code gets a new tag (and a rollout),
+    is now tagged by a hash of what the Dockerfile copies for it: changed code gets a new tag (and a rollout),
     unchanged services keep theirs."""
     for name in ("pyproject.toml", "uv.lock"):
         shutil.copy(REPO_ROOT / name, tmp_path / name)
@@ -118,7 +121,7 @@ def test_make_images_tags_each_image_by_its_build_inputs(tmp_path: Path) -> None
     assert len(set(before.values())) == len(SERVICES), "each service has its own inputs"
     assert _kind_tags(tmp_path) == before, "the tag is a pure function of the files"
 
-    # Not build inputs: a README beside the Dockerfile, bytecode caches.
+    # Not build inputs: a service's README, bytecode caches.
     (tmp_path / "services" / "observer" / "README.md").write_text("changed\n")
     cache = tmp_path / "services" / "observer" / "src" / "__pycache__"
     cache.mkdir(exist_ok=True)
@@ -132,14 +135,15 @@ def test_make_images_tags_each_image_by_its_build_inputs(tmp_path: Path) -> None
     changed = {s for s in SERVICES if after_observer[s] != before[s]}
     assert changed == {"observer"}
 
-    # Its Dockerfile, the shared library and the lock file: every image they go into.
-    dockerfile = tmp_path / "services" / "generator" / "Dockerfile"
+    # The Dockerfile (one for every service), the shared library and the lock file: every image.
+    dockerfile = tmp_path / "services" / "Dockerfile"
     dockerfile.write_text(dockerfile.read_text() + "\n# changed\n")
-    assert {s for s in SERVICES if _kind_tags(tmp_path)[s] != after_observer[s]} == {"generator"}
+    after_dockerfile = _kind_tags(tmp_path)
+    assert all(after_dockerfile[s] != after_observer[s] for s in SERVICES)
     common = next((tmp_path / "services" / "common" / "src").rglob("*.py"))
     common.write_text(common.read_text() + "\n# changed\n")
     after_common = _kind_tags(tmp_path)
-    assert all(after_common[s] != after_observer[s] for s in SERVICES)
+    assert all(after_common[s] != after_dockerfile[s] for s in SERVICES)
     (tmp_path / "uv.lock").write_text((tmp_path / "uv.lock").read_text() + "\n")
     assert all(tag != after_common[s] for s, tag in _kind_tags(tmp_path).items())
 

@@ -1,5 +1,5 @@
 """Contracts between the chart and the code: env vars are settings, metrics are emitted, Elasticsearch
-fields are mapped, the Prometheus config loads, the Dockerfiles lint clean."""
+fields are mapped, the Prometheus config loads, the Dockerfile lints clean."""
 
 from __future__ import annotations
 
@@ -389,25 +389,59 @@ def test_every_scraped_pod_serves_metrics_on_its_declared_port(default_manifests
             assert served == str(port), f"{c.where}: serves /metrics on {served}, annotated {port}"
 
 
-# --- Dockerfiles --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("service", SERVICES)
-def test_dockerfile_passes_hadolint_and_follows_the_house_rules(service: str) -> None:
-    dockerfile = REPO_ROOT / "services" / service / "Dockerfile"
+# --- Dockerfile ---------------------------------------------------------------------------------------
+DOCKERFILE = REPO_ROOT / "services" / "Dockerfile"
+SPARK_SERVICES = {"visits-writer", "passthrough"}
+
+
+def _stages(text: str) -> dict[str, tuple[str, str]]:
+    """Stage name → (the stage it starts from, its instructions)."""
+    found = list(re.finditer(r"^FROM (\S+) AS (\S+)$", text, re.M))
+    return {
+        m.group(2): (m.group(1), text[m.end() : found[i + 1].start() if i + 1 < len(found) else None])
+        for i, m in enumerate(found)
+    }
+
+
+def test_dockerfile_passes_hadolint_and_follows_the_house_rules() -> None:
     result = subprocess.run(
-        [str(VENV_BIN / "hadolint"), str(dockerfile)], capture_output=True, text=True, check=False
+        [str(VENV_BIN / "hadolint"), str(DOCKERFILE)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    text = dockerfile.read_text()
+    text = DOCKERFILE.read_text()
     assert re.search(r"^ARG PYTHON_IMAGE=python:\d+\.\d+\.\d+-slim-\w+$", text, re.M), (
         "python base not pinned"
     )
     assert re.search(r"^ARG UV_IMAGE=ghcr.io/astral-sh/uv:\d+\.\d+\.\d+$", text, re.M), "uv not pinned"
-    assert f"--no-install-workspace --package streamwatch-{service}" in text
-    assert re.search(r"^USER 10001", text, re.M)
-    has_jre = "openjdk" in text
-    assert has_jre == (service in {"visits-writer", "passthrough"}), "JRE only in the Spark images"
+    assert re.search(r"^ARG SERVICE$", text, re.M), "no default service: a build names one"
+    assert '--no-install-workspace --package "streamwatch-${SERVICE}"' in text, "dependencies first"
+    # The final stage starts from the service's own stage and runs as the non-root user.
+    final = text[text.rindex("\nFROM ") :]
+    assert final.startswith("\nFROM service-${SERVICE}\n")
+    assert re.search(r"^USER 10001", final, re.M)
+    assert "ENV PATH=/app/.venv/bin:$PATH" in final
+
+
+def test_no_dockerfile_per_service() -> None:
+    assert sorted(p.relative_to(REPO_ROOT).as_posix() for p in REPO_ROOT.glob("services/**/Dockerfile")) == [
+        "services/Dockerfile"
+    ]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_has_its_stage_command_and_runtime(service: str) -> None:
+    stages = _stages(DOCKERFILE.read_text())
+    parent, body = stages[f"service-{service}"]
     # the command the chart runs is the image's console script
-    assert f'CMD ["streamwatch-{service}"]' in text
+    assert f'CMD ["streamwatch-{service}"]' in body
+    chain = [parent]
+    while chain[-1] in stages:
+        chain.append(stages[chain[-1]][0])
+    has_jre = any("openjdk" in stages[name][1] for name in chain if name in stages)
+    assert has_jre == (service in SPARK_SERVICES), "JRE only in the Spark images"
+    if service in SPARK_SERVICES:
+        prefix = service.replace("-", "_").upper()
+        assert f"ENV {prefix}_SPARK_JARS_DIR=/opt/spark-jars" in body
 
 
 def test_hadolint_can_fail(tmp_path: Path) -> None:

@@ -1,10 +1,11 @@
 """Build the five service images without a registry.
 
-The Dockerfiles keep their production bases (the official Python image, the uv image) as defaults and
-take them as build args. Where no registry can be reached, this module makes the two stand-ins locally:
+One Dockerfile, ``services/Dockerfile``, builds every service; it keeps its production bases (the
+official Python image, the uv image) as defaults and takes them as build args. Where no registry can be
+reached, this module makes the two stand-ins locally:
 a Debian bookworm root with Python 3.11 from debootstrap, and a one-file image holding the ``uv`` binary
 from uv's wheel on PyPI. Everything this needs for trust (the host's CA bundle, for downloads inside a
-build behind an intercepting proxy) is put into the stand-in base here, never into the Dockerfiles.
+build behind an intercepting proxy) is put into the stand-in base here, never into the Dockerfile.
 """
 
 from __future__ import annotations
@@ -32,15 +33,15 @@ IMAGE_CA_BUNDLE = "/usr/local/share/streamwatch/host-ca-certificates.crt"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 
 
-def dockerfile(service: str) -> Path:
-    return REPO_ROOT / "services" / service / "Dockerfile"
+# Every service image is built from this one file, with ``--build-arg SERVICE=<service>``.
+DOCKERFILE = REPO_ROOT / "services" / "Dockerfile"
 
 
 def pinned_uv_version() -> str:
-    """The uv version the Dockerfiles pin (their UV_IMAGE default): one place says it."""
-    match = re.search(r"^ARG UV_IMAGE=\S+:(\S+)$", dockerfile("generator").read_text(), re.MULTILINE)
+    """The uv version the Dockerfile pins (its UV_IMAGE default): one place says it."""
+    match = re.search(r"^ARG UV_IMAGE=\S+:(\S+)$", DOCKERFILE.read_text(), re.MULTILINE)
     if match is None:
-        raise ComponentStartError("services/generator/Dockerfile: no `ARG UV_IMAGE=...:<version>` line")
+        raise ComponentStartError(f"{DOCKERFILE}: no `ARG UV_IMAGE=...:<version>` line")
     return match.group(1)
 
 
@@ -67,7 +68,7 @@ def _say(message: str) -> None:
 
 @dataclass(frozen=True)
 class BaseImages:
-    """The build args that point the Dockerfiles at locally made bases."""
+    """The build args that point the Dockerfile at locally made bases."""
 
     python: str
     uv: str
@@ -165,7 +166,8 @@ def build_service_image(
     log = log_dir / f"build-{service}.log"
     _say(f"building {ref}")
     start = time.monotonic()
-    args = ["build", "--network", "host", "--progress", "plain", "-f", str(dockerfile(service)), "-t", ref]
+    args = ["build", "--network", "host", "--progress", "plain", "-f", str(DOCKERFILE), "-t", ref,
+            "--build-arg", f"SERVICE={service}"]  # fmt: skip
     result = engine.run(
         *args, *(bases.build_args() if bases else []), str(REPO_ROOT), check=False, timeout=1800
     )
@@ -208,7 +210,7 @@ def main() -> None:
     parser.add_argument(
         "--registry-bases",
         action="store_true",
-        help="build on the Dockerfiles' default bases (pulled from their registries) instead of local ones",
+        help="build on the Dockerfile's default bases (pulled from their registries) instead of local ones",
     )
     parser.add_argument("--only", default="", help="comma-separated services (default: all five)")
     args = parser.parse_args()

@@ -91,6 +91,32 @@ capabilities:
   drop: ["ALL"]
 {{- end }}
 
+{{/* Where one component's pods run and what they may use, with podDefaults under every component.
+     Call with (list $ componentValues "placement") inside a pod spec: nodeSelector (merged, the
+     component's keys win), tolerations and affinity (the component's when it sets them, else
+     podDefaults'). Call with (list $ componentValues "resources") under a container's `resources:`:
+     podDefaults.resources deep-merged under the component's (its keys win). */}}
+{{- define "streamwatch.podSpec" -}}
+{{- $defaults := (index . 0).Values.podDefaults }}
+{{- $v := index . 1 }}
+{{- if eq (index . 2) "resources" }}
+{{- toYaml (mergeOverwrite (deepCopy (default dict $defaults.resources)) (deepCopy (default dict $v.resources))) }}
+{{- else }}
+{{- with mergeOverwrite (deepCopy (default dict $defaults.nodeSelector)) (default dict $v.nodeSelector) }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with default $defaults.tolerations $v.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with default $defaults.affinity $v.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{/* Kafka bootstrap address: the Strimzi cluster's bootstrap Service, or an existing cluster. */}}
 {{- define "streamwatch.kafkaBootstrap" -}}
 {{- if .Values.kafka.enabled }}
