@@ -30,13 +30,15 @@ BoolArray = np.ndarray[Any, np.dtype[np.bool_]]
 
 def _read(data: bytes, rows: int, schema: pa.Schema) -> pa.Table | None:
     try:
+        # Arrow's JSON reader copies string bytes without checking them; JSON text must be UTF-8.
+        data.decode("utf-8")
         table = pj.read_json(
             io.BytesIO(data),
             # One block for the whole input: a block boundary inside a large record would split it.
             read_options=pj.ReadOptions(block_size=max(_MIN_BLOCK, len(data) + 1), use_threads=False),
             parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
         )
-    except (pa.ArrowInvalid, UnicodeDecodeError):  # a type mismatch, bad JSON, or bytes that are not UTF-8
+    except (pa.ArrowInvalid, UnicodeDecodeError):  # a type mismatch, bad JSON, or not UTF-8
         return None
     # Two objects on one line read as two rows: the count must match for rows to line up with records.
     return table if table.num_rows == rows else None
