@@ -179,3 +179,23 @@ def test_duplicates_count_repeats_within_the_window_but_not_the_first_or_blank_i
     quality = QualityMeter(REQUIRED, ID_FIELD).measure(values)
     assert quality.duplicates == 2
     assert quality.invalid(ID_FIELD) == 3
+
+
+def test_nested_required_fields_and_names_outside_the_schema() -> None:
+    required = ["context.user.ip", "context.nope", "referrer"]
+    values: list[bytes | None] = [
+        encode(visit(1)),
+        nested(2, "user", ip=" "),
+        encode(visit(3, context=None, referrer="x")),  # an unknown top-level field is never read
+    ]
+    visits, dead = classify_arrow(kafka_table(values), 0, required)
+    assert visits.num_rows == 0
+    assert dead.column("detail").to_pylist() == [
+        "context.nope,referrer",
+        "context.user.ip,context.nope,referrer",
+        "context.user.ip,context.nope,referrer",
+    ]
+    quality = QualityMeter(required, ID_FIELD).measure([v or b"" for v in values])
+    assert quality.invalid_records == 3
+    assert quality.invalid("context.user.ip") == 2
+    assert quality.invalid("referrer") == 3

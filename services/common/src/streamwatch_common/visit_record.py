@@ -129,7 +129,7 @@ def leaf_table(table: pa.Table) -> pa.Table:
     return table
 
 
-def field(table: pa.Table, dotted: str) -> pa.ChunkedArray | pa.Array:
+def field_column(table: pa.Table, dotted: str) -> pa.ChunkedArray | pa.Array:
     """The column of a (possibly nested) field; all nulls for a name the schema does not have."""
     head, *rest = dotted.split(".")
     if head not in table.column_names:
@@ -149,7 +149,7 @@ def missing_fields(table: pa.Table, required_fields: Sequence[str]) -> pa.Array:
     # turned into text. (pyarrow 26's binary_join_element_wise drops all-null rows with "skip".)
     combination = np.zeros(table.num_rows, dtype=np.int64)
     for bit, name in enumerate(required_fields):
-        missing = null_or_empty(field(table, name)).to_numpy(zero_copy_only=False)
+        missing = null_or_empty(field_column(table, name)).to_numpy(zero_copy_only=False)
         combination |= missing.astype(np.int64) << bit
     seen, index = np.unique(combination, return_inverse=True)
     texts = [
