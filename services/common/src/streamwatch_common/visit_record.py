@@ -22,7 +22,8 @@ fields (``context.user.ip``); a name outside the schema is never read, so it is 
 Usage::
 
     result = classify_values([b'{"visit_id": "v1", "user_id": "u1"}', b"not json"], DEFAULT_REQUIRED_FIELDS)
-    result.verdicts.tolist()  # [Verdict.INVALID, Verdict.UNPARSEABLE]: event_time and page are missing
+    [Verdict(v) for v in result.verdicts]  # [INVALID, UNPARSEABLE]: event_time and page are missing
+    result.missing.to_pylist()  # ["event_time,page"]: one entry per parsed record
 """
 
 from __future__ import annotations
