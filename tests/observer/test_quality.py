@@ -46,12 +46,12 @@ def test_bad_records_are_counted_and_the_rest_still_measured() -> None:
     for i, value in bad.items():
         values[i] = value
     values[100] = visit(100, event_time="")
-    values[110] = visit(110, context={"referral": 5})  # optional field changes type: still fine
+    values[110] = visit(110, context={"referral": 5})  # optional field of the wrong type: unparseable
     big = visit(120, page="x" * (1 << 20))
     values[120] = big
     quality = QualityMeter(REQUIRED, "visit_id").measure(values)
     assert quality.records == 200
-    assert quality.unparseable == 8  # all but the multi-line one
+    assert quality.unparseable == 9  # all but the multi-line one, and v-110
     assert quality.invalid("event_time") == 2  # v-90 has none, v-100 is empty
     assert quality.invalid("page") == 1  # v-90
     assert quality.invalid_records == 2  # v-90, v-100

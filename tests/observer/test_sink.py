@@ -96,6 +96,21 @@ def test_template_gives_every_declared_field_its_type(
     assert template["index_template"]["index_patterns"] == [sink.index]
 
 
+def test_template_maps_one_invalid_count_per_configured_required_field(
+    elasticsearch: ElasticsearchNode,
+) -> None:
+    sink = ObservationSink(
+        elasticsearch.client(), f"obs-{secrets.token_hex(4)}", ["user_id", "context.user.ip"]
+    )
+    sink.ensure_template()
+    template = elasticsearch.request("GET", f"/_index_template/{sink.index}")["index_templates"][0]
+    properties = template["index_template"]["template"]["mappings"]["properties"]
+    invalid = {name for name in properties if name.startswith("invalid_")}
+    # invalid_records counts records; the others are the configured fields, named as the documents name them.
+    assert invalid == {"invalid_records", "invalid_user_id", "invalid_context__user__ip"}
+    assert properties["invalid_context__user__ip"]["type"] == "long"
+
+
 def test_ids_overwrite_and_last_end_offsets_per_partition(
     elasticsearch: ElasticsearchNode, sink: ObservationSink
 ) -> None:

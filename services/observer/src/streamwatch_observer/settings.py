@@ -7,6 +7,7 @@ from pydantic import Field, SecretStr
 from streamwatch_common.kafka import KafkaSettings
 from streamwatch_common.search import ElasticsearchSettings
 from streamwatch_common.settings import CommaList, ServiceSettings, pod_name, service_config
+from streamwatch_common.visit_record import DEFAULT_REQUIRED_FIELDS, ID_FIELD
 
 
 class ObserverSettings(ServiceSettings, KafkaSettings, ElasticsearchSettings):
@@ -47,12 +48,14 @@ class ObserverSettings(ServiceSettings, KafkaSettings, ElasticsearchSettings):
         default=60.0, gt=0, description="...or this many seconds after its first record, whichever is first."
     )
     required_fields: CommaList[str] = Field(
-        default=["event_time", "user_id", "page"],
+        default=list(DEFAULT_REQUIRED_FIELDS),
         min_length=1,
         description="Comma-separated fields downstream consumers need; each gets an `invalid_<field>` count.",
     )
     id_field: str = Field(
-        default="visit_id", min_length=1, description="Field whose repeats within a window are duplicates."
+        default=ID_FIELD,
+        min_length=1,
+        description="Field whose repeats within a window are duplicates (a null or blank id is none).",
     )
     max_reported_fields: int = Field(
         default=100,

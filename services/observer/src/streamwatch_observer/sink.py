@@ -8,9 +8,12 @@ offsets only after a success.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from streamwatch_common.errors import SinkError
+from streamwatch_common.visit_record import DEFAULT_REQUIRED_FIELDS
+from streamwatch_observer.fields import safe_name
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
@@ -21,43 +24,48 @@ _COUNT = {"type": "long"}
 _KEYWORD = {"type": "keyword"}
 _DATE = {"type": "date"}
 
-MAPPINGS: dict[str, Any] = {
-    "dynamic": True,
-    "properties": {
-        "@timestamp": _DATE,
-        "observed_at": _DATE,
-        "doc_type": _KEYWORD,
-        "job": _KEYWORD,
-        "topic": _KEYWORD,
-        "source_topic": _KEYWORD,
-        "partition": {"type": "integer"},
-        "observer_replica": _KEYWORD,
-        # window documents
-        "window_start": _DATE,
-        "window_end": _DATE,
-        "start_offset": _COUNT,
-        "end_offset": _COUNT,
-        "all_events": _COUNT,
-        "unparseable": _COUNT,
-        "duplicates": _COUNT,
-        # Parsed records with at least one required field null or empty.
-        "invalid_records": _COUNT,
-        "invalid_event_time": _COUNT,
-        "invalid_user_id": _COUNT,
-        "invalid_page": _COUNT,
-        # Safe flattened field names (context__user__ip) → null-or-empty counts, one long per field.
-        "null_counts": {"type": "object", "dynamic": True},
-        "null_counts_left_out": _COUNT,
-        # Source partition → lag in offsets at the time the window was written (the seed's shape).
-        "lag_per_partition": {"type": "object", "dynamic": True},
-        # lag documents
-        "lag_offsets": _COUNT,
-        "committed_offset": _COUNT,
-        "lag_seconds": {"type": "double"},
-        "status": _KEYWORD,
-        "batch_id": _COUNT,
-    },
+_PROPERTIES: dict[str, Any] = {
+    "@timestamp": _DATE,
+    "observed_at": _DATE,
+    "doc_type": _KEYWORD,
+    "job": _KEYWORD,
+    "topic": _KEYWORD,
+    "source_topic": _KEYWORD,
+    "partition": {"type": "integer"},
+    "observer_replica": _KEYWORD,
+    # window documents
+    "window_start": _DATE,
+    "window_end": _DATE,
+    "start_offset": _COUNT,
+    "end_offset": _COUNT,
+    "all_events": _COUNT,
+    "unparseable": _COUNT,
+    "duplicates": _COUNT,
+    # Parsed records with at least one required field null or empty.
+    "invalid_records": _COUNT,
+    # Safe flattened field names (context__user__ip) → null-or-empty counts, one long per field.
+    "null_counts": {"type": "object", "dynamic": True},
+    "null_counts_left_out": _COUNT,
+    # Source partition → lag in offsets at the time the window was written (the seed's shape).
+    "lag_per_partition": {"type": "object", "dynamic": True},
+    # lag documents
+    "lag_offsets": _COUNT,
+    "committed_offset": _COUNT,
+    "lag_seconds": {"type": "double"},
+    "status": _KEYWORD,
+    "batch_id": _COUNT,
 }
+
+
+def mappings(required_fields: Sequence[str]) -> dict[str, Any]:
+    """The index mappings: the fixed fields and one ``invalid_<field>`` count per required field (the
+    null-or-empty count a window document carries for it, named with :func:`safe_name`)."""
+    invalid = {f"invalid_{safe_name(name)}": _COUNT for name in required_fields}
+    return {"dynamic": True, "properties": {**_PROPERTIES, **invalid}}
+
+
+# The mappings for the default required fields, for readers that need the field names without settings.
+MAPPINGS = mappings(DEFAULT_REQUIRED_FIELDS)
 
 
 class ObservationSink:
@@ -65,14 +73,19 @@ class ObservationSink:
 
     Usage::
 
-        sink = ObservationSink(settings.elasticsearch_client(), "visits_observation_stats")
+        sink = ObservationSink(
+            settings.elasticsearch_client(), "visits_observation_stats", settings.required_fields
+        )
         sink.ensure_template()
         sink.write([("passthrough-processed_visits-0-0-99", {"doc_type": "window", ...})])
     """
 
-    def __init__(self, client: Elasticsearch, index: str) -> None:
+    def __init__(
+        self, client: Elasticsearch, index: str, required_fields: Sequence[str] = DEFAULT_REQUIRED_FIELDS
+    ) -> None:
         self.client = client
         self.index = index
+        self.mappings = mappings(required_fields)
 
     def ensure_template(self) -> None:
         """Create or update the index template (idempotent); raises SinkError when unreachable."""
@@ -80,7 +93,7 @@ class ObservationSink:
             self.client.indices.put_index_template(
                 name=self.index,
                 index_patterns=[self.index],
-                template={"mappings": MAPPINGS},
+                template={"mappings": self.mappings},
                 priority=100,
             )
         except Exception as exc:

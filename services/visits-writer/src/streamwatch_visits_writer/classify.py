@@ -1,7 +1,9 @@
 """Parse Kafka records into visits inside Spark (``from_json``), for the opt-in JVM connector path.
 
 The result is one DataFrame with a ``reason`` column that is null for a good visit. The default Python
-path parses with Arrow instead (:mod:`streamwatch_visits_writer.arrow_classify`), with the same reasons.
+path parses with Arrow instead (:mod:`streamwatch_visits_writer.arrow_classify`), with the same reasons;
+it applies the shared rule of :mod:`streamwatch_common.visit_record` exactly, while Spark's ``from_json``
+may differ on edge cases (a blank timestamp, a duplicate key).
 """
 
 from __future__ import annotations
@@ -9,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from streamwatch_common.visit_record import VISIT
 from streamwatch_visits_writer.schema import (
     DETAIL_EMPTY,
     DETAIL_UNPARSEABLE,
     REASON_EMPTY,
     REASON_MISSING,
     REASON_UNPARSEABLE,
-    VISIT,
     visit_spark_schema,
 )
 

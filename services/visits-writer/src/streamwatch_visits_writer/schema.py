@@ -1,4 +1,4 @@
-"""Schemas of the visit records and of the two Delta tables; the single source for parser and tables.
+"""Schemas of the two Delta tables, built on the shared visit record (:data:`VISIT`).
 
 Arrow is the reference (delta-rs writes Arrow); the Spark schema used to parse the JSON is derived from it.
 """
@@ -9,47 +9,12 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from streamwatch_common.visit_record import VISIT
+
 if TYPE_CHECKING:
     from pyspark.sql.types import StructType
 
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
-
-VISIT = pa.schema(
-    [
-        ("visit_id", pa.string()),
-        ("event_time", _TIMESTAMP),
-        ("user_id", pa.string()),
-        ("keep_private", pa.bool_()),
-        ("page", pa.string()),
-        (
-            "context",
-            pa.struct(
-                [
-                    ("referral", pa.string()),
-                    ("ad_id", pa.string()),
-                    (
-                        "user",
-                        pa.struct(
-                            [("ip", pa.string()), ("login", pa.string()), ("connected_since", _TIMESTAMP)]
-                        ),
-                    ),
-                    (
-                        "technical",
-                        pa.struct(
-                            [
-                                ("browser", pa.string()),
-                                ("browser_version", pa.string()),
-                                ("network_type", pa.string()),
-                                ("device_type", pa.string()),
-                                ("device_version", pa.string()),
-                            ]
-                        ),
-                    ),
-                ]
-            ),
-        ),
-    ]
-)
 
 # Where each row came from: (partition, offset) is unique per record, which is what proves exactly-once.
 _SOURCE = [

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 from streamwatch_common.kafka import KafkaSettings
 from streamwatch_common.settings import CommaList, ServiceSettings, service_config
 from streamwatch_common.spark.job_settings import SparkJobSettings
+from streamwatch_common.visit_record import DEFAULT_REQUIRED_FIELDS
 
 
 class VisitsWriterSettings(ServiceSettings, KafkaSettings, SparkJobSettings):
@@ -35,9 +36,9 @@ class VisitsWriterSettings(ServiceSettings, KafkaSettings, SparkJobSettings):
         description="Delta table of the records that could not be parsed or lack required fields.",
     )
     required_fields: CommaList[str] = Field(
-        default=["event_time", "user_id", "page"],
-        description="Comma-separated top-level visit fields that must be present and non-empty; "
-        "a record without one goes to the dead-letter table.",
+        default=list(DEFAULT_REQUIRED_FIELDS),
+        description="Comma-separated visit fields (dotted for nested ones) that must be present and "
+        "non-empty; a record without one goes to the dead-letter table.",
     )
     simulated_latency_seconds: float = Field(
         default=0.0,
