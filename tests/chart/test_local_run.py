@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chart.workloads import Container, by_kind, service_containers
 
-from harness.chart import render
-from harness.kafka import KafkaBroker
-from harness.process import free_port, wait_until
-from harness.prometheus import Pushgateway
-from harness.search import SearchServer
-from harness.services import ServiceProcess, metric_value, service_env
+from streamwatch_dev.chart import render
+from streamwatch_dev.kafka import KafkaBroker
+from streamwatch_dev.process import free_port, wait_until
+from streamwatch_dev.prometheus import Pushgateway
+from streamwatch_dev.search import SearchServer
+from streamwatch_dev.services import ServiceProcess, metric_value, service_env
+from streamwatch_dev.workloads import Container, by_kind, service_containers
 
 Manifest = dict[str, Any]
 OBSERVATION_INDEX = "visits_observation_stats"

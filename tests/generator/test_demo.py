@@ -8,13 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.process import REPO_ROOT
+from streamwatch_dev.process import REPO_ROOT
 
 
 def run_demo(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "tests")}
     return subprocess.run(
-        [sys.executable, "-m", "harness.demo", *args],
+        [sys.executable, "-m", "streamwatch_dev.demo", *args],
         env=env,
         cwd=REPO_ROOT,
         capture_output=True,

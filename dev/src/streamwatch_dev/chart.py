@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from harness.process import REPO_ROOT, ComponentStartError
+from streamwatch_dev.process import REPO_ROOT, ComponentStartError
 
 CHART = REPO_ROOT / "charts" / "streamwatch"
 

@@ -4,7 +4,7 @@ Starts the Kafka broker (Apache Kafka), the Pushgateway, the Elasticsearch-API s
 chart's alert rules), then each service of :data:`SERVICES` whose console script is installed and whose
 ``main`` module imports. Prints where to look, waits for Ctrl-C or SIGTERM, then stops everything.
 
-Run: ``PYTHONPATH=tests uv run --frozen python -m harness.demo [--services generator,observer] [--check]``.
+Run: ``uv run --frozen python -m streamwatch_dev.demo [--services generator,observer] [--check]``.
 A service's own prefixed variables in the caller's environment win over the demo's, e.g.
 ``GENERATOR_RATE=500 make demo``.
 
@@ -30,12 +30,12 @@ from functools import partial
 from pathlib import Path
 from types import FrameType
 
-from harness.chart import render_rule_files
-from harness.kafka import KAFKA_VERSION, KafkaBroker
-from harness.process import REPO_ROOT, ComponentStartError, free_port, wait_until
-from harness.prometheus import Prometheus, Pushgateway, http_get
-from harness.search import SearchServer
-from harness.services import VENV_BIN, ServiceProcess, service_env
+from streamwatch_dev.chart import render_rule_files
+from streamwatch_dev.kafka import KAFKA_VERSION, KafkaBroker
+from streamwatch_dev.process import REPO_ROOT, ComponentStartError, free_port, wait_until
+from streamwatch_dev.prometheus import Prometheus, Pushgateway, http_get
+from streamwatch_dev.search import SearchServer
+from streamwatch_dev.services import VENV_BIN, ServiceProcess, service_env
 
 DEMO_DIR = REPO_ROOT / ".demo"
 TOPICS = ("visits", "processed_visits")

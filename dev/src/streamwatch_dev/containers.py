@@ -21,11 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chart.workloads import Container, by_kind
-
-from harness.docker import DockerEngine
-from harness.process import free_port, wait_until
-from harness.prometheus import http_get
+from streamwatch_dev.docker import DockerEngine
+from streamwatch_dev.process import free_port, wait_until
+from streamwatch_dev.prometheus import http_get
+from streamwatch_dev.workloads import Container, by_kind
 
 Manifest = dict[str, Any]
 _QUANTITY = re.compile(r"^(\d+(?:\.\d+)?)(m|Ki|Mi|Gi|Ti|k|M|G)?$")
