@@ -1,20 +1,22 @@
-"""``make demo``: the embedded infrastructure and every service that exists, as local processes.
+"""``make demo``: the local infrastructure and every service of the rendered chart, as local processes.
 
-Starts the Kafka broker (Apache Kafka), the Pushgateway, the Elasticsearch-API server and Prometheus (with the
-chart's alert rules), then each service of :data:`SERVICES` whose console script is installed and whose
-``main`` module imports. Prints where to look, waits for Ctrl-C or SIGTERM, then stops everything.
+Starts the Kafka broker (Apache Kafka) with the chart's topics, the Pushgateway, the Elasticsearch-API server
+and Prometheus (with the chart's alert rules), then each service as the chart renders it: its command
+(init containers first, run to completion) and its environment, made local by :mod:`streamwatch_dev.wiring`
+the way the chart-driven test run does. The chart is the one wiring source: the demo's own choices are chart
+values (``demo-values.yaml`` beside this module, then ``--values`` files and ``--set`` pairs).
+Prints where to look, waits for Ctrl-C or SIGTERM, then stops everything.
 
 Run: ``uv run --frozen python -m streamwatch_dev.demo [--services generator,observer] [--check]``.
-A service's own prefixed variables in the caller's environment win over the demo's, e.g.
-``GENERATOR_RATE=500 make demo``.
-
-Adding a service: one :class:`ServiceSpec` line in :data:`SERVICES`, with a function from the running
-infrastructure to the service's environment.
+A service's own prefixed variables in the caller's environment win over the chart's, e.g.
+``GENERATOR_RATE=500 make demo``. When a service cannot be imported or exits while it starts, the demo stops
+what it started and exits 1 with one line naming the service and why.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -23,128 +25,62 @@ import sys
 import threading
 import time
 import urllib.error
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
+from importlib import metadata
 from pathlib import Path
 from types import FrameType
 
-from streamwatch_dev.chart import render_rule_files
+from streamwatch_dev.chart import render, render_rule_files
 from streamwatch_dev.kafka import KAFKA_VERSION, KafkaBroker
-from streamwatch_dev.process import REPO_ROOT, ComponentStartError, free_port, wait_until
+from streamwatch_dev.process import REPO_ROOT, ComponentStartError, wait_until
 from streamwatch_dev.prometheus import Prometheus, Pushgateway, http_get
 from streamwatch_dev.search import SearchServer
 from streamwatch_dev.services import VENV_BIN, ServiceProcess, service_env
+from streamwatch_dev.wiring import (
+    infrastructure_hosts,
+    local_container,
+    local_ports,
+    probe_port,
+    service_hosts,
+)
+from streamwatch_dev.workloads import Container, Manifest, by_kind, service_containers
 
 DEMO_DIR = REPO_ROOT / ".demo"
-TOPICS = ("visits", "processed_visits")
-PROFILE_TOKEN = "demo-token"  # a local demo secret; the chart takes it from a Secret
+DEMO_VALUES = Path(__file__).with_name("demo-values.yaml")
+RELEASE = "demo"
+# Start order: the publisher before the observer that uploads to it, the Spark jobs before the load.
+SERVICES = ("profile-publisher", "visits-writer", "passthrough", "observer", "generator")
+# Spark jobs start a JVM and a local session before they answer their probes.
+READY_TIMEOUT = {"visits-writer": 180.0, "passthrough": 180.0, "observer": 120.0}
+DEFAULT_READY_TIMEOUT = 60.0
 
 
-@dataclass
-class Infra:
-    """What the services connect to, and the ops port each service gets (known before any starts)."""
+class ServiceStartError(ComponentStartError):
+    """A service of the demo could not start; ``reason`` is one line, ``log`` where to read more."""
 
-    kafka: KafkaBroker
-    pushgateway: Pushgateway
-    search: SearchServer
-    data_dir: Path
-    ports: dict[str, int] = field(default_factory=dict)
+    def __init__(self, service: str, reason: str, log: Path | None = None) -> None:
+        self.service = service
+        self.reason = reason
+        self.log = log
+        where = f" (log: {_shown(log)})" if log is not None else ""
+        super().__init__(f"{service} could not start: {reason}{where}")
 
 
 @dataclass(frozen=True)
-class ServiceSpec:
-    """How the demo runs one service: console script ``streamwatch-<name>``, module
-    ``streamwatch_<name>.main``, environment built from the infrastructure."""
+class ServicePlan:
+    """One service as the chart renders it: its init containers, its main container, its local ports."""
 
     name: str
-    env: Callable[[Infra], dict[str, str]]
-    setup_args: tuple[str, ...] | None = None  # a one-shot step run to completion first
-    port_variable: str = "OPS_PORT"  # where the service's /healthz, /readyz, /metrics live
-    ready_timeout: float = 60.0
-
-    @property
-    def script(self) -> str:
-        return f"streamwatch-{self.name}"
-
-    @property
-    def module(self) -> str:
-        return f"streamwatch_{self.name.replace('-', '_')}.main"
+    init: list[Container]
+    main: Container
+    ports: dict[int, int]  # container port -> local port
 
     @property
     def prefix(self) -> str:
         return f"{self.name.replace('-', '_').upper()}_"
-
-
-def _spark(infra: Infra) -> dict[str, str]:
-    return {"SPARK_LOCAL_IP": "127.0.0.1"}
-
-
-SERVICES: tuple[ServiceSpec, ...] = (
-    ServiceSpec(
-        "generator",
-        lambda infra: {
-            "GENERATOR_RATE": "50",
-            "GENERATOR_SKEW_PARTITION": "0",
-            "GENERATOR_SKEW_SHARE_PERCENT": "50",
-        },
-    ),
-    ServiceSpec(
-        "profile-publisher",
-        lambda infra: {
-            "PROFILE_PUBLISHER_TOKEN": PROFILE_TOKEN,
-            "PROFILE_PUBLISHER_HOST": "127.0.0.1",
-            "PROFILE_PUBLISHER_PORT": str(infra.ports["profile-publisher"]),
-            "PROFILE_PUBLISHER_PUBLIC_URL": f"http://127.0.0.1:{infra.ports['profile-publisher']}",
-            "PROFILE_PUBLISHER_STORE_DIR": str(infra.data_dir / "reports"),
-            "ELASTICSEARCH_URL": infra.search.url,
-        },
-        port_variable="PROFILE_PUBLISHER_PORT",
-    ),
-    ServiceSpec(
-        "visits-writer",
-        lambda infra: {
-            **_spark(infra),
-            "VISITS_WRITER_SPARK_MASTER": "local[2]",
-            "VISITS_WRITER_CHECKPOINT_PATH": str(infra.data_dir / "checkpoints" / "visits-writer"),
-            "VISITS_WRITER_VISITS_TABLE_PATH": str(infra.data_dir / "delta" / "visits"),
-            "VISITS_WRITER_DEAD_LETTER_TABLE_PATH": str(infra.data_dir / "delta" / "visits_dead_letters"),
-            "VISITS_WRITER_PUSHGATEWAY_URL": infra.pushgateway.url,
-        },
-        setup_args=("create-tables",),
-        ready_timeout=180.0,
-    ),
-    ServiceSpec(
-        "passthrough",
-        lambda infra: {
-            **_spark(infra),
-            "PASSTHROUGH_SPARK_MASTER": "local[2]",
-            "PASSTHROUGH_CHECKPOINT_PATH": str(infra.data_dir / "checkpoints" / "passthrough"),
-            "PASSTHROUGH_PUSHGATEWAY_URL": infra.pushgateway.url,
-        },
-        ready_timeout=180.0,
-    ),
-    ServiceSpec(
-        "observer",
-        lambda infra: {
-            "OBSERVER_CHECKPOINT_PATH": str(infra.data_dir / "checkpoints" / "passthrough"),
-            "OBSERVER_WINDOW_SECONDS": "30",
-            "OBSERVER_LAG_INTERVAL_SECONDS": "5",
-            "OBSERVER_PROFILE_DIR": str(infra.data_dir / "profiles"),
-            "ELASTICSEARCH_URL": infra.search.url,
-            **(
-                {
-                    "OBSERVER_PROFILE_PUBLISHER_URL": f"http://127.0.0.1:{infra.ports['profile-publisher']}",
-                    "OBSERVER_PROFILE_PUBLISHER_TOKEN": PROFILE_TOKEN,
-                }
-                if "profile-publisher" in infra.ports
-                else {}
-            ),
-        },
-        ready_timeout=120.0,
-    ),
-)
 
 
 def say(text: str) -> None:
@@ -164,12 +100,16 @@ def step(what: str) -> Iterator[None]:
     say(f"ok ({time.monotonic() - started:.1f}s)")
 
 
-def importable(spec: ServiceSpec) -> str | None:
-    """None if the service can run here, else why not (checked in a child: imports can be heavy)."""
-    if not (VENV_BIN / spec.script).exists():
-        return f"console script {spec.script} not installed"
+def import_problem(script: str) -> str | None:
+    """None if the console script is installed and its module imports, else why not (checked in a child
+    process: a service's imports can be heavy, and a broken one must not take the demo down with it)."""
+    if not (VENV_BIN / script).exists():
+        return f"console script {script} is not installed (run make deps)"
+    (entry,) = metadata.entry_points(group="console_scripts", name=script) or [None]
+    if entry is None:
+        return f"console script {script} has no entry point in this environment"
     result = subprocess.run(
-        [sys.executable, "-c", f"import {spec.module}"],
+        [sys.executable, "-c", f"import {entry.module}"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -177,17 +117,27 @@ def importable(spec: ServiceSpec) -> str | None:
         cwd=REPO_ROOT,
     )
     if result.returncode != 0:
-        last = (result.stderr.strip().splitlines() or ["import failed"])[-1]
-        return f"{spec.module} does not import: {last}"
+        last = (result.stderr.strip().splitlines() or ["no error output"])[-1]
+        return f"{entry.module} does not import: {last}"
     return None
 
 
-def _service_env(spec: ServiceSpec, infra: Infra) -> dict[str, str]:
-    port = str(infra.ports[spec.name])
-    env = {**infra.kafka.env(), **spec.env(infra), "OPS_PORT": port, spec.port_variable: port}
-    # The caller's own prefixed settings win, so `GENERATOR_RATE=500 make demo` works.
-    env.update({k: v for k, v in os.environ.items() if k.startswith(spec.prefix)})
-    return service_env(**env)
+def _last_line(log: Path) -> str:
+    try:
+        lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return "no log"
+    if not lines:
+        return "no output"
+    last = lines[-1]
+    if last.startswith("{"):  # a JSON log line: its event and message say it shortest
+        try:
+            record = json.loads(last)
+        except ValueError:
+            return last[:300]
+        fields = [str(record.get(k)) for k in ("event", "message", "error") if record.get(k)]
+        return ": ".join(fields)[:300] or last[:300]
+    return last[:300]
 
 
 class Demo:
@@ -195,12 +145,18 @@ class Demo:
     ``check``)."""
 
     def __init__(
-        self, selected: list[ServiceSpec], partitions: int, check: bool, work_dir: Path = DEMO_DIR
+        self,
+        selected: list[str],
+        check: bool,
+        work_dir: Path = DEMO_DIR,
+        values_files: list[Path] | None = None,
+        set_values: dict[str, str] | None = None,
     ) -> None:
         self.selected = selected
-        self.partitions = partitions
         self.check = check
         self.work_dir = work_dir
+        self.values_files = [DEMO_VALUES, *(values_files or [])]
+        self.set_values = set_values or {}
         self.stop_requested = threading.Event()
         self.logs = work_dir / "logs"
         self.data = work_dir / "data"
@@ -209,7 +165,6 @@ class Demo:
         self.search: SearchServer | None = None
         self.prometheus: Prometheus | None = None
         self.services: dict[str, ServiceProcess] = {}
-        self.skipped: dict[str, str] = {}
         self.rules_note = ""
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
@@ -233,23 +188,58 @@ class Demo:
             return 0
         except KeyboardInterrupt:
             return 130
+        except ServiceStartError as exc:
+            say(f"demo: {exc}")
+            return 1
         except ComponentStartError as exc:
             say(f"demo: a component could not start: {exc}")
             return 1
         finally:
             self._stop()
 
+    def _plan(self, manifests: list[Manifest]) -> list[ServicePlan]:
+        plans = []
+        for name in self.selected:
+            containers = service_containers(manifests, name)
+            mains = [c for c in containers if not c.init]
+            if not mains:
+                raise ServiceStartError(
+                    name, "the rendered chart has no workload for it (disabled in the values?)"
+                )
+            if len(mains) > 1:
+                raise ServiceStartError(name, f"the rendered chart has {len(mains)} main containers for it")
+            plans.append(
+                ServicePlan(name, [c for c in containers if c.init], mains[0], local_ports(mains[0]))
+            )
+        return plans
+
     def _start(self) -> None:
         for path in (self.logs, self.data, self.work_dir / "prometheus"):
             shutil.rmtree(path, ignore_errors=True)
             path.mkdir(parents=True)
         say(f"streamwatch demo: starting (logs in {_shown(self.logs)}/)")
+        with step(f"chart (release {RELEASE}, {', '.join(_shown(p) for p in self.values_files)})"):
+            try:
+                manifests = render(self.set_values, self.values_files, release=RELEASE)
+            except RuntimeError as exc:  # helm's own message, on the lines after the command
+                detail = " ".join(str(exc).splitlines()[1:]).strip() or str(exc)
+                raise ComponentStartError(f"the chart does not render: {detail}") from exc
+            plans = self._plan(manifests)
+        for plan in plans:  # before anything starts: a service that cannot run stops the demo at once
+            with step(f"checking {plan.name}"):
+                for script in {c.spec["command"][0] for c in [*plan.init, plan.main]}:
+                    problem = import_problem(script)
+                    if problem:
+                        raise ServiceStartError(plan.name, problem)
+        self._abort_if_asked()
+
         with step(f"kafka broker (Apache Kafka {KAFKA_VERSION}, KRaft)"):
             self.kafka = KafkaBroker.start(self.logs)
         self._abort_if_asked()
-        with step(f"topics {', '.join(TOPICS)} ({self.partitions} partitions each)"):
-            for topic in TOPICS:
-                self.kafka.create_topic(topic, partitions=self.partitions)
+        topics = by_kind(manifests, "KafkaTopic")
+        with step(f"topics {', '.join(t['spec']['topicName'] for t in topics)} (as the chart's KafkaTopics)"):
+            for topic in topics:  # what the Strimzi topic operator does in the cluster
+                self.kafka.create_topic(topic["spec"]["topicName"], partitions=topic["spec"]["partitions"])
         with step("pushgateway"):
             self.pushgateway = Pushgateway.start(self.logs)
         self._abort_if_asked()
@@ -257,65 +247,86 @@ class Demo:
             self.search = SearchServer.start(self.logs)
         self._abort_if_asked()
 
-        infra = Infra(self.kafka, self.pushgateway, self.search, self.data)
-        runnable = []
-        for spec in self.selected:
-            with step(f"checking {spec.name}"):
-                reason = importable(spec)
-            if reason:
-                self.skipped[spec.name] = reason
-                say(f"    skipped: {reason}")
-                continue
-            runnable.append(spec)
-            infra.ports[spec.name] = free_port()
-        self._abort_if_asked()
+        hosts = infrastructure_hosts(
+            manifests,
+            self.kafka.bootstrap,
+            {"pushgateway": self.pushgateway.url, "elasticsearch": self.search.url},
+        )
+        for plan in plans:
+            hosts.update(service_hosts(manifests, plan.main, plan.ports))
 
         with step("prometheus (chart alert rules, scraping pushgateway and services)"):
             rule_files = self._rule_files()
+            targets = [f"127.0.0.1:{port}" for plan in plans if (port := probe_port(plan.main, plan.ports))]
             self.prometheus = Prometheus.start(
-                self.work_dir / "prometheus",
-                rule_files,
-                pushgateway=self.pushgateway.url,
-                targets=[f"127.0.0.1:{port}" for port in infra.ports.values()],
+                self.work_dir / "prometheus", rule_files, pushgateway=self.pushgateway.url, targets=targets
             )
         if self.rules_note:
             say(f"    {self.rules_note}")
 
-        for spec in runnable:
+        for plan in plans:
             self._abort_if_asked()
-            self._start_service(spec, infra)
+            self._start_service(plan, manifests, hosts)
 
     def _rule_files(self) -> list[Path]:
         try:
-            files = render_rule_files(self.work_dir / "prometheus" / "rules")
+            files = render_rule_files(
+                self.work_dir / "prometheus" / "rules", self.set_values, self.values_files
+            )
         except Exception as exc:  # noqa: BLE001 - the demo still runs without alerts; said on screen
             self.rules_note = f"no alert rules loaded: {exc}".splitlines()[0]
             return []
         self.rules_note = f"{len(files)} rule file(s): {', '.join(p.name for p in files)}"
         return files
 
-    def _start_service(self, spec: ServiceSpec, infra: Infra) -> None:
-        env = _service_env(spec, infra)
-        if spec.setup_args is not None:
-            with step(f"{spec.name} {' '.join(spec.setup_args)}"):
-                setup = ServiceProcess(
-                    spec.script, self.logs / f"{spec.name}-setup.log", env, list(spec.setup_args)
-                ).start()
-                code = setup.wait(spec.ready_timeout)
+    def _env(
+        self, plan: ServicePlan, c: Container, manifests: list[Manifest], hosts: dict[str, str]
+    ) -> tuple[list[str], dict[str, str]]:
+        local = local_container(c, manifests, hosts, self.data, plan.ports if not c.init else None)
+        env = dict(local.env)
+        ops = probe_port(c, plan.ports)
+        if ops is not None:
+            env["OPS_PORT"] = str(ops)  # where the runner and Prometheus find /healthz, /readyz, /metrics
+        # The caller's own prefixed settings win, so `GENERATOR_RATE=500 make demo` works.
+        env.update({k: v for k, v in os.environ.items() if k.startswith(plan.prefix)})
+        return local.command, service_env(**env)
+
+    def _start_service(self, plan: ServicePlan, manifests: list[Manifest], hosts: dict[str, str]) -> None:
+        timeout = READY_TIMEOUT.get(plan.name, DEFAULT_READY_TIMEOUT)
+        for c in plan.init:  # as the kubelet does: each init container runs to completion first
+            command, env = self._env(plan, c, manifests, hosts)
+            log = self.logs / f"{plan.name}-{c.spec['name']}.log"
+            with step(f"{plan.name} init container {c.spec['name']} ({' '.join(command)})"):
+                setup = ServiceProcess(command[0], log, env, command[1:]).start()
+                try:
+                    code = setup.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    setup.stop()
+                    raise ServiceStartError(
+                        plan.name, f"init container {c.spec['name']} still running after {timeout:.0f}s", log
+                    ) from None
                 if code != 0:
-                    say(f"FAILED (exit {code}); see {setup.log_path}")
-                    self.skipped[spec.name] = f"{' '.join(spec.setup_args)} exited with {code}"
-                    return
-        process = ServiceProcess(spec.script, self.logs / f"{spec.name}.log", env)
-        try:
-            with step(f"{spec.name} (waiting for /healthz)"):
-                process.start_ready(timeout=spec.ready_timeout)
-        except Exception as exc:  # noqa: BLE001 - one broken service must not stop the demo
-            process.stop()
-            self.skipped[spec.name] = str(exc).splitlines()[0]
-            say(f"    {spec.name} did not start: {self.skipped[spec.name]} (log: {process.log_path})")
-            return
-        self.services[spec.name] = process
+                    raise ServiceStartError(
+                        plan.name,
+                        f"init container {c.spec['name']} exited with code {code}: {_last_line(log)}",
+                        log,
+                    )
+        command, env = self._env(plan, plan.main, manifests, hosts)
+        process = ServiceProcess(command[0], self.logs / f"{plan.name}.log", env, command[1:])
+        with step(f"{plan.name} (waiting for /healthz)"):
+            try:
+                process.start_ready(timeout=timeout)
+            except ComponentStartError as exc:
+                process.stop()
+                # a process that ended by itself has a code >= 0; one we stopped on a timeout, a signal's
+                exit_code = process.proc.returncode if process.proc else None
+                reason = (
+                    f"exited with code {exit_code} during start: {_last_line(process.log_path)}"
+                    if exit_code is not None and exit_code >= 0
+                    else str(exc).splitlines()[0]
+                )
+                raise ServiceStartError(plan.name, reason, process.log_path) from exc
+        self.services[plan.name] = process
 
     def _print_table(self) -> None:
         assert self.kafka and self.pushgateway and self.search and self.prometheus
@@ -324,7 +335,7 @@ class Demo:
             ("Prometheus queries", f"{self.prometheus.url}/graph"),
             ("Pushgateway", self.pushgateway.url),
             ("Elasticsearch API", f"{self.search.url}/_cat/indices?v"),
-            ("Kafka bootstrap", f"{self.kafka.bootstrap}  (topics: {', '.join(TOPICS)})"),
+            ("Kafka bootstrap", self.kafka.bootstrap),
         ]
         for name, process in self.services.items():
             rows.append((f"{name} /metrics", f"{process.ops_url}/metrics"))
@@ -339,8 +350,6 @@ class Demo:
         say("")
         for what, where in rows:
             say(f"  {what:<{width}}  {where}")
-        for name, reason in self.skipped.items():
-            say(f"  {'not running: ' + name:<{width}}  {reason}")
         say("")
 
     def _watch(self) -> None:
@@ -353,8 +362,8 @@ class Demo:
                     say(f"! {name} exited with code {code}; see {process.log_path}")
 
     def _check(self) -> int:
-        """Every selected service started and became ready: exit 0, else 1."""
-        failed = dict(self.skipped)
+        """Every selected service became ready: exit 0, else 1."""
+        failed = {}
         for name, process in self.services.items():
             try:
                 wait_until(partial(_ready, process), 120, what=f"{name} /readyz")
@@ -394,14 +403,33 @@ def _ready(process: ServiceProcess) -> bool:
         return False
 
 
+def _pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    return key, value
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Run streamwatch locally: infrastructure and services.")
+    parser = argparse.ArgumentParser(
+        description="Run streamwatch locally: infrastructure and services, wired from the rendered chart."
+    )
     parser.add_argument(
         "--services",
-        default=",".join(s.name for s in SERVICES),
-        help="comma-separated services to start (default: every one that exists)",
+        default=",".join(SERVICES),
+        help=f"comma-separated services to start (default: {','.join(SERVICES)})",
     )
-    parser.add_argument("--partitions", type=int, default=3, help="partitions of each topic")
+    parser.add_argument(
+        "--values", type=Path, action="append", default=[], help="chart values file (after demo-values.yaml)"
+    )
+    parser.add_argument(
+        "--set",
+        type=_pair,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="chart value, as helm --set",
+    )
     parser.add_argument(
         "--check", action="store_true", help="start, wait until every service is ready, stop, exit 0/1"
     )
@@ -410,11 +438,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     wanted = {name.strip() for name in args.services.split(",") if name.strip()}
-    unknown = wanted - {s.name for s in SERVICES}
+    unknown = wanted - set(SERVICES)
     if unknown:
         parser.error(f"unknown service(s): {', '.join(sorted(unknown))}")
-    selected = [s for s in SERVICES if s.name in wanted]
-    return Demo(selected, args.partitions, args.check, args.dir.resolve()).run()
+    selected = [name for name in SERVICES if name in wanted]
+    demo = Demo(selected, args.check, args.dir.resolve(), [p.resolve() for p in args.values], dict(args.set))
+    return demo.run()
 
 
 if __name__ == "__main__":
