@@ -1,8 +1,8 @@
 """The whole system as containers, wired by the rendered chart, against the real local infrastructure.
 
 Every service runs from the image this run built, with the command, env, user, read-only root
-filesystem, capabilities, limits and volumes of its rendered pod spec (harness/containers.py says how a
-pod spec becomes ``docker run``). The tests run in file order on one running system:
+filesystem, capabilities, limits and volumes of its rendered pod spec (streamwatch_dev/containers.py says
+how a pod spec becomes ``docker run``). The tests run in file order on one running system:
 
 1. the observer scales 1 → 3 → 1 while visits flow, as ``kubectl scale`` would, and the broker is
    restarted under the running system (SIGTERM, then SIGKILL) without any container restarting;
