@@ -1,4 +1,5 @@
-# streamwatch — developer and user commands. `make help` lists them.
+# streamwatch — developer and user commands. `make help` lists them. The local runtime (real components,
+# service runners, the demo) is the dev-only package in dev/ (streamwatch_dev), used by tests, bench and demo.
 SHELL := /bin/bash
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 UV_RUN := uv run --frozen
@@ -30,8 +31,8 @@ docs: ## regenerate the settings table in README.md from the settings models
 docs-check: ## fail when the README settings table is out of date
 	$(UV_RUN) streamwatch-settings-doc --check README.md
 
-demo: deps ## run the infrastructure and every service as local processes, print where to look (Ctrl-C stops)
-	PYTHONPATH=tests $(UV_RUN) python -m harness.demo $(DEMO_ARGS)
+demo: deps ## the infrastructure and every service as local processes wired from the rendered chart (dev/: streamwatch_dev.demo; Ctrl-C stops)
+	$(UV_RUN) python -m streamwatch_dev.demo $(DEMO_ARGS)
 
 .PHONY: spark-jars
 SPARK_CONNECTOR_LIBS ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/streamwatch/spark-connectors-4.2.0/libs
@@ -42,7 +43,7 @@ spark-jars: deps ## copy Spark's JVM connector jars (Maven cache) into spark-jar
 
 .PHONY: container-images test-containers
 container-images: deps ## build the five service images here, no registry needed (IMAGES_ARGS=--registry-bases for the official bases)
-	PYTHONPATH=tests $(UV_RUN) python -m harness.images $(IMAGES_ARGS)
+	$(UV_RUN) python -m streamwatch_dev.images $(IMAGES_ARGS)
 
 test-containers: deps ## only the container tests: every image built, imported as uid 10001, the whole system run as containers wired by the chart
 	$(UV_RUN) pytest tests/containers $(PYTEST_ARGS)
@@ -64,4 +65,4 @@ e2e-kind: ## end-to-end tests against the running kind cluster (not part of make
 BENCH ?=
 QUICK ?=
 bench: deps ## benchmarks on real local components, tables + JSON in bench/results (BENCH=observer,sla picks; QUICK=1 smoke run; not part of make test)
-	PYTHONPATH=tests $(UV_RUN) python -m bench $(if $(BENCH),--only $(BENCH)) $(if $(QUICK),--quick)
+	$(UV_RUN) python -m bench $(if $(BENCH),--only $(BENCH)) $(if $(QUICK),--quick)

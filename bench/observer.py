@@ -21,8 +21,8 @@ from confluent_kafka import Consumer, TopicPartition
 
 from bench.report import BenchRun
 from bench.stack import Infra, PeakRss, stamp
-from harness.prometheus import http_get
-from harness.services import ServiceProcess, service_env
+from streamwatch_dev.prometheus import http_get
+from streamwatch_dev.services import ServiceProcess, service_env
 
 NAME = "observer"
 

@@ -17,8 +17,8 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from bench.report import BenchRun
 from bench.stack import Infra, PeakRss, Steady, run_until_records, stamp, steady
-from harness.services import service_env
-from harness.spark import CONNECTORS, spark_jars_dir
+from streamwatch_dev.services import service_env
+from streamwatch_dev.spark import CONNECTORS, spark_jars_dir
 
 logger = logging.getLogger(__name__)
 

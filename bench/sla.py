@@ -16,9 +16,9 @@ from typing import Any
 
 from bench.report import BenchRun
 from bench.stack import Infra, PeakRss, stamp
-from harness.chart import render_rule_files
-from harness.prometheus import Prometheus
-from harness.services import ServiceProcess, service_env
+from streamwatch_dev.chart import render_rule_files
+from streamwatch_dev.prometheus import Prometheus
+from streamwatch_dev.services import ServiceProcess, service_env
 
 NAME = "sla-detection"
 ALERT = "SLA miss visits synchronizer"

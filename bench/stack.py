@@ -1,4 +1,5 @@
-"""Real components for the benchmarks (through the test harness), visit data and measuring helpers."""
+"""Real components for the benchmarks (through the local runtime, streamwatch_dev), visit data and
+measuring helpers."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ import psutil
 from confluent_kafka import Producer
 
 from bench.report import PeakMemory
-from harness.kafka import KafkaBroker
-from harness.prometheus import Pushgateway
-from harness.search import SearchServer
-from harness.services import ServiceProcess
+from streamwatch_dev.kafka import KafkaBroker
+from streamwatch_dev.prometheus import Pushgateway
+from streamwatch_dev.search import SearchServer
+from streamwatch_dev.services import ServiceProcess
 from streamwatch_generator.records import VisitFactory, encode
 
 logger = logging.getLogger(__name__)

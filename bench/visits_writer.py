@@ -13,8 +13,8 @@ from pathlib import Path
 
 from bench.report import BenchRun
 from bench.stack import Infra, PeakRss, Steady, run_until_records, stamp, steady
-from harness.services import service_env
-from harness.spark import spark_jars_dir
+from streamwatch_dev.services import service_env
+from streamwatch_dev.spark import spark_jars_dir
 
 NAME = "visits-writer"
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.elasticsearch import ElasticsearchNode
-from harness.kafka import KafkaBroker
-from harness.process import OUTPUT_ROOT
-from harness.prometheus import Pushgateway
-from harness.search import SearchBackend, SearchServer
+from streamwatch_dev.elasticsearch import ElasticsearchNode
+from streamwatch_dev.kafka import KafkaBroker
+from streamwatch_dev.process import OUTPUT_ROOT
+from streamwatch_dev.prometheus import Pushgateway
+from streamwatch_dev.search import SearchBackend, SearchServer
 
 
 @pytest.fixture(scope="session")

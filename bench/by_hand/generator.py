@@ -1,6 +1,6 @@
 """Benchmark of the generator against the local broker (not a test; run by hand, bounded and small).
 
-    PYTHONPATH=tests uv run python -m bench.by_hand.generator
+    uv run python -m bench.by_hand.generator
 
 Measures delivered records per second at rate 0 with the default producer settings (batched) and with
 single-record batches, the service's peak RSS, and the cost of building one record.
@@ -18,8 +18,8 @@ from pathlib import Path
 import psutil
 
 from bench.machine import load_average
-from harness.kafka import KafkaBroker
-from harness.services import ServiceProcess, service_env
+from streamwatch_dev.kafka import KafkaBroker
+from streamwatch_dev.services import ServiceProcess, service_env
 from streamwatch_generator.records import VisitFactory, encode
 
 RECORDS = 50_000

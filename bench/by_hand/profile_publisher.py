@@ -18,8 +18,8 @@ import httpx
 import psutil
 from profile_publisher.publisher_client import make_report, window_params
 
-from harness.process import free_port
-from harness.services import ServiceProcess, service_env
+from streamwatch_dev.process import free_port
+from streamwatch_dev.services import ServiceProcess, service_env
 
 UPLOADS = 50
 INDEX_REQUESTS = 500

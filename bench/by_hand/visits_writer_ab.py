@@ -6,7 +6,7 @@ environment variables and optionally a source directory put first on ``PYTHONPAT
 ``streamwatch_visits_writer`` package: the baseline).
 
     cp -r services/visits-writer/src /tmp/vw-base/          # before changing the code
-    PYTHONPATH=tests uv run python -m bench.by_hand.visits_writer_ab \\
+    uv run python -m bench.by_hand.visits_writer_ab \\
         --variant base:/tmp/vw-base/src --variant new
 
 Reuses the measuring helpers of ``bench/`` (read-only). Not a test: pytest does not collect it.
@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.stack import Infra, run_until_records, steady
-from harness.services import service_env
+from streamwatch_dev.services import service_env
 
 
 @dataclass

@@ -4,17 +4,15 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-from harness.process import REPO_ROOT
+from streamwatch_dev.process import REPO_ROOT
 
 
 def test_quick_observer_bench_writes_table_and_json(output_dir: Path) -> None:
     results = output_dir / "results"
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "tests")}
     done = subprocess.run(
         [
             sys.executable,
@@ -29,7 +27,6 @@ def test_quick_observer_bench_writes_table_and_json(output_dir: Path) -> None:
             str(output_dir / "work"),
         ],
         cwd=REPO_ROOT,
-        env=env,
         capture_output=True,
         text=True,
         timeout=300,

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from harness.chart import CHART, render
-from harness.process import REPO_ROOT
+from streamwatch_dev.chart import CHART, render
+from streamwatch_dev.process import REPO_ROOT
 
 Manifest = dict[str, Any]
 

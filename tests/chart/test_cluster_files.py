@@ -10,8 +10,8 @@ from pathlib import Path
 import yaml
 from chart.conftest import SERVICES
 
-from harness.chart import render
-from harness.process import REPO_ROOT
+from streamwatch_dev.chart import render
+from streamwatch_dev.process import REPO_ROOT
 
 
 def test_kind_port_mappings_reach_the_node_ports_of_the_kind_values() -> None:

@@ -13,16 +13,16 @@ from typing import Any
 import pytest
 import yaml
 from chart.conftest import SERVICES, VARIANTS
-from chart.workloads import by_kind, service_containers
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
-from harness.chart import CHART, render, render_rule_files
-from harness.process import REPO_ROOT
-from harness.prometheus import promtool
-from harness.services import VENV_BIN
 from streamwatch_common.settings import env_name
 from streamwatch_common.settings_doc import registered_settings
+from streamwatch_dev.chart import CHART, render, render_rule_files
+from streamwatch_dev.process import REPO_ROOT
+from streamwatch_dev.prometheus import promtool
+from streamwatch_dev.services import VENV_BIN
+from streamwatch_dev.workloads import by_kind, service_containers
 
 Manifest = dict[str, Any]
 

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 
-from harness.chart import render
-from harness.elasticsearch import ElasticsearchNode
-from harness.kafka import KafkaBroker
-from harness.prometheus import Pushgateway
-from harness.services import VENV_BIN
+from streamwatch_dev.chart import render
+from streamwatch_dev.elasticsearch import ElasticsearchNode
+from streamwatch_dev.kafka import KafkaBroker
+from streamwatch_dev.prometheus import Pushgateway
+from streamwatch_dev.services import VENV_BIN
 
 
 def _rendered_check(values: dict[str, Any]) -> tuple[str, dict[str, Any]]:

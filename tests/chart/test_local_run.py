@@ -1,8 +1,9 @@
 """Chart-driven local run: the chart's rendered commands and environments boot the real services.
 
 The chart is rendered with test-sized values (through the chart's own values, so the value → env var
-mapping is exercised too). Each service container's command and environment is taken as rendered;
-in-cluster host names are pointed at the harness (broker, Pushgateway, search server, the locally
+mapping is exercised too). Each service container's command and environment is taken as rendered and
+made local by ``streamwatch_dev.wiring`` (the code ``make demo`` starts its services with):
+in-cluster host names are pointed at the local components (broker, Pushgateway, search server, the locally
 started profile publisher), volume mount paths at local directories (the passthrough's checkpoint claim
 is the same directory in the passthrough and in the observer, as in the cluster), Secrets are read from
 the rendered Secret objects. Visits must flow generator → visits writer (SLA metric in the Pushgateway)
@@ -11,7 +12,6 @@ and generator → passthrough → observer (observation documents in the search 
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 import uuid
@@ -19,61 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chart.workloads import Container, by_kind, service_containers
 
-from harness.chart import render
-from harness.kafka import KafkaBroker
-from harness.process import free_port, wait_until
-from harness.prometheus import Pushgateway
-from harness.search import SearchServer
-from harness.services import ServiceProcess, metric_value, service_env
+from streamwatch_dev.chart import render
+from streamwatch_dev.kafka import KafkaBroker
+from streamwatch_dev.process import free_port, wait_until
+from streamwatch_dev.prometheus import Pushgateway
+from streamwatch_dev.search import SearchServer
+from streamwatch_dev.services import ServiceProcess, metric_value, service_env
+from streamwatch_dev.wiring import infrastructure_hosts, local_container
+from streamwatch_dev.workloads import Container, by_kind, service_containers
 
 Manifest = dict[str, Any]
 OBSERVATION_INDEX = "visits_observation_stats"
-
-
-def _secret_value(manifests: list[Manifest], ref: dict[str, str]) -> str:
-    (secret,) = [s for s in by_kind(manifests, "Secret") if s["metadata"]["name"] == ref["name"]]
-    return base64.b64decode(secret["data"][ref["key"]]).decode()
-
-
-def _volume_dirs(c: Container, root: Path, pod_dir: Path) -> dict[str, Path]:
-    """Mount path → local directory. Claims map by claim name, so two pods sharing a claim share a dir."""
-    volumes = {v["name"]: v for v in c.pod_spec.get("volumes", [])}
-    mapping = {}
-    for mount in c.spec.get("volumeMounts", []):
-        volume = volumes[mount["name"]]
-        if "persistentVolumeClaim" in volume:
-            local = root / "claims" / volume["persistentVolumeClaim"]["claimName"]
-        elif "hostPath" in volume:
-            local = root / "host" / volume["hostPath"]["path"].strip("/")
-        else:
-            local = pod_dir / mount["name"]
-        local.mkdir(parents=True, exist_ok=True)
-        mapping[mount["mountPath"]] = local
-    return mapping
-
-
-def local_env(
-    c: Container, manifests: list[Manifest], hosts: dict[str, str], root: Path
-) -> tuple[dict[str, str], dict[str, Path]]:
-    """The container's environment as the chart renders it, with cluster addresses made local."""
-    mounts = _volume_dirs(c, root, root / "pods" / c.component)
-    env: dict[str, str] = {}
-    for name, var in c.env().items():
-        if "valueFrom" in var:
-            value = _secret_value(manifests, var["valueFrom"]["secretKeyRef"])
-        else:
-            value = str(var["value"])
-        for cluster, local in hosts.items():
-            value = value.replace(cluster, local)
-        for mount_path, local_dir in sorted(mounts.items(), key=lambda item: -len(item[0])):
-            if value == mount_path or value.startswith(mount_path + "/"):
-                value = str(local_dir) + value[len(mount_path) :]
-                break
-        env[name] = value
-    env.pop("OPS_PORT", None)  # every local process gets its own free port
-    return env, mounts
 
 
 @pytest.mark.spark
@@ -106,24 +63,30 @@ def test_chart_configuration_boots_the_services_and_visits_flow(
 
     publisher_port = free_port()
     hosts = {
-        "sw-streamwatch-kafka-kafka-bootstrap:9092": kafka.bootstrap,
-        "http://sw-streamwatch-pushgateway:9091": pushgateway.url,
-        "http://sw-streamwatch-elasticsearch:9200": search.url,
+        **infrastructure_hosts(
+            manifests,
+            kafka.bootstrap,
+            {"pushgateway": pushgateway.url, "elasticsearch": search.url},
+        ),
         "http://sw-streamwatch-profile-publisher:8000": f"http://127.0.0.1:{publisher_port}",
     }
+    # the chart's own names, so a renamed Service cannot leave an address unmapped here
+    assert set(hosts) >= {
+        "sw-streamwatch-kafka-kafka-bootstrap:9092",
+        "http://sw-streamwatch-pushgateway:9091",
+        "http://sw-streamwatch-elasticsearch:9200",
+    }, hosts
     started: list[ServiceProcess] = []
 
     def process(c: Container, extra: dict[str, str] | None = None) -> ServiceProcess:
-        env, _ = local_env(c, manifests, hosts, output_dir)
-        command = [*c.spec["command"], *c.spec.get("args", [])]
-        name = c.spec["name"]
+        local = local_container(c, manifests, hosts, output_dir)
         proc = ServiceProcess(
-            command[0],
-            output_dir / f"{name}.log",
-            service_env(**{**env, **(extra or {})}),
-            command[1:],
+            local.command[0],
+            output_dir / f"{local.name}.log",
+            service_env(**{**local.env, **(extra or {})}),
+            local.command[1:],
         )
-        (output_dir / f"{name}.env.json").write_text(json.dumps(env, indent=2, sort_keys=True))
+        (output_dir / f"{local.name}.env.json").write_text(json.dumps(local.env, indent=2, sort_keys=True))
         return proc
 
     t0 = time.monotonic()

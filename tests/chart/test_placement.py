@@ -7,9 +7,9 @@ from typing import Any
 
 import yaml
 from chart.conftest import VARIANTS
-from chart.workloads import Manifest, containers, pod_spec
 
-from harness.chart import CHART
+from streamwatch_dev.chart import CHART
+from streamwatch_dev.workloads import Manifest, containers, pod_spec
 
 PLACEMENT = yaml.safe_load((CHART / "ci" / "placement-values.yaml").read_text())
 DEFAULTS: dict[str, Any] = PLACEMENT["podDefaults"]

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 from chart.conftest import VARIANTS
-from chart.workloads import by_kind, containers, pod_spec
 
-from harness.chart import render
+from streamwatch_dev.chart import render
+from streamwatch_dev.workloads import by_kind, containers, pod_spec
 
 Manifest = dict[str, Any]
 STANDARD_LABELS = (
@@ -155,7 +155,7 @@ def test_generated_secrets_are_random_per_install() -> None:
 def test_secret_templates_reuse_the_existing_value_on_upgrade() -> None:
     """`lookup` keeps passwords stable across upgrades (lookup is empty under helm template, so this
     reads the template: every generated Secret value goes through the lookup helper)."""
-    from harness.chart import CHART
+    from streamwatch_dev.chart import CHART
 
     templates = [p for p in (CHART / "templates").rglob("secret.yaml")]
     assert len(templates) == 3
@@ -279,7 +279,7 @@ def test_replicas_are_rendered_only_when_set_and_never_beside_the_hpa() -> None:
 
 
 def test_replicas_schema_accepts_null_and_integers_only() -> None:
-    from harness.chart import CHART, helm
+    from streamwatch_dev.chart import CHART, helm
 
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     assert values["observer"]["replicas"] is None and values["generator"]["replicas"] is None
@@ -297,7 +297,7 @@ def test_observer_pdb_never_blocks_a_drain(variant: str, rendered: dict[str, lis
 
 
 def test_pdb_schema_refuses_a_budget_that_blocks_drains() -> None:
-    from harness.chart import CHART, helm
+    from streamwatch_dev.chart import CHART, helm
 
     for bad in (
         "observer.podDisruptionBudget.maxUnavailable=0",
@@ -352,7 +352,7 @@ def test_no_hostpath_volume_anywhere(variant: str, rendered: dict[str, list[Mani
 def test_kind_profile_store_is_a_local_volume_the_kubelet_gives_to_the_fsgroup(
     rendered: dict[str, list[Manifest]],
 ) -> None:
-    from harness.process import REPO_ROOT
+    from streamwatch_dev.process import REPO_ROOT
 
     manifests = rendered["kind"]
     kind_values = yaml.safe_load((REPO_ROOT / "k8s" / "streamwatch-kind-values.yaml").read_text())

@@ -11,10 +11,10 @@ import pytest
 import yaml
 from chart.conftest import VARIANTS
 
-from harness.chart import CHART, helm, render
-from harness.services import VENV_BIN
 from streamwatch_common.settings_doc import registered_settings
 from streamwatch_common.spark.listener import _BATCH_GAUGES
+from streamwatch_dev.chart import CHART, helm, render
+from streamwatch_dev.services import VENV_BIN
 
 STRIMZI_KINDS = {"Kafka", "KafkaNodePool", "KafkaTopic"}
 

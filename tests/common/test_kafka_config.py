@@ -8,10 +8,10 @@ import uuid
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from harness.kafka import KafkaBroker
-from harness.process import free_port
 from streamwatch_common.kafka import KafkaSettings, LibrdkafkaLog
 from streamwatch_common.logs import configure_logging
+from streamwatch_dev.kafka import KafkaBroker
+from streamwatch_dev.process import free_port
 
 
 def test_property_layers_and_precedence(clean_env: pytest.MonkeyPatch) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.process import REPO_ROOT
 from streamwatch_common.settings import env_name
 from streamwatch_common.settings_doc import BEGIN, END, main, registered_settings, rewrite
+from streamwatch_dev.process import REPO_ROOT
 
 README = REPO_ROOT / "README.md"
 

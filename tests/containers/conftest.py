@@ -11,8 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from harness.docker import DockerEngine
-from harness.images import SERVICES, BuildResult, build_service_image, chart_image_refs, ensure_base_images
+from streamwatch_dev.docker import DockerEngine
+from streamwatch_dev.images import (
+    SERVICES,
+    BuildResult,
+    build_service_image,
+    chart_image_refs,
+    ensure_base_images,
+)
 
 
 @pytest.fixture(scope="session")

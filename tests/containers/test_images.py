@@ -12,12 +12,12 @@ import uuid
 from pathlib import Path
 
 import pytest
-from chart.workloads import service_containers
 
-from harness.chart import render
-from harness.containers import ChartWiring
-from harness.docker import DockerEngine
-from harness.images import SERVICES, BuildResult
+from streamwatch_dev.chart import render
+from streamwatch_dev.containers import ChartWiring
+from streamwatch_dev.docker import DockerEngine
+from streamwatch_dev.images import SERVICES, BuildResult
+from streamwatch_dev.workloads import service_containers
 
 IMPORT_ALL = """
 import importlib, json, os, pkgutil, sys

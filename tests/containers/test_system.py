@@ -1,8 +1,8 @@
 """The whole system as containers, wired by the rendered chart, against the real local infrastructure.
 
 Every service runs from the image this run built, with the command, env, user, read-only root
-filesystem, capabilities, limits and volumes of its rendered pod spec (harness/containers.py says how a
-pod spec becomes ``docker run``). The tests run in file order on one running system:
+filesystem, capabilities, limits and volumes of its rendered pod spec (streamwatch_dev/containers.py says
+how a pod spec becomes ``docker run``). The tests run in file order on one running system:
 
 1. the observer scales 1 → 3 → 1 while visits flow, as ``kubectl scale`` would, and the broker is
    restarted under the running system (SIGTERM, then SIGKILL) without any container restarting;
@@ -28,19 +28,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chart.workloads import Container, by_kind, service_containers
 from observer.conftest import assert_exact_cover, coverage
 from visits_writer.stack import WriterPaths, written
 
-from harness.chart import render, render_rule_files
-from harness.containers import ChartWiring, ContainerRun
-from harness.docker import DockerEngine
-from harness.images import BuildResult
-from harness.kafka import KafkaBroker
-from harness.process import free_port, wait_until
-from harness.prometheus import Prometheus, Pushgateway, http_get
-from harness.search import SearchServer
-from harness.services import metric_value
+from streamwatch_dev.chart import render, render_rule_files
+from streamwatch_dev.containers import ChartWiring, ContainerRun
+from streamwatch_dev.docker import DockerEngine
+from streamwatch_dev.images import BuildResult
+from streamwatch_dev.kafka import KafkaBroker
+from streamwatch_dev.process import free_port, wait_until
+from streamwatch_dev.prometheus import Prometheus, Pushgateway, http_get
+from streamwatch_dev.search import SearchServer
+from streamwatch_dev.services import metric_value
+from streamwatch_dev.workloads import Container, by_kind, service_containers
 from streamwatch_observer.checkpoint import read_committed
 
 pytestmark = pytest.mark.spark

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from kubernetes import client, config
 from kubernetes.stream import stream
 
-from harness.chart import CHART, helm_binary
+from streamwatch_dev.chart import CHART, helm_binary
 
 T = TypeVar("T")
 

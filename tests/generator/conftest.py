@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from generator.support import StartGenerator
 
-from harness.kafka import KafkaBroker
-from harness.services import ServiceProcess, service_env
+from streamwatch_dev.kafka import KafkaBroker
+from streamwatch_dev.services import ServiceProcess, service_env
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.kafka import KafkaBroker
-from harness.services import ServiceProcess
+from streamwatch_dev.kafka import KafkaBroker
+from streamwatch_dev.services import ServiceProcess
 
 StartGenerator = Callable[..., ServiceProcess]
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from generator.support import StartGenerator, assert_every_line_is_json, read_rows, summary
 
-from harness.kafka import KafkaBroker
-from harness.process import free_port, wait_until
-from harness.services import VENV_BIN, metric_value, service_env
+from streamwatch_dev.kafka import KafkaBroker
+from streamwatch_dev.process import free_port, wait_until
+from streamwatch_dev.services import VENV_BIN, metric_value, service_env
 
 
 def status(url: str) -> int:

@@ -7,7 +7,7 @@ from collections import Counter
 
 from generator.support import Row, StartGenerator, assert_every_line_is_json, read_rows, summary
 
-from harness.kafka import KafkaBroker
+from streamwatch_dev.kafka import KafkaBroker
 
 REQUIRED = ("event_time", "user_id", "page")
 SEEDED = {"GENERATOR_SEED": "42", "GENERATOR_EVENT_TIME_START": "2026-01-01T00:00:00Z"}

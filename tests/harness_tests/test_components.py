@@ -8,11 +8,11 @@ import pytest
 from confluent_kafka import TopicPartition
 from elasticsearch import AuthenticationException, Elasticsearch
 
-from harness.elasticsearch import ElasticsearchNode
-from harness.kafka import KafkaBroker
-from harness.process import ComponentStartError
-from harness.prometheus import Prometheus, Pushgateway
-from harness.search import SearchServer
+from streamwatch_dev.elasticsearch import ElasticsearchNode
+from streamwatch_dev.kafka import KafkaBroker
+from streamwatch_dev.process import ComponentStartError
+from streamwatch_dev.prometheus import Prometheus, Pushgateway
+from streamwatch_dev.search import SearchServer
 
 
 def test_broker_round_trip_with_exact_watermarks(kafka: KafkaBroker) -> None:
@@ -73,7 +73,7 @@ def test_prometheus_scrapes_pushgateway(tmp_path: Path, pushgateway: Pushgateway
     push_to_gateway(pushgateway.url.removeprefix("http://"), job="harness", registry=registry)
     prom = Prometheus.start(tmp_path, [], pushgateway=pushgateway.url)
     try:
-        from harness.process import wait_until
+        from streamwatch_dev.process import wait_until
 
         wait_until(lambda: prom.query('harness_check{job="harness"}'), 20, what="harness_check scraped")
         assert float(prom.query('harness_check{job="harness"}')[0]["value"][1]) == 42.0

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from confluent_kafka import TopicPartition
 
-from harness.kafka import KafkaBroker
-from harness.search import SearchBackend
-from harness.services import ServiceProcess, service_env
+from streamwatch_dev.kafka import KafkaBroker
+from streamwatch_dev.search import SearchBackend
+from streamwatch_dev.services import ServiceProcess, service_env
 
 
 def visit(i: int, **overrides: Any) -> bytes:

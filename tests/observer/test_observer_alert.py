@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from observer.conftest import ObserverFactory, visit, write_checkpoint
 
-from harness.chart import render_rule_files
-from harness.kafka import KafkaBroker
-from harness.process import wait_until
-from harness.prometheus import Prometheus
+from streamwatch_dev.chart import render_rule_files
+from streamwatch_dev.kafka import KafkaBroker
+from streamwatch_dev.process import wait_until
+from streamwatch_dev.prometheus import Prometheus
 
 LAG = "passthrough lag"
 

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from observer.conftest import ObserverFactory, assert_exact_cover, coverage, visit
 
-from harness.chart import render_rule_files
-from harness.kafka import KafkaBroker
-from harness.process import wait_until
-from harness.prometheus import Prometheus
-from harness.services import ServiceProcess, metric_value, service_env
+from streamwatch_dev.chart import render_rule_files
+from streamwatch_dev.kafka import KafkaBroker
+from streamwatch_dev.process import wait_until
+from streamwatch_dev.prometheus import Prometheus
+from streamwatch_dev.services import ServiceProcess, metric_value, service_env
 
 pytestmark = pytest.mark.spark
 

@@ -16,10 +16,10 @@ from observer.conftest import (
     written_ranges,
 )
 
-from harness.kafka import KafkaBroker
-from harness.process import wait_until
-from harness.search import SearchServer
-from harness.services import metric_value
+from streamwatch_dev.kafka import KafkaBroker
+from streamwatch_dev.process import wait_until
+from streamwatch_dev.search import SearchServer
+from streamwatch_dev.services import metric_value
 
 NO_PROFILE = {"OBSERVER_PROFILE_ENABLED": "false"}
 

@@ -9,9 +9,9 @@ from observer.conftest import ObserverFactory, visit
 from profile_publisher import conftest as publisher_fixtures
 from profile_publisher.publisher_client import Publisher
 
-from harness.kafka import KafkaBroker
-from harness.process import wait_until
-from harness.services import metric_value
+from streamwatch_dev.kafka import KafkaBroker
+from streamwatch_dev.process import wait_until
+from streamwatch_dev.services import metric_value
 
 # The publisher's own fixture: starts its console script with a fresh store, index and token.
 start_publisher = publisher_fixtures.start_publisher

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from observer.conftest import ObserverFactory, assert_exact_cover, coverage, visit, write_checkpoint
 
-from harness.kafka import KafkaBroker
-from harness.process import wait_until
-from harness.services import metric_value
+from streamwatch_dev.kafka import KafkaBroker
+from streamwatch_dev.process import wait_until
+from streamwatch_dev.services import metric_value
 
 SETTINGS = {
     "OBSERVER_WINDOW_RECORDS": "25",

@@ -19,9 +19,9 @@ from observer.conftest import (
     write_checkpoint,
 )
 
-from harness.kafka import KafkaBroker
-from harness.process import wait_until
-from harness.services import metric_value
+from streamwatch_dev.kafka import KafkaBroker
+from streamwatch_dev.process import wait_until
+from streamwatch_dev.services import metric_value
 
 
 def test_quality_lag_and_profile_of_known_records(kafka: KafkaBroker, observers: ObserverFactory) -> None:

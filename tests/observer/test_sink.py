@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch
 
-from harness.chart import render
-from harness.elasticsearch import ElasticsearchNode
 from streamwatch_common.errors import SinkError
+from streamwatch_dev.chart import render
+from streamwatch_dev.elasticsearch import ElasticsearchNode
 from streamwatch_observer.sink import MAPPINGS, ObservationSink
 
 MINUTE = "2026-11-28T10:0{m}:30.000Z"

@@ -14,8 +14,8 @@ from observer.conftest import (
     visit,
 )
 
-from harness.kafka import KafkaBroker
-from harness.services import ServiceProcess
+from streamwatch_dev.kafka import KafkaBroker
+from streamwatch_dev.services import ServiceProcess
 
 
 class FlowingProducer:

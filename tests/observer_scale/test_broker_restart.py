@@ -16,9 +16,9 @@ from pathlib import Path
 from observer.conftest import ObserverFactory, assert_exact_cover, coverage, write_checkpoint
 from observer_scale.conftest import FlowingProducer
 
-from harness.kafka import KafkaBroker
-from harness.process import wait_until
-from harness.search import SearchServer
+from streamwatch_dev.kafka import KafkaBroker
+from streamwatch_dev.process import wait_until
+from streamwatch_dev.search import SearchServer
 
 SETTINGS = {
     "OBSERVER_WINDOW_RECORDS": "20",

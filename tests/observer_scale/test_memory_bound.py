@@ -13,9 +13,9 @@ import psutil
 import pytest
 from observer.conftest import ObserverFactory, visit
 
-from harness.kafka import KafkaBroker
-from harness.process import wait_until
-from harness.search import SearchServer
+from streamwatch_dev.kafka import KafkaBroker
+from streamwatch_dev.process import wait_until
+from streamwatch_dev.search import SearchServer
 
 WINDOW = 2000
 PAD = "x" * 2000  # ~2.4 KB per record: one window holds ~5 MB of raw values

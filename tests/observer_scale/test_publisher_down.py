@@ -7,9 +7,9 @@ import time
 
 from observer.conftest import ObserverFactory, visit
 
-from harness.kafka import KafkaBroker
-from harness.process import free_port, wait_until
-from harness.services import metric_value
+from streamwatch_dev.kafka import KafkaBroker
+from streamwatch_dev.process import free_port, wait_until
+from streamwatch_dev.services import metric_value
 
 
 def test_publisher_down_observation_continues_with_bounded_retries(

@@ -11,9 +11,9 @@ from pathlib import Path
 from observer.conftest import ObserverFactory, assert_exact_cover, coverage, write_checkpoint, written_ranges
 from observer_scale.conftest import FlowingProducer, owned, settled, window_times
 
-from harness.kafka import KafkaBroker
-from harness.process import wait_until
-from harness.services import ServiceProcess, metric_value
+from streamwatch_dev.kafka import KafkaBroker
+from streamwatch_dev.process import wait_until
+from streamwatch_dev.services import ServiceProcess, metric_value
 
 PARTITIONS = 2
 RATE = 40.0  # records/s over both partitions: a 20-record window closes about every second

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from harness.kafka import KafkaBroker
-from harness.process import wait_until
-from harness.prometheus import Pushgateway
-from harness.services import VENV_BIN, ServiceProcess, metric_value, service_env
-from harness.spark import CONNECTORS, spark_jars_dir
+from streamwatch_dev.kafka import KafkaBroker
+from streamwatch_dev.process import wait_until
+from streamwatch_dev.prometheus import Pushgateway
+from streamwatch_dev.services import VENV_BIN, ServiceProcess, metric_value, service_env
+from streamwatch_dev.spark import CONNECTORS, spark_jars_dir
 from streamwatch_observer.checkpoint import read_committed
 
 pytestmark = pytest.mark.spark

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from profile_publisher.publisher_client import Publisher
 
-from harness.process import free_port
-from harness.search import SearchBackend
-from harness.services import ServiceProcess, service_env
+from streamwatch_dev.process import free_port
+from streamwatch_dev.search import SearchBackend
+from streamwatch_dev.services import ServiceProcess, service_env
 
 SCRIPT = "streamwatch-profile-publisher"
 

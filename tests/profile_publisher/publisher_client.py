@@ -13,9 +13,9 @@ from typing import Any
 
 import httpx
 
-from harness.process import wait_until
-from harness.search import SearchBackend
-from harness.services import ServiceProcess, metric_value
+from streamwatch_dev.process import wait_until
+from streamwatch_dev.search import SearchBackend
+from streamwatch_dev.services import ServiceProcess, metric_value
 
 WINDOW_0 = datetime(2026, 11, 22, 18, 0, tzinfo=UTC)
 

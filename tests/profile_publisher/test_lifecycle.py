@@ -12,8 +12,8 @@ import httpx
 import pytest
 from profile_publisher.publisher_client import Publisher, make_report, window_params
 
-from harness.process import wait_until
-from harness.search import SearchServer
+from streamwatch_dev.process import wait_until
+from streamwatch_dev.search import SearchServer
 
 
 def test_reports_and_index_survive_a_restart(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from profile_publisher.publisher_client import Publisher, make_report, window_params
 
-from harness.services import VENV_BIN, service_env
+from streamwatch_dev.services import VENV_BIN, service_env
 
 LIMIT = 64 * 1024
 

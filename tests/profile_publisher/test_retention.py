@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from profile_publisher.publisher_client import Publisher, make_report, window_params
 
-from harness.process import wait_until
+from streamwatch_dev.process import wait_until
 
 
 def _upload_n(publisher: Publisher, n: int, size: int) -> list[str]:

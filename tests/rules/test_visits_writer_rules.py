@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.chart import render_rule_files
-from harness.prometheus import promtool
+from streamwatch_dev.chart import render_rule_files
+from streamwatch_dev.prometheus import promtool
 
 SLA = "SLA miss visits synchronizer"
 STALLED = "visits synchronizer stalled"

@@ -13,8 +13,6 @@ from confluent_kafka import KafkaError, KafkaException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadMaxRows
 
-from harness.kafka import KafkaBroker
-from harness.process import wait_until
 from streamwatch_common.errors import SourceError
 from streamwatch_common.spark.kafka_source import (
     KafkaStreamReader,
@@ -23,6 +21,8 @@ from streamwatch_common.spark.kafka_source import (
     split_read_limit,
 )
 from streamwatch_common.spark.kafka_stream import kafka_stream_options, read_kafka_stream
+from streamwatch_dev.kafka import KafkaBroker
+from streamwatch_dev.process import wait_until
 
 pytestmark = pytest.mark.spark
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pyspark.sql import SparkSession
 
-from harness.kafka import KafkaBroker
-from harness.process import free_port
 from streamwatch_common.spark.kafka_writer import KafkaWriteError, kafka_batch_writer, write_rows
+from streamwatch_dev.kafka import KafkaBroker
+from streamwatch_dev.process import free_port
 
 pytestmark = pytest.mark.spark
 

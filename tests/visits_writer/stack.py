@@ -15,10 +15,10 @@ from typing import Any
 import psutil
 from deltalake import DeltaTable
 
-from harness.kafka import KafkaBroker
-from harness.process import wait_until
-from harness.services import ServiceProcess, service_env
-from harness.spark import spark_jars_dir
+from streamwatch_dev.kafka import KafkaBroker
+from streamwatch_dev.process import wait_until
+from streamwatch_dev.services import ServiceProcess, service_env
+from streamwatch_dev.spark import spark_jars_dir
 
 
 @dataclass

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from visits_writer.stack import WriterPaths, start_generator, start_writer, writer_env
 
-from harness.chart import render_rule_files
-from harness.kafka import KafkaBroker
-from harness.process import wait_until
-from harness.prometheus import Prometheus, Pushgateway
+from streamwatch_dev.chart import render_rule_files
+from streamwatch_dev.kafka import KafkaBroker
+from streamwatch_dev.process import wait_until
+from streamwatch_dev.prometheus import Prometheus, Pushgateway
 
 pytestmark = pytest.mark.spark
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 from deltalake import DeltaTable
 
-from harness.services import VENV_BIN, service_env
+from streamwatch_dev.services import VENV_BIN, service_env
 from streamwatch_visits_writer.schema import DEAD_LETTER_TABLE, VISITS_TABLE
 
 

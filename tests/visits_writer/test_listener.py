@@ -11,9 +11,9 @@ from pathlib import Path
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.process import free_port, wait_until
-from harness.prometheus import Pushgateway
 from streamwatch_common.spark.listener import BatchMetrics, BatchMetricsPusher
+from streamwatch_dev.process import free_port, wait_until
+from streamwatch_dev.prometheus import Pushgateway
 
 
 def counter(name: str, job: str) -> float:

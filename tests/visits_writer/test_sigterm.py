@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from visits_writer.stack import WriterPaths, run_generator, start_writer, wait_rows, writer_env, written
 
-from harness.kafka import KafkaBroker
+from streamwatch_dev.kafka import KafkaBroker
 
 pytestmark = pytest.mark.spark
 

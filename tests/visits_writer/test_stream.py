@@ -24,11 +24,11 @@ from visits_writer.stack import (
     written,
 )
 
-from harness.kafka import KafkaBroker
-from harness.process import wait_until
-from harness.prometheus import Pushgateway
-from harness.services import ServiceProcess, metric_value
-from harness.spark import CONNECTORS
+from streamwatch_dev.kafka import KafkaBroker
+from streamwatch_dev.process import wait_until
+from streamwatch_dev.prometheus import Pushgateway
+from streamwatch_dev.services import ServiceProcess, metric_value
+from streamwatch_dev.spark import CONNECTORS
 
 pytestmark = pytest.mark.spark
 

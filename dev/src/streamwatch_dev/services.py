@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.process import REPO_ROOT, ManagedProcess, free_port, wait_until
-from harness.prometheus import http_get
+from streamwatch_dev.process import REPO_ROOT, ManagedProcess, free_port, wait_until
+from streamwatch_dev.prometheus import http_get
 
 VENV_BIN = Path(sys.executable).parent
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from harness.process import REPO_ROOT, ComponentStartError
+from streamwatch_dev.process import REPO_ROOT, ComponentStartError
 
 CHART = REPO_ROOT / "charts" / "streamwatch"
 
@@ -50,9 +50,11 @@ def render(
     return [doc for doc in yaml.safe_load_all(helm(*args)) if doc]
 
 
-def render_rule_files(target: Path, set_values: dict[str, Any] | None = None) -> list[Path]:
-    """The chart's Prometheus rule files as rendered with ``set_values``, written under ``target``."""
-    (configmap,) = render(set_values, show_only="templates/prometheus/rules-configmap.yaml")
+def render_rule_files(
+    target: Path, set_values: dict[str, Any] | None = None, values_files: list[Path] | None = None
+) -> list[Path]:
+    """The chart's Prometheus rule files as rendered with these values, written under ``target``."""
+    (configmap,) = render(set_values, values_files, show_only="templates/prometheus/rules-configmap.yaml")
     target.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, text in configmap["data"].items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from harness.process import ComponentStartError
+from streamwatch_dev.process import ComponentStartError
 
 # pyspark's version (uv.lock); .ci/install-deps.sh resolves the connectors for it.
 SPARK_VERSION = "4.2.0"

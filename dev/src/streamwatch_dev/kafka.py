@@ -22,7 +22,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._listoffsets import OffsetSpec  # confluent_kafka.admin re-exports it implicitly
 from confluent_kafka.cimpl import NewTopic
 
-from harness.process import ComponentStartError, ManagedProcess, free_port, wait_until
+from streamwatch_dev.process import ComponentStartError, ManagedProcess, free_port, wait_until
 
 KAFKA_VERSION = "4.3.1"  # what the chart's Strimzi runs; .ci/install-deps.sh resolves the same
 HEAP = "-Xmx512m"

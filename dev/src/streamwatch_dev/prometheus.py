@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from harness.process import ComponentStartError, ManagedProcess, free_port
+from streamwatch_dev.process import ComponentStartError, ManagedProcess, free_port
 
 
 def _binary(name: str, package: str) -> str:

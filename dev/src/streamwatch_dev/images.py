@@ -22,9 +22,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.chart import render
-from harness.docker import DockerEngine, cache_root
-from harness.process import REPO_ROOT, ComponentStartError
+from streamwatch_dev.chart import render
+from streamwatch_dev.docker import DockerEngine, cache_root
+from streamwatch_dev.process import REPO_ROOT, ComponentStartError
 
 SERVICES = ("generator", "visits-writer", "passthrough", "observer", "profile-publisher")
 LOCAL_PYTHON_IMAGE = "streamwatch-local/python:3.11-bookworm"
@@ -204,7 +204,7 @@ def main() -> None:
     """``make container-images``: build the five images as the chart names them, no registry needed."""
     import argparse
 
-    from harness.docker import DockerEngine
+    from streamwatch_dev.docker import DockerEngine
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import base64
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,3 +73,11 @@ def service_containers(manifests: list[Manifest], component: str) -> list[Contai
 
 def by_kind(manifests: list[Manifest], kind: str) -> list[Manifest]:
     return [m for m in manifests if m.get("kind") == kind]
+
+
+def secret_value(manifests: list[Manifest], ref: Mapping[str, str]) -> str:
+    """The value a ``secretKeyRef`` names, read from the rendered Secret objects."""
+    (secret,) = [s for s in by_kind(manifests, "Secret") if s["metadata"]["name"] == ref["name"]]
+    if "stringData" in secret and ref["key"] in secret["stringData"]:
+        return str(secret["stringData"][ref["key"]])
+    return base64.b64decode(secret["data"][ref["key"]]).decode()

@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Protocol
 
-from harness.process import ComponentStartError, free_port
+from streamwatch_dev.process import ComponentStartError, free_port
 
 _COMPAT = {
     "application/vnd.elasticsearch+json": "application/json",

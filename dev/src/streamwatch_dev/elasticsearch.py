@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.process import ComponentStartError, ManagedProcess, free_port
-from harness.search import IndexQueries
+from streamwatch_dev.process import ComponentStartError, ManagedProcess, free_port
+from streamwatch_dev.search import IndexQueries
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.process import ComponentStartError, ManagedProcess
+from streamwatch_dev.process import ComponentStartError, ManagedProcess
 
 # Debian's client: BuildKit builds need a client that speaks to the engine's built-in builder, and the
 # newer client some machines carry in /usr/local/bin wants a buildx plugin that is not installed.

@@ -12,7 +12,6 @@ that name that port follow).
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 import time
@@ -21,11 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chart.workloads import Container, by_kind
-
-from harness.docker import DockerEngine
-from harness.process import free_port, wait_until
-from harness.prometheus import http_get
+from streamwatch_dev.docker import DockerEngine
+from streamwatch_dev.process import free_port, wait_until
+from streamwatch_dev.prometheus import http_get
+from streamwatch_dev.workloads import Container, secret_value
 
 Manifest = dict[str, Any]
 _QUANTITY = re.compile(r"^(\d+(?:\.\d+)?)(m|Ki|Mi|Gi|Ti|k|M|G)?$")
@@ -42,13 +40,6 @@ def quantity_bytes(value: str) -> int:
 def quantity_cpus(value: str | int | float) -> str:
     text = str(value)
     return str(int(text[:-1]) / 1000) if text.endswith("m") else text
-
-
-def secret_value(manifests: list[Manifest], ref: Mapping[str, str]) -> str:
-    (secret,) = [s for s in by_kind(manifests, "Secret") if s["metadata"]["name"] == ref["name"]]
-    if "stringData" in secret and ref["key"] in secret["stringData"]:
-        return str(secret["stringData"][ref["key"]])
-    return base64.b64decode(secret["data"][ref["key"]]).decode()
 
 
 def _security(c: Container) -> dict[str, Any]:

@@ -12,7 +12,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+
+def _repo_root() -> Path:
+    """The checkout this package is installed from (editable, as a workspace member): the directory
+    holding the chart. Everything here works on that checkout's files (chart, logs, test output)."""
+    for parent in Path(__file__).resolve().parents:
+        if (parent / "charts" / "streamwatch" / "Chart.yaml").is_file():
+            return parent
+    raise RuntimeError(f"streamwatch_dev is not inside a streamwatch checkout: {__file__}")
+
+
+REPO_ROOT = _repo_root()
 OUTPUT_ROOT = REPO_ROOT / "test-output"
 
 
