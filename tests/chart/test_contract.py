@@ -116,10 +116,11 @@ def test_latency_toggle_reaches_the_visits_writer() -> None:
 
 
 # --- metrics ------------------------------------------------------------------------------------------
-def emitted_metric_names() -> set[str]:
-    """Every series name the services' code defines: the first argument of each prometheus-client metric
-    constructor, resolved through module-level string constants and dict keys when it is a variable."""
-    names: set[str] = set()
+def defined_metrics() -> dict[str, str]:
+    """Every metric the services' code defines, name as written → prometheus-client class: the first
+    argument of each metric constructor, resolved through module-level string constants and dict keys
+    when it is a variable."""
+    defined: dict[str, str] = {}
     for path in sorted(REPO_ROOT.glob("services/*/src/**/*.py")):
         tree = ast.parse(path.read_text(), str(path))
         constants: set[str] = set()
@@ -143,11 +144,28 @@ def emitted_metric_names() -> set[str]:
                 if isinstance(first, ast.Constant) and isinstance(first.value, str)
                 else {c for c in constants if re.fullmatch(r"[a-z][a-z0-9_]*", c)}
             )
-            for base in bases:
-                stem = base.removesuffix("_total") if func == "Counter" else base
-                names.add(stem)
-                names |= {stem + suffix for suffix in METRIC_CLASSES[func]}
+            defined |= dict.fromkeys(bases, func)
+    return defined
+
+
+def emitted_metric_names() -> set[str]:
+    """Every series name the services expose, with the suffixes prometheus-client adds per class."""
+    names: set[str] = set()
+    for base, func in defined_metrics().items():
+        # A Counter's samples are <stem>_total and <stem>_created, never the bare stem.
+        stem = base.removesuffix("_total") if func == "Counter" else base
+        if func != "Counter":
+            names.add(stem)
+        names |= {stem + suffix for suffix in METRIC_CLASSES[func]}
     return names
+
+
+def test_every_counter_is_named_with_total_as_exposed() -> None:
+    """prometheus-client exposes a Counter as <name>_total either way; writing the suffix in the code
+    makes the name in code, rules, dashboards and READMEs one word."""
+    counters = {name for name, func in defined_metrics().items() if func == "Counter"}
+    assert {"observer_records_total", "streamwatch_pushes_total"} <= counters, "parser found too little"
+    assert not sorted(name for name in counters if not name.endswith("_total"))
 
 
 def promql_metric_names(expr: str) -> set[str]:

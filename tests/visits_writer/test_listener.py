@@ -17,7 +17,7 @@ from streamwatch_common.spark.listener import BatchMetrics, BatchMetricsPusher
 
 
 def counter(name: str, job: str) -> float:
-    return REGISTRY.get_sample_value(f"{name}_total", {"job": job}) or 0.0
+    return REGISTRY.get_sample_value(name, {"job": job}) or 0.0
 
 
 def pushed(gateway: Pushgateway, job: str, instance: str) -> dict[str, float]:
@@ -45,7 +45,8 @@ def test_batch_metrics_reach_the_pushgateway(pushgateway: Pushgateway) -> None:
         assert values["visits_sync_input_rows_per_second"] == 50.0
         assert values["visits_sync_processed_rows_per_second"] == 400.0
         assert values["push_time_seconds"] > time.time() - 30
-        assert counter("streamwatch_pushes", job) == 1 and counter("streamwatch_push_failures", job) == 0
+        assert counter("streamwatch_pushes_total", job) == 1
+        assert counter("streamwatch_push_failures_total", job) == 0
         # Idle: only the heartbeat is added; the batch values and a fresh push time stay.
         before = values["push_time_seconds"]
         pusher.onQueryIdle(None)
@@ -62,19 +63,19 @@ def test_gateway_down_is_counted_without_slowing_the_caller_and_pushes_resume(ou
     pusher = BatchMetricsPusher(gateway.url, job=job, instance="pod-1", timeout=1)
     try:
         pusher.submit(metrics(0))
-        wait_until(lambda: counter("streamwatch_pushes", job) == 1, 10)
+        wait_until(lambda: counter("streamwatch_pushes_total", job) == 1, 10)
         gateway.stop()
         started = time.monotonic()
         for batch_id in range(1, 4):
             pusher.submit(metrics(batch_id))
             time.sleep(0.3)
-        wait_until(lambda: counter("streamwatch_push_failures", job) >= 1, 10)
+        wait_until(lambda: counter("streamwatch_push_failures_total", job) >= 1, 10)
         # The listener callback only hands over values: three submits cost far less than one timeout.
         assert time.monotonic() - started < 0.3 * 3 + 0.5
         gateway.restart()
         pusher.submit(metrics(9))
         wait_until(lambda: pushed(gateway, job, "pod-1").get("visits_sync_batch_id") == 9, 15)
-        assert counter("streamwatch_pushes", job) >= 2
+        assert counter("streamwatch_pushes_total", job) >= 2
     finally:
         pusher.close()
         gateway.stop()
@@ -92,7 +93,7 @@ def test_a_hanging_gateway_is_cut_off_by_the_timeout() -> None:
         submit_started = time.monotonic()
         pusher.submit(metrics(0))
         assert time.monotonic() - submit_started < 0.05
-        wait_until(lambda: counter("streamwatch_push_failures", job) == 1, 5, interval=0.05)
+        wait_until(lambda: counter("streamwatch_push_failures_total", job) == 1, 5, interval=0.05)
         elapsed = time.monotonic() - started
         assert 0.4 < elapsed < 2.0, elapsed
         pusher.close(timeout=2)

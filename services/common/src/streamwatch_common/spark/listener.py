@@ -34,10 +34,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-PUSHES = Counter("streamwatch_pushes", "Successful pushes to the Pushgateway.", ["job"])
-PUSH_FAILURES = Counter("streamwatch_push_failures", "Failed pushes to the Pushgateway.", ["job"])
+PUSHES = Counter("streamwatch_pushes_total", "Successful pushes to the Pushgateway.", ["job"])
+PUSH_FAILURES = Counter("streamwatch_push_failures_total", "Failed pushes to the Pushgateway.", ["job"])
 PUSHES_SUPERSEDED = Counter(
-    "streamwatch_pushes_superseded",
+    "streamwatch_pushes_superseded_total",
     "Batch metrics replaced by a newer batch before they could be pushed.",
     ["job"],
 )
