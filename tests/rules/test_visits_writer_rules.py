@@ -66,7 +66,7 @@ def stalled_annotations(instance: str, age: str) -> dict[str, str]:
 def sla_case() -> dict[str, Any]:
     # slow: fast 0-45 s, slow (15 s batches) 60-165 s, fast from 180 s.
     # spiky: one slow batch per minute, never slow for a whole minute -> must never fire.
-    # passthrough pushes the same metric name under another job -> not this alert's business.
+    # Another job under the seed's name (the passthrough pushes streaming_batch_* now) -> not this alert's.
     return {
         "interval": "15s",
         "input_series": [

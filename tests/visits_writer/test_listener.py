@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from harness.process import free_port, wait_until
 from harness.prometheus import Pushgateway
-from streamwatch_common.spark.listener import BatchMetrics, BatchMetricsPusher
+from streamwatch_common.spark.listener import VISITS_SYNC, BatchMetrics, BatchMetricsPusher
 
 
 def counter(name: str, job: str) -> float:
@@ -35,7 +35,7 @@ def metrics(batch_id: int, duration_ms: float = 1234.0) -> BatchMetrics:
 
 def test_batch_metrics_reach_the_pushgateway(pushgateway: Pushgateway) -> None:
     job = f"job_{uuid.uuid4().hex[:6]}"
-    pusher = BatchMetricsPusher(pushgateway.url, job=job, instance="pod-1", timeout=2)
+    pusher = BatchMetricsPusher(pushgateway.url, job=job, instance="pod-1", timeout=2, names=VISITS_SYNC)
     try:
         pusher.submit(metrics(7, 15250.0))
         wait_until(lambda: pushed(pushgateway, job, "pod-1").get("visits_sync_batch_id") == 7, 10)
@@ -57,10 +57,29 @@ def test_batch_metrics_reach_the_pushgateway(pushgateway: Pushgateway) -> None:
         pusher.close()
 
 
+def test_other_jobs_push_job_neutral_names_in_seconds(pushgateway: Pushgateway) -> None:
+    """Only the visits writer pushes the seed's visits_sync_* names; any other job pushes
+    streaming_batch_* under its own job label, the duration in seconds."""
+    job = f"job_{uuid.uuid4().hex[:6]}"
+    pusher = BatchMetricsPusher(pushgateway.url, job=job, instance="pod-1", timeout=2)
+    try:
+        pusher.submit(metrics(3, 1500.0))
+        wait_until(lambda: pushed(pushgateway, job, "pod-1").get("streaming_batch_id") == 3, 10)
+        values = pushed(pushgateway, job, "pod-1")
+        assert values["streaming_batch_duration_seconds"] == 1.5
+        assert values["streaming_batch_input_rows"] == 500
+        assert values["streaming_batch_processed_rows_per_second"] == 400.0
+        assert not [name for name in values if name.startswith("visits_sync")]
+        pusher.onQueryIdle(None)
+        wait_until(lambda: "streaming_batch_idle_heartbeat_seconds" in pushed(pushgateway, job, "pod-1"), 10)
+    finally:
+        pusher.close()
+
+
 def test_gateway_down_is_counted_without_slowing_the_caller_and_pushes_resume(output_dir: Path) -> None:
     gateway = Pushgateway.start(output_dir)
     job = f"job_{uuid.uuid4().hex[:6]}"
-    pusher = BatchMetricsPusher(gateway.url, job=job, instance="pod-1", timeout=1)
+    pusher = BatchMetricsPusher(gateway.url, job=job, instance="pod-1", timeout=1, names=VISITS_SYNC)
     try:
         pusher.submit(metrics(0))
         wait_until(lambda: counter("streamwatch_pushes_total", job) == 1, 10)
