@@ -406,6 +406,15 @@ def test_every_elasticsearch_field_used_exists_in_the_index_mappings() -> None:
         )
 
 
+def test_both_indices_name_the_replica_field_alike() -> None:
+    """Grafana and users filter observations and profile reports by the same field name."""
+    from streamwatch_observer.sink import MAPPINGS as OBSERVATION_MAPPINGS
+    from streamwatch_profile_publisher.indexer import MAPPINGS as PROFILE_MAPPINGS
+
+    for mappings in (OBSERVATION_MAPPINGS, PROFILE_MAPPINGS):
+        assert {field for field in mappings["properties"] if "replica" in field} == {"replica"}
+
+
 # --- Prometheus configuration -------------------------------------------------------------------------
 @pytest.mark.parametrize("variant", ["default", "external-infra", "production-like"])
 def test_rendered_prometheus_config_passes_promtool(variant: str, tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ MAPPINGS: dict[str, Any] = {
         "topic": _KEYWORD,
         "source_topic": _KEYWORD,
         "partition": {"type": "integer"},
-        "observer_replica": _KEYWORD,
+        "replica": _KEYWORD,
         # window documents
         "window_start": _DATE,
         "window_end": _DATE,
