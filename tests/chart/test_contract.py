@@ -116,10 +116,11 @@ def test_latency_toggle_reaches_the_visits_writer() -> None:
 
 
 # --- metrics ------------------------------------------------------------------------------------------
-def emitted_metric_names() -> set[str]:
-    """Every series name the services' code defines: the first argument of each prometheus-client metric
-    constructor, resolved through module-level string constants and dict keys when it is a variable."""
-    names: set[str] = set()
+def defined_metrics() -> dict[str, str]:
+    """Every metric the services' code defines, name as written → prometheus-client class: the first
+    argument of each metric constructor, resolved through module-level string constants and dict keys
+    when it is a variable."""
+    defined: dict[str, str] = {}
     for path in sorted(REPO_ROOT.glob("services/*/src/**/*.py")):
         tree = ast.parse(path.read_text(), str(path))
         constants: set[str] = set()
@@ -143,11 +144,28 @@ def emitted_metric_names() -> set[str]:
                 if isinstance(first, ast.Constant) and isinstance(first.value, str)
                 else {c for c in constants if re.fullmatch(r"[a-z][a-z0-9_]*", c)}
             )
-            for base in bases:
-                stem = base.removesuffix("_total") if func == "Counter" else base
-                names.add(stem)
-                names |= {stem + suffix for suffix in METRIC_CLASSES[func]}
+            defined |= dict.fromkeys(bases, func)
+    return defined
+
+
+def emitted_metric_names() -> set[str]:
+    """Every series name the services expose, with the suffixes prometheus-client adds per class."""
+    names: set[str] = set()
+    for base, func in defined_metrics().items():
+        # A Counter's samples are <stem>_total and <stem>_created, never the bare stem.
+        stem = base.removesuffix("_total") if func == "Counter" else base
+        if func != "Counter":
+            names.add(stem)
+        names |= {stem + suffix for suffix in METRIC_CLASSES[func]}
     return names
+
+
+def test_every_counter_is_named_with_total_as_exposed() -> None:
+    """prometheus-client exposes a Counter as <name>_total either way; writing the suffix in the code
+    makes the name in code, rules, dashboards and READMEs one word."""
+    counters = {name for name, func in defined_metrics().items() if func == "Counter"}
+    assert {"observer_records_total", "streamwatch_pushes_total"} <= counters, "parser found too little"
+    assert not sorted(name for name in counters if not name.endswith("_total"))
 
 
 def promql_metric_names(expr: str) -> set[str]:
@@ -168,14 +186,14 @@ def promql_metric_names(expr: str) -> set[str]:
     return names
 
 
-def chart_promql(tmp_path: Path) -> dict[str, str]:
+def chart_promql(tmp_path: Path, values: dict[str, str] | None = None) -> dict[str, str]:
     """Where → PromQL expression, for every alert rule, Grafana alert and dashboard panel the chart ships."""
     exprs: dict[str, str] = {}
-    for path in render_rule_files(tmp_path / "rules"):
+    for path in render_rule_files(tmp_path / "rules", values):
         for group in yaml.safe_load(path.read_text())["groups"]:
             for rule in group["rules"]:
                 exprs[f"{path.name}: {rule.get('alert') or rule.get('record')}"] = rule["expr"]
-    manifests = render()
+    manifests = render(values)
     grafana = _grafana_files(manifests)
     for group in yaml.safe_load(grafana["alert-rules.yaml"])["groups"]:
         for rule in group["rules"]:
@@ -268,6 +286,73 @@ def test_grafana_provisioning_is_well_formed() -> None:
     } <= titles
 
 
+def _job_matchers(expr: str) -> set[str]:
+    return set(re.findall(r'job="([^"]*)"', expr))
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{}, {"visitsWriter.settings.push_job": "vw-x", "passthrough.settings.push_job": "pt-x",
+          "observer.settings.index": "obs-x", "profilePublisher.settings.elasticsearch_index": "prof-x"}],
+    ids=["default", "renamed"],
+)  # fmt: skip
+def test_alert_matchers_and_datasource_indices_are_the_services_settings(
+    values: dict[str, str], tmp_path: Path
+) -> None:
+    """The job the SLA rules and dashboards match and the indices Grafana reads are the rendered env
+    values of the services that push and write them, renamed or not."""
+    manifests = render(values)
+
+    def env(service: str, name: str) -> str:
+        values_seen = {c.env()[name]["value"] for c in service_containers(manifests, service) if not c.init}
+        (value,) = values_seen
+        return str(value)
+
+    writer_job = env("visits-writer", "VISITS_WRITER_PUSH_JOB")
+    passthrough_job = env("passthrough", "PASSTHROUGH_PUSH_JOB")
+    assert writer_job == values.get("visitsWriter.settings.push_job", "visits_to_delta_synchronizer")
+    assert passthrough_job == values.get("passthrough.settings.push_job", "passthrough")
+
+    exprs = chart_promql(tmp_path, values)
+    sla = {where: e for where, e in exprs.items() if "visits_sync_duration" in e or "push_time_seconds" in e}
+    assert any("SLA miss visits synchronizer" in where for where in sla) and len(sla) >= 5
+    for where, expr in sla.items():
+        assert _job_matchers(expr) == {writer_job}, f"{where}: {expr}"
+    neutral = {where: e for where, e in exprs.items() if "streaming_batch_" in e}
+    assert neutral, "a dashboard shows the passthrough's batches"
+    for where, expr in neutral.items():
+        assert _job_matchers(expr) == {passthrough_job}, f"{where}: {expr}"
+
+    datasources = {
+        d["uid"]: d for d in yaml.safe_load(_grafana_files(manifests)["datasources.yaml"])["datasources"]
+    }
+    assert datasources["streamwatch-observations"]["jsonData"]["index"] == env("observer", "OBSERVER_INDEX")
+    assert datasources["streamwatch-profiles"]["jsonData"]["index"] == env(
+        "profile-publisher", "PROFILE_PUBLISHER_ELASTICSEARCH_INDEX"
+    )
+    if values:
+        assert datasources["streamwatch-observations"]["jsonData"]["index"] == "obs-x"
+
+
+def test_chart_values_of_shared_names_are_the_services_defaults() -> None:
+    """values.yaml sets the shared names explicitly (so every layer renders them); they stay the code's
+    defaults, so a service run without the chart writes and pushes where the chart looks."""
+    settings = settings_classes()
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    pairs = [
+        (values["visitsWriter"]["settings"]["push_job"], settings["visits-writer"], "push_job"),
+        (values["passthrough"]["settings"]["push_job"], settings["passthrough"], "push_job"),
+        (values["observer"]["settings"]["index"], settings["observer"], "index"),
+        (
+            values["profilePublisher"]["settings"]["elasticsearch_index"],
+            settings["profile-publisher"],
+            "elasticsearch_index",
+        ),
+    ]
+    for value, settings_cls, field in pairs:
+        assert value == settings_cls.model_fields[field].default, f"{settings_cls.__name__}.{field}"
+
+
 def _es_fields_used(target: dict[str, Any]) -> set[str]:
     fields = {target.get("timeField", "@timestamp")}
     for item in target.get("metrics", []) + target.get("bucketAggs", []):
@@ -319,6 +404,15 @@ def test_every_elasticsearch_field_used_exists_in_the_index_mappings() -> None:
         assert fields <= mapped[uid], (
             f"{uid}: fields not in the index mappings: {sorted(fields - mapped[uid])}"
         )
+
+
+def test_both_indices_name_the_replica_field_alike() -> None:
+    """Grafana and users filter observations and profile reports by the same field name."""
+    from streamwatch_observer.sink import MAPPINGS as OBSERVATION_MAPPINGS
+    from streamwatch_profile_publisher.indexer import MAPPINGS as PROFILE_MAPPINGS
+
+    for mappings in (OBSERVATION_MAPPINGS, PROFILE_MAPPINGS):
+        assert {field for field in mappings["properties"] if "replica" in field} == {"replica"}
 
 
 # --- Prometheus configuration -------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 
+from streamwatch_common.spark.listener import STREAMING_BATCH, VISITS_SYNC
 from streamwatch_dev.chart import render
 from streamwatch_dev.elasticsearch import ElasticsearchNode
 from streamwatch_dev.kafka import KafkaBroker
@@ -56,11 +57,9 @@ def _run(
     return result.returncode, output
 
 
-def _push(pushgateway: Pushgateway, job: str) -> None:
+def _push(pushgateway: Pushgateway, job: str, metric: str) -> None:
     registry = CollectorRegistry()
-    Gauge("visits_sync_duration", "Duration of the last micro-batch in milliseconds.", registry=registry).set(
-        1234
-    )
+    Gauge(metric, "Duration of the last micro-batch.", registry=registry).set(1234)
     push_to_gateway(pushgateway.url.removeprefix("http://"), job=job, registry=registry)
 
 
@@ -90,8 +89,8 @@ def test_checks_pass_when_everything_users_depend_on_is_there(
     names: dict[str, str], kafka: KafkaBroker, elasticsearch: ElasticsearchNode, pushgateway: Pushgateway
 ) -> None:
     script, plan = _rendered_check(names)
-    _push(pushgateway, names["visitsWriter.settings.push_job"])
-    _push(pushgateway, names["passthrough.settings.push_job"])
+    _push(pushgateway, names["visitsWriter.settings.push_job"], VISITS_SYNC.duration)
+    _push(pushgateway, names["passthrough.settings.push_job"], STREAMING_BATCH.duration)
     code, output = _run(script, _local(plan, pushgateway, 30), kafka, elasticsearch)
     assert code == 0, output
     for expected in (
@@ -99,7 +98,7 @@ def test_checks_pass_when_everything_users_depend_on_is_there(
         f"ok       kafka topics {names['kafka.topics.visits.name']}",
         f"ok       elasticsearch index {names['observer.settings.index']}",
         f"ok       visits_sync_duration from job {names['visitsWriter.settings.push_job']}",
-        f"ok       visits_sync_duration from job {names['passthrough.settings.push_job']}",
+        f"ok       streaming_batch_duration_seconds from job {names['passthrough.settings.push_job']}",
     ):
         assert expected in output, output
 
@@ -109,7 +108,7 @@ def test_checks_fail_and_say_what_is_missing(
 ) -> None:
     # Only the visits writer pushed; the passthrough has not; the index is another one; the processed
     # topic has a different partition count.
-    _push(pushgateway, names["visitsWriter.settings.push_job"])
+    _push(pushgateway, names["visitsWriter.settings.push_job"], VISITS_SYNC.duration)
     suffix = uuid.uuid4().hex[:8]
     values = dict(
         names,
@@ -125,7 +124,8 @@ def test_checks_fail_and_say_what_is_missing(
     failed = [line for line in output.splitlines() if line.startswith("FAILED")]
     assert len(failed) == 3, output
     assert any(
-        f"no visits_sync_duration pushed by job {names['passthrough.settings.push_job']}" in f for f in failed
+        f"no streaming_batch_duration_seconds pushed by job {names['passthrough.settings.push_job']}" in f
+        for f in failed
     )
     assert any(f"index missing-{suffix} does not exist" in f for f in failed)
     assert any("partition counts differ" in f for f in failed)
@@ -135,8 +135,8 @@ def test_wrong_elasticsearch_password_fails_the_index_check_without_printing_it(
     names: dict[str, str], kafka: KafkaBroker, elasticsearch: ElasticsearchNode, pushgateway: Pushgateway
 ) -> None:
     script, plan = _rendered_check(names)
-    _push(pushgateway, names["visitsWriter.settings.push_job"])
-    _push(pushgateway, names["passthrough.settings.push_job"])
+    _push(pushgateway, names["visitsWriter.settings.push_job"], VISITS_SYNC.duration)
+    _push(pushgateway, names["passthrough.settings.push_job"], STREAMING_BATCH.duration)
     wrong = "wrong-" + uuid.uuid4().hex
     code, output = _run(script, _local(plan, pushgateway, 1), kafka, elasticsearch, password=wrong)
     assert code == 1, output

@@ -12,7 +12,7 @@ import yaml
 from chart.conftest import VARIANTS
 
 from streamwatch_common.settings_doc import registered_settings
-from streamwatch_common.spark.listener import _BATCH_GAUGES
+from streamwatch_common.spark.listener import STREAMING_BATCH, VISITS_SYNC
 from streamwatch_dev.chart import CHART, helm, render
 from streamwatch_dev.services import VENV_BIN
 
@@ -145,11 +145,10 @@ def test_helm_test_checks_observer_kafka_index_and_both_pushing_jobs() -> None:
     assert plan["elasticsearchIndex"] == "visits_observation_stats"
     assert plan["pushgateway"] == "http://sw-streamwatch-pushgateway:9091"
     assert plan["pushed"] == [
-        [settings["visits-writer"].model_fields["push_job"].default, "visits_sync_duration"],
-        [settings["passthrough"].model_fields["push_job"].default, "visits_sync_duration"],
+        [settings["visits-writer"].model_fields["push_job"].default, VISITS_SYNC.duration],
+        [settings["passthrough"].model_fields["push_job"].default, STREAMING_BATCH.duration],
     ]
-    assert plan["pushed"][0][0] == "visits_to_delta_synchronizer"
-    assert "visits_sync_duration" in _BATCH_GAUGES, "the metric the listener pushes"
+    assert plan["pushed"][0] == ["visits_to_delta_synchronizer", "visits_sync_duration"]
     # Credentials: Kafka as every service gets it, the Elasticsearch password only from its Secret.
     env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
     assert env["KAFKA_BOOTSTRAP_SERVERS"]["value"] == "sw-streamwatch-kafka-kafka-bootstrap:9092"
@@ -177,7 +176,7 @@ def test_helm_test_names_follow_the_values() -> None:
     plan = _plan(_test_pod(render(names)))
     assert plan["kafkaTopics"] == ["raw", "copied"]
     assert plan["elasticsearchIndex"] == "obs"
-    assert plan["pushed"] == [["vw", "visits_sync_duration"], ["pt", "visits_sync_duration"]]
+    assert plan["pushed"] == [["vw", "visits_sync_duration"], ["pt", "streaming_batch_duration_seconds"]]
     assert plan["http"]["observer ready"] == "http://sw-streamwatch-observer-metrics:9000/readyz"
     assert plan["deadlineSeconds"] == 60
     # Disabled components are not checked; an existing Pushgateway and Elasticsearch are.

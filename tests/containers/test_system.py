@@ -235,7 +235,7 @@ def test_observer_scales_up_to_three_while_visits_flow(system: System) -> None:
         len(extra_observers(system)), partitions - 1
     )  # the first replica keeps at least one partition
     wait_until(lambda: len(new_writers()) >= wanted, 180, interval=1, what=f"{wanted} new replicas writing")
-    assert {d["observer_replica"] for d in system.docs("window")} >= new_writers()
+    assert {d["replica"] for d in system.docs("window")} >= new_writers()
 
 
 @pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])

@@ -100,7 +100,7 @@ def test_observer_scales_to_three_without_duplicate_observations(cluster: Cluste
         pods = {p.metadata.name for p in cluster.pods("observer") if Cluster.ready(p)}
         cluster.wait(
             "windows from every observer replica",
-            lambda: pods <= {d["observer_replica"] for d in _window_documents(cluster)},
+            lambda: pods <= {d["replica"] for d in _window_documents(cluster)},
             timeout=600,
         )
         # A later `helm upgrade --reuse-values` must not undo `kubectl scale` (the chart renders no

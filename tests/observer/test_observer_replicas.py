@@ -46,7 +46,7 @@ def test_two_replicas_share_partitions_and_hand_over(kafka: KafkaBroker, observe
     wait_until(lambda: covered(observers) == 100, 60, what="both partitions observed")
     windows = observers.docs("window")
     owner = {p: "replica-" + name for name, parts in owners().items() for p in parts}
-    assert all(d["observer_replica"] == owner[d["partition"]] for d in windows)
+    assert all(d["replica"] == owner[d["partition"]] for d in windows)
     # Since the rebalance, lag of source partition p comes only from the owner of partition p.
     settled = max(e["ts"] for e in a.events("partitions_assigned") + b.events("partitions_assigned"))
     settled = settled.replace("+00:00", "Z")
@@ -55,7 +55,7 @@ def test_two_replicas_share_partitions_and_hand_over(kafka: KafkaBroker, observe
         return [d for d in observers.docs("lag") if str(d["observed_at"]) > settled]
 
     wait_until(lambda: {d["partition"] for d in recent_lag()} == {0, 1}, 30, what="lag of both partitions")
-    assert all(d["observer_replica"] == owner[int(str(d["partition"]))] for d in recent_lag())
+    assert all(d["replica"] == owner[int(str(d["partition"]))] for d in recent_lag())
     a_metrics, b_metrics = a.metrics(), b.metrics()
     for p in (0, 1):
         values = [metric_value(m, "observer_lag_offsets", partition=str(p)) for m in (a_metrics, b_metrics)]

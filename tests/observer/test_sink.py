@@ -43,7 +43,7 @@ def window(partition: int, minute: int, start: int, **counts: int) -> tuple[str,
         "null_counts": {"context__user__ip": 1},
         "null_counts_left_out": 0,
         "lag_per_partition": {"0": 3, "1": 0},
-        "observer_replica": "observer-0",
+        "replica": "observer-0",
         "measure_seconds": 0.0123,
         **counts,
     }
@@ -65,7 +65,7 @@ def lag(partition: int, minute: int, offsets: int) -> tuple[str, dict[str, Any]]
         "end_offset": 100 + offsets,
         "lag_seconds": None,
         "batch_id": 7,
-        "observer_replica": "observer-0",
+        "replica": "observer-0",
     }
     return f"passthrough-lag-{partition}-{minute}", doc
 

@@ -147,7 +147,7 @@ def test_replicas_one_three_two_one_observe_every_offset_once(
     assert lag_docs
     for doc in lag_docs:
         bucket = int(str(doc["_id"]).rsplit("-", 1)[1])
-        assert reporters.get((int(doc["partition"]), bucket)) == {doc["observer_replica"]}
+        assert reporters.get((int(doc["partition"]), bucket)) == {doc["replica"]}
 
     times = window_times(everyone)
     pauses = {label: round(_max_gap(times, began, done), 2) for label, began, done in scale_events}

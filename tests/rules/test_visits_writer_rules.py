@@ -66,7 +66,7 @@ def stalled_annotations(instance: str, age: str) -> dict[str, str]:
 def sla_case() -> dict[str, Any]:
     # slow: fast 0-45 s, slow (15 s batches) 60-165 s, fast from 180 s.
     # spiky: one slow batch per minute, never slow for a whole minute -> must never fire.
-    # passthrough pushes the same metric name under another job -> not this alert's business.
+    # Another job under the seed's name (the passthrough pushes streaming_batch_* now) -> not this alert's.
     return {
         "interval": "15s",
         "input_series": [
@@ -186,6 +186,7 @@ def test_rule_values_come_from_the_chart(tmp_path: Path) -> None:
                 "alerts.slaMiss.thresholdMs": 2500,
                 "alerts.slaMiss.for": "5s",
                 "alerts.stalled.afterSeconds": 42,
+                "visitsWriter.settings.push_job": "renamed_writer",
             },
         )
         if p.name == "visits-writer.rules.yaml"
@@ -193,6 +194,43 @@ def test_rule_values_come_from_the_chart(tmp_path: Path) -> None:
     rules = {r["alert"]: r for r in yaml.safe_load(path.read_text())["groups"][0]["rules"]}
     assert rules[SLA]["expr"].endswith("> 2500") and rules[SLA]["for"] == "5s"
     assert rules[STALLED]["expr"].endswith("> 42")
+    # The job matcher is the visits writer's push_job value (VISITS_WRITER_PUSH_JOB), not a fixed name.
+    for rule in rules.values():
+        assert 'job="renamed_writer"' in rule["expr"] and JOB not in rule["expr"]
+
+
+def test_sla_alert_fires_for_a_renamed_job_only(tmp_path: Path) -> None:
+    (path,) = [
+        p
+        for p in render_rule_files(tmp_path, {"visitsWriter.settings.push_job": "renamed_writer"})
+        if p.name == "visits-writer.rules.yaml"
+    ]
+    slow = "15000x18"
+    case = {
+        "interval": "15s",
+        "input_series": [
+            {"series": 'visits_sync_duration{job="renamed_writer", instance="w"}', "values": slow},
+            {"series": f'visits_sync_duration{{job="{JOB}", instance="old"}}', "values": slow},
+        ],
+        "alert_rule_test": [
+            {
+                "alertname": SLA,
+                "eval_time": "120s",
+                "exp_alerts": [
+                    {
+                        "exp_labels": {"severity": "warning", "instance": "w", "job": "renamed_writer"},
+                        "exp_annotations": sla_annotations("w", "15k"),
+                    }
+                ],
+            }
+        ],
+    }
+    test_file = tmp_path / "renamed.test.yaml"
+    test_file.write_text(
+        yaml.safe_dump({"rule_files": [str(path)], "evaluation_interval": "15s", "tests": [case]})
+    )
+    result = run_promtool("test", "rules", str(test_file))
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_alerts_go_pending_firing_resolved_and_stay_quiet_when_they_must(

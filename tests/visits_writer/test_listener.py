@@ -11,13 +11,13 @@ from pathlib import Path
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from streamwatch_common.spark.listener import BatchMetrics, BatchMetricsPusher
+from streamwatch_common.spark.listener import VISITS_SYNC, BatchMetrics, BatchMetricsPusher
 from streamwatch_dev.process import free_port, wait_until
 from streamwatch_dev.prometheus import Pushgateway
 
 
 def counter(name: str, job: str) -> float:
-    return REGISTRY.get_sample_value(f"{name}_total", {"job": job}) or 0.0
+    return REGISTRY.get_sample_value(name, {"job": job}) or 0.0
 
 
 def pushed(gateway: Pushgateway, job: str, instance: str) -> dict[str, float]:
@@ -35,7 +35,7 @@ def metrics(batch_id: int, duration_ms: float = 1234.0) -> BatchMetrics:
 
 def test_batch_metrics_reach_the_pushgateway(pushgateway: Pushgateway) -> None:
     job = f"job_{uuid.uuid4().hex[:6]}"
-    pusher = BatchMetricsPusher(pushgateway.url, job=job, instance="pod-1", timeout=2)
+    pusher = BatchMetricsPusher(pushgateway.url, job=job, instance="pod-1", timeout=2, names=VISITS_SYNC)
     try:
         pusher.submit(metrics(7, 15250.0))
         wait_until(lambda: pushed(pushgateway, job, "pod-1").get("visits_sync_batch_id") == 7, 10)
@@ -45,7 +45,8 @@ def test_batch_metrics_reach_the_pushgateway(pushgateway: Pushgateway) -> None:
         assert values["visits_sync_input_rows_per_second"] == 50.0
         assert values["visits_sync_processed_rows_per_second"] == 400.0
         assert values["push_time_seconds"] > time.time() - 30
-        assert counter("streamwatch_pushes", job) == 1 and counter("streamwatch_push_failures", job) == 0
+        assert counter("streamwatch_pushes_total", job) == 1
+        assert counter("streamwatch_push_failures_total", job) == 0
         # Idle: only the heartbeat is added; the batch values and a fresh push time stay.
         before = values["push_time_seconds"]
         pusher.onQueryIdle(None)
@@ -56,25 +57,44 @@ def test_batch_metrics_reach_the_pushgateway(pushgateway: Pushgateway) -> None:
         pusher.close()
 
 
+def test_other_jobs_push_job_neutral_names_in_seconds(pushgateway: Pushgateway) -> None:
+    """Only the visits writer pushes the seed's visits_sync_* names; any other job pushes
+    streaming_batch_* under its own job label, the duration in seconds."""
+    job = f"job_{uuid.uuid4().hex[:6]}"
+    pusher = BatchMetricsPusher(pushgateway.url, job=job, instance="pod-1", timeout=2)
+    try:
+        pusher.submit(metrics(3, 1500.0))
+        wait_until(lambda: pushed(pushgateway, job, "pod-1").get("streaming_batch_id") == 3, 10)
+        values = pushed(pushgateway, job, "pod-1")
+        assert values["streaming_batch_duration_seconds"] == 1.5
+        assert values["streaming_batch_input_rows"] == 500
+        assert values["streaming_batch_processed_rows_per_second"] == 400.0
+        assert not [name for name in values if name.startswith("visits_sync")]
+        pusher.onQueryIdle(None)
+        wait_until(lambda: "streaming_batch_idle_heartbeat_seconds" in pushed(pushgateway, job, "pod-1"), 10)
+    finally:
+        pusher.close()
+
+
 def test_gateway_down_is_counted_without_slowing_the_caller_and_pushes_resume(output_dir: Path) -> None:
     gateway = Pushgateway.start(output_dir)
     job = f"job_{uuid.uuid4().hex[:6]}"
-    pusher = BatchMetricsPusher(gateway.url, job=job, instance="pod-1", timeout=1)
+    pusher = BatchMetricsPusher(gateway.url, job=job, instance="pod-1", timeout=1, names=VISITS_SYNC)
     try:
         pusher.submit(metrics(0))
-        wait_until(lambda: counter("streamwatch_pushes", job) == 1, 10)
+        wait_until(lambda: counter("streamwatch_pushes_total", job) == 1, 10)
         gateway.stop()
         started = time.monotonic()
         for batch_id in range(1, 4):
             pusher.submit(metrics(batch_id))
             time.sleep(0.3)
-        wait_until(lambda: counter("streamwatch_push_failures", job) >= 1, 10)
+        wait_until(lambda: counter("streamwatch_push_failures_total", job) >= 1, 10)
         # The listener callback only hands over values: three submits cost far less than one timeout.
         assert time.monotonic() - started < 0.3 * 3 + 0.5
         gateway.restart()
         pusher.submit(metrics(9))
         wait_until(lambda: pushed(gateway, job, "pod-1").get("visits_sync_batch_id") == 9, 15)
-        assert counter("streamwatch_pushes", job) >= 2
+        assert counter("streamwatch_pushes_total", job) >= 2
     finally:
         pusher.close()
         gateway.stop()
@@ -92,7 +112,7 @@ def test_a_hanging_gateway_is_cut_off_by_the_timeout() -> None:
         submit_started = time.monotonic()
         pusher.submit(metrics(0))
         assert time.monotonic() - submit_started < 0.05
-        wait_until(lambda: counter("streamwatch_push_failures", job) == 1, 5, interval=0.05)
+        wait_until(lambda: counter("streamwatch_push_failures_total", job) == 1, 5, interval=0.05)
         elapsed = time.monotonic() - started
         assert 0.4 < elapsed < 2.0, elapsed
         pusher.close(timeout=2)

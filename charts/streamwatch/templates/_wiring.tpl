@@ -75,3 +75,23 @@
 {{- define "streamwatch.profilePublisherTokenSecret" -}}
 {{- default (include "streamwatch.componentName" (list . "profile-publisher")) .Values.profilePublisher.token.existingSecret }}
 {{- end }}
+
+{{/* Names a service takes from its settings and other layers must match: the visits writer's and the
+     passthrough's Pushgateway `job` (alert matchers, dashboards, helm test) and the two Elasticsearch
+     indices (Grafana datasources, helm test). One value each, in values.yaml under <service>.settings,
+     so the service's env var and every other use render from it. */}}
+{{- define "streamwatch.visitsWriterPushJob" -}}
+{{- required "visitsWriter.settings.push_job must name the visits writer's Pushgateway job" .Values.visitsWriter.settings.push_job }}
+{{- end }}
+
+{{- define "streamwatch.passthroughPushJob" -}}
+{{- required "passthrough.settings.push_job must name the passthrough's Pushgateway job" .Values.passthrough.settings.push_job }}
+{{- end }}
+
+{{- define "streamwatch.observerIndex" -}}
+{{- required "observer.settings.index must name the observation index" .Values.observer.settings.index }}
+{{- end }}
+
+{{- define "streamwatch.profilePublisherIndex" -}}
+{{- required "profilePublisher.settings.elasticsearch_index must name the profile index" .Values.profilePublisher.settings.elasticsearch_index }}
+{{- end }}

@@ -14,7 +14,8 @@ datasources:
       timeInterval: {{ .Values.prometheus.scrapeInterval }}
       # Shows the Prometheus alert rules of the chart in Grafana's alert list.
       manageAlerts: true
-  {{- range $ds := list (dict "name" "Observations" "uid" "streamwatch-observations" "index" "visits_observation_stats") (dict "name" "Profile reports" "uid" "streamwatch-profiles" "index" "visits_profiles") }}
+  {{- /* The indices the observer and the publisher write: the same values as their env vars. */}}
+  {{- range $ds := list (dict "name" "Observations" "uid" "streamwatch-observations" "index" (include "streamwatch.observerIndex" .)) (dict "name" "Profile reports" "uid" "streamwatch-profiles" "index" (include "streamwatch.profilePublisherIndex" .)) }}
   - name: {{ $ds.name }}
     uid: {{ $ds.uid }}
     type: elasticsearch
@@ -95,6 +96,6 @@ groups:
     folder: streamwatch
     interval: 10s
     rules:
-      {{- include "streamwatch.grafanaAlertRule" (dict "uid" "streamwatch-sla-miss" "title" "SLA miss visits synchronizer" "expr" "max(visits_sync_duration{job=\"visits_to_delta_synchronizer\"})" "threshold" $a.slaMiss.thresholdMs "for" $a.slaMiss.for "summary" (printf "visits synchronizer micro-batches take longer than %v ms" $a.slaMiss.thresholdMs)) | nindent 6 }}
+      {{- include "streamwatch.grafanaAlertRule" (dict "uid" "streamwatch-sla-miss" "title" "SLA miss visits synchronizer" "expr" (printf "max(visits_sync_duration{job=%q})" (include "streamwatch.visitsWriterPushJob" $)) "threshold" $a.slaMiss.thresholdMs "for" $a.slaMiss.for "summary" (printf "visits synchronizer micro-batches take longer than %v ms" $a.slaMiss.thresholdMs)) | nindent 6 }}
       {{- include "streamwatch.grafanaAlertRule" (dict "uid" "streamwatch-passthrough-lag" "title" "passthrough lag" "expr" "max(observer_lag_offsets)" "threshold" $a.lag.thresholdOffsets "for" $a.lag.for "summary" (printf "a partition of visits lags more than %v offsets behind the passthrough" $a.lag.thresholdOffsets)) | nindent 6 }}
 {{- end }}

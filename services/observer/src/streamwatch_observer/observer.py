@@ -207,7 +207,7 @@ class Observer:
             "null_counts": null_counts,
             "null_counts_left_out": left_out,
             "lag_per_partition": {str(p): lag for p, lag in sorted(self.latest_lag.items())},
-            "observer_replica": s.replica_name,
+            "replica": s.replica_name,
             "measure_seconds": round(window.measure_seconds, 4),
         }
         for name in s.required_fields:
@@ -231,7 +231,7 @@ class Observer:
             "end_offset": lag.end_offset,
             "lag_seconds": None if lag.lag_seconds is None else round(lag.lag_seconds, 3),
             "batch_id": lag.batch_id,
-            "observer_replica": s.replica_name,
+            "replica": s.replica_name,
         }
         return f"{s.job}-lag-{lag.partition}-{bucket}", doc
 

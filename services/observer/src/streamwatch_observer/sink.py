@@ -32,7 +32,7 @@ _PROPERTIES: dict[str, Any] = {
     "topic": _KEYWORD,
     "source_topic": _KEYWORD,
     "partition": {"type": "integer"},
-    "observer_replica": _KEYWORD,
+    "replica": _KEYWORD,
     # window documents
     "window_start": _DATE,
     "window_end": _DATE,

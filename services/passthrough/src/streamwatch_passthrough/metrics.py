@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-BATCHES = Counter("passthrough_batches", "Micro-batches copied to the target topic.")
-RECORDS = Counter("passthrough_records", "Records copied to the target topic.")
+BATCHES = Counter("passthrough_batches_total", "Micro-batches copied to the target topic.")
+RECORDS = Counter("passthrough_records_total", "Records copied to the target topic.")
 BATCH_FAILURES = Counter(
-    "passthrough_batch_failures", "Micro-batches whose write failed (Spark retries them from the checkpoint)."
+    "passthrough_batch_failures_total",
+    "Micro-batches whose write failed (Spark retries them from the checkpoint).",
 )
-QUERY_FAILURES = Counter("passthrough_query_failures", "Streaming queries that terminated with an error.")
+QUERY_FAILURES = Counter(
+    "passthrough_query_failures_total", "Streaming queries that terminated with an error."
+)
 BATCH_WRITE_SECONDS = Histogram(
     "passthrough_batch_write_seconds",
     "Time to write one micro-batch to the target topic.",

@@ -13,7 +13,7 @@ from streamwatch_passthrough.settings import PassthroughSettings
 logger = logging.getLogger(__name__)
 
 TOPIC_CHECK_FAILURES = Counter(
-    "passthrough_topic_check_failures", "Start-up checks that found a topic missing or too small."
+    "passthrough_topic_check_failures_total", "Start-up checks that found a topic missing or too small."
 )
 _RETRY_SECONDS = 5.0
 

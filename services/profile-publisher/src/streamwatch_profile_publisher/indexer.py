@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from streamwatch_common.backoff import Backoff
 from streamwatch_profile_publisher.metrics import INDEX_FAILURES, INDEX_PENDING, INDEX_WRITES
 
 if TYPE_CHECKING:
@@ -127,7 +128,7 @@ class MetadataIndexer:
 
     # worker --------------------------------------------------------------------------------------------
     def _run(self) -> None:
-        backoff = self._retry_seconds
+        backoff = Backoff(first=self._retry_seconds, maximum=_MAX_BACKOFF_SECONDS)
         while not self._stop.is_set():
             self._wake.clear()
             try:
@@ -138,11 +139,10 @@ class MetadataIndexer:
                 logger.exception("index_queue_failed", extra={"pending_dir": str(self.pending_dir)})
                 drained = False
             if drained:
-                backoff = self._retry_seconds
+                backoff.reset()
                 self._wake.wait()
             else:
-                self._wake.wait(backoff)
-                backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)
+                self._wake.wait(backoff.next_delay())
 
     def _drain(self) -> bool:
         """Write every pending operation in order; False at the first failure (retried later)."""

@@ -89,14 +89,14 @@ def run(settings: VisitsWriterSettings, shutdown: GracefulShutdown) -> int:
 
 def _run_query(settings: VisitsWriterSettings, shutdown: GracefulShutdown, state: _State) -> int:
     from streamwatch_common.spark.kafka_stream import kafka_stream_options, read_kafka_stream
-    from streamwatch_common.spark.listener import attach_batch_metrics, detach_batch_metrics
+    from streamwatch_common.spark.listener import VISITS_SYNC, attach_batch_metrics, detach_batch_metrics
     from streamwatch_common.spark.session import start_job_session
 
     spark = start_job_session("visits-writer", settings, **_job_conf(settings))
     if shutdown.requested:  # SIGTERM while the JVM was starting
         spark.stop()
         return EXIT_OK
-    pusher = attach_batch_metrics(spark, settings, settings.push_job)
+    pusher = attach_batch_metrics(spark, settings, settings.push_job, VISITS_SYNC)
     if pusher is None:
         logger.warning("pushgateway_disabled", extra={"reason": "VISITS_WRITER_PUSHGATEWAY_URL is not set"})
     options = kafka_stream_options(

@@ -6,17 +6,23 @@ from prometheus_client import Counter, Histogram
 
 from streamwatch_visits_writer.schema import REASONS
 
-ROWS_WRITTEN = Counter("visits_writer_rows_written", "Visits appended to the visits Delta table.")
+ROWS_WRITTEN = Counter("visits_writer_rows_written_total", "Visits appended to the visits Delta table.")
 DEAD_LETTERS = Counter(
-    "visits_writer_dead_letters", "Records appended to the dead-letter Delta table, by reason.", ["reason"]
+    "visits_writer_dead_letters_total",
+    "Records appended to the dead-letter Delta table, by reason.",
+    ["reason"],
 )
-BATCHES = Counter("visits_writer_batches", "Micro-batches processed (written or found already committed).")
+BATCHES = Counter(
+    "visits_writer_batches_total", "Micro-batches processed (written or found already committed)."
+)
 BATCHES_REPLAYED = Counter(
-    "visits_writer_batches_replayed",
+    "visits_writer_batches_replayed_total",
     "Appends skipped because the batch was already committed to the table (replay after a restart).",
     ["table"],
 )
-BATCH_FAILURES = Counter("visits_writer_batch_failures", "Micro-batches that failed (the query then stops).")
+BATCH_FAILURES = Counter(
+    "visits_writer_batch_failures_total", "Micro-batches that failed (the query then stops)."
+)
 BATCH_SECONDS = Histogram(
     "visits_writer_batch_seconds",
     "Time spent in the foreachBatch function (parse, write, simulated latency).",
@@ -28,6 +34,6 @@ for _reason in REASONS:
 for _table in ("visits", "visits_dead_letters"):
     BATCHES_REPLAYED.labels(table=_table)
 QUERY_FAILURES = Counter(
-    "visits_writer_query_failures", "Times the streaming job failed: at start-up or by a query error."
+    "visits_writer_query_failures_total", "Times the streaming job failed: at start-up or by a query error."
 )
-TABLE_ERRORS = Counter("visits_writer_table_errors", "Tables found with an incompatible schema.")
+TABLE_ERRORS = Counter("visits_writer_table_errors_total", "Tables found with an incompatible schema.")

@@ -3,15 +3,15 @@
 The Pushgateway keeps the last value of a batch job that Prometheus cannot scrape in time; the alert
 rules then compare ``visits_sync_duration`` with the SLA and ``push_time_seconds`` with the clock.
 
-Pushed per micro-batch (gauges, one group per ``job`` + ``instance``, replaced on every push):
+Pushed per micro-batch (gauges, one group per ``job`` + ``instance``, replaced on every push), under the
+names of a :class:`BatchMetricNames`. The visits writer keeps the seed's names (:data:`VISITS_SYNC`,
+``visits_sync_duration`` in milliseconds, what the SLA alert reads); every other job pushes the
+job-neutral :data:`STREAMING_BATCH` names (``streaming_batch_duration_seconds`` ...), told apart by the
+``job`` label, so a second job never shows up as the visits synchronizer. Each set holds the batch
+duration (Spark's ``batchDuration``), the rows read, the input and processing rates and the batch id.
 
-- ``visits_sync_duration``: batch duration in milliseconds (Spark's ``batchDuration``),
-- ``visits_sync_input_rows``: rows read by the batch,
-- ``visits_sync_input_rows_per_second`` / ``visits_sync_processed_rows_per_second``,
-- ``visits_sync_batch_id``.
-
-While the query is idle (no new data) only ``visits_sync_idle_heartbeat_seconds`` is added to the group,
-which refreshes ``push_time_seconds`` so an idle job is not mistaken for a stalled one.
+While the query is idle (no new data) only the idle heartbeat (Unix time) is added to the group, which
+refreshes ``push_time_seconds`` so an idle job is not mistaken for a stalled one.
 
 Counted on the process's own ``/metrics`` (label ``job``): ``streamwatch_pushes_total`` (successful
 pushes), ``streamwatch_push_failures_total`` (failed pushes), ``streamwatch_pushes_superseded_total``
@@ -34,22 +34,64 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-PUSHES = Counter("streamwatch_pushes", "Successful pushes to the Pushgateway.", ["job"])
-PUSH_FAILURES = Counter("streamwatch_push_failures", "Failed pushes to the Pushgateway.", ["job"])
+PUSHES = Counter("streamwatch_pushes_total", "Successful pushes to the Pushgateway.", ["job"])
+PUSH_FAILURES = Counter("streamwatch_push_failures_total", "Failed pushes to the Pushgateway.", ["job"])
 PUSHES_SUPERSEDED = Counter(
-    "streamwatch_pushes_superseded",
+    "streamwatch_pushes_superseded_total",
     "Batch metrics replaced by a newer batch before they could be pushed.",
     ["job"],
 )
 
-_BATCH_GAUGES = {
+# Help text of every name a job may push (the names of VISITS_SYNC and STREAMING_BATCH below).
+_HELP = {
     "visits_sync_duration": "Duration of the last micro-batch in milliseconds.",
     "visits_sync_input_rows": "Rows read by the last micro-batch.",
     "visits_sync_input_rows_per_second": "Input rate of the last micro-batch (rows/s).",
     "visits_sync_processed_rows_per_second": "Processing rate of the last micro-batch (rows/s).",
     "visits_sync_batch_id": "Id of the last micro-batch.",
+    "visits_sync_idle_heartbeat_seconds": "Unix time of the last idle trigger.",
+    "streaming_batch_duration_seconds": "Duration of the last micro-batch in seconds.",
+    "streaming_batch_input_rows": "Rows read by the last micro-batch.",
+    "streaming_batch_input_rows_per_second": "Input rate of the last micro-batch (rows/s).",
+    "streaming_batch_processed_rows_per_second": "Processing rate of the last micro-batch (rows/s).",
+    "streaming_batch_id": "Id of the last micro-batch.",
+    "streaming_batch_idle_heartbeat_seconds": "Unix time of the last idle trigger.",
 }
-_HEARTBEAT = "visits_sync_idle_heartbeat_seconds"
+
+
+@dataclass(frozen=True)
+class BatchMetricNames:
+    """The gauge names one job's batch metrics are pushed under, and the duration's unit."""
+
+    duration: str
+    duration_in_seconds: bool
+    input_rows: str
+    input_rows_per_second: str
+    processed_rows_per_second: str
+    batch_id: str
+    idle_heartbeat: str
+
+
+# The seed's names, kept for the visits writer alone: its SLA alert and dashboard read them.
+VISITS_SYNC = BatchMetricNames(
+    duration="visits_sync_duration",
+    duration_in_seconds=False,
+    input_rows="visits_sync_input_rows",
+    input_rows_per_second="visits_sync_input_rows_per_second",
+    processed_rows_per_second="visits_sync_processed_rows_per_second",
+    batch_id="visits_sync_batch_id",
+    idle_heartbeat="visits_sync_idle_heartbeat_seconds",
+)
+# Any other job: one set of names for all, the Pushgateway's ``job`` label says which job pushed.
+STREAMING_BATCH = BatchMetricNames(
+    duration="streaming_batch_duration_seconds",
+    duration_in_seconds=True,
+    input_rows="streaming_batch_input_rows",
+    input_rows_per_second="streaming_batch_input_rows_per_second",
+    processed_rows_per_second="streaming_batch_processed_rows_per_second",
+    batch_id="streaming_batch_id",
+    idle_heartbeat="streaming_batch_idle_heartbeat_seconds",
+)
 
 
 @dataclass(frozen=True)
@@ -73,13 +115,14 @@ class BatchMetrics:
             processed_rows_per_second=float(progress.processedRowsPerSecond),
         )
 
-    def values(self) -> dict[str, float]:
+    def values(self, names: BatchMetricNames) -> dict[str, float]:
+        """Gauge name → value, under ``names``."""
         return {
-            "visits_sync_duration": self.duration_ms,
-            "visits_sync_input_rows": self.input_rows,
-            "visits_sync_input_rows_per_second": self.input_rows_per_second,
-            "visits_sync_processed_rows_per_second": self.processed_rows_per_second,
-            "visits_sync_batch_id": self.batch_id,
+            names.duration: self.duration_ms / 1000 if names.duration_in_seconds else self.duration_ms,
+            names.input_rows: self.input_rows,
+            names.input_rows_per_second: self.input_rows_per_second,
+            names.processed_rows_per_second: self.processed_rows_per_second,
+            names.batch_id: self.batch_id,
         }
 
 
@@ -90,20 +133,28 @@ class BatchMetricsPusher(StreamingQueryListener):
     metrics, so a slow or unreachable Pushgateway costs the job nothing, and each push gives up after
     ``timeout`` seconds. A failed push is logged and counted, never raised.
 
-    Usage (the visits writer uses job ``visits_to_delta_synchronizer``, the passthrough ``passthrough``)::
+    Usage (the visits writer pushes :data:`VISITS_SYNC` names, the passthrough the default ones)::
 
         pusher = BatchMetricsPusher("http://pushgateway:9091", job="passthrough", instance=pod_name,
-                                    timeout=2.0)
+                                    timeout=2.0, names=STREAMING_BATCH)
         spark.streams.addListener(pusher)
         ...
         spark.streams.removeListener(pusher)
         pusher.close()  # pushes what is still pending (bounded by the timeout), stops the thread
     """
 
-    def __init__(self, pushgateway_url: str, job: str, instance: str, timeout: float = 2.0) -> None:
+    def __init__(
+        self,
+        pushgateway_url: str,
+        job: str,
+        instance: str,
+        timeout: float = 2.0,
+        names: BatchMetricNames = STREAMING_BATCH,
+    ) -> None:
         super().__init__()
         self.pushgateway_url = pushgateway_url
         self.job = job
+        self.names = names
         self.instance = instance
         self.timeout = timeout
         self._lock = threading.Condition()
@@ -172,13 +223,14 @@ class BatchMetricsPusher(StreamingQueryListener):
 
     def _batch_registry(self, metrics: BatchMetrics) -> CollectorRegistry:
         registry = CollectorRegistry()
-        for name, value in metrics.values().items():
-            Gauge(name, _BATCH_GAUGES[name], registry=registry).set(value)
+        for name, value in metrics.values(self.names).items():
+            Gauge(name, _HELP[name], registry=registry).set(value)
         return registry
 
     def _heartbeat_registry(self) -> CollectorRegistry:
         registry = CollectorRegistry()
-        Gauge(_HEARTBEAT, "Unix time of the last idle trigger.", registry=registry).set(time.time())
+        heartbeat = self.names.idle_heartbeat
+        Gauge(heartbeat, _HELP[heartbeat], registry=registry).set(time.time())
         return registry
 
     def _push(self, registry: CollectorRegistry, replace: bool, batch_id: int | None) -> None:
@@ -211,8 +263,11 @@ class BatchMetricsPusher(StreamingQueryListener):
         logger.debug("pushed", extra={"job": self.job, "batch_id": batch_id})
 
 
-def attach_batch_metrics(spark: Any, settings: SparkJobSettings, job: str) -> BatchMetricsPusher | None:
-    """Push every micro-batch's metrics under ``job`` when the job has a Pushgateway URL, else nothing."""
+def attach_batch_metrics(
+    spark: Any, settings: SparkJobSettings, job: str, names: BatchMetricNames = STREAMING_BATCH
+) -> BatchMetricsPusher | None:
+    """Push every micro-batch's metrics under ``job`` and ``names`` when the job has a Pushgateway URL,
+    else nothing."""
     if not settings.pushgateway_url:
         return None
     pusher = BatchMetricsPusher(
@@ -220,6 +275,7 @@ def attach_batch_metrics(spark: Any, settings: SparkJobSettings, job: str) -> Ba
         job=job,
         instance=settings.instance_name,
         timeout=settings.push_timeout_seconds,
+        names=names,
     )
     spark.streams.addListener(pusher)
     return pusher
