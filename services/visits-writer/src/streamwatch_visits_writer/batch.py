@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import pyarrow.compute as pc
@@ -94,37 +95,17 @@ class VisitsBatchWriter:
         collected_at = time.monotonic()
         visits_written = visits.num_rows > 0 and self._visits.append(visits, batch_id)
         dead_written = dead.num_rows > 0 and self._dead.append(dead, batch_id)
-        if visits.num_rows and not visits_written:
-            metrics.BATCHES_REPLAYED.labels(table="visits").inc()
-        if dead.num_rows and not dead_written:
-            metrics.BATCHES_REPLAYED.labels(table="visits_dead_letters").inc()
         reasons: dict[str, int] = {}
         if dead_written:
             counts = pc.value_counts(dead["reason"]).to_pylist()
             reasons = {str(c["values"]): int(c["counts"]) for c in counts}
-            for reason, count in reasons.items():
-                metrics.DEAD_LETTERS.labels(reason=reason).inc(count)
-        if visits_written:
-            metrics.ROWS_WRITTEN.inc(visits.num_rows)
-        metrics.BATCHES.inc()
-        elapsed = time.monotonic() - started
-        metrics.BATCH_SECONDS.observe(elapsed)
-        logger.info(
-            "batch_written",
-            extra={
-                "batch_id": batch_id,
-                "records": collected.num_rows,
-                "visits": visits.num_rows if visits_written else 0,
-                "dead_letters": dead.num_rows if dead_written else 0,
-                "dead_letter_reasons": reasons,
-                "replayed": bool(
-                    (visits.num_rows and not visits_written) or (dead.num_rows and not dead_written)
-                ),
-                "seconds": round(elapsed, 3),
-                "read_parse_seconds": round(collected_at - read_started, 3),
-                "parse_seconds": round(collected_at - read_at, 3),
-                "delta_write_seconds": round(time.monotonic() - collected_at, 3),
-            },
+        _record_batch(
+            batch_id,
+            started,
+            _Outcome(visits.num_rows, dead.num_rows, bool(visits_written), bool(dead_written), reasons),
+            read_parse_seconds=round(collected_at - read_started, 3),
+            parse_seconds=round(collected_at - read_at, 3),
+            delta_write_seconds=round(time.monotonic() - collected_at, 3),
         )
 
     def _write_jvm(self, classified: DataFrame, batch_id: int, started: float) -> None:
@@ -158,28 +139,54 @@ class VisitsBatchWriter:
             classified.unpersist()
         visits_written = bool(visits) and self._visits in todo
         dead_written = bool(dead) and self._dead in todo
-        if visits and not visits_written:
-            metrics.BATCHES_REPLAYED.labels(table="visits").inc()
-        if dead and not dead_written:
-            metrics.BATCHES_REPLAYED.labels(table="visits_dead_letters").inc()
         reasons = {str(reason): count for reason, count in counts.items()} if dead_written else {}
-        for reason, count in reasons.items():
-            metrics.DEAD_LETTERS.labels(reason=reason).inc(count)
-        if visits_written:
-            metrics.ROWS_WRITTEN.inc(visits)
-        metrics.BATCHES.inc()
-        elapsed = time.monotonic() - started
-        metrics.BATCH_SECONDS.observe(elapsed)
-        logger.info(
-            "batch_written",
-            extra={
-                "batch_id": batch_id,
-                "records": visits + dead,
-                "visits": visits if visits_written else 0,
-                "dead_letters": dead if dead_written else 0,
-                "dead_letter_reasons": reasons,
-                "replayed": bool((visits and not visits_written) or (dead and not dead_written)),
-                "seconds": round(elapsed, 3),
-                "delta_write_seconds": round(time.monotonic() - write_started, 3),
-            },
+        _record_batch(
+            batch_id,
+            started,
+            _Outcome(visits, dead, visits_written, dead_written, reasons),
+            delta_write_seconds=round(time.monotonic() - write_started, 3),
         )
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What one batch brought to each table, and whether this run wrote it (False: an earlier run did)."""
+
+    visits: int
+    dead_letters: int
+    visits_written: bool
+    dead_written: bool
+    reasons: dict[str, int]
+
+    @property
+    def replayed(self) -> bool:
+        visits_replayed = self.visits > 0 and not self.visits_written
+        return visits_replayed or (self.dead_letters > 0 and not self.dead_written)
+
+
+def _record_batch(batch_id: int, started: float, outcome: _Outcome, **timings: float) -> None:
+    """The metrics and the ``batch_written`` line of a batch, the same for both connectors."""
+    if outcome.visits and not outcome.visits_written:
+        metrics.BATCHES_REPLAYED.labels(table="visits").inc()
+    if outcome.dead_letters and not outcome.dead_written:
+        metrics.BATCHES_REPLAYED.labels(table="visits_dead_letters").inc()
+    for reason, count in outcome.reasons.items():
+        metrics.DEAD_LETTERS.labels(reason=reason).inc(count)
+    if outcome.visits_written:
+        metrics.ROWS_WRITTEN.inc(outcome.visits)
+    metrics.BATCHES.inc()
+    elapsed = time.monotonic() - started
+    metrics.BATCH_SECONDS.observe(elapsed)
+    logger.info(
+        "batch_written",
+        extra={
+            "batch_id": batch_id,
+            "records": outcome.visits + outcome.dead_letters,
+            "visits": outcome.visits if outcome.visits_written else 0,
+            "dead_letters": outcome.dead_letters if outcome.dead_written else 0,
+            "dead_letter_reasons": outcome.reasons,
+            "replayed": outcome.replayed,
+            "seconds": round(elapsed, 3),
+            **timings,
+        },
+    )
