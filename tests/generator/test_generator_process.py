@@ -175,11 +175,17 @@ def test_sigterm_while_the_broker_is_gone_exits_promptly_and_reports_what_was_lo
             KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap,
             GENERATOR_RATE="0",
             GENERATOR_FLUSH_TIMEOUT_SECONDS="2",
+            GENERATOR_DELIVERY_STALL_SECONDS="1",
             KAFKA_PRODUCER_PROPERTIES='{"queue.buffering.max.messages": 2000}',
         )
         wait_until(lambda: process.events("generator_started"), 30, what="production started")
+        assert not process.events("delivery_stalled"), "reported a stall while the broker answered"
         broker.stop()
-        time.sleep(2)  # the client queue fills up: produce() now blocks on a full buffer
+        # The client queue fills up (produce() now waits on a full buffer) and no report comes back.
+        wait_until(lambda: process.events("delivery_stalled"), 30, what="the stall reported")
+        stalls = process.events("delivery_stalled")
+        assert stalls[0]["in_flight"] > 0 and stalls[0]["seconds_without_delivery"] >= 1
+        assert (metric_value(process.metrics(), "generator_delivery_stalls_total") or 0) >= 1
         process.signal(signal.SIGTERM)
         assert process.wait(30) == 1  # records were lost: not a clean exit
         report = summary(process)

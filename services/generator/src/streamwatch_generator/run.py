@@ -27,6 +27,11 @@ CLIENT_ERRORS = Counter(
     "Errors the Kafka client reported outside of a delivery (e.g. broker down).",
 )
 
+DELIVERY_STALLS = Counter(
+    "generator_delivery_stalls_total",
+    "Times records were in flight with no delivery report for GENERATOR_DELIVERY_STALL_SECONDS.",
+)
+
 # Records kept per partition for duplicates to repeat: recent enough to land in the same observation window.
 _RECENT = 1000
 # At full speed the loop hands this many records to the client between two looks at the clock.
@@ -62,6 +67,9 @@ class VisitsGenerator:
         self._step = timedelta(milliseconds=settings.event_time_step_ms)
         self.produced = 0
         self.tally: DeliveryTally | None = None
+        self._reports_seen = 0
+        self._last_report_at = time.monotonic()
+        self._stalled_since: float | None = None
 
     def ready(self) -> bool:
         """Ready once the producer has the topic's metadata (readiness probe)."""
@@ -151,6 +159,7 @@ class VisitsGenerator:
                 if not self._produce_one():
                     break
             self._producer.poll(0)
+            self._watch_deliveries()
 
     def _produce_one(self) -> bool:
         """Build and hand over one row; False if shutdown came while the client's queue was full."""
@@ -202,9 +211,46 @@ class VisitsGenerator:
                 if self.shutdown.requested:
                     return False
                 self._producer.poll(0.05)
+                self._watch_deliveries()
                 continue
             self.produced += 1
             return True
+
+    def _watch_deliveries(self) -> None:
+        """Report records in flight with no delivery report for a while, and ask for fresh metadata.
+
+        A client that lost its broker keeps its queue and says nothing until the message timeout; the
+        operator should hear about it before that. The metadata request also makes the client connect
+        again instead of waiting for its next scheduled refresh.
+        """
+        assert self.tally is not None
+        now = time.monotonic()
+        reports = self.tally.total + self.tally.failures
+        if reports != self._reports_seen or not len(self._producer):
+            if self._stalled_since is not None:
+                logger.info(
+                    "delivery_resumed", extra={"stalled_seconds": round(now - self._stalled_since, 1)}
+                )
+                self._stalled_since = None
+            self._reports_seen, self._last_report_at = reports, now
+            return
+        if now - self._last_report_at < self.settings.delivery_stall_seconds:
+            return
+        self._stalled_since = self._stalled_since or self._last_report_at
+        self._last_report_at = now  # the next report of a continuing stall comes one period later
+        DELIVERY_STALLS.inc()
+        logger.warning(
+            "delivery_stalled",
+            extra={
+                "in_flight": len(self._producer),
+                "seconds_without_delivery": round(now - self._stalled_since, 1),
+            },
+        )
+        try:
+            self._producer.list_topics(self.settings.topic, timeout=2)
+        except Exception as exc:  # noqa: BLE001 - the broker is still away: logged, counted, tried again later
+            CLIENT_ERRORS.inc()
+            logger.warning("topic_metadata_failed", extra={"topic": self.settings.topic, "error": repr(exc)})
 
     def _flush(self) -> int:
         """Wait for in-flight records up to the flush timeout; the number still undelivered."""

@@ -85,6 +85,12 @@ class GeneratorSettings(ServiceSettings, KafkaSettings):
     flush_timeout_seconds: float = Field(
         default=30.0, gt=0, description="How long shutdown waits for in-flight records to be delivered."
     )
+    delivery_stall_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds with records in flight and no delivery report before `delivery_stalled` is"
+        " logged (again every such period while it lasts) and fresh metadata is requested.",
+    )
     topic_wait_seconds: float = Field(
         default=2.0, gt=0, description="Pause between two metadata look-ups while the topic does not exist."
     )
