@@ -80,9 +80,10 @@ class VisitsToDelta(StreamingJob):
     def prepare(self, shutdown: GracefulShutdown) -> bool:
         try:
             create_tables(*self.tables)
-        except IncompatibleTableError:
-            # The runner logs it (job_failed) and exits 1; appending to such a table would fail anyway.
+        except IncompatibleTableError as exc:
+            # The runner then logs job_failed and exits 1: appending to such a table would fail anyway.
             metrics.TABLE_ERRORS.inc()
+            logger.error("table_incompatible", extra={"error": str(exc)})
             raise
         return True
 
