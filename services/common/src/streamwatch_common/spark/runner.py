@@ -29,6 +29,7 @@ Usage::
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, ClassVar
 
 from prometheus_client import Counter, Gauge
@@ -50,7 +51,7 @@ EXIT_FAILED = 1
 _POLL_SECONDS = 1.0
 
 
-class StreamingJob:
+class StreamingJob(ABC):
     """What one Spark streaming job adds to the shared lifecycle of :func:`run_streaming_job`.
 
     Subclasses set the class attributes and implement :meth:`write_batch`; the other hooks default to
@@ -84,12 +85,13 @@ class StreamingJob:
         """What the job keeps of the Kafka stream (``key, value, topic, partition, offset, timestamp``)."""
         return stream
 
+    @abstractmethod
     def write_batch(self, batch_df: DataFrame, batch_id: int) -> None:
         """The ``foreachBatch`` function: write one micro-batch (it passes through the batch gate)."""
-        raise NotImplementedError
 
     def query_started(self, query: StreamingQuery) -> None:
-        """Called once the query runs (its first batch may already be writing)."""
+        """Called once the query runs (its first batch may already be writing); by default nothing."""
+        return None
 
 
 class _Readiness:
