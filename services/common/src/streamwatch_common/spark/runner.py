@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from prometheus_client import Counter, Gauge
 
@@ -79,6 +79,11 @@ class StreamingJob(ABC):
 
     def spark_conf(self) -> dict[str, str]:
         """Spark properties of this job only; the runner adds the shared ones and the user's."""
+        return {}
+
+    def listener_options(self) -> dict[str, Any]:
+        """Extra keyword arguments of :func:`~streamwatch_common.spark.listener.attach_batch_metrics`
+        for this job (none by default): how the batch-metrics listener is built is the job's choice."""
         return {}
 
     def select(self, stream: DataFrame) -> DataFrame:
@@ -133,7 +138,7 @@ def _run_query(job: StreamingJob, shutdown: GracefulShutdown, readiness: _Readin
     try:
         if shutdown.requested:  # SIGTERM while the JVM was starting
             return EXIT_OK
-        pusher = attach_batch_metrics(spark, settings, settings.push_job)
+        pusher = attach_batch_metrics(spark, settings, settings.push_job, **job.listener_options())
         if pusher is None:
             logger.warning("pushgateway_disabled", extra={"reason": "no PUSHGATEWAY_URL setting"})
         gate = BatchGate()
