@@ -85,7 +85,7 @@ def _run_job(
     env = service_env(
         **infra.kafka.env(),
         **jvm,
-        PASSTHROUGH_KAFKA_CONNECTOR=connector,
+        PASSTHROUGH_CONNECTOR=connector,
         PASSTHROUGH_SOURCE_TOPIC=source,
         PASSTHROUGH_TARGET_TOPIC=target,
         PASSTHROUGH_CHECKPOINT_PATH=str(work / f"checkpoint-{run_id}"),

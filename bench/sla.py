@@ -60,7 +60,7 @@ def run(run_: BenchRun, infra: Infra, work: Path, quick: bool) -> None:
         work / "sla-writer.log",
         service_env(
             **kafka.env(),
-            VISITS_WRITER_TOPIC=topic,
+            VISITS_WRITER_SOURCE_TOPIC=topic,
             VISITS_WRITER_VISITS_TABLE_PATH=str(root / "visits"),
             VISITS_WRITER_DEAD_LETTER_TABLE_PATH=str(root / "dead_letters"),
             VISITS_WRITER_CHECKPOINT_PATH=str(root / "checkpoint"),

@@ -36,7 +36,7 @@ def _run_writer(
         extra["VISITS_WRITER_SPARK_JARS_DIR"] = str(spark_jars_dir())
     env = service_env(
         **infra.kafka.env(),
-        VISITS_WRITER_TOPIC=topic,
+        VISITS_WRITER_SOURCE_TOPIC=topic,
         VISITS_WRITER_VISITS_TABLE_PATH=str(root / "visits"),
         VISITS_WRITER_DEAD_LETTER_TABLE_PATH=str(root / "dead_letters"),
         VISITS_WRITER_CHECKPOINT_PATH=str(root / "checkpoint"),

@@ -68,7 +68,7 @@ def run_variant(
     if src:
         extra["PYTHONPATH"] = os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])
     defaults = {
-        "VISITS_WRITER_TOPIC": topic,
+        "VISITS_WRITER_SOURCE_TOPIC": topic,
         "VISITS_WRITER_VISITS_TABLE_PATH": str(root / "visits"),
         "VISITS_WRITER_DEAD_LETTER_TABLE_PATH": str(root / "dead_letters"),
         "VISITS_WRITER_CHECKPOINT_PATH": str(root / "checkpoint"),

@@ -115,6 +115,22 @@ def test_latency_toggle_reaches_the_visits_writer() -> None:
         assert c.env()["VISITS_WRITER_SIMULATED_LATENCY_SECONDS"]["value"] == "15"
 
 
+def test_both_spark_jobs_read_the_shared_settings_under_the_same_names() -> None:
+    """One naming scheme: what the chart wires or a user sets for one Spark job is spelt the same way for
+    the other (only the prefix differs), and a shared setting set in values reaches both jobs."""
+    from streamwatch_common.spark.job_settings import SparkJobSettings
+
+    shared = {name.upper() for name in SparkJobSettings.model_fields}
+    manifests = render({"visitsWriter.settings.connector": "jvm", "passthrough.settings.connector": "jvm"})
+    wired: dict[str, set[str]] = {}
+    for service, prefix in (("visits-writer", "VISITS_WRITER_"), ("passthrough", "PASSTHROUGH_")):
+        (job,) = [c for c in service_containers(manifests, service) if not c.init]
+        assert job.env()[f"{prefix}CONNECTOR"]["value"] == "jvm"
+        wired[service] = {n.removeprefix(prefix) for n in job.env() if n.startswith(prefix)} & shared
+    assert {"CONNECTOR", "SOURCE_TOPIC", "CHECKPOINT_PATH", "PUSHGATEWAY_URL"} <= wired["passthrough"]
+    assert wired["visits-writer"] == wired["passthrough"]
+
+
 # --- metrics ------------------------------------------------------------------------------------------
 def defined_metrics() -> dict[str, str]:
     """Every metric the services' code defines, name as written → prometheus-client class: the first

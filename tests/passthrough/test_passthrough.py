@@ -37,7 +37,7 @@ def _env(
     return service_env(
         **kafka.env(),
         **jvm,
-        PASSTHROUGH_KAFKA_CONNECTOR=connector,
+        PASSTHROUGH_CONNECTOR=connector,
         PASSTHROUGH_SOURCE_TOPIC=source,
         PASSTHROUGH_TARGET_TOPIC=target,
         PASSTHROUGH_CHECKPOINT_PATH=str(checkpoint),
@@ -187,9 +187,7 @@ def test_bad_setting_exits_2_naming_the_variable(kafka: KafkaBroker) -> None:
 def test_jvm_connector_without_jars_exits_2_naming_the_jar_variable(
     kafka: KafkaBroker, tmp_path: Path
 ) -> None:
-    env = service_env(
-        **kafka.env(), PASSTHROUGH_KAFKA_CONNECTOR="jvm", PASSTHROUGH_SPARK_JARS_DIR=str(tmp_path)
-    )
+    env = service_env(**kafka.env(), PASSTHROUGH_CONNECTOR="jvm", PASSTHROUGH_SPARK_JARS_DIR=str(tmp_path))
     command = [str(VENV_BIN / "streamwatch-passthrough")]
     done = subprocess.run(command, env=env, capture_output=True, timeout=60, check=False)
     assert done.returncode == 2

@@ -49,7 +49,7 @@ def writer_env(
     settings = {
         "VISITS_WRITER_CONNECTOR": connector,
         **jvm,
-        "VISITS_WRITER_TOPIC": topic,
+        "VISITS_WRITER_SOURCE_TOPIC": topic,
         "VISITS_WRITER_VISITS_TABLE_PATH": paths.visits,
         "VISITS_WRITER_DEAD_LETTER_TABLE_PATH": paths.dead_letters,
         "VISITS_WRITER_CHECKPOINT_PATH": paths.checkpoint,

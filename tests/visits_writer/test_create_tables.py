@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -68,3 +69,28 @@ def test_a_bad_setting_is_exit_2_naming_the_variable(tmp_path: Path) -> None:
     result = create_tables(tmp_path, VISITS_WRITER_CONNECTOR="scala")
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "VISITS_WRITER_CONNECTOR" in result.stderr
+
+
+def test_the_job_on_an_incompatible_table_exits_1_before_starting_spark(tmp_path: Path) -> None:
+    """The shared runner's start-up failure path: the job's prepare step fails, Spark never starts."""
+    DeltaTable.create(str(tmp_path / "visits"), pa.schema([("visit_id", pa.int64()), ("page", pa.string())]))
+    env = service_env(
+        KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9",
+        VISITS_WRITER_VISITS_TABLE_PATH=str(tmp_path / "visits"),
+        VISITS_WRITER_DEAD_LETTER_TABLE_PATH=str(tmp_path / "dead"),
+        VISITS_WRITER_CHECKPOINT_PATH=str(tmp_path / "checkpoint"),
+        OPS_PORT="0",
+    )
+    result = subprocess.run(
+        [str(VENV_BIN / "streamwatch-visits-writer")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    events = [json.loads(line)["event"] for line in result.stdout.splitlines() if line.startswith("{")]
+    assert "table_incompatible" in events and "job_failed" in events, events
+    assert "spark_session_started" not in events
+    assert "Traceback" not in result.stderr

@@ -66,3 +66,21 @@ def test_jvm_connector_without_jars_stops_naming_the_jar_variable(
     assert conf["spark.jars"] == str(tmp_path / "delta-spark_2.13-4.4.0.jar")
     monkeypatch.setenv("VISITS_WRITER_CONNECTOR", "python")
     assert "spark.jars" not in spark_conf(VisitsWriterSettings()), "the python path loads no jars"
+
+
+def test_shared_job_settings_keep_their_checks_and_meaning_under_a_job_default(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from streamwatch_common.spark.job_settings import SparkJobSettings
+
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    shared = SparkJobSettings.model_fields["trigger_interval_seconds"]
+    own = VisitsWriterSettings.model_fields["trigger_interval_seconds"]
+    assert own.default != shared.default and own.description == shared.description
+    monkeypatch.setenv("VISITS_WRITER_SOURCE_TOPIC", "clicks")
+    assert VisitsWriterSettings().source_topic == "clicks"
+    monkeypatch.setenv("VISITS_WRITER_TRIGGER_INTERVAL_SECONDS", "-1")
+    with pytest.raises(SystemExit) as stopped:
+        load_settings(VisitsWriterSettings)
+    assert stopped.value.code == 2
+    assert "VISITS_WRITER_TRIGGER_INTERVAL_SECONDS" in capsys.readouterr().err

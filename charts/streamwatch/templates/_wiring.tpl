@@ -10,7 +10,7 @@
 {{- define "streamwatch.visitsWriterEnv" -}}
 {{- $data := .Values.visitsWriter.storage.mountPath }}
 {{ include "streamwatch.kafkaEnv" . }}
-- name: VISITS_WRITER_TOPIC
+- name: VISITS_WRITER_SOURCE_TOPIC
   value: {{ .Values.kafka.topics.visits.name | quote }}
 - name: VISITS_WRITER_CHECKPOINT_PATH
   value: {{ printf "%s/checkpoints/visits-writer" $data | quote }}

@@ -1,32 +1,29 @@
-"""The streaming query's lifecycle: tables, Spark session, listener, query, ops server, graceful stop.
+"""The visits writer as a :class:`StreamingJob`: create the tables, then Kafka ``visits`` → Delta tables.
 
-Exit codes: 0 after a requested stop (SIGTERM/SIGINT), 1 when the query fails or a table has an
-incompatible schema (2 stays reserved for bad settings, see ``load_settings``).
+The lifecycle (ops server, session, listener, query, graceful stop, exit codes) is the shared runner's
+(:mod:`streamwatch_common.spark.runner`). Exit codes: 0 after a requested stop (SIGTERM/SIGINT), 1 when
+the query fails or a table has an incompatible schema (2 stays reserved for bad settings).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from streamwatch_common.ops import OpsServer
 from streamwatch_common.shutdown import GracefulShutdown
-from streamwatch_common.spark.graceful_stop import BatchGate, stop_gracefully
+from streamwatch_common.spark.runner import EXIT_FAILED, EXIT_OK, StreamingJob, run_streaming_job
 from streamwatch_visits_writer import metrics
 from streamwatch_visits_writer.batch import VisitsBatchWriter
 from streamwatch_visits_writer.settings import VisitsWriterSettings
 from streamwatch_visits_writer.tables import IncompatibleTableError, create_tables
 
 if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
     from pyspark.sql.streaming.query import StreamingQuery
 
 logger = logging.getLogger(__name__)
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-CONSUMER_GROUP = "visits-writer"
-QUERY_NAME = "visits_to_delta"
 # delta-spark's SQL extension and catalog, for the opt-in JVM sink only. Delta rebuilds the table's
 # snapshot with 50 partitions by default: on a 2-core pod that made each append of a small batch take tens
 # of seconds (measured here); 2 matches the session's shuffle partitions.
@@ -38,14 +35,12 @@ _DELTA_SPARK_CONF = {
 
 
 def _job_conf(settings: VisitsWriterSettings) -> dict[str, str]:
-    """The connector jars and delta-spark's session extensions, needed only on the JVM path."""
-    if settings.connector != "jvm":
-        return {}
-    return {**settings.connector_conf(settings.connector), **_DELTA_SPARK_CONF}
+    """delta-spark's session extensions, needed only on the JVM path."""
+    return dict(_DELTA_SPARK_CONF) if settings.connector == "jvm" else {}
 
 
 def spark_conf(settings: VisitsWriterSettings) -> dict[str, str]:
-    """This job's Spark properties: the shared caps, delta-spark's extensions on the JVM path, the user's."""
+    """This job's Spark properties: the shared caps and jars, delta-spark's extensions, the user's."""
     return settings.spark_session_conf(**_job_conf(settings))
 
 
@@ -61,90 +56,54 @@ def create_tables_command(settings: VisitsWriterSettings) -> int:
     return EXIT_OK
 
 
-class _State:
-    """What the readiness probe looks at; filled in as the job starts."""
+class VisitsToDelta(StreamingJob):
+    """Every micro-batch: parse, classify, append visits and dead letters to Delta exactly once."""
 
-    query: StreamingQuery | None = None
+    app_name = "visits-writer"
+    query_name = "visits_to_delta"
+    query_failures = metrics.QUERY_FAILURES
 
-    def ready(self) -> bool:
-        return self.query is not None and self.query.isActive
+    def __init__(self, settings: VisitsWriterSettings, shutdown: GracefulShutdown) -> None:
+        super().__init__(settings)
+        self.job_conf = _job_conf(settings)
+        self.writer = VisitsBatchWriter(
+            settings.visits_table_path,
+            settings.dead_letter_table_path,
+            settings.required_fields,
+            simulated_latency_seconds=settings.simulated_latency_seconds,
+            # A stop request cuts the simulated latency short instead of waiting it out.
+            sleep=shutdown.wait,
+            connector=settings.connector,
+        )
+        self.tables = settings.visits_table_path, settings.dead_letter_table_path
+
+    def prepare(self, shutdown: GracefulShutdown) -> bool:
+        try:
+            create_tables(*self.tables)
+        except IncompatibleTableError as exc:
+            # The runner then logs job_failed and exits 1: appending to such a table would fail anyway.
+            metrics.TABLE_ERRORS.inc()
+            logger.error("table_incompatible", extra={"error": str(exc)})
+            raise
+        return True
+
+    def spark_conf(self) -> dict[str, str]:
+        return self.job_conf
+
+    def listener_options(self) -> dict[str, Any]:
+        from streamwatch_common.spark.listener import VISITS_SYNC  # pyspark: imported once Spark runs
+
+        # The seed's SLA metric names (visits_sync_*) belong to this job alone.
+        return {"names": VISITS_SYNC}
+
+    def write_batch(self, batch_df: DataFrame, batch_id: int) -> None:
+        self.writer(batch_df, batch_id)
+
+    def query_started(self, query: StreamingQuery) -> None:
+        # A replay after a restart skips what the table already holds under this query id.
+        self.writer.bind(str(query.id))
 
 
 def run(settings: VisitsWriterSettings, shutdown: GracefulShutdown) -> int:
-    """Run the query until SIGTERM (exit 0) or until it fails (exit 1)."""
-    state = _State()
-    ops = OpsServer(settings.ops_host, settings.ops_port, ready=state.ready).start()
-    try:
-        if create_tables_command(settings) != EXIT_OK:
-            return EXIT_FAILED
-        return _run_query(settings, shutdown, state)
-    except Exception:
-        # Start-up failures (Spark, a bad starting-offsets value, an unreachable table path) end here.
-        metrics.QUERY_FAILURES.inc()
-        logger.exception("visits_writer_failed")
-        return EXIT_FAILED
-    finally:
-        ops.stop()
-
-
-def _run_query(settings: VisitsWriterSettings, shutdown: GracefulShutdown, state: _State) -> int:
-    from streamwatch_common.spark.kafka_stream import kafka_stream_options, read_kafka_stream
-    from streamwatch_common.spark.listener import VISITS_SYNC, attach_batch_metrics, detach_batch_metrics
-    from streamwatch_common.spark.session import start_job_session
-
-    spark = start_job_session("visits-writer", settings, **_job_conf(settings))
-    if shutdown.requested:  # SIGTERM while the JVM was starting
-        spark.stop()
-        return EXIT_OK
-    pusher = attach_batch_metrics(spark, settings, settings.push_job, VISITS_SYNC)
-    if pusher is None:
-        logger.warning("pushgateway_disabled", extra={"reason": "VISITS_WRITER_PUSHGATEWAY_URL is not set"})
-    options = kafka_stream_options(
-        settings.consumer_config(CONSUMER_GROUP),
-        settings.topic,
-        starting_offsets=settings.starting_offsets,
-        max_offsets_per_trigger=settings.max_records_per_trigger,
-    )
-    writer = VisitsBatchWriter(
-        settings.visits_table_path,
-        settings.dead_letter_table_path,
-        settings.required_fields,
-        simulated_latency_seconds=settings.simulated_latency_seconds,
-        # A stop request cuts the simulated latency short instead of waiting it out.
-        sleep=shutdown.wait,
-        connector=settings.connector,
-    )
-    gate = BatchGate()
-    stream_writer = (
-        read_kafka_stream(spark, settings.connector, options)
-        .writeStream.queryName(QUERY_NAME)
-        .foreachBatch(gate.guard(writer))
-        .option("checkpointLocation", settings.checkpoint_path)
-    )
-    if settings.trigger_interval_seconds > 0:
-        stream_writer = stream_writer.trigger(processingTime=f"{settings.trigger_interval_seconds} seconds")
-    query = stream_writer.start()
-    writer.bind(str(query.id))
-    state.query = query
-    logger.info(
-        "query_started",
-        extra={"query_id": str(query.id), "run_id": str(query.runId), "checkpoint": settings.checkpoint_path},
-    )
-    try:
-        while query.isActive and not shutdown.requested:
-            shutdown.wait(1.0)
-        if shutdown.requested:
-            # The batch that is writing finishes (its simulated latency is cut short) and is committed in
-            # the checkpoint before the query stops. Only after a stop timeout is it replayed on restart,
-            # and then the Delta transaction check keeps the replay from writing twice.
-            if stop_gracefully(query, gate, settings.stop_timeout_seconds) is not None:
-                metrics.QUERY_FAILURES.inc()
-            return EXIT_OK
-        error = query.exception()
-        metrics.QUERY_FAILURES.inc()
-        logger.error("query_failed", extra={"query_id": str(query.id), "error": str(error)})
-        return EXIT_FAILED
-    finally:
-        detach_batch_metrics(spark, pusher)
-        spark.stop()
-        logger.info("visits_writer_stopped")
+    """Create the tables, then run the query until SIGTERM (exit 0) or until it fails (exit 1)."""
+    return run_streaming_job(VisitsToDelta(settings, shutdown), shutdown)

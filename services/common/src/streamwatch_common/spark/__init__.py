@@ -1,4 +1,6 @@
-"""Spark I/O without JVM connector jars: session defaults, the Kafka streaming source, the Kafka writer.
+"""The Spark jobs' shared parts: session defaults, the Kafka streaming source and writer, the job runner.
 
-Needs the ``spark`` extra. The micro-batch metrics listener lives in ``listener.py``.
+Needs the ``spark`` extra. ``runner.py`` is the one lifecycle of both streaming jobs (readiness, session,
+listener, query, graceful stop, exit codes); ``job_settings.py`` their shared settings; the micro-batch
+metrics listener lives in ``listener.py``.
 """

@@ -1,29 +1,67 @@
-"""Settings every Spark streaming job shares: Spark resources and the micro-batch metrics push.
+"""Settings every Spark streaming job shares: source, query, Spark resources, the metrics push.
 
-Mixed into a job's settings class, the fields take that class's environment prefix
-(``VISITS_WRITER_SPARK_MASTER``, ``PASSTHROUGH_SPARK_MASTER``...). Jobs keep their own defaults for what
-differs (checkpoint path, trigger interval, push job label) by declaring those fields themselves.
+A job's settings class subclasses :class:`SparkJobSettings`; the fields take that class's environment
+prefix, so both jobs spell each shared setting the same way (``VISITS_WRITER_CONNECTOR`` and
+``PASSTHROUGH_CONNECTOR``, ``VISITS_WRITER_SOURCE_TOPIC`` and ``PASSTHROUGH_SOURCE_TOPIC``...). A job keeps
+its own default for what differs (checkpoint path, trigger interval, push job label) with
+:func:`job_default`, which keeps the shared description and constraints.
+
+Usage::
+
+    class PassthroughSettings(SparkJobSettings):
+        model_config = service_config("PASSTHROUGH_")
+        checkpoint_path: str = job_default("checkpoint_path", "/checkpoint")
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Literal, Self
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_core import InitErrorDetails, PydanticCustomError
-from pydantic_settings import BaseSettings
 
-from streamwatch_common.settings import pod_name, service_config
+from streamwatch_common.kafka import KafkaSettings
+from streamwatch_common.settings import ServiceSettings, pod_name, service_config
+
+# Which implementation reads Kafka and writes the job's output: both write the same checkpoint.
+Connector = Literal["python", "jvm"]
 
 _SPARK_MIN_DRIVER_MEMORY = 450 * 2**20
 _UNITS = {"k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 
 
-class SparkJobSettings(BaseSettings):
-    """Spark master, memory caps, extra Spark properties, Pushgateway target and instance label."""
+class SparkJobSettings(ServiceSettings, KafkaSettings):
+    """Source and query of a streaming job, Spark master, memory caps, Pushgateway target and labels."""
 
     model_config = service_config("")
 
+    connector: Connector = Field(
+        default="python",
+        description="`python`: the project's Python Kafka source and the job's Python writer (Kafka "
+        'producer, delta-rs), no jars; `jvm`: Spark\'s `format("kafka")` source and the JVM writer '
+        "(Spark's Kafka sink, delta-spark), which needs the jars of `<prefix>SPARK_JARS_DIR`.",
+    )
+    source_topic: str = Field(default="visits", min_length=1, description="Kafka topic the job reads.")
+    checkpoint_path: str = Field(
+        default="/checkpoint",
+        description="Spark checkpoint directory (`offsets/N`, `commits/N`); restarting from it neither "
+        "skips nor repeats a committed batch.",
+    )
+    max_records_per_trigger: int = Field(
+        default=10000,
+        ge=0,
+        description="Upper bound of Kafka records read by one micro-batch; `0`: no bound.",
+    )
+    trigger_interval_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="Processing-time trigger interval; `0` starts batches back to back (an idle query "
+        "then asks the broker for offsets continuously: ~10% of a core here).",
+    )
+    # No shared default: each job sets its own label with job_default (the alert rules match on it).
+    push_job: str = Field(min_length=1, description="`job` label of the pushed batch metrics.")
     starting_offsets: str = Field(
         default="earliest",
         description="Where a query without checkpoint starts: `earliest`, `latest` or offsets JSON "
@@ -77,23 +115,28 @@ class SparkJobSettings(BaseSettings):
         """The grouping label actually used: Kubernetes sets ``HOSTNAME`` to the pod name."""
         return pod_name(self.instance)
 
+    @model_validator(mode="after")
+    def _jvm_connector_has_jars(self) -> Self:
+        self.require_jars()
+        return self
+
     def jar_files(self) -> list[str]:
         """The ``*.jar`` files in :attr:`spark_jars_dir`, sorted (empty when unset or missing)."""
         if not self.spark_jars_dir or not Path(self.spark_jars_dir).is_dir():
             return []
         return sorted(str(p) for p in Path(self.spark_jars_dir).glob("*.jar"))
 
-    def connector_conf(self, connector: str) -> dict[str, str]:
+    def connector_conf(self) -> dict[str, str]:
         """``spark.jars`` for the ``jvm`` connector (local files, nothing resolved at query start)."""
-        return {"spark.jars": ",".join(self.jar_files())} if connector == "jvm" else {}
+        return {"spark.jars": ",".join(self.jar_files())} if self.connector == "jvm" else {}
 
-    def require_jars(self, connector: str) -> None:
+    def require_jars(self) -> None:
         """Raise a ValidationError naming ``spark_jars_dir`` when the ``jvm`` connector has no jars.
 
-        Called from a job's model validator, so a missing jar directory stops the service at start with
-        one line naming the variable (exit 2) rather than failing at query start.
+        Run by the model validator, so a missing jar directory stops the service at start with one line
+        naming the variable (exit 2) rather than failing at query start.
         """
-        if connector != "jvm" or self.jar_files():
+        if self.connector != "jvm" or self.jar_files():
             return
         where = f"no *.jar in {self.spark_jars_dir}" if self.spark_jars_dir else "not set"
         error = PydanticCustomError(
@@ -105,12 +148,14 @@ class SparkJobSettings(BaseSettings):
         raise ValidationError.from_exception_data(type(self).__name__, [detail])
 
     def spark_session_conf(self, **job_conf: str) -> dict[str, str]:
-        """Spark properties on top of the shared session defaults: memory caps, the job's own, the user's."""
+        """Spark properties on top of the shared session defaults: memory caps, the connector's jars, the
+        job's own, then the user's."""
         conf = {
             "spark.driver.memory": self.spark_driver_memory,
             "spark.driver.extraJavaOptions": self.spark_driver_java_options,
             # One Python worker per task slot, kept for the next batch instead of forked again.
             "spark.python.worker.reuse": "true",
+            **self.connector_conf(),
         }
         conf.update(job_conf)
         conf.update(self.spark_conf)
@@ -125,3 +170,11 @@ class SparkJobSettings(BaseSettings):
         if size < _SPARK_MIN_DRIVER_MEMORY:
             raise ValueError("Spark needs at least 450m")
         return value
+
+
+def job_default(name: str, default: Any) -> Any:
+    """The shared field ``name`` with a job's own default (description and constraints unchanged).
+
+    Typed ``Any`` like pydantic's ``Field``, so it can stand as the default of an annotated field.
+    """
+    return FieldInfo.merge_field_infos(SparkJobSettings.model_fields[name], default=default)
