@@ -28,7 +28,7 @@ CRD_FILES = {
 
 
 def _crd_dir() -> Path:
-    """Where .ci/prometheus-operator-crds.sh puts the CRDs; the version is read from the script, its one pin."""
+    """Where .ci/prometheus-operator-crds.sh puts the CRDs; the version is read from the script (one pin)."""
     match = re.search(r'^VERSION="(v[0-9.]+)"$', CRD_SCRIPT.read_text(), re.MULTILINE)
     assert match, f"{CRD_SCRIPT} pins no VERSION"
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "streamwatch"
@@ -74,11 +74,14 @@ def _of_kind(manifests: list[Manifest], kind: str) -> list[Manifest]:
     return [m for m in manifests if m["kind"] == kind]
 
 
+def _named(manifests: list[Manifest], kind: str, name: str) -> Manifest:
+    (manifest,) = [m for m in _of_kind(manifests, kind) if m["metadata"]["name"] == name]
+    return manifest
+
+
 def _sidecar_dashboards(manifests: list[Manifest]) -> list[Manifest]:
     return [
-        m
-        for m in _of_kind(manifests, "ConfigMap")
-        if m["metadata"]["labels"].get("grafana_dashboard") == "1"
+        m for m in _of_kind(manifests, "ConfigMap") if m["metadata"]["labels"].get("grafana_dashboard") == "1"
     ]
 
 
@@ -107,8 +110,7 @@ def test_resources_validate_against_the_operator_crds(monitoring_manifests: list
 
 def test_validation_refuses_a_misspelt_field(monitoring_manifests: list[Manifest]) -> None:
     """Proves the validation above can fail: a misspelt field and a wrong type are both refused."""
-    monitors = _of_kind(monitoring_manifests, "ServiceMonitor")
-    monitor = next(m for m in monitors if m["metadata"]["name"] == "sw-streamwatch-pushgateway")
+    monitor = _named(monitoring_manifests, "ServiceMonitor", "sw-streamwatch-pushgateway")
     misspelt = copy.deepcopy(monitor)
     misspelt["spec"]["endpoints"][0]["honourLabels"] = misspelt["spec"]["endpoints"][0].pop("honorLabels")
     assert any("honourLabels" in error for error in _errors(misspelt))
@@ -159,7 +161,11 @@ def test_service_monitors_scrape_what_the_bundled_prometheus_scrapes(
     assert endpoint["honorLabels"] is True
     # A disabled service is not selected; without the bundled Pushgateway there is nothing of ours to scrape.
     fewer = render(
-        {"generator.enabled": "false", "pushgateway.enabled": "false", "pushgateway.external.url": "http://pg:9091"},
+        {
+            "generator.enabled": "false",
+            "pushgateway.enabled": "false",
+            "pushgateway.external.url": "http://pg:9091",
+        },
         values_files=MONITORING,
     )
     monitors = {m["metadata"]["name"]: m for m in _of_kind(fewer, "ServiceMonitor")}
@@ -169,17 +175,19 @@ def test_service_monitors_scrape_what_the_bundled_prometheus_scrapes(
 
 
 def _bundled_rule_groups(manifests: list[Manifest]) -> list[Any]:
-    (configmap,) = [
-        m for m in _of_kind(manifests, "ConfigMap") if m["metadata"]["name"] == "sw-streamwatch-prometheus-rules"
-    ]
-    return [group for _, text in sorted(configmap["data"].items()) for group in yaml.safe_load(text)["groups"]]
+    files = _named(manifests, "ConfigMap", "sw-streamwatch-prometheus-rules")["data"]
+    return [group for _, text in sorted(files.items()) for group in yaml.safe_load(text)["groups"]]
 
 
 @pytest.mark.parametrize(
     "overrides",
     [
         {},
-        {"alerts.lag.thresholdOffsets": 42, "alerts.slaMiss.for": "3m", "visitsWriter.settings.push_job": "vw"},
+        {
+            "alerts.lag.thresholdOffsets": 42,
+            "alerts.slaMiss.for": "3m",
+            "visitsWriter.settings.push_job": "vw",
+        },
     ],
 )
 def test_prometheus_rule_is_the_bundled_rule_files(overrides: dict[str, Any]) -> None:
@@ -196,10 +204,8 @@ def test_prometheus_rule_is_the_bundled_rule_files(overrides: dict[str, Any]) ->
 
 
 def _bundled_dashboards(manifests: list[Manifest]) -> dict[str, Any]:
-    (configmap,) = [
-        m for m in _of_kind(manifests, "ConfigMap") if m["metadata"]["name"] == "sw-streamwatch-grafana-dashboards"
-    ]
-    return {name: json.loads(text) for name, text in configmap["data"].items()}
+    files = _named(manifests, "ConfigMap", "sw-streamwatch-grafana-dashboards")["data"]
+    return {name: json.loads(text) for name, text in files.items()}
 
 
 def test_dashboard_configmaps_are_the_bundled_dashboards(monitoring_manifests: list[Manifest]) -> None:
