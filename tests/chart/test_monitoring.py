@@ -244,3 +244,32 @@ def test_dashboards_follow_the_sidecar_label_without_the_bundled_grafana() -> No
         if "expr" in target
     ]
     assert 'streaming_batch_duration_seconds{job="pt"}' in exprs
+
+
+def test_network_policies_let_the_operator_prometheus_scrape(monitoring_manifests: list[Manifest]) -> None:
+    """With NetworkPolicies on, the allowFrom peers get in exactly where the bundled Prometheus does."""
+    allowed = {"kubernetes.io/metadata.name": "monitoring"}
+    bundled_prometheus = {
+        "app.kubernetes.io/name": "streamwatch",
+        "app.kubernetes.io/instance": "sw",
+        "app.kubernetes.io/component": "prometheus",
+    }
+    peers = {
+        p["metadata"]["name"]: [peer for rule in p["spec"]["ingress"] for peer in rule.get("from", [])]
+        for p in _of_kind(monitoring_manifests, "NetworkPolicy")
+    }
+    let_in = {
+        name
+        for name, from_ in peers.items()
+        if any(peer.get("namespaceSelector", {}).get("matchLabels") == allowed for peer in from_)
+    }
+    scraped_by_bundled = {
+        name
+        for name, from_ in peers.items()
+        if any(peer.get("podSelector", {}).get("matchLabels") == bundled_prometheus for peer in from_)
+    }
+    assert let_in == scraped_by_bundled
+    assert let_in == {
+        f"sw-streamwatch-{component}"
+        for component in ("generator", "visits-writer", "passthrough", "observer", "pushgateway")
+    }
