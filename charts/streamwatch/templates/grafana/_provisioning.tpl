@@ -99,3 +99,12 @@ groups:
       {{- include "streamwatch.grafanaAlertRule" (dict "uid" "streamwatch-sla-miss" "title" "SLA miss visits synchronizer" "expr" (printf "max(visits_sync_duration{job=%q})" (include "streamwatch.visitsWriterPushJob" $)) "threshold" $a.slaMiss.thresholdMs "for" $a.slaMiss.for "summary" (printf "visits synchronizer micro-batches take longer than %v ms" $a.slaMiss.thresholdMs)) | nindent 6 }}
       {{- include "streamwatch.grafanaAlertRule" (dict "uid" "streamwatch-passthrough-lag" "title" "passthrough lag" "expr" "max(observer_lag_offsets)" "threshold" $a.lag.thresholdOffsets "for" $a.lag.for "summary" (printf "a partition of visits lags more than %v offsets behind the passthrough" $a.lag.thresholdOffsets)) | nindent 6 }}
 {{- end }}
+
+{{/* One dashboard of files/grafana/dashboards with the alert thresholds and the Spark jobs' Pushgateway
+     job names filled in (the same values as the alert rules and the jobs' env vars): the one source of
+     the bundled Grafana's dashboards and of the sidecar ConfigMaps (templates/monitoring). Call with
+     (list $ path). */}}
+{{- define "streamwatch.dashboard" -}}
+{{- $root := index . 0 }}
+{{- $root.Files.Get (index . 1) | replace "\"__SLA_THRESHOLD_MS__\"" (toString $root.Values.alerts.slaMiss.thresholdMs) | replace "\"__LAG_THRESHOLD__\"" (toString $root.Values.alerts.lag.thresholdOffsets) | replace "__VISITS_WRITER_JOB__" (include "streamwatch.visitsWriterPushJob" $root) | replace "__PASSTHROUGH_JOB__" (include "streamwatch.passthroughPushJob" $root) }}
+{{- end }}

@@ -45,3 +45,10 @@ scrape_configs:
 {{- $root := index . 0 }}
 {{- if eq (index . 1) "profile-publisher" }}{{ $root.Values.profilePublisher.port }}{{ else }}{{ $root.Values.opsPort }}{{ end }}
 {{- end }}
+
+{{/* One rule file of files/rules, rendered with .Values.alerts: the one source of the bundled Prometheus'
+     rules ConfigMap and of the PrometheusRule (templates/monitoring). Call with (list $ path). */}}
+{{- define "streamwatch.ruleFile" -}}
+{{- $root := index . 0 }}
+{{- tpl ($root.Files.Get (index . 1)) $root }}
+{{- end }}
