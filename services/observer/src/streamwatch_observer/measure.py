@@ -76,7 +76,9 @@ class WindowMeasurer:
         return len(self._queue)
 
     def close(self) -> None:
+        """Stop the worker; windows not measured yet are given up (their offsets were never committed)."""
         self._executor.shutdown(wait=True, cancel_futures=True)
+        self._queue.clear()
 
     def _measure(self, window: OpenWindow) -> ClosedWindow:
         started = time.perf_counter()
