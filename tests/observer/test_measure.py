@@ -48,20 +48,19 @@ def test_windows_come_back_measured_in_closing_order() -> None:
         measurer.close()
 
 
-def test_submit_waits_when_the_bound_of_waiting_windows_is_reached() -> None:
+def test_submit_waits_while_the_bound_of_unmeasured_windows_is_reached() -> None:
     meter = GatedMeter()
-    measurer = WindowMeasurer(meter, profiler=None, job="j", in_flight=2)
+    measurer = WindowMeasurer(meter, profiler=None, job="j", in_flight=1)
     try:
         measurer.submit(_window(0, 0, [visit(0)]))
-        measurer.submit(_window(0, 1, [visit(1)]))
-        third = threading.Thread(target=measurer.submit, args=(_window(0, 2, [visit(2)]),))
-        third.start()
-        third.join(0.5)
-        assert third.is_alive(), "a third window was accepted while two were waiting"
+        second = threading.Thread(target=measurer.submit, args=(_window(0, 1, [visit(1)]),))
+        second.start()
+        second.join(0.5)
+        assert second.is_alive(), "a second window was accepted while one was unmeasured"
         assert measurer.done() == []  # nothing measured yet: nothing to write, nothing to commit
         meter.gate.set()
-        third.join(10)
-        assert [w.start_offset for w in measurer.wait()] == [0, 1, 2]
+        second.join(10)
+        assert [w.start_offset for w in measurer.wait()] == [0, 1]
     finally:
         meter.gate.set()
         measurer.close()

@@ -26,8 +26,9 @@ from streamwatch_observer.window import ClosedWindow, OpenWindow, from_millis
 
 logger = logging.getLogger(__name__)
 
-# One window measuring and one waiting: enough to keep the worker busy while the loop reads on.
-IN_FLIGHT = 2
+# One window measuring while the loop fills the next: a second waiting window bought little speed and
+# cost one more window of raw values in memory (the memory-bound test with a slow sink caught it).
+IN_FLIGHT = 1
 
 
 class WindowMeasurer:
@@ -52,9 +53,10 @@ class WindowMeasurer:
         self._queue: deque[Future[ClosedWindow]] = deque()
 
     def submit(self, window: OpenWindow) -> None:
-        """Queue a closed window; waits for the oldest while ``in_flight`` are queued already."""
-        if len(self._queue) >= self.in_flight:
-            wait([self._queue[0]])
+        """Queue a closed window; waits while ``in_flight`` windows are still unmeasured."""
+        unmeasured = [f for f in self._queue if not f.done()]
+        if len(unmeasured) >= self.in_flight:
+            wait(unmeasured[: len(unmeasured) - self.in_flight + 1])  # measured in order: the oldest
         self._queue.append(self._executor.submit(self._measure, window))
 
     def done(self) -> list[ClosedWindow]:
