@@ -9,7 +9,7 @@ import signal
 import pytest
 
 from streamwatch_common.kafka import KafkaSettings
-from streamwatch_common.service import start_service
+from streamwatch_common.service import fatal_errors, start_service
 from streamwatch_common.settings import ServiceSettings, service_config
 from streamwatch_common.shutdown import GracefulShutdown
 
@@ -46,3 +46,23 @@ def test_start_service_logs_settings_without_secrets(
     assert "hunter2" not in line
     os.kill(os.getpid(), signal.SIGTERM)
     assert shutdown.wait(2)
+
+
+def test_fatal_errors_end_as_one_json_line_and_exit_code_1(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clean_env.setenv("KAFKA_BOOTSTRAP_SERVERS", "b:9092")
+    start_service("demo", ServiceDemoSettings)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exited, fatal_errors("demo_failed"):
+        raise RuntimeError("disk on fire")
+    assert exited.value.code == 1
+    captured = capsys.readouterr()
+    (line,) = captured.out.splitlines()
+    doc = json.loads(line)
+    assert (doc["event"], doc["level"]) == ("demo_failed", "ERROR")
+    assert doc["error"] == "RuntimeError: disk on fire"
+    assert "Traceback" in doc["exception"] and captured.err == ""
+    with pytest.raises(SystemExit) as chosen, fatal_errors("demo_failed"):
+        raise SystemExit(2)  # a chosen exit code passes through
+    assert chosen.value.code == 2 and capsys.readouterr().out == ""

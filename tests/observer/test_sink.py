@@ -20,7 +20,7 @@ MINUTE = "2026-11-28T10:0{m}:30.000Z"
 
 
 def window(partition: int, minute: int, start: int, **counts: int) -> tuple[str, dict[str, Any]]:
-    """A window document shaped as the observer writes it (observer.Observer._window_document)."""
+    """A window document shaped as the observer writes it (documents.window_document)."""
     doc: dict[str, Any] = {
         "@timestamp": MINUTE.format(m=minute),
         "observed_at": MINUTE.format(m=minute),
@@ -51,7 +51,7 @@ def window(partition: int, minute: int, start: int, **counts: int) -> tuple[str,
 
 
 def lag(partition: int, minute: int, offsets: int) -> tuple[str, dict[str, Any]]:
-    """A lag document shaped as the observer writes it (observer.Observer._lag_document)."""
+    """A lag document shaped as the observer writes it (documents.lag_document)."""
     doc = {
         "@timestamp": MINUTE.format(m=minute),
         "observed_at": MINUTE.format(m=minute),

@@ -7,26 +7,24 @@ from pathlib import Path
 
 from confluent_kafka import Consumer
 
+from streamwatch_common.backoff import Backoff
 from streamwatch_common.errors import SinkError
 from streamwatch_common.kafka import LibrdkafkaLog
 from streamwatch_common.ops import OpsServer
-from streamwatch_common.service import start_service
+from streamwatch_common.service import fatal_errors, start_service
 from streamwatch_common.shutdown import GracefulShutdown
 from streamwatch_observer import metrics
+from streamwatch_observer.delivery import Destination, DirectoryDestination, PublisherDestination
 from streamwatch_observer.lag import LagProbe
 from streamwatch_observer.observer import Observer
-from streamwatch_observer.profile import (
-    Destination,
-    DirectoryDestination,
-    Profiler,
-    PublisherDestination,
-)
+from streamwatch_observer.profiler import Profiler
 from streamwatch_observer.settings import ObserverSettings
 from streamwatch_observer.sink import ObservationSink
 
 logger = logging.getLogger(__name__)
 
 _PROFILE_STOP_SECONDS = 30.0
+_FIRST_BACKOFF = 0.5
 
 
 def _destination(settings: ObserverSettings) -> Destination:
@@ -44,22 +42,28 @@ def _destination(settings: ObserverSettings) -> Destination:
 
 def _wait_for_template(sink: ObservationSink, shutdown: GracefulShutdown, max_backoff: float) -> bool:
     """Retry the index template until it is in place; False when shutdown came first."""
-    backoff = 0.5
+    backoff = Backoff(first=_FIRST_BACKOFF, maximum=max_backoff)
     while not shutdown.requested:
         try:
             sink.ensure_template()
             return True
         except SinkError as exc:
             metrics.SINK_FAILURES.labels("elasticsearch").inc()
-            logger.warning("index_template_failed", extra={"error": str(exc), "retry_in_seconds": backoff})
-            shutdown.wait(backoff)
-            backoff = min(max_backoff, backoff * 2)
+            delay = backoff.next_delay()
+            logger.warning("index_template_failed", extra={"error": str(exc), "retry_in_seconds": delay})
+            shutdown.wait(delay)
     return False
 
 
 def main() -> None:
-    """Observe ``processed_visits`` per window until SIGTERM arrives."""
+    """Observe ``processed_visits`` per window until SIGTERM arrives; a fatal error exits 1."""
     settings, shutdown = start_service("observer", ObserverSettings)
+    with fatal_errors("observer_failed"):
+        run(settings, shutdown)
+
+
+def run(settings: ObserverSettings, shutdown: GracefulShutdown) -> None:
+    """Serve the ops endpoints, wait for the index template, then observe until shutdown."""
     state: dict[str, Observer] = {}
     template_ready = False
 
@@ -68,29 +72,30 @@ def main() -> None:
         return template_ready and observer is not None and observer.subscribed
 
     ops = OpsServer(settings.ops_host, settings.ops_port, ready=ready).start()
-    sink = ObservationSink(settings.elasticsearch_client(), settings.index)
-    template_ready = _wait_for_template(sink, shutdown, settings.sink_max_backoff_seconds)
-    if not template_ready:
-        ops.stop()
-        return
     profiler = None
-    if settings.profile_enabled:
-        profiler = Profiler(_destination(settings), settings.profile_max_rows).start()
-    # librdkafka's own lines (a broker going away, say) go through logging: JSON, not stderr text.
-    consumer = Consumer({**settings.consumer_config(settings.group_id), "logger": LibrdkafkaLog()})
-    probe = LagProbe(
-        {**settings.consumer_config(f"{settings.group_id}-lag-probe"), "logger": LibrdkafkaLog()},
-        settings.source_topic,
-        Path(settings.checkpoint_path),
-    )
-    observer = Observer(
-        settings=settings, shutdown=shutdown, consumer=consumer, sink=sink, probe=probe, profiler=profiler
-    )
-    state["observer"] = observer
+    probe = None
     try:
+        sink = ObservationSink(settings.elasticsearch_client(), settings.index, settings.required_fields)
+        template_ready = _wait_for_template(sink, shutdown, settings.sink_max_backoff_seconds)
+        if not template_ready:
+            return
+        if settings.profile_enabled:
+            profiler = Profiler(_destination(settings), settings.profile_max_rows).start()
+        # librdkafka's own lines (a broker going away, say) go through logging: JSON, not stderr text.
+        consumer = Consumer({**settings.consumer_config(settings.group_id), "logger": LibrdkafkaLog()})
+        probe = LagProbe(
+            {**settings.consumer_config(f"{settings.group_id}-lag-probe"), "logger": LibrdkafkaLog()},
+            settings.source_topic,
+            Path(settings.checkpoint_path),
+        )
+        observer = Observer(
+            settings=settings, shutdown=shutdown, consumer=consumer, sink=sink, probe=probe, profiler=profiler
+        )
+        state["observer"] = observer
         observer.run()
     finally:
-        probe.close()
+        if probe is not None:
+            probe.close()
         if profiler is not None:
             profiler.close(_PROFILE_STOP_SECONDS)
         ops.stop()

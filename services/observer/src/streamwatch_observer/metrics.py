@@ -83,3 +83,8 @@ LAG_DOCUMENTS_DROPPED = Counter(
 COMMIT_FAILURES = Counter("observer_commit_failures_total", "Consumer offset commits that failed.")
 ASSIGNED = Gauge("observer_assigned_partitions", "Partitions of the observed topic owned by this replica.")
 PAUSED = Gauge("observer_paused", "1 while consumption is paused because the sink refuses writes.")
+REBALANCE_FAILURES = Counter(
+    "observer_rebalance_failures_total",
+    "Rebalance callbacks (assign, revoke, lost) that failed; the replica then stops and is restarted.",
+    ["callback"],
+)

@@ -6,7 +6,7 @@ import logging
 
 import uvicorn
 
-from streamwatch_common.service import start_service
+from streamwatch_common.service import fatal_errors, start_service
 from streamwatch_profile_publisher.app import build_app
 from streamwatch_profile_publisher.publisher import Publisher
 from streamwatch_profile_publisher.settings import ProfilePublisherSettings
@@ -18,6 +18,12 @@ logger = logging.getLogger(__name__)
 def main() -> None:
     """Load settings, open the store, then serve until SIGTERM; in-flight uploads finish first."""
     settings, _shutdown = start_service("profile-publisher", ProfilePublisherSettings)
+    with fatal_errors("profile_publisher_failed"):
+        _serve(settings)
+
+
+def _serve(settings: ProfilePublisherSettings) -> None:
+    """Open the store (exit 1 when it cannot be), then serve until SIGTERM."""
     try:
         publisher = Publisher.from_settings(settings)
     except StoreError as exc:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
-from streamwatch_observer.profile import ProfileRequest, build_html, compact
+from streamwatch_observer.report import ProfileRequest, build_html, compact
 
 
 def test_compact_turns_only_few_valued_string_columns_into_categories() -> None:

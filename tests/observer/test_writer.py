@@ -1,0 +1,112 @@
+"""Pending observations: one bulk write, then the commit; back-off, pause and resume while the sink fails."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from confluent_kafka import TopicPartition
+from observer.units import unit_settings
+from prometheus_client import REGISTRY
+
+from streamwatch_common.errors import SinkError
+from streamwatch_observer.documents import Document
+from streamwatch_observer.ownership import Ownership
+from streamwatch_observer.quality import WindowQuality
+from streamwatch_observer.window import ClosedWindow
+from streamwatch_observer.writer import ObservationWriter
+
+
+class FlakySink:
+    """Stores documents by id; refuses the next ``failures`` writes."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.failures = failures
+        self.stored: dict[str, dict[str, Any]] = {}
+
+    def write(self, documents: list[Document]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise SinkError("search server unreachable")
+        self.stored.update(documents)
+
+
+class Offsets:
+    """Records what the writer asks of the consumer, in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, list[tuple[int, int]]]] = []
+
+    def commit(self, *, offsets: list[TopicPartition], asynchronous: bool) -> list[TopicPartition]:
+        assert asynchronous is False
+        self.calls.append(("commit", [(tp.partition, tp.offset) for tp in offsets]))
+        return offsets
+
+    def pause(self, partitions: list[TopicPartition]) -> None:
+        self.calls.append(("pause", [(tp.partition, tp.offset) for tp in partitions]))
+
+    def resume(self, partitions: list[TopicPartition]) -> None:
+        self.calls.append(("resume", [(tp.partition, tp.offset) for tp in partitions]))
+
+
+def _window(partition: int, start: int, end: int) -> ClosedWindow:
+    now = datetime.now(UTC)
+    return ClosedWindow(partition, start, end, now, now, WindowQuality(end - start + 1, 0, 0, {}), 0.0)
+
+
+def _writer(sink: FlakySink, **settings: Any) -> tuple[ObservationWriter, Offsets]:
+    owned = Ownership(lag_interval_seconds=15, replica="r0")
+    owned.gain([0, 1], now=0.0)
+    offsets = Offsets()
+    return ObservationWriter(unit_settings(**settings), offsets, sink, owned), offsets
+
+
+def test_offsets_are_committed_after_the_write_at_the_last_window_of_each_partition() -> None:
+    sink = FlakySink()
+    writer, offsets = _writer(sink)
+    writer.add_windows([_window(0, 0, 9), _window(1, 0, 4), _window(0, 10, 19)])
+    writer.add_lag([("lag-doc", {"doc_type": "lag"})])
+    assert writer.flush()
+    assert sorted(sink.stored) == [
+        "lag-doc",
+        "passthrough-processed_visits-0-0-9",
+        "passthrough-processed_visits-0-10-19",
+        "passthrough-processed_visits-1-0-4",
+    ]
+    assert offsets.calls == [("commit", [(0, 20), (1, 5)])]
+    assert not writer.pending
+
+
+def test_a_refused_write_pauses_backs_off_and_commits_nothing_until_it_succeeds() -> None:
+    sink = FlakySink(failures=2)
+    writer, offsets = _writer(sink, sink_max_backoff_seconds=0.75)
+    writer.add_windows([_window(0, 0, 9)])
+    assert not writer.flush()
+    assert writer.paused and writer.delay == 0.5
+    assert not writer.due(0.0)  # the back-off runs
+    assert not writer.flush()
+    assert writer.delay == 0.75  # doubled, capped by the setting
+    assert offsets.calls == [("pause", [(0, -1001), (1, -1001)])] * 2
+    assert writer.flush()
+    assert offsets.calls[2:] == [("commit", [(0, 10)]), ("resume", [(0, -1001), (1, -1001)])]
+    assert not writer.paused and writer.delay == 0.0
+    assert sink.stored
+
+
+def test_commit_skips_partitions_revoked_meanwhile_and_forget_drops_their_windows() -> None:
+    writer, offsets = _writer(FlakySink())
+    writer.add_windows([_window(0, 0, 9), _window(1, 0, 9), _window(1, 10, 19)])
+    assert writer.forget([1]) == 2
+    writer.add_windows([_window(1, 20, 29)])
+    writer.ownership.lose([1])
+    assert writer.flush()
+    assert offsets.calls == [("commit", [(0, 10)])]
+
+
+def test_lag_documents_beyond_the_bound_drop_the_oldest_and_are_counted() -> None:
+    writer, _offsets = _writer(FlakySink(), pending_lag_documents=2)
+    before = REGISTRY.get_sample_value("observer_lag_documents_dropped_total") or 0.0
+    writer.add_lag([("a", {}), ("b", {}), ("c", {})])
+    assert [doc_id for doc_id, _ in writer.lag] == ["b", "c"]
+    assert REGISTRY.get_sample_value("observer_lag_documents_dropped_total") == pytest.approx(before + 1)
