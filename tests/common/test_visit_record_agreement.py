@@ -4,11 +4,9 @@ entry point gets the same bytes, and each record gets the verdict this table exp
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
-import pyarrow as pa
 import pytest
-from visits_writer.records import encode, visit
+from visits_writer.records import encode, kafka_table, visit
 
 from streamwatch_common.visit_record import DEFAULT_REQUIRED_FIELDS, ID_FIELD
 from streamwatch_observer.quality import QualityMeter
@@ -103,20 +101,6 @@ CASES: list[tuple[str, bytes | None, str | None, str | None]] = [
     ("1 MB unknown field", encode(visit(40, notes=BIG)), None, None),
     ("1 MB truncated", encode(visit(41, page=BIG))[: len(BIG) // 2], "unparseable", None),
 ]
-
-
-def kafka_table(values: list[bytes | None]) -> pa.Table:
-    n = len(values)
-    return pa.table(
-        {
-            "key": pa.array([b"k"] * n, pa.binary()),
-            "value": pa.array(values, pa.binary()),
-            "topic": ["visits"] * n,
-            "partition": pa.array([0] * n, pa.int32()),
-            "offset": pa.array(range(n), pa.int64()),
-            "timestamp": pa.array([datetime(2026, 1, 1, tzinfo=UTC)] * n, pa.timestamp("us", tz="UTC")),
-        }
-    )
 
 
 def writer_verdicts(values: list[bytes | None]) -> list[tuple[str | None, str | None]]:

@@ -6,6 +6,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import pyarrow as pa
+
 
 def visit(n: int, **overrides: Any) -> dict[str, Any]:
     """A complete visit like the generator's; ``overrides`` replace top-level fields."""
@@ -38,3 +40,18 @@ def visit(n: int, **overrides: Any) -> dict[str, Any]:
 
 def encode(record: dict[str, Any]) -> bytes:
     return json.dumps(record, separators=(",", ":")).encode()
+
+
+def kafka_table(values: list[bytes | None], partition: int = 0, first_offset: int = 0) -> pa.Table:
+    """Kafka records as Spark hands them to ``foreachBatch`` on the Python path (``toArrow()``)."""
+    n = len(values)
+    return pa.table(
+        {
+            "key": pa.array([b"k"] * n, pa.binary()),
+            "value": pa.array(values, pa.binary()),
+            "topic": ["visits"] * n,
+            "partition": pa.array([partition] * n, pa.int32()),
+            "offset": pa.array(range(first_offset, first_offset + n), pa.int64()),
+            "timestamp": pa.array([datetime(2026, 1, 1, tzinfo=UTC)] * n, pa.timestamp("us", tz="UTC")),
+        }
+    )

@@ -3,29 +3,12 @@ the same reasons as the Spark path, in offset order, whatever shape the bad reco
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-import pyarrow as pa
-from visits_writer.records import encode, visit
+from visits_writer.records import encode, kafka_table, visit
 
 from streamwatch_visits_writer.arrow_classify import classify_arrow
 from streamwatch_visits_writer.schema import DEAD_LETTER_TABLE, VISITS_TABLE
 
 REQUIRED = ["event_time", "user_id", "page"]
-
-
-def kafka_table(values: list[bytes | None]) -> pa.Table:
-    n = len(values)
-    return pa.table(
-        {
-            "key": pa.array([b"k"] * n, pa.binary()),
-            "value": pa.array(values, pa.binary()),
-            "topic": ["visits"] * n,
-            "partition": pa.array([1] * n, pa.int32()),
-            "offset": pa.array(range(100, 100 + n), pa.int64()),
-            "timestamp": pa.array([datetime(2026, 1, 1, tzinfo=UTC)] * n, pa.timestamp("us", tz="UTC")),
-        }
-    )
 
 
 def test_odd_values_are_dead_letters_and_padded_objects_are_visits() -> None:
@@ -40,7 +23,7 @@ def test_odd_values_are_dead_letters_and_padded_objects_are_visits() -> None:
         b"{}",
         encode(visit(3)),
     ]
-    visits, dead = classify_arrow(kafka_table(values), 4, REQUIRED)
+    visits, dead = classify_arrow(kafka_table(values, partition=1, first_offset=100), 4, REQUIRED)
     assert visits.schema == VISITS_TABLE and dead.schema == DEAD_LETTER_TABLE
     assert visits.column("offset").to_pylist() == [104, 108]
     assert visits.column("visit_id").to_pylist() == ["p", "v-3"]
@@ -64,7 +47,7 @@ def test_one_wrong_type_in_a_large_block_costs_only_that_record() -> None:
     values[1234] = encode(visit(1234, keep_private="yes"))
     values[77] = None
     values[1500] = encode(visit(1500, page=" "))
-    visits, dead = classify_arrow(kafka_table(values), 0, REQUIRED)
+    visits, dead = classify_arrow(kafka_table(values, partition=1, first_offset=100), 0, REQUIRED)
     assert visits.num_rows == 1997
     offsets = visits.column("offset").to_pylist()
     assert offsets == sorted(offsets)
