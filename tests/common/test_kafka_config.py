@@ -39,6 +39,22 @@ def test_property_layers_and_precedence(clean_env: pytest.MonkeyPatch) -> None:
     assert settings.admin_config()["socket.timeout.ms"] == 1000
 
 
+def test_librdkafka_clients_keep_their_connections_and_the_java_client_never_sees_that_key(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    from streamwatch_common.spark.kafka_stream import spark_client_options
+
+    clean_env.setenv("KAFKA_BOOTSTRAP_SERVERS", "b1:9092")
+    settings = KafkaSettings()
+    for config in (settings.producer_config(), settings.consumer_config("g"), settings.admin_config()):
+        assert config["enable.sparse.connections"] is False
+    java = spark_client_options(settings.producer_config(), producer=True)
+    assert java["kafka.bootstrap.servers"] == "b1:9092"
+    assert not [key for key in java if "sparse" in key], java
+    clean_env.setenv("KAFKA_PROPERTIES", '{"enable.sparse.connections": true}')
+    assert KafkaSettings().producer_config()["enable.sparse.connections"] is True  # the operator may opt back
+
+
 def test_configs_work_against_the_real_broker(clean_env: pytest.MonkeyPatch, kafka: KafkaBroker) -> None:
     for name, value in kafka.env().items():
         clean_env.setenv(name, value)

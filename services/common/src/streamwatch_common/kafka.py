@@ -20,6 +20,10 @@ from streamwatch_common.settings import service_config
 KafkaProperties = dict[str, str | int | float | bool]
 
 
+# Client properties only librdkafka knows: Spark's Java Kafka client is not given them.
+LIBRDKAFKA_ONLY = ("enable.sparse.connections",)
+
+
 class KafkaSettings(BaseSettings):
     """Kafka connection settings; mix into a service's settings class."""
 
@@ -59,6 +63,11 @@ class KafkaSettings(BaseSettings):
         config: dict[str, Any] = {
             "bootstrap.servers": self.kafka_bootstrap_servers,
             "client.id": self.kafka_client_id,
+            # librdkafka otherwise connects to a broker only while it has work for it. A producer that
+            # learnt "no leader" during a broker's controlled shutdown had moved its partitions off that
+            # broker and never connected again once the broker was back: its records stayed in flight,
+            # with no error. Persistent connections bring it back as soon as the broker listens.
+            "enable.sparse.connections": False,
         }
         if self.kafka_sasl_password is not None:
             config["sasl.password"] = self.kafka_sasl_password.get_secret_value()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
+from streamwatch_common.kafka import LIBRDKAFKA_ONLY
 from streamwatch_common.spark.kafka_source import FORMAT_NAME, register_kafka_source
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ def spark_client_options(client_config: Mapping[str, Any], producer: bool = Fals
 
     Consumer-group keys are dropped for a reader: progress lives in the checkpoint, not in a group.
     """
-    managed = () if producer else ("group.id", "enable.auto.commit", "auto.offset.reset")
+    managed = LIBRDKAFKA_ONLY + (() if producer else ("group.id", "enable.auto.commit", "auto.offset.reset"))
     return {f"kafka.{key}": _text(value) for key, value in client_config.items() if key not in managed}
 
 
