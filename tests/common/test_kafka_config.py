@@ -8,7 +8,7 @@ import uuid
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from streamwatch_common.kafka import KafkaSettings, LibrdkafkaLog
+from streamwatch_common.kafka import REBOOTSTRAP_AFTER_MS, KafkaSettings, LibrdkafkaLog
 from streamwatch_common.logs import configure_logging
 from streamwatch_dev.kafka import KafkaBroker
 from streamwatch_dev.process import free_port
@@ -48,9 +48,10 @@ def test_librdkafka_clients_keep_their_connections_and_the_java_client_never_see
     settings = KafkaSettings()
     for config in (settings.producer_config(), settings.consumer_config("g"), settings.admin_config()):
         assert config["enable.sparse.connections"] is False
+        assert config["metadata.recovery.rebootstrap.trigger.ms"] == REBOOTSTRAP_AFTER_MS
     java = spark_client_options(settings.producer_config(), producer=True)
     assert java["kafka.bootstrap.servers"] == "b1:9092"
-    assert not [key for key in java if "sparse" in key], java
+    assert not [key for key in java if "sparse" in key or "rebootstrap" in key], java
     clean_env.setenv("KAFKA_PROPERTIES", '{"enable.sparse.connections": true}')
     assert KafkaSettings().producer_config()["enable.sparse.connections"] is True  # the operator may opt back
 
