@@ -101,6 +101,8 @@ def test_memory_bounded_with_three_windows_of_data_and_a_slow_sink(
     print(f"memory measurements: {report}")
     assert observer.running
     # Buffering everything would hold six windows (plus parsed copies); the bound is generous but
-    # grows with neither the amount of data nor the sink's slowness.
+    # grows with neither the amount of data nor the sink's slowness. Under a slow sink one window waits
+    # for its write, one is measured on the worker thread and the next fills: a window more in memory
+    # than when the loop measured its windows itself.
     assert first_peak - idle < 15 * raw_window  # measured ~8x: raw values, parsed records, fetch queue
-    assert second_peak < first_peak + 3 * raw_window
+    assert second_peak < first_peak + 4 * raw_window
