@@ -73,6 +73,13 @@ class ObserverSettings(ServiceSettings, KafkaSettings, ElasticsearchSettings):
         gt=0,
         description="Seconds between two lag measurements; also the time bucket of lag document ids.",
     )
+    lag_evaluation_window_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="Sliding window over which each partition's lag is judged after Burrow's rules"
+        " (ok, warn, stall, stop, rewind); several lag intervals long, and longer than the observed job's"
+        " trigger interval, or a slow trigger reads as a stall.",
+    )
     consume_batch: int = Field(
         default=5000, ge=1, description="Most records taken from the consumer in one call."
     )
