@@ -11,12 +11,17 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
 from observer.conftest import write_checkpoint
+from observer.units import unit_settings
 from prometheus_client import REGISTRY
+from pydantic import ValidationError
 
+from streamwatch_common.settings import settings_error_line
 from streamwatch_observer.checkpoint import read_committed
 from streamwatch_observer.lag import LagProbe, PartitionLag
 from streamwatch_observer.lag_evaluation import EVALUATIONS, Evaluation, LagEvaluator, Sample, evaluate
+from streamwatch_observer.settings import ObserverSettings
 
 WINDOW = 120.0
 STEP = 15.0
@@ -182,3 +187,13 @@ def test_the_evaluation_is_one_series_per_status_and_leaves_with_the_partition(t
 def _gauge(name: str, partition: str, status: str) -> float | None:
     labels = {"topic": "visits-eval", "partition": partition, "status": status}
     return REGISTRY.get_sample_value(name, labels)
+
+
+def test_a_window_shorter_than_two_lag_intervals_is_refused_naming_the_variable() -> None:
+    with pytest.raises(ValidationError) as caught:
+        unit_settings(lag_interval_seconds=15, lag_evaluation_window_seconds=20)
+    line = settings_error_line(ObserverSettings, caught.value)
+    variable = "OBSERVER_LAG_EVALUATION_WINDOW_SECONDS"
+    assert line.startswith(f"configuration error: {variable}: must be at least twice"), line
+    accepted = unit_settings(lag_interval_seconds=15, lag_evaluation_window_seconds=30)
+    assert accepted.lag_evaluation_window_seconds == 30
