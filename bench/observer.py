@@ -76,6 +76,8 @@ def _observe(infra: Infra, work: Path, topic: str, total: int, case: Case) -> Ou
         OBSERVER_WINDOW_SECONDS="600",
         # "Alone": one lag measurement at the start, none during the run.
         OBSERVER_LAG_INTERVAL_SECONDS="1" if case.lag else "3600",
+        # At least two lag intervals, as the settings require (nothing is judged in an "alone" run).
+        OBSERVER_LAG_EVALUATION_WINDOW_SECONDS="300" if case.lag else "7200",
         OBSERVER_PROFILE_ENABLED="true" if case.profile else "false",
         OBSERVER_PROFILE_MAX_ROWS=str(case.window),
     )

@@ -23,6 +23,7 @@ from streamwatch_dev.process import REPO_ROOT
 from streamwatch_dev.prometheus import promtool
 from streamwatch_dev.services import VENV_BIN
 from streamwatch_dev.workloads import by_kind, service_containers
+from streamwatch_observer.lag_evaluation import EVALUATIONS
 
 Manifest = dict[str, Any]
 
@@ -259,7 +260,7 @@ def _dashboards(manifests: list[Manifest]) -> dict[str, dict[str, Any]]:
 
 
 def test_grafana_provisioning_is_well_formed() -> None:
-    manifests = render({"alerts.slaMiss.thresholdMs": "7000"})
+    manifests = render({"alerts.slaMiss.thresholdMs": "7000", "alerts.lagSeconds.thresholdSeconds": "90"})
     files = _grafana_files(manifests)
     datasources = yaml.safe_load(files["datasources.yaml"])
     assert datasources["apiVersion"] == 1
@@ -298,8 +299,21 @@ def test_grafana_provisioning_is_well_formed() -> None:
     assert {
         "Invalid records per minute",
         "Passthrough lag per partition (offsets)",
+        "Passthrough lag per partition (seconds)",
+        "Passthrough lag evaluation per partition (Burrow rules)",
         "Profile reports",
     } <= titles
+    panels = {p["title"]: p for p in dashboards["observation.json"]["panels"]}
+    seconds = panels["Passthrough lag per partition (seconds)"]["fieldConfig"]["defaults"]["thresholds"]
+    assert seconds["steps"][-1]["value"] == 90, "the line follows alerts.lagSeconds.thresholdSeconds"
+    evaluation = panels["Passthrough lag evaluation per partition (Burrow rules)"]
+    shown = set(re.findall(r'observer_lag_evaluation\{status="(\w+)"\}', evaluation["targets"][0]["expr"]))
+    mapped = {
+        o["text"].lower()
+        for m in evaluation["fieldConfig"]["defaults"]["mappings"]
+        for o in m["options"].values()
+    }
+    assert shown == mapped == set(EVALUATIONS), "every status the observer exports is drawn and named"
 
 
 def _job_matchers(expr: str) -> set[str]:

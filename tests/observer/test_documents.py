@@ -36,9 +36,10 @@ def test_window_document_id_is_its_offset_range_and_counts_are_its_quality() -> 
 
 def test_lag_document_is_stamped_with_its_bucket_and_named_by_it() -> None:
     settings = unit_settings(lag_interval_seconds=15)
-    lag = PartitionLag(2, "ok", 40, 52, 12, 1.23456, 7)
+    lag = PartitionLag(2, "ok", 40, 52, 12, 1.23456, 7, commit_time=1.0, evaluation="stall")
     doc_id, doc = lag_document(settings, lag, bucket=117_586_667)
     assert doc_id == "passthrough-lag-2-117586667"
     assert doc["@timestamp"] == iso(datetime.fromtimestamp(117_586_667 * 15, tz=UTC))
     assert (doc["topic"], doc["lag_offsets"], doc["status"]) == ("visits", 12, "ok")
+    assert doc["evaluation"] == "stall", "the Burrow judgement is a field next to the availability status"
     assert doc["lag_seconds"] == 1.235

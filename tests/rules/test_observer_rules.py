@@ -1,6 +1,7 @@
-"""The observer's lag alert, rendered from the chart, checked and unit-tested with promtool.
+"""The observer's lag alerts, rendered from the chart, checked and unit-tested with promtool.
 
-Defaults: lag above 15 offsets for 5m. Series are 1m apart. ``ALERTS`` series show the pending phase,
+Defaults: lag above 15 offsets for 5m; lag above 120 s for 5m; a Burrow-style evaluation of stall, stop
+or rewind for 1m. Series are 1m apart. ``ALERTS`` series show the pending phase,
 which ``alert_rule_test`` cannot (it lists firing alerts only).
 """
 
@@ -17,6 +18,12 @@ from streamwatch_dev.chart import render_rule_files
 from streamwatch_dev.prometheus import promtool
 
 LAG = "passthrough lag"
+LAG_SECONDS = "passthrough lag seconds"
+EVALUATION_ALERTS = {
+    "stall": "passthrough stalled",
+    "stop": "passthrough stopped",
+    "rewind": "passthrough rewound",
+}
 
 
 @pytest.fixture(scope="module")
@@ -67,9 +74,12 @@ def alerts(state: str, at: str, partitions: list[str]) -> dict[str, Any]:
 def test_rule_file_is_valid(rule_file: Path) -> None:
     result = run_promtool("check", "rules", str(rule_file))
     assert result.returncode == 0, result.stdout + result.stderr
-    (rule,) = yaml.safe_load(rule_file.read_text())["groups"][0]["rules"]
-    assert rule["expr"].endswith("> 15")
-    assert rule["for"] == "5m"
+    rules = {r["alert"]: r for r in yaml.safe_load(rule_file.read_text())["groups"][0]["rules"]}
+    assert set(rules) == {LAG, LAG_SECONDS, *EVALUATION_ALERTS.values()}
+    assert rules[LAG]["expr"].endswith("> 15")
+    assert rules[LAG]["for"] == "5m"
+    assert rules[LAG_SECONDS]["expr"].endswith("> 120")
+    assert {rules[name]["for"] for name in EVALUATION_ALERTS.values()} == {"1m"}
 
 
 def test_fires_and_does_not_fire(rule_file: Path, tmp_path: Path) -> None:
@@ -124,3 +134,132 @@ def test_broken_expectation_is_caught(rule_file: Path, tmp_path: Path) -> None:
     path = tmp_path / "broken.yaml"
     path.write_text(yaml.safe_dump(tests, sort_keys=False))
     assert run_promtool("test", "rules", str(path)).returncode != 0
+
+
+def run_cases(rule_file: Path, tmp_path: Path, input_series: list[dict[str, str]], **checks: Any) -> None:
+    tests = {
+        "rule_files": [str(rule_file)],
+        "evaluation_interval": "1m",
+        "tests": [{"interval": "1m", "input_series": input_series, **checks}],
+    }
+    path = tmp_path / "observer-rules-test.yaml"
+    path.write_text(yaml.safe_dump(tests, sort_keys=False))
+    result = run_promtool("test", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def seconds_series(partition: str, values: str) -> dict[str, str]:
+    return {
+        "series": f'observer_lag_seconds{{topic="visits", partition="{partition}",'
+        ' instance="observer-a:8080", job="observer"}',
+        "values": values,
+    }
+
+
+def test_lag_seconds_fires_above_the_threshold_only(rule_file: Path, tmp_path: Path) -> None:
+    # p0: the oldest waiting record is 300 s old from minute 1 to 10 -> firing from 6m, gone at 12m.
+    # p1: exactly 120 s (not above) for 12 minutes -> never; p2: 600 s for only 3 minutes -> never.
+    late = {
+        "exp_labels": {"severity": "warning", "topic": "visits", "partition": "0"},
+        "exp_annotations": {
+            "summary": "Passthrough late on visits partition 0",
+            "description": "The oldest record of visits partition 0 not yet committed by the passthrough is"
+            " 5m 0s old, above 120s for 5m.",
+        },
+    }
+    run_cases(
+        rule_file,
+        tmp_path,
+        [
+            seconds_series("0", "0 300x9 0x3"),
+            seconds_series("1", "120x12"),
+            seconds_series("2", "0 600x2 0x9"),
+        ],
+        alert_rule_test=[
+            {"eval_time": "5m", "alertname": LAG_SECONDS, "exp_alerts": []},
+            {"eval_time": "6m", "alertname": LAG_SECONDS, "exp_alerts": [late]},
+            {"eval_time": "10m", "alertname": LAG_SECONDS, "exp_alerts": [late]},
+            {"eval_time": "12m", "alertname": LAG_SECONDS, "exp_alerts": []},
+        ],
+    )
+
+
+EVALUATION_DESCRIPTIONS = {
+    "stall": "The passthrough's committed offset of visits partition {p} has not moved for a whole evaluation"
+    " window while records wait.",
+    "stop": "The passthrough has committed no batch for longer than the evaluation window while records of"
+    " visits partition {p} keep arriving.",
+    "rewind": "The passthrough's committed offset of visits partition {p} went backwards (checkpoint restored"
+    " or reset): records are read again.",
+}
+
+
+def evaluation_series(
+    partition: str, status: str, values: str, instance: str = "observer-a:8080"
+) -> dict[str, str]:
+    return {
+        "series": f'observer_lag_evaluation{{topic="visits", partition="{partition}", status="{status}",'
+        f' instance="{instance}", job="observer"}}',
+        "values": values,
+    }
+
+
+@pytest.mark.parametrize("status", sorted(EVALUATION_ALERTS))
+def test_each_evaluation_alert_fires_for_its_status_only(
+    status: str, rule_file: Path, tmp_path: Path
+) -> None:
+    alert = EVALUATION_ALERTS[status]
+    other = "ok" if status != "ok" else "warn"
+    # p0: the status holds from minute 2 to 8 -> pending at 2m, firing from 3m to 8m, gone at 10m.
+    # p1: the status for a single evaluation (shorter than `for`) -> never fires.
+    # p2: another status holds the whole time (its own series is 0) -> never fires.
+    # p3: the partition moves from replica a to b at 5m while in the status -> one alert, still firing.
+    # p4: warn, which no rule alerts on, for the whole time -> never fires.
+    # p5: each other alerted status for the whole time -> not this alert.
+    series = [
+        evaluation_series("0", status, "0 0 1x6 0x4"),
+        evaluation_series("0", other, "1 1 0x6 1x4"),
+        evaluation_series("1", status, "0 0 1 0x9"),
+        evaluation_series("2", status, "0x12"),
+        evaluation_series("2", other, "1x12"),
+        evaluation_series("3", status, "1x4 _x8"),
+        evaluation_series("3", status, "_x4 1x8", instance="observer-b:8080"),
+        evaluation_series("4", "warn", "1x12"),
+        *[evaluation_series("5", s, "1x12") for s in EVALUATION_ALERTS if s != status],
+    ]
+    severity = "warning" if status == "rewind" else "critical"
+    cases = [
+        {
+            "exp_labels": {"severity": severity, "topic": "visits", "partition": p},
+            "exp_annotations": {
+                "summary": f"{alert.capitalize()} on visits partition {p}",
+                "description": EVALUATION_DESCRIPTIONS[status].format(p=p),
+            },
+        }
+        for p in ("0", "3")
+    ]
+    run_cases(
+        rule_file,
+        tmp_path,
+        series,
+        alert_rule_test=[
+            {"eval_time": "2m", "alertname": alert, "exp_alerts": cases[1:]},
+            {"eval_time": "4m", "alertname": alert, "exp_alerts": cases},
+            {"eval_time": "7m", "alertname": alert, "exp_alerts": cases},
+            {"eval_time": "10m", "alertname": alert, "exp_alerts": cases[1:]},
+        ],
+        promql_expr_test=[
+            {
+                "expr": f'ALERTS{{alertname="{alert}", alertstate="pending"}}',
+                "eval_time": "2m",
+                "exp_samples": [
+                    {
+                        "labels": f'ALERTS{{alertname="{alert}", alertstate="pending", partition="{p}",'
+                        f' severity="{severity}", topic="visits"}}',
+                        "value": 1,
+                    }
+                    for p in ("0", "1")
+                ],
+            }
+        ],
+    )

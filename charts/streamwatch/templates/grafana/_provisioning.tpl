@@ -106,5 +106,5 @@ groups:
      (list $ path). */}}
 {{- define "streamwatch.dashboard" -}}
 {{- $root := index . 0 }}
-{{- $root.Files.Get (index . 1) | replace "\"__SLA_THRESHOLD_MS__\"" (toString $root.Values.alerts.slaMiss.thresholdMs) | replace "\"__LAG_THRESHOLD__\"" (toString $root.Values.alerts.lag.thresholdOffsets) | replace "__VISITS_WRITER_JOB__" (include "streamwatch.visitsWriterPushJob" $root) | replace "__PASSTHROUGH_JOB__" (include "streamwatch.passthroughPushJob" $root) }}
+{{- $root.Files.Get (index . 1) | replace "\"__SLA_THRESHOLD_MS__\"" (toString $root.Values.alerts.slaMiss.thresholdMs) | replace "\"__LAG_THRESHOLD__\"" (toString $root.Values.alerts.lag.thresholdOffsets) | replace "\"__LAG_SECONDS_THRESHOLD__\"" (toString $root.Values.alerts.lagSeconds.thresholdSeconds) | replace "__VISITS_WRITER_JOB__" (include "streamwatch.visitsWriterPushJob" $root) | replace "__PASSTHROUGH_JOB__" (include "streamwatch.passthroughPushJob" $root) }}
 {{- end }}

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streamwatch_common.errors import CheckpointError
+from streamwatch_observer import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,8 @@ class Committed:
     batch_id: int | None
     offsets: dict[int, int] | None
     damaged: bool = False
+    # When Spark finished the batch (mtime of ``commits/N``, epoch seconds): what STOP is judged on.
+    commit_time: float | None = None
 
 
 class _Unreadable(Exception):
@@ -61,6 +64,17 @@ def _complete_commit(path: Path) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _mtime(path: Path) -> float | None:
+    # The file was just read; losing it now means Spark's cleanup removed it: STOP is not judged this
+    # time, the next measurement reads a newer batch.
+    try:
+        return path.stat().st_mtime
+    except OSError as exc:
+        metrics.LAG_FAILURES.labels("commit_time").inc()
+        logger.warning("checkpoint_commit_time_unreadable", extra={"path": str(path), "error": str(exc)})
+        return None
 
 
 def _source_offsets(path: Path, source_topic: str) -> dict[int, int] | None:
@@ -109,5 +123,5 @@ def read_committed(checkpoint: Path, source_topic: str) -> Committed:
             continue
         if offsets is None:  # a batch that read nothing of the observed topic
             continue
-        return Committed(batch_id, offsets)
+        return Committed(batch_id, offsets, commit_time=_mtime(checkpoint / "commits" / str(batch_id)))
     return Committed(None, None, damaged=damaged)

@@ -79,6 +79,7 @@ def lag_document(settings: ObserverSettings, lag: PartitionLag, bucket: int) -> 
         "topic": s.source_topic,
         "partition": lag.partition,
         "status": lag.status,
+        "evaluation": lag.evaluation,
         "lag_offsets": lag.lag_offsets,
         "committed_offset": lag.committed_offset,
         "end_offset": lag.end_offset,

@@ -4,14 +4,16 @@ Statuses: ``ok`` (committed offsets known), ``not_started`` (no committed batch 
 ``checkpoint_damaged`` (committed batches exist but none can be read), ``new_partition``
 (the source has a partition the checkpoint does not know yet; the job reads it from the beginning),
 ``unknown`` (the broker did not answer for the partition). The time lag is the age of the oldest
-record not yet committed, read from the source topic at the committed offset.
+record not yet committed, read from the source topic at the committed offset. Apart from that
+availability status, a partition whose status is ``ok`` gets an ``evaluation`` over a sliding window of
+measurements after Burrow's rules (ok, warn, stall, stop, rewind; see lag_evaluation.py).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +22,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from streamwatch_common.errors import CheckpointError
 from streamwatch_observer import metrics
 from streamwatch_observer.checkpoint import Committed, read_committed
+from streamwatch_observer.lag_evaluation import EVALUATIONS, Evaluation, LagEvaluator, Sample
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +41,9 @@ class PartitionLag:
     lag_offsets: int | None
     lag_seconds: float | None
     batch_id: int | None
+    commit_time: float | None = None
+    # Burrow-style judgement over the evaluation window; None unless the status is ``ok``.
+    evaluation: Evaluation | None = None
 
 
 class LagProbe:
@@ -45,16 +51,22 @@ class LagProbe:
 
     Usage::
 
-        probe = LagProbe(settings.consumer_config("observer-lag"), "visits", Path("/checkpoint"))
-        probe.measure([0, 1])  # [PartitionLag(partition=0, status="ok", lag_offsets=12, ...), ...]
+        probe = LagProbe(settings.consumer_config("observer-lag"), "visits", Path("/checkpoint"), 300.0)
+        probe.measure([0, 1])  # [PartitionLag(partition=0, status="ok", evaluation="ok", ...), ...]
     """
 
     def __init__(
-        self, consumer_config: dict[str, Any], source_topic: str, checkpoint: Path, timeout: float = 5.0
+        self,
+        consumer_config: dict[str, Any],
+        source_topic: str,
+        checkpoint: Path,
+        evaluation_window_seconds: float,
+        timeout: float = 5.0,
     ) -> None:
         self.source_topic = source_topic
         self.checkpoint = checkpoint
         self.timeout = timeout
+        self.evaluator = LagEvaluator(evaluation_window_seconds)
         self._consumer = Consumer({**consumer_config, "enable.auto.commit": False})
 
     def close(self) -> None:
@@ -78,21 +90,23 @@ class LagProbe:
             if lag.lag_offsets and lag.committed_offset is not None:
                 starts[partition] = lag.committed_offset
         ages = self._record_ages(starts)
+        now = time.time()
         final = [
-            PartitionLag(
-                r.partition,
-                r.status,
-                r.committed_offset,
-                r.end_offset,
-                r.lag_offsets,
-                ages.get(r.partition, r.lag_seconds),
-                r.batch_id,
-            )
+            replace(r, lag_seconds=ages.get(r.partition, r.lag_seconds), evaluation=self._evaluate(r, now))
             for r in results
         ]
         for lag in final:
             self._export(lag)
         return final
+
+    def _evaluate(self, lag: PartitionLag, now: float) -> Evaluation | None:
+        # Only a partition read from the checkpoint has a committed offset worth judging; other statuses
+        # keep the window as it is, so a moment of damage does not hide a rewind around it.
+        position, end = lag.committed_offset, lag.end_offset
+        if lag.status != "ok" or lag.batch_id is None or position is None or end is None:
+            return None
+        sample = Sample(now, lag.batch_id, lag.commit_time, position, end)
+        return self.evaluator.observe(lag.partition, sample)
 
     def _partition(self, partition: int, committed: Committed) -> PartitionLag:
         try:
@@ -118,7 +132,14 @@ class LagProbe:
         position = committed.offsets[partition]
         lag = max(0, high - position)
         return PartitionLag(
-            partition, "ok", position, high, lag, 0.0 if lag == 0 else None, committed.batch_id
+            partition,
+            "ok",
+            position,
+            high,
+            lag,
+            0.0 if lag == 0 else None,
+            committed.batch_id,
+            committed.commit_time,
         )
 
     def _record_ages(self, starts: dict[int, int]) -> dict[int, float]:
@@ -149,6 +170,12 @@ class LagProbe:
         labels = (self.source_topic, str(lag.partition))
         for status in _ALL_STATUSES:
             metrics.LAG_STATUS.labels(*labels, status).set(1 if status == lag.status else 0)
+        for evaluation in EVALUATIONS:
+            if lag.evaluation is not None:
+                current = 1 if evaluation == lag.evaluation else 0
+                metrics.LAG_EVALUATION.labels(*labels, evaluation).set(current)
+            elif _has(metrics.LAG_EVALUATION, (*labels, evaluation)):
+                metrics.LAG_EVALUATION.remove(*labels, evaluation)
         if lag.lag_offsets is None:
             if _has(metrics.LAG_OFFSETS, labels):
                 metrics.LAG_OFFSETS.remove(*labels)
@@ -167,6 +194,11 @@ class LagProbe:
             for status in _ALL_STATUSES:
                 if _has(metrics.LAG_STATUS, (*labels, status)):
                     metrics.LAG_STATUS.remove(*labels, status)
+            for evaluation in EVALUATIONS:
+                if _has(metrics.LAG_EVALUATION, (*labels, evaluation)):
+                    metrics.LAG_EVALUATION.remove(*labels, evaluation)
+        # The evaluation windows stay: rebalances are eager (every partition is revoked, most come back
+        # at once), and a window the replica did not feed meanwhile restarts itself (see LagEvaluator).
 
 
 def _has(metric: Any, labels: tuple[str, ...]) -> bool:

@@ -87,6 +87,7 @@ def run(settings: ObserverSettings, shutdown: GracefulShutdown) -> None:
             {**settings.consumer_config(f"{settings.group_id}-lag-probe"), "logger": LibrdkafkaLog()},
             settings.source_topic,
             Path(settings.checkpoint_path),
+            settings.lag_evaluation_window_seconds,
         )
         observer = Observer(
             settings=settings, shutdown=shutdown, consumer=consumer, sink=sink, probe=probe, profiler=profiler

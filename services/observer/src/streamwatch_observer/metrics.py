@@ -26,6 +26,12 @@ LAG_STATUS = Gauge(
     " (ok, not_started, checkpoint_damaged, new_partition, unknown).",
     ["topic", "partition", "status"],
 )
+LAG_EVALUATION = Gauge(
+    "observer_lag_evaluation",
+    "1 for the Burrow-style evaluation of a partition over the lag evaluation window"
+    " (ok, warn, stall, stop, rewind); absent while the lag status is not ok.",
+    ["topic", "partition", "status"],
+)
 RECORDS = Counter("observer_records_total", "Records observed in written windows.", ["topic", "partition"])
 UNPARSEABLE = Counter(
     "observer_unparseable_records_total",

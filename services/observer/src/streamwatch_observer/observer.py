@@ -117,6 +117,7 @@ class Observer:
                 "lag": {
                     str(lag.partition): {
                         "status": lag.status,
+                        "evaluation": lag.evaluation,
                         "lag_offsets": lag.lag_offsets,
                         "lag_seconds": lag.lag_seconds,
                     }

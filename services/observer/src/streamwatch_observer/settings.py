@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Self
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from streamwatch_common.kafka import KafkaSettings
 from streamwatch_common.search import ElasticsearchSettings
@@ -73,6 +76,13 @@ class ObserverSettings(ServiceSettings, KafkaSettings, ElasticsearchSettings):
         gt=0,
         description="Seconds between two lag measurements; also the time bucket of lag document ids.",
     )
+    lag_evaluation_window_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="Sliding window over which each partition's lag is judged after Burrow's rules"
+        " (ok, warn, stall, stop, rewind); several lag intervals long, and longer than the observed job's"
+        " trigger interval, or a slow trigger reads as a stall.",
+    )
     consume_batch: int = Field(
         default=5000, ge=1, description="Most records taken from the consumer in one call."
     )
@@ -107,6 +117,22 @@ class ObserverSettings(ServiceSettings, KafkaSettings, ElasticsearchSettings):
     profile_publisher_timeout_seconds: float = Field(
         default=30.0, gt=0, description="Timeout of one report delivery request."
     )
+
+    @model_validator(mode="after")
+    def _evaluation_window_holds_samples(self) -> Self:
+        # Fewer than two lag measurements per window leave nothing to compare: stall and warn could never
+        # be judged, and the operator would read "ok" as a verdict.
+        if self.lag_evaluation_window_seconds >= 2 * self.lag_interval_seconds:
+            return self
+        error = PydanticCustomError(
+            "lag_evaluation_window",
+            "must be at least twice OBSERVER_LAG_INTERVAL_SECONDS ({interval})",
+            {"interval": self.lag_interval_seconds},
+        )
+        detail = InitErrorDetails(
+            type=error, loc=("lag_evaluation_window_seconds",), input=self.lag_evaluation_window_seconds
+        )
+        raise ValidationError.from_exception_data(type(self).__name__, [detail])
 
     @property
     def replica_name(self) -> str:

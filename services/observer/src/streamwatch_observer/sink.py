@@ -53,6 +53,8 @@ _PROPERTIES: dict[str, Any] = {
     "committed_offset": _COUNT,
     "lag_seconds": {"type": "double"},
     "status": _KEYWORD,
+    # Burrow-style judgement over the evaluation window: ok, warn, stall, stop, rewind (null unless ok).
+    "evaluation": _KEYWORD,
     "batch_id": _COUNT,
 }
 
