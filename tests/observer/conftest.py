@@ -144,3 +144,12 @@ def committed_offsets(kafka: KafkaBroker, group: str, topic: str, partitions: in
 def written_ranges(process: ServiceProcess) -> list[tuple[int, int, int]]:
     """(partition, start, end) of every ``window_written`` log line of a process."""
     return [(e["partition"], e["start_offset"], e["end_offset"]) for e in process.events("window_written")]
+
+
+@pytest.fixture
+def processes() -> Iterator[list[Any]]:
+    """Processes a test starts by hand (generator, passthrough), stopped at its end."""
+    started: list[Any] = []
+    yield started
+    for process in started:
+        process.stop()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +29,6 @@ def committed_by_checkpoint(checkpoint: Path, topic: str) -> dict[int, int]:
     newest = max(int(p.name) for p in (checkpoint / "commits").iterdir() if p.name.isdigit())
     offsets = json.loads((checkpoint / "offsets" / str(newest)).read_text().splitlines()[-1])
     return {int(p): int(o) for p, o in offsets[topic].items()}
-
-
-@pytest.fixture
-def processes() -> Iterator[list[Any]]:
-    started: list[Any] = []
-    yield started
-    for process in started:
-        process.stop()
 
 
 def test_generator_passthrough_observer(

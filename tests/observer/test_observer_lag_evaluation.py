@@ -8,7 +8,6 @@ import json
 import shutil
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +34,6 @@ def newest_committed(checkpoint: Path, topic: str) -> dict[int, int]:
         return {}
     offsets = json.loads((checkpoint / "offsets" / str(max(commits))).read_text().splitlines()[-1])
     return {int(p): int(o) for p, o in offsets[topic].items()}
-
-
-@pytest.fixture
-def processes() -> Iterator[list[Any]]:
-    started: list[Any] = []
-    yield started
-    for process in started:
-        process.stop()
 
 
 def test_stall_rewind_and_stop_from_the_passthroughs_checkpoint(
