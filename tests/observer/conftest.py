@@ -153,3 +153,27 @@ def processes() -> Iterator[list[Any]]:
     yield started
     for process in started:
         process.stop()
+
+
+def start_passthrough(
+    kafka: KafkaBroker, observers: ObserverFactory, log_path: Path, processes: list[Any]
+) -> ServiceProcess:
+    """The real passthrough copying the factory's source topic to the observed one, ready once its query
+    runs. It joins ``processes`` before it starts: the teardown stops it even if it never got ready."""
+    passthrough = ServiceProcess(
+        "streamwatch-passthrough",
+        log_path,
+        service_env(
+            **kafka.env(),
+            PASSTHROUGH_SOURCE_TOPIC=observers.source,
+            PASSTHROUGH_TARGET_TOPIC=observers.topic,
+            PASSTHROUGH_CHECKPOINT_PATH=str(observers.checkpoint),
+            PASSTHROUGH_SPARK_MASTER="local[2]",
+            PASSTHROUGH_SPARK_CONF=json.dumps(
+                {"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2"}
+            ),
+            PASSTHROUGH_TRIGGER_INTERVAL_SECONDS="0.5",
+        ),
+    )
+    processes.append(passthrough)
+    return passthrough.start_ready(timeout=120, path="/readyz")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from observer.conftest import ObserverFactory, assert_exact_cover, coverage, visit
+from observer.conftest import ObserverFactory, assert_exact_cover, coverage, start_passthrough, visit
 
 from streamwatch_dev.chart import render_rule_files
 from streamwatch_dev.kafka import KafkaBroker
@@ -55,23 +55,7 @@ def test_generator_passthrough_observer(
     (summary,) = generator.events("generator_summary")
     assert summary["delivered"] == TOTAL
 
-    passthrough = ServiceProcess(
-        "streamwatch-passthrough",
-        output_dir / "passthrough.log",
-        service_env(
-            **kafka.env(),
-            PASSTHROUGH_SOURCE_TOPIC=observers.source,
-            PASSTHROUGH_TARGET_TOPIC=observers.topic,
-            PASSTHROUGH_CHECKPOINT_PATH=str(observers.checkpoint),
-            PASSTHROUGH_SPARK_MASTER="local[2]",
-            PASSTHROUGH_SPARK_CONF=json.dumps(
-                {"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2"}
-            ),
-            PASSTHROUGH_TRIGGER_INTERVAL_SECONDS="0.5",
-        ),
-    )
-    processes.append(passthrough)
-    passthrough.start_ready(timeout=120, path="/readyz")
+    passthrough = start_passthrough(kafka, observers, output_dir / "passthrough.log", processes)
     source_ends = kafka.end_offsets(observers.source)
     wait_until(
         lambda: (

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from observer.conftest import ObserverFactory, visit
+from observer.conftest import ObserverFactory, start_passthrough, visit
 
 from streamwatch_dev.chart import render_rule_files
 from streamwatch_dev.kafka import KafkaBroker
@@ -40,23 +40,7 @@ def test_stall_rewind_and_stop_from_the_passthroughs_checkpoint(
     kafka: KafkaBroker, observers: ObserverFactory, output_dir: Path, processes: list[Any]
 ) -> None:
     observers.topics(partitions=2)
-    passthrough = ServiceProcess(
-        "streamwatch-passthrough",
-        output_dir / "passthrough.log",
-        service_env(
-            **kafka.env(),
-            PASSTHROUGH_SOURCE_TOPIC=observers.source,
-            PASSTHROUGH_TARGET_TOPIC=observers.topic,
-            PASSTHROUGH_CHECKPOINT_PATH=str(observers.checkpoint),
-            PASSTHROUGH_SPARK_MASTER="local[2]",
-            PASSTHROUGH_SPARK_CONF=json.dumps(
-                {"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2"}
-            ),
-            PASSTHROUGH_TRIGGER_INTERVAL_SECONDS="0.5",
-        ),
-    )
-    processes.append(passthrough)
-    passthrough.start_ready(timeout=120, path="/readyz")
+    passthrough = start_passthrough(kafka, observers, output_dir / "passthrough.log", processes)
     generator = ServiceProcess(
         "streamwatch-generator",
         output_dir / "generator.log",
