@@ -66,10 +66,9 @@ class KafkaSettings(BaseSettings):
             "bootstrap.servers": self.kafka_bootstrap_servers,
             "client.id": self.kafka_client_id,
             # A producer that learnt "no leader" during a broker's controlled shutdown could stay away from
-            # the broker once it was back: records in flight, no error, no metadata from any broker (the
-            # container test's broker restart met it in the generator and in the passthrough's writer; a
-            # local restart loop under load reproduces it). Persistent connections and a re-bootstrap after
-            # a short time without metadata bring such a client back (see the README's Kafka notes).
+            # the broker once it was back: records in flight, no error, no metadata from any broker.
+            # Persistent connections and a re-bootstrap after a short time without metadata bring such a
+            # client back (README, "Broker restarts and librdkafka").
             "enable.sparse.connections": False,
             "metadata.recovery.rebootstrap.trigger.ms": REBOOTSTRAP_AFTER_MS,
         }

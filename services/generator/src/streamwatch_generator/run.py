@@ -217,11 +217,11 @@ class VisitsGenerator:
             return True
 
     def _watch_deliveries(self) -> None:
-        """Report records in flight with no delivery report for a while, and ask for fresh metadata.
+        """Report records in flight with no delivery report for a while.
 
         A client that lost its broker keeps its queue and says nothing until the message timeout; the
-        operator should hear about it before that. The metadata request also makes the client connect
-        again instead of waiting for its next scheduled refresh.
+        operator should hear about it before that. Getting the client back is its configuration's job
+        (``KafkaSettings``): a metadata request from here failed while such a client was wedged.
         """
         assert self.tally is not None
         now = time.monotonic()
@@ -246,11 +246,6 @@ class VisitsGenerator:
                 "seconds_without_delivery": round(now - self._stalled_since, 1),
             },
         )
-        try:
-            self._producer.list_topics(self.settings.topic, timeout=2)
-        except Exception as exc:  # noqa: BLE001 - the broker is still away: logged, counted, tried again later
-            CLIENT_ERRORS.inc()
-            logger.warning("topic_metadata_failed", extra={"topic": self.settings.topic, "error": repr(exc)})
 
     def _flush(self) -> int:
         """Wait for in-flight records up to the flush timeout; the number still undelivered."""

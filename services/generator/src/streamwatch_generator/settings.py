@@ -89,7 +89,7 @@ class GeneratorSettings(ServiceSettings, KafkaSettings):
         default=30.0,
         gt=0,
         description="Seconds with records in flight and no delivery report before `delivery_stalled` is"
-        " logged (again every such period while it lasts) and fresh metadata is requested.",
+        " logged (again every such period while it lasts).",
     )
     topic_wait_seconds: float = Field(
         default=2.0, gt=0, description="Pause between two metadata look-ups while the topic does not exist."
