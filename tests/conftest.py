@@ -5,8 +5,10 @@ Tests stay independent through random topic names, group ids and index names (fa
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +19,24 @@ from streamwatch_dev.kafka import KafkaBroker
 from streamwatch_dev.process import OUTPUT_ROOT
 from streamwatch_dev.prometheus import Pushgateway
 from streamwatch_dev.search import SearchBackend, SearchServer
+
+
+@pytest.fixture(scope="session", autouse=True)
+def spark_local_dirs() -> Iterator[Path]:
+    """One scratch directory for every Spark driver of the session, removed at its end.
+
+    A job the tests stop with SIGKILL never runs Spark's own clean-up, and its scratch files would
+    otherwise stay in the machine's temporary directory.
+    """
+    path = Path(tempfile.mkdtemp(prefix="streamwatch-spark-"))
+    previous = os.environ.get("SPARK_LOCAL_DIRS")
+    os.environ["SPARK_LOCAL_DIRS"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("SPARK_LOCAL_DIRS", None)
+    else:
+        os.environ["SPARK_LOCAL_DIRS"] = previous
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from streamwatch_dev.docker import DockerEngine
 from streamwatch_dev.images import (
     SERVICES,
     BuildResult,
-    build_service_image,
+    build_images,
     chart_image_refs,
     ensure_base_images,
 )
@@ -35,7 +35,4 @@ def service_images(docker_engine: DockerEngine, output_root: Path) -> dict[str, 
     log_dir.mkdir(parents=True, exist_ok=True)
     bases = ensure_base_images(docker_engine, log_dir)
     refs = chart_image_refs()
-    return {
-        service: build_service_image(docker_engine, service, refs[service], bases, log_dir)
-        for service in SERVICES
-    }
+    return build_images(docker_engine, SERVICES, refs, bases, log_dir)

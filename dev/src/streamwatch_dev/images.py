@@ -11,6 +11,7 @@ build behind an intercepting proxy) is put into the stand-in base here, never in
 from __future__ import annotations
 
 import io
+import os
 import platform
 import re
 import shutil
@@ -19,6 +20,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +33,8 @@ LOCAL_PYTHON_IMAGE = "streamwatch-local/python:3.11-bookworm"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 IMAGE_CA_BUNDLE = "/usr/local/share/streamwatch/host-ca-certificates.crt"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
+# The build cache budget: enough for every service's dependency layers and uv's download cache.
+DEFAULT_BUILD_CACHE_KEEP = "8GB"
 
 
 # Every service image is built from this one file, with ``--build-arg SERVICE=<service>``.
@@ -166,6 +170,7 @@ def build_service_image(
     log = log_dir / f"build-{service}.log"
     _say(f"building {ref}")
     start = time.monotonic()
+    previous = _image_id(engine, ref)
     args = ["build", "--network", "host", "--progress", "plain", "-f", str(DOCKERFILE), "-t", ref,
             "--build-arg", f"SERVICE={service}"]  # fmt: skip
     result = engine.run(
@@ -178,9 +183,55 @@ def build_service_image(
             f"docker build of {service} failed ({result.returncode}); log {log}:\n{tail}"
         )
     seconds = time.monotonic() - start
+    if previous is not None and previous != _image_id(engine, ref):
+        _remove_replaced_image(engine, ref, previous)
     size = int(engine.run("image", "inspect", "--format", "{{.Size}}", ref).stdout.strip())
     _say(f"{ref} built in {seconds:.0f}s, {size / 2**20:.0f} MiB")
     return BuildResult(service, ref, round(seconds, 1), size)
+
+
+def _image_id(engine: DockerEngine, ref: str) -> str | None:
+    result = engine.run("image", "inspect", "--format", "{{.Id}}", ref, check=False)
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def _remove_replaced_image(engine: DockerEngine, ref: str, image_id: str) -> None:
+    """Remove the image a rebuild took ``ref`` from: untagged, it would only fill the disk."""
+    result = engine.run("image", "rm", image_id, check=False)
+    if result.returncode != 0:  # e.g. a container still runs it; the next build tries again
+        _say(f"kept the image {ref} replaced ({image_id[:19]}): {result.stderr.strip()}")
+
+
+def build_images(
+    engine: DockerEngine,
+    services: Sequence[str],
+    refs: dict[str, str],
+    bases: BaseImages | None,
+    log_dir: Path,
+) -> dict[str, BuildResult]:
+    """Build ``services`` as ``refs`` names them, then trim the build cache to its budget."""
+    built = {service: build_service_image(engine, service, refs[service], bases, log_dir)
+             for service in services}  # fmt: skip
+    trim_build_cache(engine)
+    return built
+
+
+def trim_build_cache(engine: DockerEngine) -> None:
+    """Keep the most recently used build cache within ``STREAMWATCH_BUILD_CACHE_KEEP``.
+
+    Every code change leaves the previous virtual environment layers in the cache; without a budget
+    repeated runs fill the disk.
+    """
+    keep = os.environ.get("STREAMWATCH_BUILD_CACHE_KEEP", DEFAULT_BUILD_CACHE_KEEP)
+    if not re.fullmatch(r"\d+(?:[kmg]b?)?", keep, re.IGNORECASE):
+        raise ComponentStartError(
+            f"STREAMWATCH_BUILD_CACHE_KEEP={keep!r}: expected a size such as 8GB or 500MB"
+        )
+    result = engine.run("builder", "prune", "-f", "--keep-storage", keep, check=False, timeout=600)
+    if result.returncode != 0:
+        raise ComponentStartError(f"docker builder prune failed: {result.stderr.strip()}")
+    reclaimed = result.stdout.strip().splitlines()[-1:] or ["nothing reclaimed"]
+    _say(f"build cache trimmed to {keep}: {reclaimed[0]}")
 
 
 def chart_image_refs(set_values: dict[str, str] | None = None) -> dict[str, str]:
@@ -220,8 +271,8 @@ def main() -> None:
     try:
         bases = None if args.registry_bases else ensure_base_images(engine, log_dir)
         refs = chart_image_refs()
-        for service in [s for s in SERVICES if not args.only or s in args.only.split(",")]:
-            build_service_image(engine, service, refs[service], bases, log_dir)
+        services = [s for s in SERVICES if not args.only or s in args.only.split(",")]
+        build_images(engine, services, refs, bases, log_dir)
         if engine.process is not None:
             _say(f"built in a private engine: DOCKER_HOST={engine.host} (stopped now; its images stay)")
     finally:
