@@ -22,7 +22,7 @@ from streamwatch_common.backoff import Backoff
 from streamwatch_common.errors import SinkError
 from streamwatch_observer import metrics
 from streamwatch_observer.documents import Document, window_document
-from streamwatch_observer.fields import reported_counts, safe_name
+from streamwatch_observer.fields import reported_counts, reported_scores, safe_name
 from streamwatch_observer.ownership import Ownership
 from streamwatch_observer.settings import ObserverSettings
 from streamwatch_observer.window import ClosedWindow
@@ -74,6 +74,8 @@ class ObservationWriter:
         self.delay = 0.0
         self.paused = False
         self._retry_at = 0.0
+        # Per partition, the fields whose drift gauge this replica set (removed when it loses the partition).
+        self._drift_fields: dict[int, set[str]] = {}
 
     @property
     def pending(self) -> bool:
@@ -134,6 +136,9 @@ class ObservationWriter:
         """Drop the unwritten windows of ``partitions`` (their next owner re-observes them)."""
         before = len(self.windows)
         self.windows = [w for w in self.windows if w.partition not in partitions]
+        for partition in partitions:  # the next owner exports these partitions' drift
+            for name in self._drift_fields.pop(partition, set()):
+                metrics.FIELD_DRIFT.remove(self.settings.job, self.settings.topic, str(partition), name)
         return before - len(self.windows)
 
     def pause_new(self, partitions: list[TopicPartition]) -> None:
@@ -169,6 +174,10 @@ class ObservationWriter:
         counts, _left_out = reported_counts(q.null_counts, s.required_fields, s.max_reported_fields)
         for name, count in counts.items():
             metrics.INVALID.labels(s.topic, name, "true" if name in required else "false").inc(count)
+        fields = self._drift_fields.setdefault(window.partition, set())
+        for name, score in reported_scores(window.drift, counts).items():
+            metrics.FIELD_DRIFT.labels(s.job, s.topic, str(window.partition), name).set(score)
+            fields.add(name)
         logger.info(
             "window_written",
             extra={
