@@ -1,6 +1,6 @@
-"""The observer's lag alert, rendered from the chart, checked and unit-tested with promtool.
+"""The observer's lag and drift alerts, rendered from the chart, checked and unit-tested with promtool.
 
-Defaults: lag above 15 offsets for 5m. Series are 1m apart. ``ALERTS`` series show the pending phase,
+Defaults: lag above 15 offsets for 5m; field drift above 0.25 at once. Series are 1m apart. ``ALERTS`` series show the pending phase,
 which ``alert_rule_test`` cannot (it lists firing alerts only).
 """
 
@@ -17,6 +17,7 @@ from streamwatch_dev.chart import render_rule_files
 from streamwatch_dev.prometheus import promtool
 
 LAG = "passthrough lag"
+DRIFT = "field drift"
 
 
 @pytest.fixture(scope="module")
@@ -67,9 +68,12 @@ def alerts(state: str, at: str, partitions: list[str]) -> dict[str, Any]:
 def test_rule_file_is_valid(rule_file: Path) -> None:
     result = run_promtool("check", "rules", str(rule_file))
     assert result.returncode == 0, result.stdout + result.stderr
-    (rule,) = yaml.safe_load(rule_file.read_text())["groups"][0]["rules"]
-    assert rule["expr"].endswith("> 15")
-    assert rule["for"] == "5m"
+    rules = {r["alert"]: r for r in yaml.safe_load(rule_file.read_text())["groups"][0]["rules"]}
+    assert set(rules) == {LAG, DRIFT}
+    assert rules[LAG]["expr"].endswith("> 15")
+    assert rules[LAG]["for"] == "5m"
+    assert rules[DRIFT]["expr"].endswith("> 0.25")
+    assert rules[DRIFT]["for"] == "0s"
 
 
 def test_fires_and_does_not_fire(rule_file: Path, tmp_path: Path) -> None:
@@ -124,3 +128,64 @@ def test_broken_expectation_is_caught(rule_file: Path, tmp_path: Path) -> None:
     path = tmp_path / "broken.yaml"
     path.write_text(yaml.safe_dump(tests, sort_keys=False))
     assert run_promtool("test", "rules", str(path)).returncode != 0
+
+
+def drift_series(
+    partition: str, field: str, values: str, instance: str = "observer-a:8080"
+) -> dict[str, str]:
+    return {
+        "series": f'observer_field_drift{{job="passthrough", topic="processed_visits", partition="{partition}",'
+        f' field="{field}", instance="{instance}"}}',
+        "values": values,
+    }
+
+
+def drifted(partition: str, field: str, value: float) -> dict[str, Any]:
+    return {
+        "exp_labels": {
+            "severity": "warning",
+            "job": "passthrough",
+            "topic": "processed_visits",
+            "partition": partition,
+            "field": field,
+        },
+        "exp_annotations": {
+            "summary": f"Field {field} drifted on processed_visits partition {partition}",
+            "description": f"The distribution of {field} in the last window of processed_visits partition"
+            f" {partition} is {value} away from the window before, above 0.25.",
+        },
+    }
+
+
+def test_drift_fires_on_one_window_above_the_threshold_and_not_at_it(rule_file: Path, tmp_path: Path) -> None:
+    # p0 page: stable scores, one window (2 samples) at 0.44 after a shift, then stable -> fires 4m-5m only.
+    # p0 user_id: exactly the threshold (not above) all along -> never fires.
+    # p1 page: 0.3 while owned by replica a, then by replica b (a rebalance) -> one alert, same identity.
+    tests = {
+        "rule_files": [str(rule_file)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    drift_series("0", "page", "0.05x3 0.44x1 0.06x5"),
+                    drift_series("0", "user_id", "0.25x9"),
+                    drift_series("1", "page", "0.3x3 _x6"),
+                    drift_series("1", "page", "_x3 0.3x6", instance="observer-b:8080"),
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "2m", "alertname": DRIFT, "exp_alerts": [drifted("1", "page", 0.3)]},
+                    {
+                        "eval_time": "4m",
+                        "alertname": DRIFT,
+                        "exp_alerts": [drifted("0", "page", 0.44), drifted("1", "page", 0.3)],
+                    },
+                    {"eval_time": "6m", "alertname": DRIFT, "exp_alerts": [drifted("1", "page", 0.3)]},
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "drift-rules-test.yaml"
+    path.write_text(yaml.safe_dump(tests, sort_keys=False))
+    result = run_promtool("test", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -8,9 +8,10 @@ spread says anything). The next window of the same partition is compared with th
 The score is the **Jensen-Shannon distance** (base 2, so 0 = same distribution, 1 = disjoint), not the
 population stability index: it is symmetric, bounded (one threshold fits every field and window size)
 and defined when a bin is empty on one side, where PSI's logarithm of a zero share needs a floor that
-decides the score. Categories are compared on the values frequent in *both* windows; every other
-value is one "other" bin on each side, so an identifier (all values distinct) never drifts and a value
-frequent in one window only moves mass into "other". Counts get a half-count of additive smoothing so
+decides the score. Categories are compared value by value where both windows' counts are known (a
+field with at most ``TOP_VALUES`` distinct values lists them all, so a brand-new value scores as new);
+a value among one window's most frequent but beyond the other's list joins one "other" bin on both
+sides, so an identifier (all values distinct) never drifts. Counts get a half-count of additive smoothing so
 a category unseen on one side does not make small windows look disjoint. The score of a field is the
 larger of that distance and the change of its null share, so a field that starts to be missing drifts
 even when its remaining values look the same.
@@ -44,6 +45,8 @@ BINS = 10
 """Quantile bins of a numeric field."""
 SMOOTHING = 0.5
 """Pseudo-count added to each compared bin (Jeffreys prior)."""
+_OTHER = "\x00other"
+"""Key of the values beyond the most frequent ones (no JSON string value starts with NUL)."""
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,7 @@ def summarize(column: pa.ChunkedArray | pa.Array) -> FieldSummary:
     )
     top = dict(pairs[:TOP_VALUES])
     other = sum(count for _, count in pairs[TOP_VALUES:])
-    return FieldSummary(rows, null_share, values={**top, "\x00other": other} if other else top)
+    return FieldSummary(rows, null_share, values={**top, _OTHER: other} if other else top)
 
 
 def _binned(numbers: np.ndarray, edges: tuple[float, ...]) -> tuple[int, ...]:
@@ -115,11 +118,16 @@ def _binned(numbers: np.ndarray, edges: tuple[float, ...]) -> tuple[int, ...]:
 
 
 def _category_score(before: Mapping[str, int], now: Mapping[str, int]) -> float:
-    shared = sorted(set(before) & set(now) - {"\x00other"})
-    other_before = sum(before.values()) - sum(before[k] for k in shared)
-    other_now = sum(now.values()) - sum(now[k] for k in shared)
-    p = [before[k] + SMOOTHING for k in shared] + [other_before + SMOOTHING]
-    q = [now[k] + SMOOTHING for k in shared] + [other_now + SMOOTHING]
+    # A value missing from a complete summary (all its values listed) has a known count: 0. Missing from
+    # a truncated one, its count is unknown, so the value joins "other" on both sides.
+    keys = (set(before) | set(now)) - {_OTHER}
+    compared = sorted(
+        k for k in keys if (k in before or _OTHER not in before) and (k in now or _OTHER not in now)
+    )
+    other_before = sum(before.values()) - sum(before.get(k, 0) for k in compared)
+    other_now = sum(now.values()) - sum(now.get(k, 0) for k in compared)
+    p = [before.get(k, 0) + SMOOTHING for k in compared] + [other_before + SMOOTHING]
+    q = [now.get(k, 0) + SMOOTHING for k in compared] + [other_now + SMOOTHING]
     return js_distance(p, q)
 
 
