@@ -9,12 +9,13 @@ import pyarrow as pa
 
 from streamwatch_common.visit_record import DEFAULT_REQUIRED_FIELDS, classify_values, leaf_table
 from streamwatch_generator.records import VisitFactory, encode
+from streamwatch_generator.settings import REQUIRED_FIELDS
 from streamwatch_observer.drift import DriftTracker, js_distance, score, summarize
 
 # The chart's default alert threshold (values.yaml observer.drift.threshold) and the observer's default
 # minimum window size; the stable-run test below is what chose them.
 THRESHOLD = 0.25
-MIN_RECORDS = 1000
+MIN_RECORDS = 200
 _START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -30,11 +31,9 @@ class Stream:
         values = []
         for n in range(records):
             moment = _START + timedelta(milliseconds=100 * self.made)
-            record = self.factory.visit(
-                self.factory.visit_id(), moment, shift if n >= shift_from else None
-            )
+            record = self.factory.visit(self.factory.visit_id(), moment, shift if n >= shift_from else None)
             if self.rng.random() < 0.05:
-                record = self.factory.with_missing_fields(record, list(DEFAULT_REQUIRED_FIELDS))[0]
+                record = self.factory.with_missing_fields(record, list(REQUIRED_FIELDS))[0]
             values.append(encode(record))
             self.made += 1
         return leaf_table(classify_values(values, DEFAULT_REQUIRED_FIELDS).visits)
@@ -74,20 +73,24 @@ def test_shifted_browser_is_flagged_on_the_browser_field() -> None:
     assert shifted["page"] < THRESHOLD, shifted
 
 
-def test_stable_stream_of_60_windows_raises_no_drift_above_the_threshold() -> None:
-    # The smallest window that gets a score: the noisiest case of a stable stream.
-    stream = Stream(4)
-    tracker = DriftTracker(MIN_RECORDS)
+def test_stable_streams_of_60_windows_raise_no_drift_above_the_threshold() -> None:
+    # The smallest windows that get a score: the noisiest case of a stable stream; three seeds.
     false_positives = []
     highest = 0.0
-    for index in range(60):
-        scores = tracker.observe(0, stream.window(MIN_RECORDS))
-        highest = max([highest, *scores.values()])
-        false_positives += [(index, name, s) for name, s in scores.items() if s > THRESHOLD]
+    compared = 0
+    for seed in (4, 5, 6):
+        stream = Stream(seed)
+        tracker = DriftTracker(MIN_RECORDS)
+        for index in range(60):
+            scores = tracker.observe(0, stream.window(MIN_RECORDS))
+            compared += bool(scores)
+            highest = max([highest, *scores.values()])
+            false_positives += [(seed, index, name, s) for name, s in scores.items() if s > THRESHOLD]
+    assert compared == 3 * 59
     assert not false_positives, (
-        f"{len(false_positives)} false positives in 59 compared windows: {false_positives}"
+        f"{len(false_positives)} false positives in {compared} compared windows: {false_positives}"
     )
-    assert highest > 0.0  # scores were given at all
+    assert 0.0 < highest < THRESHOLD
 
 
 def test_small_windows_get_no_score_and_are_no_reference() -> None:

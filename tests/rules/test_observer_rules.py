@@ -1,7 +1,7 @@
 """The observer's lag and drift alerts, rendered from the chart, checked and unit-tested with promtool.
 
-Defaults: lag above 15 offsets for 5m; field drift above 0.25 at once. Series are 1m apart. ``ALERTS`` series show the pending phase,
-which ``alert_rule_test`` cannot (it lists firing alerts only).
+Defaults: lag above 15 offsets for 5m; field drift above 0.25 at once. Series are 1m apart. ``ALERTS``
+series show the pending phase, which ``alert_rule_test`` cannot (it lists firing alerts only).
 """
 
 from __future__ import annotations
@@ -134,8 +134,8 @@ def drift_series(
     partition: str, field: str, values: str, instance: str = "observer-a:8080"
 ) -> dict[str, str]:
     return {
-        "series": f'observer_field_drift{{job="passthrough", topic="processed_visits", partition="{partition}",'
-        f' field="{field}", instance="{instance}"}}',
+        "series": f'observer_field_drift{{job="passthrough", topic="processed_visits",'
+        f' partition="{partition}", field="{field}", instance="{instance}"}}',
         "values": values,
     }
 

@@ -2,16 +2,17 @@
 
 A window is summarized per leaf field (``context.user.ip``) by its null share and either the counts of
 its most frequent values (strings, booleans) or counts in its own decile bins (numbers; timestamps as
-seconds from the window's median, because event times move forward with every window and only their
-spread says anything). The next window of the same partition is compared with that summary.
+seconds before the window's newest one, because event times move forward with every window and only
+their spread says anything; the newest is a steadier anchor than the median, which wanders by a few percent
+of the range between small windows). The next window of the same partition is compared with that summary.
 
 The score is the **Jensen-Shannon distance** (base 2, so 0 = same distribution, 1 = disjoint), not the
 population stability index: it is symmetric, bounded (one threshold fits every field and window size)
 and defined when a bin is empty on one side, where PSI's logarithm of a zero share needs a floor that
-decides the score. Categories are compared value by value where both windows' counts are known (a
-field with at most ``TOP_VALUES`` distinct values lists them all, so a brand-new value scores as new);
-a value among one window's most frequent but beyond the other's list joins one "other" bin on both
-sides, so an identifier (all values distinct) never drifts. Counts get a half-count of additive smoothing so
+decides the score. Categories are compared value by value when both windows list all their values
+(at most ``TOP_VALUES`` distinct ones), so a brand-new value scores as new; when a list is cut, only the
+values on both lists are compared and the rest is one "other" bin on each side, so an identifier (all
+values distinct) never drifts. Counts get a half-count of additive smoothing so
 a category unseen on one side does not make small windows look disjoint. The score of a field is the
 larger of that distance and the change of its null share, so a field that starts to be missing drifts
 even when its remaining values look the same.
@@ -39,7 +40,7 @@ import pyarrow.compute as pc
 
 from streamwatch_common.visit_record import null_or_empty
 
-TOP_VALUES = 64
+TOP_VALUES = 128
 """Most frequent values kept per string field (the visit schema's categories all fit)."""
 BINS = 10
 """Quantile bins of a numeric field."""
@@ -60,30 +61,38 @@ class FieldSummary:
     bin_counts: tuple[int, ...] | None = None
 
 
-def js_distance(p: Iterable[float], q: Iterable[float]) -> float:
-    """Jensen-Shannon distance (base 2) of two count vectors of equal length (normalized here)."""
+def js_distance(p: Iterable[float], q: Iterable[float], noise_floor: bool = False) -> float:
+    """Jensen-Shannon distance (base 2) of two count vectors of equal length (normalized here).
+
+    With ``noise_floor``, the divergence two samples of these sizes from one distribution show on
+    average, (k - 1)(1/n + 1/m) / (8 ln 2) bits for k bins (the chi-square approximation of the JS
+    divergence), is subtracted first: sampling noise grows with the bins and shrinks with the records,
+    and without this a many-valued field in a small window drifts while nothing changed."""
     a = np.asarray(list(p), dtype=float)
     b = np.asarray(list(q), dtype=float)
-    if a.sum() <= 0 or b.sum() <= 0:
+    n, m_total = a.sum(), b.sum()
+    if n <= 0 or m_total <= 0:
         return 0.0
-    a, b = a / a.sum(), b / b.sum()
+    a, b = a / n, b / m_total
     m = (a + b) / 2
 
     def kl(x: np.ndarray, y: np.ndarray) -> float:
         mask = x > 0
         return float(np.sum(x[mask] * np.log2(x[mask] / y[mask])))
 
-    divergence = max(0.0, (kl(a, m) + kl(b, m)) / 2)
-    return min(1.0, math.sqrt(divergence))
+    divergence = (kl(a, m) + kl(b, m)) / 2
+    if noise_floor:
+        divergence -= (len(a) - 1) * (1 / n + 1 / m_total) / (8 * math.log(2))
+    return min(1.0, math.sqrt(max(0.0, divergence)))
 
 
 def _numbers(column: pa.ChunkedArray | pa.Array) -> np.ndarray | None:
-    """Non-null values as floats; timestamps as seconds from the window's median. None: not numeric."""
+    """Non-null values as floats; timestamps as seconds before the window's newest. None: not numeric."""
     kind = column.type
     valid = pc.drop_null(column)
     if pa.types.is_timestamp(kind):
         seconds: np.ndarray = pc.cast(valid, pa.int64()).to_numpy(zero_copy_only=False) / 1e6
-        return seconds - float(np.median(seconds)) if len(seconds) else seconds
+        return float(seconds.max()) - seconds if len(seconds) else seconds
     if pa.types.is_integer(kind) or pa.types.is_floating(kind):
         numbers: np.ndarray = valid.to_numpy(zero_copy_only=False).astype(float)
         return numbers
@@ -118,17 +127,19 @@ def _binned(numbers: np.ndarray, edges: tuple[float, ...]) -> tuple[int, ...]:
 
 
 def _category_score(before: Mapping[str, int], now: Mapping[str, int]) -> float:
-    # A value missing from a complete summary (all its values listed) has a known count: 0. Missing from
-    # a truncated one, its count is unknown, so the value joins "other" on both sides.
-    keys = (set(before) | set(now)) - {_OTHER}
-    compared = sorted(
-        k for k in keys if (k in before or _OTHER not in before) and (k in now or _OTHER not in now)
-    )
+    # Two complete summaries (every value listed) are compared value by value, so a value new to the
+    # window scores as new. When either list is cut, a value missing from it has an unknown count, and
+    # which of the many rare values made the cut is chance: only values listed on both sides are
+    # compared, all others are one "other" bin on each side (a new frequent value still moves mass there).
+    if _OTHER in before or _OTHER in now:
+        compared = sorted((set(before) & set(now)) - {_OTHER})
+    else:
+        compared = sorted(set(before) | set(now))
     other_before = sum(before.values()) - sum(before.get(k, 0) for k in compared)
     other_now = sum(now.values()) - sum(now.get(k, 0) for k in compared)
     p = [before.get(k, 0) + SMOOTHING for k in compared] + [other_before + SMOOTHING]
     q = [now.get(k, 0) + SMOOTHING for k in compared] + [other_now + SMOOTHING]
-    return js_distance(p, q)
+    return js_distance(p, q, noise_floor=True)
 
 
 def score(before: FieldSummary, now: FieldSummary, column: pa.ChunkedArray | pa.Array) -> float:
@@ -143,7 +154,7 @@ def score(before: FieldSummary, now: FieldSummary, column: pa.ChunkedArray | pa.
             return null_change
         p = [c + SMOOTHING for c in before.bin_counts]
         q = [c + SMOOTHING for c in _binned(numbers, before.edges)]
-        return max(null_change, js_distance(p, q))
+        return max(null_change, js_distance(p, q, noise_floor=True))
     return null_change  # the type changed between windows, or no values on one side
 
 

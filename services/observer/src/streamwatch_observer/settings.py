@@ -64,7 +64,7 @@ class ObserverSettings(ServiceSettings, KafkaSettings, ElasticsearchSettings):
         " guards the index mapping and metric labels against records with arbitrary keys.",
     )
     drift_min_records: int = Field(
-        default=1000,
+        default=200,
         ge=1,
         description="Parsed records a window needs for a drift score against the partition's previous"
         " window (smaller windows are too noisy: their score is left out and they are no reference).",
