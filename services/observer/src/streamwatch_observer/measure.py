@@ -134,5 +134,6 @@ class WindowMeasurer:
                 closed.window_start,
                 closed.window_end,
                 frame,
+                dict(closed.drift),
             )
         )
