@@ -1,24 +1,28 @@
 """Drift of each field between a partition's consecutive windows, from compact per-window summaries.
 
 A window is summarized per leaf field (``context.user.ip``) by its null share and either the counts of
-its most frequent values (strings, booleans) or counts in its own decile bins (numbers; timestamps as
-seconds before the window's newest one, because event times move forward with every window and only
-their spread says anything; the newest is a steadier anchor than the median, which wanders by a few percent
-of the range between small windows). The next window of the same partition is compared with that summary.
+its most frequent values (strings, booleans) or counts in its own decile bins (numbers, and timestamps
+as seconds before the window's newest one: event times move forward with every window, only their
+spread says anything, and the newest is a steadier anchor than the median, which wanders by a few
+percent of the range between small windows). The next window of the same partition is compared with
+that summary.
 
 The score is the **Jensen-Shannon distance** (base 2, so 0 = same distribution, 1 = disjoint), not the
-population stability index: it is symmetric, bounded (one threshold fits every field and window size)
-and defined when a bin is empty on one side, where PSI's logarithm of a zero share needs a floor that
-decides the score. Categories are compared value by value when both windows list all their values
-(at most ``TOP_VALUES`` distinct ones), so a brand-new value scores as new; when a list is cut, only the
-values on both lists are compared and the rest is one "other" bin on each side, so an identifier (all
-values distinct) never drifts. Counts get a half-count of additive smoothing so
-a category unseen on one side does not make small windows look disjoint. The score of a field is the
-larger of that distance and the change of its null share, so a field that starts to be missing drifts
-even when its remaining values look the same.
+population stability index: it is symmetric, bounded (one threshold fits every field) and defined when
+a bin is empty on one side, where PSI's logarithm of a zero share needs a floor that decides the score.
+The divergence two samples of one distribution show by chance is subtracted before the square root
+(see :func:`js_distance`), so a field with many values in a small window does not drift while nothing
+changed. Categories are compared value by value when both windows list all their values (at most
+``TOP_VALUES`` distinct ones), so a brand-new value scores as new; when a list is cut, only the values
+on both lists are compared and the rest is one "other" bin on each side, so an identifier (all values
+distinct) never drifts. Every compared bin gets half a count of smoothing, so a category unseen on one
+side does not make small windows look disjoint. The score of a field is the larger of that distance
+and the change of its null share, so a field that starts to be missing drifts even when its remaining
+values look the same.
 
-Below ``min_records`` parsed rows in either window no score is given: a few records always look
-different.
+Below ``min_records`` parsed rows no score is given and the window is no reference: with the
+generator's records, 200-row windows stayed below 0.21 in 590 stable comparisons, 100-row ones did
+not stay below 0.25 (``tests/observer/test_drift.py`` and the observer README have the numbers).
 
 Usage::
 
@@ -47,7 +51,7 @@ BINS = 10
 SMOOTHING = 0.5
 """Pseudo-count added to each compared bin (Jeffreys prior)."""
 _OTHER = "\x00other"
-"""Key of the values beyond the most frequent ones (no JSON string value starts with NUL)."""
+"""Key of the values beyond the most frequent ones (a real value spelled so would only join "other")."""
 
 
 @dataclass(frozen=True)
