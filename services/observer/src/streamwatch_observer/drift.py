@@ -106,7 +106,8 @@ def _numbers(column: pa.ChunkedArray | pa.Array) -> np.ndarray | None:
 def summarize(column: pa.ChunkedArray | pa.Array) -> FieldSummary:
     """The summary of one column of a window."""
     rows = len(column)
-    nulls = int(pc.sum(null_or_empty(column)).as_py() or 0) if rows else 0
+    missing = null_or_empty(column)
+    nulls = int(pc.sum(missing).as_py() or 0) if rows else 0
     null_share = nulls / rows if rows else 0.0
     numbers = _numbers(column)
     if numbers is not None:
@@ -114,14 +115,12 @@ def summarize(column: pa.ChunkedArray | pa.Array) -> FieldSummary:
             return FieldSummary(rows, null_share, edges=(), bin_counts=())
         edges = tuple(np.unique(np.quantile(numbers, np.linspace(0, 1, BINS + 1)[1:-1])))
         return FieldSummary(rows, null_share, edges=edges, bin_counts=_binned(numbers, edges))
-    present = pc.filter(column, pc.invert(null_or_empty(column)))
-    counts = pc.value_counts(pc.cast(present, pa.string()))
-    pairs = sorted(
-        zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True),
-        key=lambda pair: -pair[1],
-    )
-    top = dict(pairs[:TOP_VALUES])
-    other = sum(count for _, count in pairs[TOP_VALUES:])
+    counts = pc.value_counts(pc.cast(pc.filter(column, pc.invert(missing)), pa.string()))
+    # Ranked in Arrow: an id column has a distinct value per record, too many to sort as Python objects.
+    order = pc.array_sort_indices(counts.field("counts"), order="descending")[:TOP_VALUES]
+    kept = pc.take(counts, order)
+    top = dict(zip(kept.field("values").to_pylist(), kept.field("counts").to_pylist(), strict=True))
+    other = rows - nulls - sum(top.values())
     return FieldSummary(rows, null_share, values={**top, _OTHER: other} if other else top)
 
 
