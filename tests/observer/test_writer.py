@@ -122,6 +122,12 @@ def test_drift_gauges_follow_written_windows_and_leave_with_the_partition() -> N
     writer.forget([0])
     assert _drift(0, "page") is None and _drift(0, "user_id") is None
     assert _drift(1, "page") == 0.02  # the partition still owned keeps its series
+    # A window without a score (too small) clears its partition's series: no old score holds an alert.
+    unscored = _window(1, 10, 19)
+    unscored.quality.null_counts = {"page": 0}
+    writer.add_windows([unscored])
+    assert writer.flush()
+    assert _drift(1, "page") is None
 
 
 def test_lag_documents_beyond_the_bound_drop_the_oldest_and_are_counted() -> None:

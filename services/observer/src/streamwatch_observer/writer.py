@@ -74,7 +74,7 @@ class ObservationWriter:
         self.delay = 0.0
         self.paused = False
         self._retry_at = 0.0
-        # Per partition, the fields whose drift gauge this replica set (removed when it loses the partition).
+        # Per partition, the fields whose drift gauge this replica exports (see _export_drift).
         self._drift_fields: dict[int, set[str]] = {}
 
     @property
@@ -137,8 +137,7 @@ class ObservationWriter:
         before = len(self.windows)
         self.windows = [w for w in self.windows if w.partition not in partitions]
         for partition in partitions:  # the next owner exports these partitions' drift
-            for name in self._drift_fields.pop(partition, set()):
-                metrics.FIELD_DRIFT.remove(self.settings.job, self.settings.topic, str(partition), name)
+            self._export_drift(partition, {})
         return before - len(self.windows)
 
     def pause_new(self, partitions: list[TopicPartition]) -> None:
@@ -174,10 +173,7 @@ class ObservationWriter:
         counts, _left_out = reported_counts(q.null_counts, s.required_fields, s.max_reported_fields)
         for name, count in counts.items():
             metrics.INVALID.labels(s.topic, name, "true" if name in required else "false").inc(count)
-        fields = self._drift_fields.setdefault(window.partition, set())
-        for name, score in reported_scores(window.drift, counts).items():
-            metrics.FIELD_DRIFT.labels(s.job, s.topic, str(window.partition), name).set(score)
-            fields.add(name)
+        self._export_drift(window.partition, reported_scores(window.drift, counts))
         logger.info(
             "window_written",
             extra={
@@ -191,6 +187,18 @@ class ObservationWriter:
                 "measure_seconds": round(window.measure_seconds, 4),
             },
         )
+
+    def _export_drift(self, partition: int, scores: dict[str, float]) -> None:
+        """The drift gauges of a partition become those of its last written window: a field without a
+        score there (a window below the minimum size, a partition lost) loses its series, so an old
+        score cannot hold an alert."""
+        s = self.settings
+        for name in self._drift_fields.pop(partition, set()) - set(scores):
+            metrics.FIELD_DRIFT.remove(s.job, s.topic, str(partition), name)
+        for name, score in scores.items():
+            metrics.FIELD_DRIFT.labels(s.job, s.topic, str(partition), name).set(score)
+        if scores:
+            self._drift_fields[partition] = set(scores)
 
     def _owned(self) -> list[TopicPartition]:
         return [TopicPartition(self.settings.topic, p) for p in self.ownership.sorted()]
