@@ -115,6 +115,17 @@ def test_latency_toggle_reaches_the_visits_writer() -> None:
         assert c.env()["VISITS_WRITER_SIMULATED_LATENCY_SECONDS"]["value"] == "15"
 
 
+def test_drift_shift_reaches_the_generator_and_validates() -> None:
+    manifests = render(
+        {"generator.settings.shift_after_records": "5000", "generator.settings.shift_field": "browser"}
+    )
+    for c in service_containers(manifests, "generator"):
+        env = c.env()
+        assert env["GENERATOR_SHIFT_AFTER_RECORDS"]["value"] == "5000"
+        assert env["GENERATOR_SHIFT_FIELD"]["value"] == "browser"
+        _settings_accept(settings_classes()["generator"], env, c.where)
+
+
 def test_both_spark_jobs_read_the_shared_settings_under_the_same_names() -> None:
     """One naming scheme: what the chart wires or a user sets for one Spark job is spelt the same way for
     the other (only the prefix differs), and a shared setting set in values reaches both jobs."""
