@@ -40,7 +40,7 @@ class WindowMeasurer:
     Usage::
 
         measurer = WindowMeasurer(
-            QualityMeter(["user_id"], "visit_id"), profiler=None, job="passthrough", drift=DriftTracker(1000)
+            QualityMeter(["user_id"], "visit_id"), profiler=None, job="passthrough", drift=DriftTracker(200)
         )
         measurer.submit(open_window)      # returns at once unless ``in_flight`` windows wait already
         writer.add_windows(measurer.done())
