@@ -116,6 +116,17 @@ def test_latency_toggle_reaches_the_visits_writer() -> None:
         assert c.env()["VISITS_WRITER_SIMULATED_LATENCY_SECONDS"]["value"] == "15"
 
 
+def test_drift_shift_reaches_the_generator_and_validates() -> None:
+    manifests = render(
+        {"generator.settings.shift_after_records": "5000", "generator.settings.shift_field": "browser"}
+    )
+    for c in service_containers(manifests, "generator"):
+        env = c.env()
+        assert env["GENERATOR_SHIFT_AFTER_RECORDS"]["value"] == "5000"
+        assert env["GENERATOR_SHIFT_FIELD"]["value"] == "browser"
+        _settings_accept(settings_classes()["generator"], env, c.where)
+
+
 def test_both_spark_jobs_read_the_shared_settings_under_the_same_names() -> None:
     """One naming scheme: what the chart wires or a user sets for one Spark job is spelt the same way for
     the other (only the prefix differs), and a shared setting set in values reaches both jobs."""
@@ -260,7 +271,13 @@ def _dashboards(manifests: list[Manifest]) -> dict[str, dict[str, Any]]:
 
 
 def test_grafana_provisioning_is_well_formed() -> None:
-    manifests = render({"alerts.slaMiss.thresholdMs": "7000", "alerts.lagSeconds.thresholdSeconds": "90"})
+    manifests = render(
+        {
+            "alerts.slaMiss.thresholdMs": "7000",
+            "alerts.lagSeconds.thresholdSeconds": "90",
+            "alerts.drift.threshold": "0.4",
+        }
+    )
     files = _grafana_files(manifests)
     datasources = yaml.safe_load(files["datasources.yaml"])
     assert datasources["apiVersion"] == 1
@@ -285,6 +302,8 @@ def test_grafana_provisioning_is_well_formed() -> None:
                 assert q["datasourceUid"] in by_uid or q["datasourceUid"] == "__expr__"
     sla = next(r for g in rules["groups"] for r in g["rules"] if r["title"] == "SLA miss visits synchronizer")
     assert sla["data"][-1]["model"]["conditions"][0]["evaluator"]["params"] == [7000]
+    drift = next(r for g in rules["groups"] for r in g["rules"] if r["title"] == "field drift")
+    assert drift["data"][-1]["model"]["conditions"][0]["evaluator"]["params"] == [0.4]
 
     dashboards = _dashboards(manifests)
     assert {"sla.json", "observation.json"} <= set(dashboards)
@@ -295,6 +314,10 @@ def test_grafana_provisioning_is_well_formed() -> None:
     sla_panel = dashboards["sla.json"]["panels"][0]
     steps = sla_panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
     assert steps[-1]["value"] == 7000, "the SLA line follows alerts.slaMiss.thresholdMs"
+    (drift_panel,) = [p for p in dashboards["observation.json"]["panels"] if "drift" in p["title"]]
+    assert drift_panel["targets"][0]["expr"] == "max by (partition, field) (observer_field_drift)"
+    steps = drift_panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert steps[-1]["value"] == 0.4, "the drift line follows alerts.drift.threshold"
     titles = {p["title"] for d in dashboards.values() for p in d["panels"]}
     assert {
         "Invalid records per minute",
@@ -373,6 +396,7 @@ def test_chart_values_of_shared_names_are_the_services_defaults() -> None:
         (values["visitsWriter"]["settings"]["push_job"], settings["visits-writer"], "push_job"),
         (values["passthrough"]["settings"]["push_job"], settings["passthrough"], "push_job"),
         (values["observer"]["settings"]["index"], settings["observer"], "index"),
+        (values["observer"]["settings"]["drift_min_records"], settings["observer"], "drift_min_records"),
         (
             values["profilePublisher"]["settings"]["elasticsearch_index"],
             settings["profile-publisher"],

@@ -34,6 +34,19 @@ def test_window_document_id_is_its_offset_range_and_counts_are_its_quality() -> 
     assert doc["replica"] == "r0" and doc["measure_seconds"] == 0.0123
 
 
+def test_window_document_carries_the_drift_of_its_reported_fields_and_their_maximum() -> None:
+    window = _window()
+    window.drift = {"user_id": 0.05, "context.user.ip": 0.31, "context.user.login": 0.9}
+    # Two reported fields: the required ones always come first, so context.user.ip is left out too.
+    doc = window_document(unit_settings(max_reported_fields=3), window, {})[1]
+    assert doc["drift"] == {"user_id": 0.05}
+    assert doc["drift_max"] == 0.05
+    doc = window_document(unit_settings(), window, {})[1]
+    assert doc["drift"] == {"user_id": 0.05, "context__user__ip": 0.31}  # login: no null count, no field
+    assert doc["drift_max"] == 0.31
+    assert window_document(unit_settings(), _window(), {})[1]["drift_max"] is None
+
+
 def test_lag_document_is_stamped_with_its_bucket_and_named_by_it() -> None:
     settings = unit_settings(lag_interval_seconds=15)
     lag = PartitionLag(2, "ok", 40, 52, 12, 1.23456, 7, commit_time=1.0, evaluation="stall")

@@ -6,6 +6,7 @@ import threading
 
 from observer.conftest import visit
 
+from streamwatch_observer.drift import DriftTracker
 from streamwatch_observer.measure import WindowMeasurer
 from streamwatch_observer.quality import QualityMeter, WindowQuality
 from streamwatch_observer.window import OpenWindow
@@ -63,4 +64,22 @@ def test_submit_waits_while_the_bound_of_unmeasured_windows_is_reached() -> None
         assert [w.start_offset for w in measurer.wait()] == [0, 1]
     finally:
         meter.gate.set()
+        measurer.close()
+
+
+def test_drift_is_measured_per_partition_on_the_worker_and_rows_are_not_kept() -> None:
+    measurer = WindowMeasurer(
+        QualityMeter(["user_id", "page"], "visit_id"), profiler=None, job="j", drift=DriftTracker(50)
+    )
+    try:
+        measurer.submit(_window(0, 0, [visit(i) for i in range(100)]))
+        measurer.submit(_window(1, 0, [visit(i) for i in range(100)]))
+        measurer.submit(_window(0, 100, [visit(i) for i in range(100, 200)]))
+        measurer.submit(_window(1, 100, [visit(i, page="checkout.html") for i in range(100, 200)]))
+        first0, first1, second0, second1 = measurer.wait()
+        assert first0.drift == first1.drift == {}  # nothing to compare with yet
+        assert second0.drift["page"] < 0.05  # the same five pages again
+        assert second1.drift["page"] > 0.9  # one page none of the previous window had
+        assert second0.quality.rows is None  # no profiler: the leaf table is freed after the drift
+    finally:
         measurer.close()

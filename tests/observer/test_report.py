@@ -66,3 +66,14 @@ def test_report_shows_types_missing_values_and_value_counts() -> None:
     # Text and category plots (word clouds, a length histogram, bar charts: inline Matplotlib SVGs)
     # were most of the build time; the tables carry the same numbers.
     assert "Matplotlib" not in html
+
+
+def test_merged_requests_keep_the_highest_drift_per_field() -> None:
+    moment = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+    rows = pd.DataFrame({"page": ["a", "b"]})
+    first = ProfileRequest("job", {0: (0, 1)}, moment, moment, rows, {"page": 0.1, "user_id": 0.3})
+    second = ProfileRequest("job", {0: (2, 3)}, moment, moment, rows, {"page": 0.5})
+    merged = first.merged(second, max_rows=10)
+    assert merged.drift == {"page": 0.5, "user_id": 0.3}
+    assert merged.drift_max == ("page", 0.5)
+    assert ProfileRequest("job", {0: (0, 1)}, moment, moment, rows).drift_max is None

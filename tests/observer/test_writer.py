@@ -104,6 +104,32 @@ def test_commit_skips_partitions_revoked_meanwhile_and_forget_drops_their_window
     assert offsets.calls == [("commit", [(0, 10)])]
 
 
+def _drift(partition: int, field: str) -> float | None:
+    labels = {"job": "passthrough", "topic": "processed_visits", "partition": str(partition), "field": field}
+    return REGISTRY.get_sample_value("observer_field_drift", labels)
+
+
+def test_drift_gauges_follow_written_windows_and_leave_with_the_partition() -> None:
+    writer, _offsets = _writer(FlakySink())
+    windows = [_window(0, 0, 9), _window(1, 0, 9)]
+    for window in windows:
+        window.quality.null_counts = {"page": 0, "user_id": 0}
+    windows[0].drift = {"page": 0.4, "user_id": 0.01}
+    windows[1].drift = {"page": 0.02}
+    writer.add_windows(windows)
+    assert writer.flush()
+    assert (_drift(0, "page"), _drift(0, "user_id"), _drift(1, "page")) == (0.4, 0.01, 0.02)
+    writer.forget([0])
+    assert _drift(0, "page") is None and _drift(0, "user_id") is None
+    assert _drift(1, "page") == 0.02  # the partition still owned keeps its series
+    # A window without a score (too small) clears its partition's series: no old score holds an alert.
+    unscored = _window(1, 10, 19)
+    unscored.quality.null_counts = {"page": 0}
+    writer.add_windows([unscored])
+    assert writer.flush()
+    assert _drift(1, "page") is None
+
+
 def test_lag_documents_beyond_the_bound_drop_the_oldest_and_are_counted() -> None:
     writer, _offsets = _writer(FlakySink(), pending_lag_documents=2)
     before = REGISTRY.get_sample_value("observer_lag_documents_dropped_total") or 0.0

@@ -1,8 +1,8 @@
-"""The observer's lag alerts, rendered from the chart, checked and unit-tested with promtool.
+"""The observer's lag and drift alerts, rendered from the chart, checked and unit-tested with promtool.
 
 Defaults: lag above 15 offsets for 5m; lag above 120 s for 5m; a Burrow-style evaluation of stall, stop
-or rewind for 1m. Series are 1m apart. ``ALERTS`` series show the pending phase,
-which ``alert_rule_test`` cannot (it lists firing alerts only).
+or rewind for 1m; field drift above 0.25 at once. Series are 1m apart. ``ALERTS`` series show the
+pending phase, which ``alert_rule_test`` cannot (it lists firing alerts only).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ EVALUATION_ALERTS = {
     "stop": "passthrough stopped",
     "rewind": "passthrough rewound",
 }
+DRIFT = "field drift"
 
 
 @pytest.fixture(scope="module")
@@ -75,11 +76,13 @@ def test_rule_file_is_valid(rule_file: Path) -> None:
     result = run_promtool("check", "rules", str(rule_file))
     assert result.returncode == 0, result.stdout + result.stderr
     rules = {r["alert"]: r for r in yaml.safe_load(rule_file.read_text())["groups"][0]["rules"]}
-    assert set(rules) == {LAG, LAG_SECONDS, *EVALUATION_ALERTS.values()}
+    assert set(rules) == {LAG, LAG_SECONDS, DRIFT, *EVALUATION_ALERTS.values()}
     assert rules[LAG]["expr"].endswith("> 15")
     assert rules[LAG]["for"] == "5m"
     assert rules[LAG_SECONDS]["expr"].endswith("> 120")
     assert {rules[name]["for"] for name in EVALUATION_ALERTS.values()} == {"1m"}
+    assert rules[DRIFT]["expr"].endswith("> 0.25")
+    assert rules[DRIFT]["for"] == "0s"
 
 
 def test_fires_and_does_not_fire(rule_file: Path, tmp_path: Path) -> None:
@@ -261,5 +264,57 @@ def test_each_evaluation_alert_fires_for_its_status_only(
                     for p in ("0", "1")
                 ],
             }
+        ],
+    )
+
+
+def drift_series(
+    partition: str, field: str, values: str, instance: str = "observer-a:8080"
+) -> dict[str, str]:
+    return {
+        "series": f'observer_field_drift{{job="passthrough", topic="processed_visits",'
+        f' partition="{partition}", field="{field}", instance="{instance}"}}',
+        "values": values,
+    }
+
+
+def drifted(partition: str, field: str, value: float) -> dict[str, Any]:
+    return {
+        "exp_labels": {
+            "severity": "warning",
+            "job": "passthrough",
+            "topic": "processed_visits",
+            "partition": partition,
+            "field": field,
+        },
+        "exp_annotations": {
+            "summary": f"Field {field} drifted on processed_visits partition {partition}",
+            "description": f"The distribution of {field} in the last window of processed_visits partition"
+            f" {partition} is {value} away from the window before, above 0.25.",
+        },
+    }
+
+
+def test_drift_fires_on_one_window_above_the_threshold_and_not_at_it(rule_file: Path, tmp_path: Path) -> None:
+    # p0 page: stable scores, one window (2 samples) at 0.44 after a shift, then stable -> fires 4m-5m only.
+    # p0 user_id: exactly the threshold (not above) all along -> never fires.
+    # p1 page: 0.3 while owned by replica a, then by replica b (a rebalance) -> one alert, same identity.
+    run_cases(
+        rule_file,
+        tmp_path,
+        [
+            drift_series("0", "page", "0.05x3 0.44x1 0.06x5"),
+            drift_series("0", "user_id", "0.25x9"),
+            drift_series("1", "page", "0.3x3 _x6"),
+            drift_series("1", "page", "_x3 0.3x6", instance="observer-b:8080"),
+        ],
+        alert_rule_test=[
+            {"eval_time": "2m", "alertname": DRIFT, "exp_alerts": [drifted("1", "page", 0.3)]},
+            {
+                "eval_time": "4m",
+                "alertname": DRIFT,
+                "exp_alerts": [drifted("0", "page", 0.44), drifted("1", "page", 0.3)],
+            },
+            {"eval_time": "6m", "alertname": DRIFT, "exp_alerts": [drifted("1", "page", 0.3)]},
         ],
     )

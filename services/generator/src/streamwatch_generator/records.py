@@ -37,6 +37,12 @@ DEVICES = {
     "tablet": ("iPadOS 17", "iPadOS 18", "Android 14"),
 }
 USERS = 1000
+# Frequency tables used from the shift record on (GENERATOR_SHIFT_AFTER_RECORDS): far enough from the
+# uniform defaults that the observer's drift score crosses its alert threshold within one window.
+SHIFTED_PAGE_WEIGHTS = tuple(
+    200 if page == "contact.html" else 1 if page.startswith("article_") else 5 for page in PAGES
+)
+SHIFTED_BROWSER_WEIGHTS = {"Chrome": 2, "Firefox": 2, "Safari": 94, "Edge": 2}
 # Built once: json.dumps with non-default arguments would build a new encoder for every record.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
@@ -88,23 +94,31 @@ class VisitFactory:
         h = f"{self._rng.getrandbits(128):032x}"
         return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
-    def visit(self, visit_id: str, event_time: datetime) -> dict[str, Any]:
-        """One complete, valid visit."""
+    def visit(self, visit_id: str, event_time: datetime, shift: str | None = None) -> dict[str, Any]:
+        """One complete, valid visit; ``shift`` ("page" or "browser") draws that field from the shifted
+        frequency table instead (the unshifted records draw exactly what they drew before)."""
         rng = self._rng
         user = self._users[rng.randrange(USERS)]
         has_ad = rng.random() < 0.3
         connected = event_time - timedelta(seconds=user.connected_since_s)
+        technical = dict(user.technical)
+        if shift == "browser":
+            browser = rng.choices(
+                list(SHIFTED_BROWSER_WEIGHTS), weights=list(SHIFTED_BROWSER_WEIGHTS.values())
+            )[0]
+            technical.update(browser=browser, browser_version=f"{BROWSERS[browser]}.0")
+        page = rng.choices(PAGES, weights=SHIFTED_PAGE_WEIGHTS)[0] if shift == "page" else rng.choice(PAGES)
         return {
             "visit_id": visit_id,
             "event_time": _iso(event_time),
             "user_id": user.user_id,
             "keep_private": rng.random() < 0.1,
-            "page": rng.choice(PAGES),
+            "page": page,
             "context": {
                 "referral": rng.choice(REFERRALS),
                 "ad_id": f"ad_{rng.randrange(100)}" if has_ad else None,
                 "user": {"ip": user.ip, "login": user.login, "connected_since": _iso(connected)},
-                "technical": dict(user.technical),
+                "technical": technical,
             },
         }
 

@@ -179,7 +179,7 @@ class VisitsGenerator:
                 if self._start_time is None
                 else self._start_time + self._step * self.produced
             )
-            record = self._factory.visit(key.decode(), event_time)
+            record = self._factory.visit(key.decode(), event_time, self._shift())
             if kind == "valid":
                 value = encode(record)
                 if len(recent) < _RECENT:
@@ -191,6 +191,10 @@ class VisitsGenerator:
             else:
                 value = self._factory.unparseable(record)
         return self._send(key, value, partition, self.tally.callback(kind))
+
+    def _shift(self) -> str | None:
+        after = self.settings.shift_after_records
+        return self.settings.shift_field if after is not None and self.produced >= after else None
 
     def _key_for(self, partition: int) -> bytes:
         # Draw ids until one hashes to the chosen partition: keys and partitions stay consistent.

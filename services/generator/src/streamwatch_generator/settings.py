@@ -79,6 +79,17 @@ class GeneratorSettings(ServiceSettings, KafkaSettings):
     skew_pause_after: int = Field(
         default=100, ge=0, description="Records the skew partition receives before it pauses (`pause`)."
     )
+    shift_after_records: int | None = Field(
+        default=None,
+        ge=0,
+        description="From this record on (counted from 0) `GENERATOR_SHIFT_FIELD` is drawn from a different"
+        " frequency table, to make drift on purpose. Unset: no shift.",
+    )
+    shift_field: Literal["page", "browser"] = Field(
+        default="page",
+        description="Field shifted from `GENERATOR_SHIFT_AFTER_RECORDS` on: `page` (mostly `contact.html`)"
+        " or `browser` (mostly `Safari`).",
+    )
     progress_interval_seconds: float = Field(
         default=10.0, gt=0, description="Seconds between two `generator_progress` log lines."
     )

@@ -84,6 +84,9 @@ class PublisherDestination:
             "replica": self.replica,
             "key": request.key,
         }
+        if request.drift_max is not None:  # the publisher shows it next to the previous report
+            params["drift_field"], score = request.drift_max
+            params["drift_max"] = f"{score:.4f}"
         body = html.encode("utf-8")
         last = ""
         backoff = Backoff(first=self.backoff, maximum=_MAX_BACKOFF)

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from streamwatch_observer.fields import reported_counts, safe_name
+from streamwatch_observer.fields import reported_counts, reported_scores, safe_name
 from streamwatch_observer.lag import PartitionLag
 from streamwatch_observer.settings import ObserverSettings
 from streamwatch_observer.window import ClosedWindow
@@ -40,6 +40,7 @@ def window_document(
     s = settings
     q = window.quality
     null_counts, left_out = reported_counts(q.null_counts, s.required_fields, s.max_reported_fields)
+    drift = reported_scores(window.drift, null_counts)
     doc: dict[str, Any] = {
         "@timestamp": iso(window.window_end),
         "observed_at": iso(datetime.now(UTC)),
@@ -58,6 +59,9 @@ def window_document(
         "invalid_records": q.invalid_records,
         "null_counts": null_counts,
         "null_counts_left_out": left_out,
+        # Drift against the partition's previous window, per reported field (absent: no score given).
+        "drift": drift,
+        "drift_max": max(drift.values()) if drift else None,
         "lag_per_partition": {str(p): lag for p, lag in sorted(latest_lag.items())},
         "replica": s.replica_name,
         "measure_seconds": round(window.measure_seconds, 4),

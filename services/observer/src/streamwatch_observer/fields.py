@@ -9,6 +9,7 @@ label set. Names become ``[A-Za-z0-9_]`` with ``__`` for nesting (``context.user
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 
@@ -31,3 +32,15 @@ def reported_counts(counts: dict[str, int], required: list[str], limit: int) -> 
             continue
         result[key] = result.get(key, 0) + counts.get(name, 0)
     return result, left_out
+
+
+def reported_scores(scores: dict[str, float], reported: Iterable[str]) -> dict[str, float]:
+    """Per safe field name among ``reported`` (the names :func:`reported_counts` kept, so the same cap
+    holds), the largest score of the fields that share it."""
+    allowed = set(reported)
+    result: dict[str, float] = {}
+    for name, value in scores.items():
+        key = safe_name(name)
+        if key in allowed:
+            result[key] = max(value, result.get(key, value))
+    return result

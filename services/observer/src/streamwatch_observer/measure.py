@@ -18,7 +18,10 @@ import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
+import pyarrow as pa
+
 from streamwatch_observer import metrics
+from streamwatch_observer.drift import DriftTracker
 from streamwatch_observer.profiler import Profiler
 from streamwatch_observer.quality import QualityMeter
 from streamwatch_observer.report import ProfileRequest
@@ -36,17 +39,28 @@ class WindowMeasurer:
 
     Usage::
 
-        measurer = WindowMeasurer(QualityMeter(["user_id"], "visit_id"), profiler=None, job="passthrough")
+        measurer = WindowMeasurer(
+            QualityMeter(["user_id"], "visit_id"), profiler=None, job="passthrough", drift=DriftTracker(200)
+        )
         measurer.submit(open_window)      # returns at once unless ``in_flight`` windows wait already
         writer.add_windows(measurer.done())
         measurer.close()
     """
 
     def __init__(
-        self, meter: QualityMeter, profiler: Profiler | None, job: str, in_flight: int = IN_FLIGHT
+        self,
+        meter: QualityMeter,
+        profiler: Profiler | None,
+        job: str,
+        in_flight: int = IN_FLIGHT,
+        drift: DriftTracker | None = None,
     ) -> None:
         self.meter = meter
         self.profiler = profiler
+        # Drift needs the window's leaf table; the meter keeps it, and it is dropped after use below.
+        self.drift = drift
+        if drift is not None:
+            meter.keep_rows = True
         self.job = job
         self.in_flight = in_flight
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="measure")
@@ -85,6 +99,11 @@ class WindowMeasurer:
     def _measure(self, window: OpenWindow) -> ClosedWindow:
         started = time.perf_counter()
         quality = self.meter.measure(window.values)
+        drift: dict[str, float] = {}
+        if self.drift is not None and isinstance(quality.rows, pa.Table):
+            drift = self.drift.observe(window.partition, quality.rows)
+        if self.profiler is None:
+            quality.rows = None
         elapsed = time.perf_counter() - started
         metrics.WINDOW_DURATION.observe(elapsed)
         closed = ClosedWindow(
@@ -95,6 +114,7 @@ class WindowMeasurer:
             from_millis(window.last_timestamp_ms),
             quality,
             elapsed,
+            drift,
         )
         window.values = []  # the raw values are not needed any more; free them before profiling
         self._hand_to_profiler(closed)
@@ -114,5 +134,6 @@ class WindowMeasurer:
                 closed.window_start,
                 closed.window_end,
                 frame,
+                dict(closed.drift),
             )
         )

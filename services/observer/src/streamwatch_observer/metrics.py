@@ -48,6 +48,12 @@ INVALID = Counter(
     "Null, missing or empty values per field (flattened name); required=true for the required fields.",
     ["topic", "field", "required"],
 )
+FIELD_DRIFT = Gauge(
+    "observer_field_drift",
+    "Drift of a field (Jensen-Shannon distance of its values, or change of its null share) between the"
+    " partition's last written window and the one before; fields capped like the null counts.",
+    ["job", "topic", "partition", "field"],
+)
 WINDOWS = Counter("observer_windows_total", "Windows written and committed.", ["topic", "partition"])
 WINDOW_DURATION = Histogram(
     "observer_window_duration_seconds",

@@ -24,6 +24,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from streamwatch_common.shutdown import GracefulShutdown
 from streamwatch_observer.documents import lag_document
+from streamwatch_observer.drift import DriftTracker
 from streamwatch_observer.lag import LagProbe
 from streamwatch_observer.measure import WindowMeasurer
 from streamwatch_observer.ownership import Ownership
@@ -62,7 +63,8 @@ class Observer:
         self.ownership = Ownership(settings.lag_interval_seconds, settings.replica_name)
         self.windows = OpenWindows(settings.window_records)
         meter = QualityMeter(settings.required_fields, settings.id_field, keep_rows=profiler is not None)
-        self.measurer = WindowMeasurer(meter, profiler, settings.job)
+        drift = DriftTracker(settings.drift_min_records)
+        self.measurer = WindowMeasurer(meter, profiler, settings.job, drift=drift)
         self.writer = ObservationWriter(settings, consumer, sink, self.ownership)
         self.subscribed = False
         self._next_lag = 0.0
@@ -149,6 +151,8 @@ class Observer:
         open_records = self.windows.drop(lost)
         self.ownership.lose(lost)
         self.probe.forget(lost)
+        if self.measurer.drift is not None:
+            self.measurer.drift.forget(lost)  # the worker is idle: revoke and lost waited for it
         extra = {"lost": lost, "owned": self.ownership.sorted(), "unwritten_windows": dropped}
         logger.info(event, extra={**extra, "open_records": open_records})
 

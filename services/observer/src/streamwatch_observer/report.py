@@ -19,7 +19,7 @@ import ctypes
 import gc
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -60,6 +60,8 @@ class ProfileRequest:
     window_start: datetime
     window_end: datetime
     rows: pd.DataFrame
+    # Leaf field → drift score of the window against the partition's previous one (merged: the highest).
+    drift: dict[str, float] = field(default_factory=dict)
 
     @property
     def partitions(self) -> list[int]:
@@ -70,6 +72,14 @@ class ProfileRequest:
         """Deterministic identity: the same windows give the same key, so a re-send replaces."""
         spans = "_".join(f"p{p}-{first}-{last}" for p, (first, last) in sorted(self.ranges.items()))
         return _UNSAFE.sub("_", f"{self.job}_{spans}")
+
+    @property
+    def drift_max(self) -> tuple[str, float] | None:
+        """The most drifted field and its score (None: no score given)."""
+        if not self.drift:
+            return None
+        name = max(self.drift, key=lambda n: (self.drift[n], n))
+        return name, self.drift[name]
 
     @property
     def file_name(self) -> str:
@@ -83,12 +93,16 @@ class ProfileRequest:
             old = ranges.get(partition)
             ranges[partition] = (first, last) if old is None else (min(old[0], first), max(old[1], last))
         rows = pd.concat([self.rows, other.rows], ignore_index=True)
+        drift = dict(self.drift)
+        for name, score in other.drift.items():
+            drift[name] = max(score, drift.get(name, score))
         return ProfileRequest(
             self.job,
             ranges,
             min(self.window_start, other.window_start),
             max(self.window_end, other.window_end),
             sample(rows, max_rows, seed=sum(first for first, _ in ranges.values())),
+            drift,
         )
 
 

@@ -66,6 +66,12 @@ class ObserverSettings(ServiceSettings, KafkaSettings, ElasticsearchSettings):
         description="Most fields whose null counts a window reports one by one (required fields always);"
         " guards the index mapping and metric labels against records with arbitrary keys.",
     )
+    drift_min_records: int = Field(
+        default=200,
+        ge=1,
+        description="Parsed records a window needs for a drift score against the partition's previous"
+        " window (smaller windows are too noisy: their score is left out and they are no reference).",
+    )
     index: str = Field(
         default="visits_observation_stats",
         min_length=1,

@@ -46,6 +46,9 @@ _PROPERTIES: dict[str, Any] = {
     # Safe flattened field names (context__user__ip) → null-or-empty counts, one long per field.
     "null_counts": {"type": "object", "dynamic": True},
     "null_counts_left_out": _COUNT,
+    # Safe field name → drift score against the partition's previous window (Jensen-Shannon distance).
+    "drift": {"type": "object", "dynamic": True},
+    "drift_max": {"type": "double"},
     # Source partition → lag in offsets at the time the window was written (the seed's shape).
     "lag_per_partition": {"type": "object", "dynamic": True},
     # lag documents
@@ -63,7 +66,9 @@ def mappings(required_fields: Sequence[str]) -> dict[str, Any]:
     """The index mappings: the fixed fields and one ``invalid_<field>`` count per required field (the
     null-or-empty count a window document carries for it, named with :func:`safe_name`)."""
     invalid = {f"invalid_{safe_name(name)}": _COUNT for name in required_fields}
-    return {"dynamic": True, "properties": {**_PROPERTIES, **invalid}}
+    # Drift scores are fractions: a first score of exactly 0 must not make the field a long.
+    drift_scores = {"drift_scores": {"path_match": "drift.*", "mapping": {"type": "double"}}}
+    return {"dynamic": True, "dynamic_templates": [drift_scores], "properties": {**_PROPERTIES, **invalid}}
 
 
 # The mappings for the default required fields, for readers that need the field names without settings.

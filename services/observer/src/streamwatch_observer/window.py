@@ -56,6 +56,8 @@ class ClosedWindow:
     window_end: datetime
     quality: WindowQuality
     measure_seconds: float
+    # Leaf field → drift score against the partition's previous window (empty: none given).
+    drift: dict[str, float] = field(default_factory=dict)
 
 
 def from_millis(stamp_ms: int) -> datetime:

@@ -22,7 +22,7 @@ from streamwatch_common.backoff import Backoff
 from streamwatch_common.errors import SinkError
 from streamwatch_observer import metrics
 from streamwatch_observer.documents import Document, window_document
-from streamwatch_observer.fields import reported_counts, safe_name
+from streamwatch_observer.fields import reported_counts, reported_scores, safe_name
 from streamwatch_observer.ownership import Ownership
 from streamwatch_observer.settings import ObserverSettings
 from streamwatch_observer.window import ClosedWindow
@@ -74,6 +74,8 @@ class ObservationWriter:
         self.delay = 0.0
         self.paused = False
         self._retry_at = 0.0
+        # Per partition, the fields whose drift gauge this replica exports (see _export_drift).
+        self._drift_fields: dict[int, set[str]] = {}
 
     @property
     def pending(self) -> bool:
@@ -134,6 +136,8 @@ class ObservationWriter:
         """Drop the unwritten windows of ``partitions`` (their next owner re-observes them)."""
         before = len(self.windows)
         self.windows = [w for w in self.windows if w.partition not in partitions]
+        for partition in partitions:  # the next owner exports these partitions' drift
+            self._export_drift(partition, {})
         return before - len(self.windows)
 
     def pause_new(self, partitions: list[TopicPartition]) -> None:
@@ -169,6 +173,7 @@ class ObservationWriter:
         counts, _left_out = reported_counts(q.null_counts, s.required_fields, s.max_reported_fields)
         for name, count in counts.items():
             metrics.INVALID.labels(s.topic, name, "true" if name in required else "false").inc(count)
+        self._export_drift(window.partition, reported_scores(window.drift, counts))
         logger.info(
             "window_written",
             extra={
@@ -182,6 +187,18 @@ class ObservationWriter:
                 "measure_seconds": round(window.measure_seconds, 4),
             },
         )
+
+    def _export_drift(self, partition: int, scores: dict[str, float]) -> None:
+        """The drift gauges of a partition become those of its last written window: a field without a
+        score there (a window below the minimum size, a partition lost) loses its series, so an old
+        score cannot hold an alert."""
+        s = self.settings
+        for name in self._drift_fields.pop(partition, set()) - set(scores):
+            metrics.FIELD_DRIFT.remove(s.job, s.topic, str(partition), name)
+        for name, score in scores.items():
+            metrics.FIELD_DRIFT.labels(s.job, s.topic, str(partition), name).set(score)
+        if scores:
+            self._drift_fields[partition] = set(scores)
 
     def _owned(self) -> list[TopicPartition]:
         return [TopicPartition(self.settings.topic, p) for p in self.ownership.sorted()]

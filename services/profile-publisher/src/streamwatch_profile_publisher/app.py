@@ -181,7 +181,8 @@ def build_app(settings: ProfilePublisherSettings, publisher: Publisher) -> Starl
         page = _int_param(request, "page", 1, 1, 10**6)
         records, total = store.page((page - 1) * limit, limit)
         _count, total_bytes = store.totals()
-        view = IndexPage(records, total, total_bytes, page, limit, publisher.retention)
+        previous = store.previous_of(records)
+        view = IndexPage(records, total, total_bytes, page, limit, publisher.retention, previous)
         return HTMLResponse(view.render(), headers=_INDEX_HEADERS)
 
     async def report(request: Request) -> Response:

@@ -49,6 +49,9 @@ class UploadMetadata:
     rows: int
     replica: str
     key: str | None
+    # The most drifted field of the window against the partition's previous one, and its score.
+    drift_field: str | None = None
+    drift_max: float | None = None
 
     @classmethod
     def from_query(cls, params: Mapping[str, Sequence[str]]) -> UploadMetadata:
@@ -73,6 +76,8 @@ class UploadMetadata:
             rows=_count(params, "rows"),
             replica=_text(params, "replica"),
             key=_text(params, "key", _MAX_KEY) if keys and keys[-1] else None,
+            drift_field=_text(params, "drift_field") if params.get("drift_field") else None,
+            drift_max=_score(params, "drift_max") if params.get("drift_max") else None,
         )
 
 
@@ -92,6 +97,8 @@ class ReportRecord:
     charset: str
     uploaded_at: datetime
     first_uploaded_at: datetime
+    drift_field: str | None = None
+    drift_max: float | None = None
 
     @property
     def url(self) -> str:
@@ -123,6 +130,9 @@ class ReportRecord:
             charset=str(doc["charset"]),
             uploaded_at=datetime.fromisoformat(doc["uploaded_at"]),
             first_uploaded_at=datetime.fromisoformat(doc["first_uploaded_at"]),
+            # Absent from sidecars written before drift was reported.
+            drift_field=None if doc.get("drift_field") is None else str(doc["drift_field"]),
+            drift_max=None if doc.get("drift_max") is None else float(doc["drift_max"]),
         )
 
     def search_document(self, public_base: str) -> dict[str, Any]:
@@ -162,6 +172,17 @@ def _count(params: Mapping[str, Sequence[str]], name: str) -> int:
     if not value.isdigit() or len(value) > 18:
         raise InvalidMetadata(f"{name}: must be a non-negative integer (got {value[:40]!r})")
     return int(value)
+
+
+def _score(params: Mapping[str, Sequence[str]], name: str) -> float:
+    value = _last(params, name)
+    try:
+        score = float(value)
+    except ValueError:
+        raise InvalidMetadata(f"{name}: not a number (got {value[:40]!r})") from None
+    if not 0 <= score <= 1:
+        raise InvalidMetadata(f"{name}: must be between 0 and 1 (got {value[:40]!r})")
+    return score
 
 
 def _partitions(values: Sequence[str]) -> tuple[int, ...]:

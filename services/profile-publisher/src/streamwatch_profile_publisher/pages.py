@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -59,6 +59,8 @@ class IndexPage:
     page: int
     limit: int
     retention: RetentionPolicy
+    # Per report id, the previous report of the same job and partitions (its drift's reference).
+    previous: dict[str, ReportRecord] = field(default_factory=dict)
 
     @property
     def pages(self) -> int:

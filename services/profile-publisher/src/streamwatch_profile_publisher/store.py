@@ -191,6 +191,8 @@ class ReportStore:
                 charset=charset,
                 uploaded_at=now,
                 first_uploaded_at=previous.first_uploaded_at if previous else now,
+                drift_field=metadata.drift_field,
+                drift_max=metadata.drift_max,
             )
             try:
                 os.replace(upload.path, self.reports_dir / f"{report_id}.html")
@@ -270,6 +272,25 @@ class ReportStore:
             records = list(self._records.values())
         records.sort(key=lambda r: (r.uploaded_at, r.id), reverse=True)
         return records[offset : offset + limit], len(records)
+
+    def previous_of(self, records: list[ReportRecord]) -> dict[str, ReportRecord]:
+        """Per report id, the stored report of the same job and partitions whose window ended last at
+        or before this one's start: the window its drift was measured against (absent: none kept)."""
+        with self._lock:
+            stored = list(self._records.values())
+        result: dict[str, ReportRecord] = {}
+        for record in records:
+            earlier = [
+                r
+                for r in stored
+                if r.job == record.job
+                and r.partitions == record.partitions
+                and r.window_end <= record.window_start
+                and r.id != record.id
+            ]
+            if earlier:
+                result[record.id] = max(earlier, key=lambda r: (r.window_end, r.id))
+        return result
 
     def totals(self) -> tuple[int, int]:
         """Number of reports and their bytes."""
