@@ -242,8 +242,21 @@ def test_promql_parser_finds_metric_names() -> None:
     assert promql_metric_names('time() - push_time_seconds{job="x"} > 300') == {"push_time_seconds"}
 
 
+def recorded_series(tmp_path: Path) -> set[str]:
+    """Names the chart's recording rules produce (Prometheus emits them, from emitted series)."""
+    return {
+        rule["record"]
+        for path in render_rule_files(tmp_path / "recorded", None)
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+        if "record" in rule
+    }
+
+
 def test_every_metric_used_by_alerts_and_dashboards_is_emitted(tmp_path: Path) -> None:
-    emitted = emitted_metric_names()
+    recorded = recorded_series(tmp_path)
+    assert "streamwatch:observer_completeness_gap_records" in recorded, "recording-rule parser found none"
+    emitted = emitted_metric_names() | recorded
     assert {"visits_sync_duration", "observer_lag_offsets"} <= emitted, "metric parser found too little"
     exprs = chart_promql(tmp_path)
     assert any("SLA miss visits synchronizer" in where for where in exprs)

@@ -156,10 +156,11 @@ def processes() -> Iterator[list[Any]]:
 
 
 def start_passthrough(
-    kafka: KafkaBroker, observers: ObserverFactory, log_path: Path, processes: list[Any]
+    kafka: KafkaBroker, observers: ObserverFactory, log_path: Path, processes: list[Any], **extra: str
 ) -> ServiceProcess:
     """The real passthrough copying the factory's source topic to the observed one, ready once its query
-    runs. It joins ``processes`` before it starts: the teardown stops it even if it never got ready."""
+    runs; ``extra`` adds or overrides settings. It joins ``processes`` before it starts: the teardown stops
+    it even if it never got ready."""
     passthrough = ServiceProcess(
         "streamwatch-passthrough",
         log_path,
@@ -172,7 +173,7 @@ def start_passthrough(
             PASSTHROUGH_SPARK_CONF=json.dumps(
                 {"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2"}
             ),
-            PASSTHROUGH_TRIGGER_INTERVAL_SECONDS="0.5",
+            **{"PASSTHROUGH_TRIGGER_INTERVAL_SECONDS": "0.5", **extra},
         ),
     )
     processes.append(passthrough)

@@ -130,6 +130,24 @@ def test_drift_gauges_follow_written_windows_and_leave_with_the_partition() -> N
     assert _drift(1, "page") is None
 
 
+def _counted(partition: int) -> float | None:
+    labels = {"topic": "processed_visits", "partition": str(partition)}
+    return REGISTRY.get_sample_value("observer_counted_offset", labels)
+
+
+def test_counted_offset_follows_written_windows_only_and_leaves_with_the_partition() -> None:
+    sink = FlakySink(failures=1)
+    writer, _offsets = _writer(sink, topic="processed_visits")
+    writer.forget([0, 1])  # another test's windows may have set these series
+    writer.add_windows([_window(0, 0, 9), _window(0, 10, 19), _window(1, 0, 4)])
+    assert not writer.flush()
+    assert _counted(0) is None, "a window not yet stored is not counted"
+    assert writer.flush()
+    assert (_counted(0), _counted(1)) == (20, 5)
+    writer.forget([0])
+    assert _counted(0) is None and _counted(1) == 5
+
+
 def test_lag_documents_beyond_the_bound_drop_the_oldest_and_are_counted() -> None:
     writer, _offsets = _writer(FlakySink(), pending_lag_documents=2)
     before = REGISTRY.get_sample_value("observer_lag_documents_dropped_total") or 0.0

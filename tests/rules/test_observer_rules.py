@@ -25,6 +25,8 @@ EVALUATION_ALERTS = {
     "rewind": "passthrough rewound",
 }
 DRIFT = "field drift"
+INCOMPLETE = "observer incomplete"
+GAP = "streamwatch:observer_completeness_gap_records"
 
 
 @pytest.fixture(scope="module")
@@ -75,14 +77,17 @@ def alerts(state: str, at: str, partitions: list[str]) -> dict[str, Any]:
 def test_rule_file_is_valid(rule_file: Path) -> None:
     result = run_promtool("check", "rules", str(rule_file))
     assert result.returncode == 0, result.stdout + result.stderr
-    rules = {r["alert"]: r for r in yaml.safe_load(rule_file.read_text())["groups"][0]["rules"]}
-    assert set(rules) == {LAG, LAG_SECONDS, DRIFT, *EVALUATION_ALERTS.values()}
+    listed = yaml.safe_load(rule_file.read_text())["groups"][0]["rules"]
+    rules = {r.get("alert") or r["record"]: r for r in listed}
+    assert set(rules) == {LAG, LAG_SECONDS, DRIFT, INCOMPLETE, GAP, *EVALUATION_ALERTS.values()}
     assert rules[LAG]["expr"].endswith("> 15")
     assert rules[LAG]["for"] == "5m"
     assert rules[LAG_SECONDS]["expr"].endswith("> 120")
     assert {rules[name]["for"] for name in EVALUATION_ALERTS.values()} == {"1m"}
     assert rules[DRIFT]["expr"].endswith("> 0.25")
     assert rules[DRIFT]["for"] == "0s"
+    assert rules[INCOMPLETE]["expr"].endswith("> 0") and rules[INCOMPLETE]["for"] == "5m"
+    assert "offset 3m" in rules[GAP]["expr"] and 'job="passthrough"' in rules[GAP]["expr"]
 
 
 def test_fires_and_does_not_fire(rule_file: Path, tmp_path: Path) -> None:
@@ -316,5 +321,88 @@ def test_drift_fires_on_one_window_above_the_threshold_and_not_at_it(rule_file: 
                 "exp_alerts": [drifted("0", "page", 0.44), drifted("1", "page", 0.3)],
             },
             {"eval_time": "6m", "alertname": DRIFT, "exp_alerts": [drifted("1", "page", 0.3)]},
+        ],
+    )
+
+
+def read_series(partition: str, values: str) -> dict[str, str]:
+    return {
+        "series": f'streaming_batch_source_end_offset{{job="passthrough", instance="passthrough-0",'
+        f' topic="visits", partition="{partition}"}}',
+        "values": values,
+    }
+
+
+def counted_series(partition: str, values: str) -> dict[str, str]:
+    return {
+        "series": f'observer_counted_offset{{topic="processed_visits", partition="{partition}",'
+        ' instance="observer-a:8080", job="observer"}',
+        "values": values,
+    }
+
+
+def incomplete(partition: str, value: int) -> dict[str, Any]:
+    return {
+        "exp_labels": {"severity": "warning", "partition": partition},
+        "exp_annotations": {
+            "summary": f"Observer behind the passthrough on partition {partition}",
+            "description": f"{value} records the passthrough read from partition {partition} more than 3m"
+            " ago are not counted by the observer, above 0 for 5m.",
+        },
+    }
+
+
+def test_completeness_gap_is_zero_while_the_observer_keeps_up_and_grows_once_it_stops(
+    rule_file: Path, tmp_path: Path
+) -> None:
+    # The passthrough reads 100 records a minute on p0, p1, p4 and 10 on p3; none arrive on p2.
+    # p0: the observer counts each minute what was read the minute before -> gap 0 throughout.
+    # p1: the same until the observer stops at 9m (position 800) -> gap from 12m, firing from 17m.
+    # p2: nothing read, nothing counted -> gap 0, no alert.
+    # p3: never counted by the observer -> everything read is missing: firing from 9m.
+    # p4: the copy holds 50 records twice (a replay), so the count runs ahead -> gap 0, never negative.
+    run_cases(
+        rule_file,
+        tmp_path,
+        [
+            read_series("0", "0+100x30"),
+            counted_series("0", "0 0+100x29"),
+            read_series("1", "0+100x30"),
+            counted_series("1", "0 0+100x8 _x21"),
+            read_series("2", "0x30"),
+            read_series("3", "0+10x30"),
+            read_series("4", "0+100x30"),
+            counted_series("4", "50+100x30"),
+        ],
+        alert_rule_test=[
+            {"eval_time": "8m", "alertname": INCOMPLETE, "exp_alerts": []},
+            {"eval_time": "10m", "alertname": INCOMPLETE, "exp_alerts": [incomplete("3", 70)]},
+            {"eval_time": "16m", "alertname": INCOMPLETE, "exp_alerts": [incomplete("3", 130)]},
+            {
+                "eval_time": "20m",
+                "alertname": INCOMPLETE,
+                "exp_alerts": [incomplete("1", 900), incomplete("3", 170)],
+            },
+        ],
+        promql_expr_test=[
+            {
+                "expr": GAP,
+                "eval_time": "10m",
+                "exp_samples": [
+                    {"labels": f'{GAP}{{partition="{p}"}}', "value": value}
+                    for p, value in (("0", 0), ("1", 0), ("2", 0), ("3", 70), ("4", 0))
+                ],
+            },
+            {
+                "expr": f'ALERTS{{alertname="{INCOMPLETE}", alertstate="pending"}}',
+                "eval_time": "12m",
+                "exp_samples": [
+                    {
+                        "labels": f'ALERTS{{alertname="{INCOMPLETE}", alertstate="pending", partition="1",'
+                        ' severity="warning"}',
+                        "value": 1,
+                    }
+                ],
+            },
         ],
     )

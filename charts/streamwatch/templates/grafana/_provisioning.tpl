@@ -99,6 +99,7 @@ groups:
       {{- include "streamwatch.grafanaAlertRule" (dict "uid" "streamwatch-sla-miss" "title" "SLA miss visits synchronizer" "expr" (printf "max(visits_sync_duration{job=%q})" (include "streamwatch.visitsWriterPushJob" $)) "threshold" $a.slaMiss.thresholdMs "for" $a.slaMiss.for "summary" (printf "visits synchronizer micro-batches take longer than %v ms" $a.slaMiss.thresholdMs)) | nindent 6 }}
       {{- include "streamwatch.grafanaAlertRule" (dict "uid" "streamwatch-passthrough-lag" "title" "passthrough lag" "expr" "max(observer_lag_offsets)" "threshold" $a.lag.thresholdOffsets "for" $a.lag.for "summary" (printf "a partition of visits lags more than %v offsets behind the passthrough" $a.lag.thresholdOffsets)) | nindent 6 }}
       {{- include "streamwatch.grafanaAlertRule" (dict "uid" "streamwatch-field-drift" "title" "field drift" "expr" "max(observer_field_drift)" "threshold" $a.drift.threshold "for" $a.drift.for "summary" (printf "a field's distribution drifted more than %v (Jensen-Shannon distance) between two windows of a partition" $a.drift.threshold)) | nindent 6 }}
+      {{- include "streamwatch.grafanaAlertRule" (dict "uid" "streamwatch-observer-incomplete" "title" "observer incomplete" "expr" "max(streamwatch:observer_completeness_gap_records)" "threshold" $a.completeness.thresholdRecords "for" $a.completeness.for "summary" (printf "the observer has not counted records the passthrough read more than %v ago" $a.completeness.settle)) | nindent 6 }}
 {{- end }}
 
 {{/* One dashboard of files/grafana/dashboards with the alert thresholds and the Spark jobs' Pushgateway
@@ -107,5 +108,5 @@ groups:
      (list $ path). */}}
 {{- define "streamwatch.dashboard" -}}
 {{- $root := index . 0 }}
-{{- $root.Files.Get (index . 1) | replace "\"__SLA_THRESHOLD_MS__\"" (toString $root.Values.alerts.slaMiss.thresholdMs) | replace "\"__LAG_THRESHOLD__\"" (toString $root.Values.alerts.lag.thresholdOffsets) | replace "\"__LAG_SECONDS_THRESHOLD__\"" (toString $root.Values.alerts.lagSeconds.thresholdSeconds) | replace "\"__DRIFT_THRESHOLD__\"" (toString $root.Values.alerts.drift.threshold) | replace "__VISITS_WRITER_JOB__" (include "streamwatch.visitsWriterPushJob" $root) | replace "__PASSTHROUGH_JOB__" (include "streamwatch.passthroughPushJob" $root) }}
+{{- $root.Files.Get (index . 1) | replace "\"__SLA_THRESHOLD_MS__\"" (toString $root.Values.alerts.slaMiss.thresholdMs) | replace "\"__LAG_THRESHOLD__\"" (toString $root.Values.alerts.lag.thresholdOffsets) | replace "\"__LAG_SECONDS_THRESHOLD__\"" (toString $root.Values.alerts.lagSeconds.thresholdSeconds) | replace "\"__DRIFT_THRESHOLD__\"" (toString $root.Values.alerts.drift.threshold) | replace "\"__COMPLETENESS_THRESHOLD__\"" (toString $root.Values.alerts.completeness.thresholdRecords) | replace "__VISITS_WRITER_JOB__" (include "streamwatch.visitsWriterPushJob" $root) | replace "__PASSTHROUGH_JOB__" (include "streamwatch.passthroughPushJob" $root) }}
 {{- end }}

@@ -54,6 +54,12 @@ FIELD_DRIFT = Gauge(
     " partition's last written window and the one before; fields capped like the null counts.",
     ["job", "topic", "partition", "field"],
 )
+COUNTED_OFFSET = Gauge(
+    "observer_counted_offset",
+    "Offset after the partition's last written window: the records counted up to it (the completeness"
+    " check compares it with the passthrough's pushed end offset of the same partition).",
+    ["topic", "partition"],
+)
 WINDOWS = Counter("observer_windows_total", "Windows written and committed.", ["topic", "partition"])
 WINDOW_DURATION = Histogram(
     "observer_window_duration_seconds",

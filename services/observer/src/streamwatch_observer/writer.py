@@ -76,6 +76,8 @@ class ObservationWriter:
         self._retry_at = 0.0
         # Per partition, the fields whose drift gauge this replica exports (see _export_drift).
         self._drift_fields: dict[int, set[str]] = {}
+        # Partitions whose counted offset this replica exports (dropped with the partition).
+        self._counted: set[int] = set()
 
     @property
     def pending(self) -> bool:
@@ -136,8 +138,11 @@ class ObservationWriter:
         """Drop the unwritten windows of ``partitions`` (their next owner re-observes them)."""
         before = len(self.windows)
         self.windows = [w for w in self.windows if w.partition not in partitions]
-        for partition in partitions:  # the next owner exports these partitions' drift
+        for partition in partitions:  # the next owner exports these partitions' drift and position
             self._export_drift(partition, {})
+            if partition in self._counted:
+                self._counted.discard(partition)
+                metrics.COUNTED_OFFSET.remove(self.settings.topic, str(partition))
         return before - len(self.windows)
 
     def pause_new(self, partitions: list[TopicPartition]) -> None:
@@ -169,6 +174,8 @@ class ObservationWriter:
         metrics.UNPARSEABLE.labels(*labels).inc(q.unparseable)
         metrics.DUPLICATES.labels(*labels).inc(q.duplicates)
         metrics.WINDOWS.labels(*labels).inc()
+        metrics.COUNTED_OFFSET.labels(*labels).set(window.end_offset + 1)
+        self._counted.add(window.partition)
         required = {safe_name(name) for name in s.required_fields}
         counts, _left_out = reported_counts(q.null_counts, s.required_fields, s.max_reported_fields)
         for name, count in counts.items():
