@@ -327,7 +327,9 @@ def test_grafana_provisioning_is_well_formed() -> None:
     sla_panel = dashboards["sla.json"]["panels"][0]
     steps = sla_panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
     assert steps[-1]["value"] == 7000, "the SLA line follows alerts.slaMiss.thresholdMs"
-    (drift_panel,) = [p for p in dashboards["observation.json"]["panels"] if "drift" in p["title"]]
+    (drift_panel,) = [
+        p for p in dashboards["observation.json"]["panels"] if p["title"].startswith("Field drift")
+    ]
     assert drift_panel["targets"][0]["expr"] == "max by (partition, field) (observer_field_drift)"
     steps = drift_panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
     assert steps[-1]["value"] == 0.4, "the drift line follows alerts.drift.threshold"
@@ -612,3 +614,39 @@ def test_hadolint_can_fail(tmp_path: Path) -> None:
         [str(VENV_BIN / "hadolint"), str(bad)], capture_output=True, text=True, check=False
     )
     assert result.returncode != 0
+
+
+# --- the observer's judgements on the dashboards ------------------------------------------------------
+# Every signal of the lag evaluation, drift and completeness checks, as a metric or a document field.
+JUDGEMENT_METRICS = {
+    "observer_lag_evaluation",
+    "observer_lag_seconds",
+    "observer_field_drift",
+    "streamwatch:observer_completeness_gap_records",
+}
+JUDGEMENT_FIELDS = {"window": {"drift_max"}, "lag": {"evaluation"}}
+
+
+def _document_panel_fields(dashboards: dict[str, Any]) -> dict[str, set[str]]:
+    """doc_type → every field an Elasticsearch panel aggregates or buckets on."""
+    fields: dict[str, set[str]] = {}
+    for dashboard in dashboards.values():
+        for panel in dashboard["panels"]:
+            for target in panel.get("targets", []):
+                match = re.fullmatch(r"doc_type:(\w+)", target.get("query", ""))
+                if match is None:
+                    continue
+                used = {m["field"] for m in target["metrics"] if "field" in m}
+                used |= {b["field"] for b in target["bucketAggs"]}
+                fields.setdefault(match.group(1), set()).update(used)
+    return fields
+
+
+def test_dashboards_chart_every_lag_drift_and_completeness_signal() -> None:
+    dashboards = _dashboards(render())
+    exprs = [t["expr"] for d in dashboards.values() for p in d["panels"] for t in p["targets"] if "expr" in t]
+    charted = set().union(*(promql_metric_names(e) for e in exprs))
+    assert not JUDGEMENT_METRICS - charted, f"not on any dashboard: {JUDGEMENT_METRICS - charted}"
+    fields = _document_panel_fields(dashboards)
+    for doc_type, wanted in JUDGEMENT_FIELDS.items():  # that they are mapped: the mapping test above
+        assert wanted <= fields.get(doc_type, set()), f"{doc_type} documents: {wanted} not charted"
