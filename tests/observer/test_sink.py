@@ -43,6 +43,8 @@ def window(partition: int, minute: int, start: int, **counts: int) -> tuple[str,
         "null_counts": {"context__user__ip": 1},
         "null_counts_left_out": 0,
         "lag_per_partition": {"0": 3, "1": 0},
+        "drift": {"page": 0.4412, "user_id": 0},
+        "drift_max": 0.4412,
         "replica": "observer-0",
         "measure_seconds": 0.0123,
         **counts,
@@ -65,6 +67,7 @@ def lag(partition: int, minute: int, offsets: int) -> tuple[str, dict[str, Any]]
         "end_offset": 100 + offsets,
         "lag_seconds": None,
         "batch_id": 7,
+        "evaluation": "ok",
         "replica": "observer-0",
     }
     return f"passthrough-lag-{partition}-{minute}", doc
@@ -92,6 +95,11 @@ def test_template_gives_every_declared_field_its_type(
     # Dynamic sub-fields of the objects: counts become longs, so sums and maxima work on them.
     assert properties["null_counts"]["properties"]["context__user__ip"]["type"] == "long"
     assert properties["lag_per_partition"]["properties"]["0"]["type"] == "long"
+    # Drift scores are doubles even when the first score a field gets is a whole 0.
+    assert {f: properties["drift"]["properties"][f]["type"] for f in ("page", "user_id")} == {
+        "page": "double",
+        "user_id": "double",
+    }
     template = elasticsearch.request("GET", f"/_index_template/{sink.index}")["index_templates"][0]
     assert template["index_template"]["index_patterns"] == [sink.index]
 

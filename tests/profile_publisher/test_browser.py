@@ -46,6 +46,7 @@ class _Rows(HTMLParser):
         super().__init__()
         self.row_ids: list[str] = []
         self.links: list[str] = []
+        self.previous_links: list[str] = []
         self.text: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -55,6 +56,8 @@ class _Rows(HTMLParser):
             self.row_ids.append(attributes["data-report-id"] or "")
         if tag == "a" and "report-link" in classes:
             self.links.append(attributes["href"] or "")
+        if tag == "a" and "previous-link" in classes:
+            self.previous_links.append(attributes["href"] or "")
 
     def handle_data(self, data: str) -> None:
         if data.strip():
@@ -63,14 +66,19 @@ class _Rows(HTMLParser):
 
 def test_index_page_in_a_real_browser(start_publisher: Callable[..., Publisher], output_dir: Path) -> None:
     publisher = start_publisher(search_enabled=False, PROFILE_PUBLISHER_RETENTION_MAX_REPORTS="500")
+    no_drift: dict[str, str] = {}
     uploads = [
-        ("passthrough", "0,1", 12_840, "observer-0"),
-        ("passthrough", "2,3", 13_112, "observer-1"),
-        ("passthrough", "0,1,2,3", 25_952, "observer-0"),
+        ("passthrough", "0,1", 12_840, "observer-0", no_drift),
+        ("passthrough", "2,3", 13_112, "observer-1", no_drift),
+        ("passthrough", "0,1,2,3", 25_952, "observer-0", no_drift),
+        # The next window of partitions 0,1 drifted from the first one: its row links that report.
+        ("passthrough", "0,1", 12_990, "observer-0", {"drift_field": "page", "drift_max": "0.4412"}),
     ]
     ids = []
-    for i, (job, partitions, rows, replica) in enumerate(uploads):
-        params = window_params(5 * i, job=job, partitions=partitions, rows=rows, replica=replica, key=f"w{i}")
+    for i, (job, partitions, rows, replica, drift) in enumerate(uploads):
+        params = window_params(
+            5 * i, job=job, partitions=partitions, rows=rows, replica=replica, key=f"w{i}", **drift
+        )
         response = publisher.upload(make_report(f"profile-{i}", size=150_000 + 40_000 * i), params)
         assert response.status_code == 201
         ids.append(response.json()["id"])
@@ -82,9 +90,11 @@ def test_index_page_in_a_real_browser(start_publisher: Callable[..., Publisher],
     text = " ".join(page.text)
     assert "Dataset profile reports" in text
     assert "25,952" in text and "observer-1" in text and "2026-11-22 18:10:00" in text
+    assert "0.44" in text and "page" in text, "the drifted report's score and field are shown"
+    assert f"/reports/{ids[0]}" in page.previous_links, "the drifted report links its reference"
 
     report_dom = chromium("--dump-dom", publisher.url + page.links[0])
-    assert '<h1 id="label">profile-2</h1>' in report_dom
+    assert '<h1 id="label">profile-3</h1>' in report_dom
     assert "Zürich · naïve · ✓ · 東京" in report_dom
 
     screenshot = output_dir / "index.png"
@@ -99,4 +109,4 @@ def test_index_page_in_a_real_browser(start_publisher: Callable[..., Publisher],
     assert first.row_ids + second.row_ids == ids[::-1]
     assert 'rel="next" href="/?page=2&amp;limit=2"' in publisher.client.get("/?limit=2").text
     api = publisher.client.get("/api/reports", params={"limit": 2, "offset": 2}).json()
-    assert (api["total"], [r["id"] for r in api["reports"]]) == (3, [ids[0]])
+    assert (api["total"], [r["id"] for r in api["reports"]]) == (4, [ids[1], ids[0]])
