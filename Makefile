@@ -35,11 +35,8 @@ demo: deps ## the infrastructure and every service as local processes wired from
 	$(UV_RUN) python -m streamwatch_dev.demo $(DEMO_ARGS)
 
 .PHONY: spark-jars
-SPARK_CONNECTOR_LIBS ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/streamwatch/spark-connectors-4.2.0/libs
 spark-jars: deps ## copy Spark's JVM connector jars (Maven cache) into spark-jars/, for images whose jobs may run the jvm connector
-	rm -f spark-jars/*.jar
-	cp $(SPARK_CONNECTOR_LIBS)/*.jar spark-jars/
-	@echo "spark-jars: $$(ls spark-jars/*.jar | wc -l) jars; the next image build carries them in /opt/spark-jars"
+	$(UV_RUN) python -m streamwatch_dev.images --spark-jars-only
 
 .PHONY: container-images test-containers
 container-images: deps ## build the five service images here, no registry needed (IMAGES_ARGS=--registry-bases for the official bases)

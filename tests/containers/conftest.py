@@ -15,6 +15,7 @@ from streamwatch_dev.docker import DockerEngine
 from streamwatch_dev.images import (
     SERVICES,
     BuildResult,
+    bake_spark_jars,
     build_images,
     chart_image_refs,
     ensure_base_images,
@@ -34,5 +35,6 @@ def service_images(docker_engine: DockerEngine, output_root: Path) -> dict[str, 
     log_dir = output_root / "_images"
     log_dir.mkdir(parents=True, exist_ok=True)
     bases = ensure_base_images(docker_engine, log_dir)
+    bake_spark_jars()  # as `make spark-jars` does: the Spark images can run either connector
     refs = chart_image_refs()
     return build_images(docker_engine, SERVICES, refs, bases, log_dir)

@@ -27,6 +27,7 @@ from pathlib import Path
 from streamwatch_dev.chart import render
 from streamwatch_dev.docker import DockerEngine, cache_root
 from streamwatch_dev.process import REPO_ROOT, ComponentStartError
+from streamwatch_dev.spark import spark_jars_dir
 
 SERVICES = ("generator", "visits-writer", "passthrough", "observer", "profile-publisher")
 LOCAL_PYTHON_IMAGE = "streamwatch-local/python:3.11-bookworm"
@@ -234,6 +235,20 @@ def trim_build_cache(engine: DockerEngine) -> None:
     _say(f"build cache trimmed to {keep}: {reclaimed[0]}")
 
 
+def bake_spark_jars() -> int:
+    """Copy Spark's JVM connector jars from the Maven cache into ``spark-jars/`` (the build context's
+    directory the Spark images copy to /opt/spark-jars), replacing what was there; returns the count."""
+    libs = spark_jars_dir()
+    target = REPO_ROOT / "spark-jars"
+    for old in target.glob("*.jar"):
+        old.unlink()
+    jars = sorted(libs.glob("*.jar"))
+    for jar in jars:
+        shutil.copyfile(jar, target / jar.name)
+    _say(f"{len(jars)} connector jars from {libs} in {target}: the next Spark image build carries them")
+    return len(jars)
+
+
 def chart_image_refs(set_values: dict[str, str] | None = None) -> dict[str, str]:
     """Service → the image reference the chart renders for it (so a rendered pod runs what was built)."""
     refs: dict[str, set[str]] = {}
@@ -264,7 +279,16 @@ def main() -> None:
         help="build on the Dockerfile's default bases (pulled from their registries) instead of local ones",
     )
     parser.add_argument("--only", default="", help="comma-separated services (default: all five)")
+    parser.add_argument(
+        "--spark-jars-only",
+        action="store_true",
+        help="only copy Spark's JVM connector jars into spark-jars/ (for images that may run the jvm"
+        " connector), build nothing",
+    )
     args = parser.parse_args()
+    if args.spark_jars_only:
+        bake_spark_jars()
+        return
     log_dir = cache_root() / "build-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     engine = DockerEngine.connect_or_start(log_dir)
