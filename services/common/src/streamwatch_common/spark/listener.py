@@ -26,9 +26,11 @@ observation that is missing or not numeric) is logged (``progress_unreadable``) 
 ``streamwatch_progress_unreadable_total{job, part}``; everything else of the batch is still pushed.
 
 While the query is idle (no new data) only the idle heartbeat (Unix time) is added to the group, which
-refreshes ``push_time_seconds`` so an idle job is not mistaken for a stalled one. Spark posts
-``onQueryIdle`` for an idle trigger at most once per ``spark.sql.streaming.noDataProgressEventInterval``
-(10 s by default), so that interval is the heartbeat's period.
+refreshes ``push_time_seconds`` so an idle job is not mistaken for a stalled one. Spark (4.2,
+``ProgressReporter.updateIdleness``) posts ``onQueryIdle`` for an idle trigger once
+``spark.sql.streaming.noDataProgressEventInterval`` (10 s by default) has passed since the last batch or
+the last idle event, and never for the very first idle trigger of a run: that interval is the
+heartbeat's period, and the first heartbeat comes one interval after the query goes idle.
 
 Counted on the process's own ``/metrics`` (label ``job``): ``streamwatch_pushes_total`` (successful
 pushes), ``streamwatch_push_failures_total`` (failed pushes), ``streamwatch_pushes_superseded_total``
