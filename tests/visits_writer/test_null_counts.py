@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import pytest
-from visits_writer.records import encode, visit
+from visits_writer.records import encode, kafka_table, visit
 
 from streamwatch_common.visit_record import (
     DEFAULT_REQUIRED_FIELDS,
@@ -16,7 +17,8 @@ from streamwatch_common.visit_record import (
     null_or_empty,
     spark_null_or_empty,
 )
-from streamwatch_visits_writer.classify import null_counts
+from streamwatch_visits_writer.arrow_classify import classify_arrow
+from streamwatch_visits_writer.classify import classify, null_counts
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -93,3 +95,35 @@ def test_nested_fields_and_names_outside_the_schema(spark: SparkSession) -> None
     expected = expected_counts(values, required)
     assert expected == {"context.user.ip": 1, "context.nope": 2, "nope": 2}
     assert observed(spark, values, required) == expected
+
+
+def test_the_jvm_paths_missing_fields_follow_the_same_rule(spark: SparkSession) -> None:
+    """The opt-in JVM path's dead-letter detail (Spark's from_json, then the Spark form of the rule)
+    names the same missing fields as the Arrow path for the same blank and null values."""
+    values: list[bytes | None] = [
+        encode(visit(1)),
+        encode(visit(2, page="  ")),
+        encode(visit(3, user_id="\t\u00a0", page=None)),
+        encode(visit(4, user_id="\x1c")),
+        encode(visit(5, page="\u200b")),
+    ]
+    required = [*DEFAULT_REQUIRED_FIELDS, "context.user.ip", "nope"]
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = [(b"k", v, "visits", 0, offset, when) for offset, v in enumerate(values)]
+    frame = spark.createDataFrame(
+        rows, "key binary, value binary, topic string, partition int, offset long, timestamp timestamp"
+    )
+    jvm = {r["offset"]: r["detail"] for r in classify(frame, 0, required).collect()}
+    _visits, dead = classify_arrow(kafka_table(values), 0, required)
+    arrow = dict(zip(dead["offset"].to_pylist(), dead["detail"].to_pylist(), strict=True))
+    assert (
+        jvm
+        == arrow
+        == {
+            0: "nope",
+            1: "page,nope",
+            2: "user_id,page,nope",
+            3: "user_id,nope",
+            4: "nope",
+        }
+    )

@@ -80,10 +80,8 @@ def classify(batch_df: DataFrame, batch_id: int, required_fields: Sequence[str])
 def _missing(name: str) -> Column:
     from pyspark.sql import functions as F
 
-    value = F.col(f"v.{name}")
-    # An empty string is as useless downstream as a null.
-    empty = value.isNull() | (F.trim(value.cast("string")) == "")
-    return F.when(empty, F.lit(name))
+    # A blank string is as useless downstream as a null: the shared rule, in its Spark form.
+    return F.when(spark_null_or_empty(_field(F.col("v"), name)), F.lit(name))
 
 
 def null_counts(required_fields: Sequence[str]) -> list[Column]:
