@@ -337,6 +337,7 @@ def test_grafana_provisioning_is_well_formed() -> None:
         "Profile reports",
         "Passthrough offsets behind latest (max over partitions)",
         "Visits writer offsets behind latest (max over partitions)",
+        "Null or blank required fields per micro-batch (opt-in observe)",
     } <= titles
     panels = {p["title"]: p for p in dashboards["observation.json"]["panels"]}
     seconds = panels["Passthrough lag per partition (seconds)"]["fieldConfig"]["defaults"]["thresholds"]
