@@ -313,6 +313,12 @@ def _source_offsets(
     return end_offsets, behind
 
 
+def _source_metrics(source: Any) -> dict[str, str]:
+    """A source's own metrics (string → string in Spark's API), or nothing if it has none."""
+    metrics = getattr(source, "metrics", None)
+    return {str(k): str(v) for k, v in metrics.items()} if isinstance(metrics, Mapping) else {}
+
+
 def _observed(progress: Any, observation: str, unreadable: list[Unreadable]) -> dict[str, int]:
     row = (getattr(progress, "observedMetrics", None) or {}).get(observation)
     if row is None:
@@ -401,10 +407,8 @@ class BatchMetricsPusher(StreamingQueryListener):
         """One ``batch_progress`` line per batch: what is pushed of the sources and the observation, and
         the sources' own metrics beside it (Spark's Kafka source reports its offsets behind latest)."""
         behind = metrics.behind_latest
-        try:
-            source_metrics = [dict(getattr(s, "metrics", None) or {}) for s in progress.sources or []]
-        except (AttributeError, TypeError, ValueError) as exc:
-            source_metrics = [{"unreadable": repr(exc)}]
+        sources = getattr(progress, "sources", None) or []
+        source_metrics = [_source_metrics(source) for source in sources]
         logger.info(
             "batch_progress",
             extra={
