@@ -88,6 +88,30 @@ def test_offsets_behind_latest_follow_sparks_kafka_source_definition() -> None:
     assert metrics.end_offsets == {(TOPIC, "0"): 100, (TOPIC, "1"): 40, (TOPIC, "2"): 7}
 
 
+# Recorded from a real run of the passthrough with Spark's JVM Kafka source (spark-sql-kafka 4.2.0,
+# tests/passthrough/test_progress_offsets.py[jvm]): 300 and 120 records on two partitions, read 100 per
+# trigger; each batch's end offsets and the metrics that source reported for it.
+RECORDED_JVM_BATCHES = [
+    ({"0": 71, "1": 28}, {"min": "92", "max": "229", "avg": "160.5"}),
+    ({"0": 142, "1": 56}, {"min": "64", "max": "158", "avg": "111.0"}),
+    ({"0": 213, "1": 84}, {"min": "36", "max": "87", "avg": "61.5"}),
+    ({"0": 283, "1": 113}, {"min": "7", "max": "17", "avg": "12.0"}),
+    ({"0": 300, "1": 120}, {"min": "0", "max": "0", "avg": "0.0"}),
+]
+
+
+@pytest.mark.parametrize(("end", "reported"), RECORDED_JVM_BATCHES)
+def test_computed_values_equal_what_sparks_jvm_source_reported_in_a_real_run(
+    end: dict[str, int], reported: dict[str, str]
+) -> None:
+    spark_metrics = {f"{stat}OffsetsBehindLatest": value for stat, value in reported.items()}
+    latest = {TOPIC: {"0": 300, "1": 120}}
+    metrics = BatchMetrics.from_progress(progress([source({TOPIC: end}, latest, spark_metrics)]))
+    assert metrics.behind_latest == OffsetsBehind(
+        int(reported["min"]), float(reported["avg"]), int(reported["max"])
+    )
+
+
 def test_a_partition_only_the_latest_offsets_know_is_left_out() -> None:
     assert offsets_behind({TOPIC: {"0": 5}}, {TOPIC: {"0": 9, "1": 3}, "other": {"0": 1}}) == [4]
     assert OffsetsBehind.of([]) is None
