@@ -258,6 +258,16 @@ def test_every_metric_used_by_alerts_and_dashboards_is_emitted(tmp_path: Path) -
     assert "streamwatch:observer_completeness_gap_records" in recorded, "recording-rule parser found none"
     emitted = emitted_metric_names() | recorded
     assert {"visits_sync_duration", "observer_lag_offsets"} <= emitted, "metric parser found too little"
+    # The listener's source and observation gauges, for both name sets (the passthrough's end offset is
+    # what the observer's completeness check reads).
+    assert {
+        "visits_sync_source_end_offset",
+        "visits_sync_offsets_behind_latest_max",
+        "visits_sync_observed_null_values",
+        "streaming_batch_source_end_offset",
+        "streaming_batch_offsets_behind_latest_max",
+        "streamwatch_progress_unreadable_total",
+    } <= emitted
     exprs = chart_promql(tmp_path)
     assert any("SLA miss visits synchronizer" in where for where in exprs)
     unknown = {
@@ -340,6 +350,9 @@ def test_grafana_provisioning_is_well_formed() -> None:
         "Passthrough lag per partition (seconds)",
         "Passthrough lag evaluation per partition (Burrow rules)",
         "Profile reports",
+        "Passthrough offsets behind latest (max over partitions)",
+        "Visits writer offsets behind latest (max over partitions)",
+        "Null or blank required fields per micro-batch (opt-in observe)",
     } <= titles
     panels = {p["title"]: p for p in dashboards["observation.json"]["panels"]}
     seconds = panels["Passthrough lag per partition (seconds)"]["fieldConfig"]["defaults"]["thresholds"]
@@ -382,8 +395,8 @@ def test_alert_matchers_and_datasource_indices_are_the_services_settings(
     assert passthrough_job == values.get("passthrough.settings.push_job", "passthrough")
 
     exprs = chart_promql(tmp_path, values)
-    sla = {where: e for where, e in exprs.items() if "visits_sync_duration" in e or "push_time_seconds" in e}
-    assert any("SLA miss visits synchronizer" in where for where in sla) and len(sla) >= 5
+    sla = {where: e for where, e in exprs.items() if "visits_sync_" in e or "push_time_seconds" in e}
+    assert any("SLA miss visits synchronizer" in where for where in sla) and len(sla) >= 6
     for where, expr in sla.items():
         assert _job_matchers(expr) == {writer_job}, f"{where}: {expr}"
     neutral = {where: e for where, e in exprs.items() if "streaming_batch_" in e}

@@ -1,5 +1,5 @@
 """Helpers of the visits-writer stream tests: start the writer and the generator, read the Delta tables,
-measure the process tree's memory."""
+measure the process tree's memory, follow an alert's states."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from deltalake import DeltaTable
 
 from streamwatch_dev.kafka import KafkaBroker
 from streamwatch_dev.process import wait_until
+from streamwatch_dev.prometheus import Prometheus
 from streamwatch_dev.services import ServiceProcess, service_env
 from streamwatch_dev.spark import spark_jars_dir
 
@@ -143,3 +144,42 @@ def wait_rows(paths: WriterPaths, at_least: int, timeout: float) -> None:
     wait_until(
         lambda: sum(map(len, written(paths))) >= at_least, timeout, interval=0.5, what=f"{at_least} rows"
     )
+
+
+class Timeline:
+    """Alert state transitions and what happened to the job, with seconds since the start; each state
+    change notes the value of ``shown`` (a PromQL expression) beside it."""
+
+    def __init__(self, prometheus: Prometheus, alert: str, shown: str) -> None:
+        self.prometheus = prometheus
+        self.alert = alert
+        self.shown = shown
+        self.started = time.monotonic()
+        self.entries: list[tuple[float, str]] = []
+        self.states: list[str] = []
+
+    def note(self, what: str) -> None:
+        self.entries.append((time.monotonic() - self.started, what))
+
+    def poll(self) -> str:
+        state = self.prometheus.alert_state(self.alert)
+        if not self.states or self.states[-1] != state:
+            value = self.prometheus.query(self.shown)
+            shown = value[0]["value"][1] if value else "none"
+            self.states.append(state)
+            self.note(f"alert {state} ({self.shown} = {shown})")
+        return state
+
+    def wait_for(self, states: set[str], timeout: float) -> None:
+        try:
+            wait_until(lambda: self.poll() in states, timeout, interval=0.5, what=f"alert {states}")
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}; timeline so far:\n{self.render()}") from exc
+
+    def was(self, state: str) -> bool:
+        """Prometheus' own record (the ALERTS series), independent of how often this test polled."""
+        expr = f'max_over_time(ALERTS{{alertname="{self.alert}", alertstate="{state}"}}[30m])'
+        return bool(self.prometheus.query(expr))
+
+    def render(self) -> str:
+        return "\n".join(f"  {t:6.1f}s  {what}" for t, what in self.entries)

@@ -10,57 +10,19 @@ latency-free batch already takes 2-4 s, so a 2 s SLA would keep the alert pendin
 from __future__ import annotations
 
 import signal
-import time
 from pathlib import Path
 
 import pytest
-from visits_writer.stack import WriterPaths, start_generator, start_writer, writer_env
+from visits_writer.stack import Timeline, WriterPaths, start_generator, start_writer, writer_env
 
 from streamwatch_dev.chart import render_rule_files
 from streamwatch_dev.kafka import KafkaBroker
-from streamwatch_dev.process import wait_until
 from streamwatch_dev.prometheus import Prometheus, Pushgateway
 
 pytestmark = pytest.mark.spark
 
 ALERT = "SLA miss visits synchronizer"
 SLA_MS = 5000
-
-
-class Timeline:
-    """Alert state transitions and what happened to the job, with seconds since the start."""
-
-    def __init__(self, prometheus: Prometheus) -> None:
-        self.prometheus = prometheus
-        self.started = time.monotonic()
-        self.entries: list[tuple[float, str]] = []
-        self.states: list[str] = []
-
-    def note(self, what: str) -> None:
-        self.entries.append((time.monotonic() - self.started, what))
-
-    def poll(self) -> str:
-        state = self.prometheus.alert_state(ALERT)
-        if not self.states or self.states[-1] != state:
-            value = self.prometheus.query('visits_sync_duration{job="visits_to_delta_synchronizer"}')
-            shown = value[0]["value"][1] if value else "none"
-            self.states.append(state)
-            self.note(f"alert {state} (visits_sync_duration={shown} ms)")
-        return state
-
-    def wait_for(self, states: set[str], timeout: float) -> None:
-        try:
-            wait_until(lambda: self.poll() in states, timeout, interval=0.5, what=f"alert {states}")
-        except TimeoutError as exc:
-            raise AssertionError(f"{exc}; timeline so far:\n{self.render()}") from exc
-
-    def was(self, state: str) -> bool:
-        """Prometheus' own record (the ALERTS series), independent of how often this test polled."""
-        expr = f'max_over_time(ALERTS{{alertname="{ALERT}", alertstate="{state}"}}[30m])'
-        return bool(self.prometheus.query(expr))
-
-    def render(self) -> str:
-        return "\n".join(f"  {t:6.1f}s  {what}" for t, what in self.entries)
 
 
 def test_sla_alert_goes_pending_firing_and_resolves(kafka: KafkaBroker, output_dir: Path) -> None:
@@ -84,7 +46,7 @@ def test_sla_alert_goes_pending_firing_and_resolves(kafka: KafkaBroker, output_d
         VISITS_WRITER_PUSHGATEWAY_URL=gateway.url,
         VISITS_WRITER_TRIGGER_INTERVAL_SECONDS="1",
     )
-    timeline = Timeline(prometheus)
+    timeline = Timeline(prometheus, ALERT, 'visits_sync_duration{job="visits_to_delta_synchronizer"}')
     writer = None
     try:
         writer = start_writer(

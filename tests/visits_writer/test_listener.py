@@ -11,7 +11,7 @@ from pathlib import Path
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from streamwatch_common.spark.listener import VISITS_SYNC, BatchMetrics, BatchMetricsPusher
+from streamwatch_common.spark.listener import VISITS_SYNC, BatchMetrics, BatchMetricsPusher, OffsetsBehind
 from streamwatch_dev.process import free_port, wait_until
 from streamwatch_dev.prometheus import Pushgateway
 
@@ -53,6 +53,51 @@ def test_batch_metrics_reach_the_pushgateway(pushgateway: Pushgateway) -> None:
         wait_until(lambda: "visits_sync_idle_heartbeat_seconds" in pushed(pushgateway, job, "pod-1"), 10)
         after = pushed(pushgateway, job, "pod-1")
         assert after["visits_sync_duration"] == 15250.0 and after["push_time_seconds"] >= before
+    finally:
+        pusher.close()
+
+
+def labelled(gateway: Pushgateway, job: str, instance: str) -> dict[tuple[str, str], float]:
+    """(name, the sample's labels other than job and instance, as text) → value."""
+    found = {}
+    for family in text_string_to_metric_families(gateway.metrics_text()):
+        for sample in family.samples:
+            if sample.labels.get("job") == job and sample.labels.get("instance") == instance:
+                rest = sorted((k, v) for k, v in sample.labels.items() if k not in ("job", "instance"))
+                found[(sample.name, ",".join(f"{k}={v}" for k, v in rest))] = sample.value
+    return found
+
+
+def test_source_offsets_and_observed_values_reach_the_pushgateway_and_are_replaced_per_batch(
+    pushgateway: Pushgateway,
+) -> None:
+    job = f"job_{uuid.uuid4().hex[:6]}"
+    pusher = BatchMetricsPusher(pushgateway.url, job=job, instance="pod-1", timeout=2, names=VISITS_SYNC)
+    first = BatchMetrics(
+        1, 100.0, 5, 1.0, 2.0,
+        end_offsets={("visits", "0"): 10, ("visits", "1"): 4},
+        behind_latest=OffsetsBehind(0, 1.5, 3),
+        observed={"page": 2, "user_id": 0},
+    )  # fmt: skip
+    second = BatchMetrics(2, 100.0, 5, 1.0, 2.0, end_offsets={("visits", "0"): 12})
+    try:
+        pusher.submit(first)
+        wait_until(lambda: pushed(pushgateway, job, "pod-1").get("visits_sync_batch_id") == 1, 10)
+        values = labelled(pushgateway, job, "pod-1")
+        assert values[("visits_sync_source_end_offset", "partition=0,topic=visits")] == 10
+        assert values[("visits_sync_source_end_offset", "partition=1,topic=visits")] == 4
+        assert values[("visits_sync_offsets_behind_latest_min", "")] == 0
+        assert values[("visits_sync_offsets_behind_latest_avg", "")] == 1.5
+        assert values[("visits_sync_offsets_behind_latest_max", "")] == 3
+        assert values[("visits_sync_observed_null_values", "field=page")] == 2
+        assert values[("visits_sync_observed_null_values", "field=user_id")] == 0
+        # The next batch replaces the group: what it did not report is gone, not left stale.
+        pusher.submit(second)
+        wait_until(lambda: pushed(pushgateway, job, "pod-1").get("visits_sync_batch_id") == 2, 10)
+        values = labelled(pushgateway, job, "pod-1")
+        assert values[("visits_sync_source_end_offset", "partition=0,topic=visits")] == 12
+        stale = [k for k in values if "partition=1" in k[1] or "behind" in k[0] or "observed" in k[0]]
+        assert stale == []
     finally:
         pusher.close()
 

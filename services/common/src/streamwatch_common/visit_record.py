@@ -31,13 +31,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from streamwatch_common.visit_json import parse_objects
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column
 
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
 
@@ -121,6 +124,22 @@ def null_or_empty(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Ar
         blank = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(column), ""), False)
         missing = pc.or_(missing, blank)
     return missing
+
+
+# What pyarrow's utf8_trim_whitespace trims, as a Java regular expression: (?U) makes \s Unicode's
+# White_Space, and Arrow trims the information separators U+001C..U+001F as well.
+SPARK_BLANK_PATTERN = r"(?U)^[\s\x1c-\x1f]*$"
+
+
+def spark_null_or_empty(column: Column) -> Column:
+    """:func:`null_or_empty` as a Spark expression: null, or blank after trimming whitespace.
+
+    The Arrow rule above judges data already handed to Python. ``DataFrame.observe`` aggregates inside
+    Spark's own plan, on the executors, while the query runs, so what it counts must be a Spark
+    expression; this is that rule written for Spark. Any type is cast to text first: only text can be
+    blank, so for other types this is the null check alone, as in :func:`null_or_empty`.
+    """
+    return column.isNull() | column.cast("string").rlike(SPARK_BLANK_PATTERN)
 
 
 def leaf_table(table: pa.Table) -> pa.Table:

@@ -76,6 +76,8 @@ class VisitsToDelta(StreamingJob):
             connector=settings.connector,
         )
         self.tables = settings.visits_table_path, settings.dead_letter_table_path
+        self.required_fields = list(settings.required_fields)
+        self.observe_null_counts = settings.observe_null_counts
 
     def prepare(self, shutdown: GracefulShutdown) -> bool:
         try:
@@ -92,9 +94,20 @@ class VisitsToDelta(StreamingJob):
 
     def listener_options(self) -> dict[str, Any]:
         from streamwatch_common.spark.listener import VISITS_SYNC  # pyspark: imported once Spark runs
+        from streamwatch_visits_writer.classify import QUALITY_OBSERVATION
 
         # The seed's SLA metric names (visits_sync_*) belong to this job alone.
-        return {"names": VISITS_SYNC}
+        observation = QUALITY_OBSERVATION if self.observe_null_counts else None
+        return {"names": VISITS_SYNC, "observation": observation}
+
+    def select(self, stream: DataFrame) -> DataFrame:
+        if not self.observe_null_counts:
+            return stream
+        from streamwatch_visits_writer.classify import QUALITY_OBSERVATION, null_counts
+
+        # On the streaming plan, so Spark reports the counts of each batch in its progress
+        # (observedMetrics), whichever connector reads and writes.
+        return stream.observe(QUALITY_OBSERVATION, *null_counts(self.required_fields))
 
     def write_batch(self, batch_df: DataFrame, batch_id: int) -> None:
         self.writer(batch_df, batch_id)

@@ -32,6 +32,13 @@ class VisitsWriterSettings(SparkJobSettings):
         description="Comma-separated visit fields (dotted for nested ones) that must be present and "
         "non-empty; a record without one goes to the dead-letter table.",
     )
+    observe_null_counts: bool = Field(
+        default=False,
+        description="Count, per micro-batch and inside Spark's plan (`DataFrame.observe`, observation "
+        "`visits_quality`), the parsed records whose required field is null or blank, and push them as "
+        "`visits_sync_observed_null_values{field}` with the batch metrics. Off by default: it parses every "
+        "record a second time, with Spark's `from_json`.",
+    )
     simulated_latency_seconds: float = Field(
         default=0.0,
         ge=0,
