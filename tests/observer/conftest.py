@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from confluent_kafka import TopicPartition
 
+from streamwatch_dev.chart import render_rule_files
 from streamwatch_dev.kafka import KafkaBroker
 from streamwatch_dev.search import SearchBackend
 from streamwatch_dev.services import ServiceProcess, service_env
@@ -159,8 +161,8 @@ def start_passthrough(
     kafka: KafkaBroker, observers: ObserverFactory, log_path: Path, processes: list[Any], **extra: str
 ) -> ServiceProcess:
     """The real passthrough copying the factory's source topic to the observed one, ready once its query
-    runs; ``extra`` adds or overrides settings. It joins ``processes`` before it starts: the teardown stops
-    it even if it never got ready."""
+    runs; ``extra`` overrides its environment (``PASSTHROUGH_TRIGGER_INTERVAL_SECONDS``...). It joins
+    ``processes`` before it starts: the teardown stops it even if it never got ready."""
     passthrough = ServiceProcess(
         "streamwatch-passthrough",
         log_path,
@@ -178,3 +180,27 @@ def start_passthrough(
     )
     processes.append(passthrough)
     return passthrough.start_ready(timeout=120, path="/readyz")
+
+
+def start_generator(
+    kafka: KafkaBroker, topic: str, log_path: Path, processes: list[Any], **extra: str
+) -> ServiceProcess:
+    """The real generator producing to ``topic`` (``extra``: its ``GENERATOR_*`` settings); it joins
+    ``processes``, so the teardown stops one left running (``GENERATOR_TOTAL=0``)."""
+    generator = ServiceProcess(
+        "streamwatch-generator", log_path, service_env(**kafka.env(), GENERATOR_TOPIC=topic, **extra)
+    )
+    processes.append(generator)
+    generator.start()
+    return generator
+
+
+def chart_drift_threshold(target: Path) -> float:
+    """The drift score above which the chart's default ``field drift`` alert fires, read from the rule
+    as rendered (values.yaml ``alerts.drift.threshold``), so a test follows a changed default."""
+    (rule_file,) = [p for p in render_rule_files(target) if p.name == "observer.rules.yaml"]
+    groups = yaml.safe_load(rule_file.read_text())["groups"]
+    rules = {rule["alert"]: rule for group in groups for rule in group["rules"] if "alert" in rule}
+    expr = " ".join(rules["field drift"]["expr"].split())
+    assert expr.startswith("max by (job, topic, partition, field) (observer_field_drift) > "), expr
+    return float(expr.rsplit(">", 1)[1])

@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from observer.conftest import ObserverFactory, start_passthrough
+from observer.conftest import ObserverFactory, start_generator, start_passthrough
 
 from streamwatch_dev.chart import render_rule_files
 from streamwatch_dev.kafka import KafkaBroker
 from streamwatch_dev.process import wait_until
 from streamwatch_dev.prometheus import Prometheus, Pushgateway
-from streamwatch_dev.services import ServiceProcess, service_env
 
 pytestmark = pytest.mark.spark
 
@@ -48,13 +47,14 @@ def test_gap_is_zero_while_the_observer_keeps_up_and_grows_once_it_stops(
         PASSTHROUGH_PUSHGATEWAY_URL=gateway.url,
         PASSTHROUGH_PUSH_JOB=PUSH_JOB,
     )
-    generator = ServiceProcess(
-        "streamwatch-generator",
+    start_generator(
+        kafka,
+        observers.source,
         output_dir / "generator.log",
-        service_env(**kafka.env(), GENERATOR_TOPIC=observers.source, GENERATOR_RATE="20", GENERATOR_SEED="5"),
+        processes,
+        GENERATOR_RATE="20",
+        GENERATOR_SEED="5",
     )
-    processes.append(generator)
-    generator.start()
     observer = observers.start(OBSERVER_PROFILE_ENABLED="false", OBSERVER_WINDOW_SECONDS="2")
     rules = [
         p

@@ -177,10 +177,15 @@ class LagProbe:
             elif _has(metrics.LAG_EVALUATION, (*labels, evaluation)):
                 metrics.LAG_EVALUATION.remove(*labels, evaluation)
         if lag.lag_offsets is None:
-            if _has(metrics.LAG_OFFSETS, labels):
-                metrics.LAG_OFFSETS.remove(*labels)
-        else:
-            metrics.LAG_OFFSETS.labels(*labels).set(lag.lag_offsets)
+            # No committed position (not started, damaged, broker silent): neither lag is known, and an
+            # age left from an earlier measurement would hold the lag-seconds alert in its old state.
+            for gauge in (metrics.LAG_OFFSETS, metrics.LAG_SECONDS):
+                if _has(gauge, labels):
+                    gauge.remove(*labels)
+            return
+        metrics.LAG_OFFSETS.labels(*labels).set(lag.lag_offsets)
+        # The age alone unread (the record did not come within the timeout): the last one stays, it is
+        # a lower bound of the age, and dropping it would restart a pending lag-seconds alert.
         if lag.lag_seconds is not None:
             metrics.LAG_SECONDS.labels(*labels).set(lag.lag_seconds)
 

@@ -17,7 +17,8 @@ LAG_OFFSETS = Gauge(
 )
 LAG_SECONDS = Gauge(
     "observer_lag_seconds",
-    "Age of the oldest record the observed job has not committed yet (0 when caught up).",
+    "Age of the oldest record the observed job has not committed yet (0 when caught up); absent while"
+    " its committed position is unknown.",
     ["topic", "partition"],
 )
 LAG_STATUS = Gauge(
