@@ -144,13 +144,35 @@ def test_both_spark_jobs_read_the_shared_settings_under_the_same_names() -> None
 
 
 # --- metrics ------------------------------------------------------------------------------------------
+def _module_dicts(trees: list[ast.Module]) -> dict[str, set[str]]:
+    """Module-level dicts of every service module, by name → their string keys."""
+    dicts: dict[str, set[str]] = {}
+    for tree in trees:
+        for statement in tree.body:
+            if isinstance(statement, ast.Assign | ast.AnnAssign) and isinstance(statement.value, ast.Dict):
+                targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+                keys = {
+                    k.value
+                    for k in statement.value.keys
+                    if isinstance(k, ast.Constant) and isinstance(k.value, str)
+                }
+                for target in targets:
+                    if isinstance(target, ast.Name):
+                        dicts.setdefault(target.id, set()).update(keys)
+    return dicts
+
+
 def defined_metrics() -> dict[str, str]:
     """Every metric the services' code defines, name as written → prometheus-client class: the first
-    argument of each metric constructor, resolved through module-level string constants and dict keys
-    when it is a variable."""
+    argument of each metric constructor; a variable resolves through the keys of the dict its help text
+    is looked up in (``Gauge(name, HELP[name])``, wherever HELP is defined), else through the module's
+    string constants and dict keys."""
+    trees = [
+        ast.parse(path.read_text(), str(path)) for path in sorted(REPO_ROOT.glob("services/*/src/**/*.py"))
+    ]
+    dicts = _module_dicts(trees)
     defined: dict[str, str] = {}
-    for path in sorted(REPO_ROOT.glob("services/*/src/**/*.py")):
-        tree = ast.parse(path.read_text(), str(path))
+    for tree in trees:
         constants: set[str] = set()
         for statement in tree.body:
             value = statement.value if isinstance(statement, ast.Assign | ast.AnnAssign) else None
@@ -167,11 +189,17 @@ def defined_metrics() -> dict[str, str]:
             if func not in METRIC_CLASSES:
                 continue
             first = call.args[0]
-            bases = (
-                {first.value}
-                if isinstance(first, ast.Constant) and isinstance(first.value, str)
-                else {c for c in constants if re.fullmatch(r"[a-z][a-z0-9_]*", c)}
-            )
+            help_text = call.args[1] if len(call.args) > 1 else None
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                bases = {first.value}
+            elif (
+                isinstance(help_text, ast.Subscript)
+                and isinstance(help_text.value, ast.Name)
+                and help_text.value.id in dicts
+            ):
+                bases = dicts[help_text.value.id]
+            else:
+                bases = {c for c in constants if re.fullmatch(r"[a-z][a-z0-9_]*", c)}
             defined |= dict.fromkeys(bases, func)
     return defined
 

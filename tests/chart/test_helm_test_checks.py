@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 
-from streamwatch_common.spark.listener import STREAMING_BATCH, VISITS_SYNC
+from streamwatch_common.spark.batch_metrics import STREAMING_BATCH, VISITS_SYNC
 from streamwatch_dev.chart import render
 from streamwatch_dev.elasticsearch import ElasticsearchNode
 from streamwatch_dev.kafka import KafkaBroker

@@ -17,15 +17,15 @@ import pytest
 from prometheus_client import REGISTRY, generate_latest
 from pyspark.sql.streaming.listener import StreamingQueryProgress
 
-from streamwatch_common.spark.listener import (
+from streamwatch_common.spark.batch_metrics import (
     STREAMING_BATCH,
     VISITS_SYNC,
     BatchMetrics,
-    BatchMetricsPusher,
     OffsetsBehind,
     offsets_behind,
     parse_offsets,
 )
+from streamwatch_common.spark.listener import BatchMetricsPusher
 from streamwatch_dev.process import free_port, wait_until
 
 TOPIC = "visits"

@@ -11,7 +11,8 @@ from pathlib import Path
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from streamwatch_common.spark.listener import VISITS_SYNC, BatchMetrics, BatchMetricsPusher, OffsetsBehind
+from streamwatch_common.spark.batch_metrics import VISITS_SYNC, BatchMetrics, OffsetsBehind
+from streamwatch_common.spark.listener import BatchMetricsPusher
 from streamwatch_dev.process import free_port, wait_until
 from streamwatch_dev.prometheus import Pushgateway
 

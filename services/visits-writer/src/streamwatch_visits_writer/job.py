@@ -12,6 +12,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from streamwatch_common.shutdown import GracefulShutdown
+from streamwatch_common.spark.batch_metrics import VISITS_SYNC
 from streamwatch_common.spark.runner import EXIT_FAILED, EXIT_OK, StreamingJob, run_streaming_job
 from streamwatch_visits_writer import metrics
 from streamwatch_visits_writer.batch import VisitsBatchWriter
@@ -93,7 +94,6 @@ class VisitsToDelta(StreamingJob):
         return self.job_conf
 
     def listener_options(self) -> dict[str, Any]:
-        from streamwatch_common.spark.listener import VISITS_SYNC  # pyspark: imported once Spark runs
         from streamwatch_visits_writer.classify import QUALITY_OBSERVATION
 
         # The seed's SLA metric names (visits_sync_*) belong to this job alone.
