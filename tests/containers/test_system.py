@@ -11,7 +11,7 @@ how a pod spec becomes ``docker run``). The tests run in file order on one runni
 3. the Delta path holds every produced record once, as a row or a dead letter;
 4. profile reports reach the publisher and its index page lists them;
 5. the SLA alert goes pending → firing when the visits writer is recreated with the simulated latency the
-   way ``helm upgrade --set visitsWriter.settings.simulated_latency_seconds=15`` sets it, and resolves
+   way ``helm upgrade --set visitsWriter.settings.simulated_latency_seconds=8`` sets it, and resolves
    when it is recreated with 0;
 6. container behaviour: JSON logs only, nothing written outside the mounts, uid 10001, and SIGTERM ends
    every container with exit 0 inside its pod's termination grace period.
@@ -386,7 +386,7 @@ def test_sla_alert_follows_the_simulated_latency_setting(system: System) -> None
         assert c.env()["VISITS_WRITER_SIMULATED_LATENCY_SECONDS"]["value"] == latency
         system.start(c, writer_name, wiring)
 
-    recreate("15")
+    recreate("8")
     states: list[str] = []
 
     def state_in(wanted: set[str]) -> bool:
