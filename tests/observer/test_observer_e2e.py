@@ -10,13 +10,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from observer.conftest import ObserverFactory, assert_exact_cover, coverage, start_passthrough, visit
+from observer.conftest import (
+    ObserverFactory,
+    assert_exact_cover,
+    coverage,
+    start_generator,
+    start_passthrough,
+    visit,
+)
 
 from streamwatch_dev.chart import render_rule_files
 from streamwatch_dev.kafka import KafkaBroker
 from streamwatch_dev.process import wait_until
 from streamwatch_dev.prometheus import Prometheus
-from streamwatch_dev.services import ServiceProcess, metric_value, service_env
+from streamwatch_dev.services import metric_value
 
 pytestmark = pytest.mark.spark
 
@@ -35,22 +42,18 @@ def test_generator_passthrough_observer(
     kafka: KafkaBroker, observers: ObserverFactory, output_dir: Path, processes: list[Any]
 ) -> None:
     observers.topics(partitions=2)
-    generator = ServiceProcess(
-        "streamwatch-generator",
+    generator = start_generator(
+        kafka,
+        observers.source,
         output_dir / "generator.log",
-        service_env(
-            **kafka.env(),
-            GENERATOR_TOPIC=observers.source,
-            GENERATOR_TOTAL=str(TOTAL),
-            GENERATOR_RATE="0",
-            GENERATOR_SEED="7",
-            GENERATOR_MISSING_FIELDS_PERCENT="10",
-            GENERATOR_DUPLICATE_PERCENT="5",
-            GENERATOR_UNPARSEABLE_PERCENT="3",
-        ),
+        processes,
+        GENERATOR_TOTAL=str(TOTAL),
+        GENERATOR_RATE="0",
+        GENERATOR_SEED="7",
+        GENERATOR_MISSING_FIELDS_PERCENT="10",
+        GENERATOR_DUPLICATE_PERCENT="5",
+        GENERATOR_UNPARSEABLE_PERCENT="3",
     )
-    processes.append(generator)
-    generator.start()
     assert generator.wait(120) == 0
     (summary,) = generator.events("generator_summary")
     assert summary["delivered"] == TOTAL

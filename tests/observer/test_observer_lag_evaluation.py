@@ -4,7 +4,6 @@ records keep arriving; as the metric, the lag documents' field and the Prometheu
 
 from __future__ import annotations
 
-import json
 import shutil
 import signal
 import time
@@ -12,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from observer.conftest import ObserverFactory, start_passthrough, visit
+from observer.conftest import ObserverFactory, newest_committed, start_generator, start_passthrough, visit
 
 from streamwatch_dev.chart import render_rule_files
 from streamwatch_dev.kafka import KafkaBroker
 from streamwatch_dev.process import wait_until
 from streamwatch_dev.prometheus import Prometheus
-from streamwatch_dev.services import ServiceProcess, metric_value, service_env
+from streamwatch_dev.services import metric_value
 
 pytestmark = pytest.mark.spark
 
@@ -27,40 +26,23 @@ BACKLOG = 20  # produced to partition 1 after the passthrough stopped: a backlog
 WINDOW = "5"
 
 
-def newest_committed(checkpoint: Path, topic: str) -> dict[int, int]:
-    """Independent reading: the last line of ``offsets/N`` for the newest ``commits/N``."""
-    commits = [int(p.name) for p in (checkpoint / "commits").iterdir() if p.name.isdigit()]
-    if not commits:
-        return {}
-    offsets = json.loads((checkpoint / "offsets" / str(max(commits))).read_text().splitlines()[-1])
-    return {int(p): int(o) for p, o in offsets[topic].items()}
-
-
 def test_stall_rewind_and_stop_from_the_passthroughs_checkpoint(
     kafka: KafkaBroker, observers: ObserverFactory, output_dir: Path, processes: list[Any]
 ) -> None:
     observers.topics(partitions=2)
     passthrough = start_passthrough(kafka, observers, output_dir / "passthrough.log", processes)
-    generator = ServiceProcess(
-        "streamwatch-generator",
+    generator = start_generator(
+        kafka,
+        observers.source,
         output_dir / "generator.log",
-        service_env(
-            **kafka.env(),
-            GENERATOR_TOPIC=observers.source,
-            GENERATOR_TOTAL=str(TOTAL),
-            GENERATOR_RATE="30",
-            GENERATOR_SEED="11",
-        ),
+        processes,
+        GENERATOR_TOTAL=str(TOTAL),
+        GENERATOR_RATE="30",
+        GENERATOR_SEED="11",
     )
-    processes.append(generator)
-    generator.start()
     # The "older copy": the checkpoint as it was after the passthrough's first committed records.
     wait_until(
-        lambda: (
-            sum(newest_committed(observers.checkpoint, observers.source).values()) > 0
-            if (observers.checkpoint / "commits").is_dir()
-            else False
-        ),
+        lambda: sum(newest_committed(observers.checkpoint, observers.source).values()) > 0,
         120,
         what="a first committed batch",
     )

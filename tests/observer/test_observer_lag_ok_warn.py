@@ -6,14 +6,13 @@ documents' ``evaluation`` field; the STALL / REWIND / STOP counterpart is test_o
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from observer.conftest import ObserverFactory, start_generator, start_passthrough
+from observer.conftest import ObserverFactory, newest_committed, start_generator, start_passthrough
 
 from streamwatch_dev.kafka import KafkaBroker
 from streamwatch_dev.process import wait_until
@@ -68,17 +67,6 @@ def first_run(
         if keep(doc):
             runs[-1].append(doc)
     return next((run for run in runs if run and enough(run)), [])
-
-
-def newest_committed(checkpoint: Path, topic: str) -> dict[int, int]:
-    """Independent reading: the last line of ``offsets/N`` for the newest ``commits/N``."""
-    if not (checkpoint / "commits").is_dir():
-        return {}
-    commits = [int(p.name) for p in (checkpoint / "commits").iterdir() if p.name.isdigit()]
-    if not commits:
-        return {}
-    offsets = json.loads((checkpoint / "offsets" / str(max(commits))).read_text().splitlines()[-1])
-    return {int(p): int(o) for p, o in offsets[topic].items()}
 
 
 def test_a_passthrough_that_keeps_up_is_ok_with_its_lag_in_seconds(
