@@ -207,3 +207,28 @@ def test_network_policies_let_the_test_pod_reach_the_observer() -> None:
         for p in observer["spec"]["ingress"][0]["from"]
     }
     assert peers == {"prometheus", "test"}
+
+
+def test_the_sasl_password_reaches_every_kafka_client_from_its_secret_and_only_when_set() -> None:
+    def kafka_clients(manifests: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        clients = {}
+        for doc in manifests:
+            spec = doc.get("spec", {}).get("template", {}).get("spec") or doc.get("spec", {})
+            for container in spec.get("containers", []) if isinstance(spec, dict) else []:
+                env = {e["name"]: e for e in container.get("env", [])}
+                if "KAFKA_BOOTSTRAP_SERVERS" in env:
+                    clients[f"{doc['metadata']['name']}/{container['name']}"] = env
+        return clients
+
+    plain = kafka_clients(render())
+    assert len(plain) >= 5, plain.keys()  # generator, both Spark jobs, observer, helm test
+    assert not [name for name, env in plain.items() if "KAFKA_SASL_PASSWORD" in env]
+    sasl = kafka_clients(
+        render({"kafka.sasl.passwordSecret": "streamwatch-user", "kafka.sasl.passwordKey": "pw"})
+    )
+    assert sasl.keys() == plain.keys()
+    for name, env in sasl.items():
+        assert env["KAFKA_SASL_PASSWORD"] == {
+            "name": "KAFKA_SASL_PASSWORD",
+            "valueFrom": {"secretKeyRef": {"name": "streamwatch-user", "key": "pw"}},
+        }, name

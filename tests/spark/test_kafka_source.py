@@ -210,26 +210,34 @@ def test_reader_default_limit_and_latest_under_limit(kafka: KafkaBroker) -> None
         reader.stop()
 
 
-def test_jvm_connector_gets_the_same_options(spark: SparkSession) -> None:
-    options = kafka_stream_options(
-        {
-            "bootstrap.servers": "kafka:9092",
-            "group.id": "x",
-            "security.protocol": "SASL_SSL",
-            "sasl.password": "s",
-        },
-        "visits",
-        starting_offsets="latest",
-        max_offsets_per_trigger=500,
-    )
-    assert options == {
+def test_jvm_connector_gets_the_same_options_in_the_java_clients_terms(spark: SparkSession) -> None:
+    client = {
+        "bootstrap.servers": "kafka:9092",
+        "group.id": "x",
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "u",
+        "sasl.password": "s",
+    }
+    common = {
         "kafka.bootstrap.servers": "kafka:9092",
         "kafka.security.protocol": "SASL_SSL",
-        "kafka.sasl.password": "s",
+        "kafka.sasl.mechanism": "SCRAM-SHA-512",
         "subscribe": "visits",
         "startingOffsets": "latest",
         "failOnDataLoss": "true",
         "maxOffsetsPerTrigger": "500",
+    }
+    python = kafka_stream_options(client, "visits", starting_offsets="latest", max_offsets_per_trigger=500)
+    assert python == {**common, "kafka.sasl.username": "u", "kafka.sasl.password": "s"}
+    options = kafka_stream_options(
+        client, "visits", starting_offsets="latest", max_offsets_per_trigger=500, connector="jvm"
+    )
+    assert options == {
+        **common,
+        "kafka.sasl.jaas.config": (
+            'org.apache.kafka.common.security.scram.ScramLoginModule required username="u" password="s";'
+        ),
     }
     # This session has no connector jars (spark.jars): asking for the JVM connector must fail loudly,
     # naming Spark's "kafka" format, rather than silently falling back to the Python source.

@@ -197,6 +197,13 @@ affinity:
 - name: KAFKA_PROPERTIES
   value: {{ toJson . | quote }}
 {{- end }}
+{{- with $root.Values.kafka.sasl.passwordSecret }}
+- name: KAFKA_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $root.Values.kafka.sasl.passwordKey }}
+{{- end }}
 {{- end }}
 
 {{/* Elasticsearch connection environment, password from the Secret. */}}

@@ -12,8 +12,8 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from streamwatch_dev.process import ComponentStartError, ManagedProcess, free_po
 
 KAFKA_VERSION = "4.3.1"  # what the chart's Strimzi runs; .ci/install-deps.sh resolves the same
 HEAP = "-Xmx512m"
+SCRAM_MECHANISM = "SCRAM-SHA-512"
 START_TIMEOUT = 60.0
 
 _LOG4J2 = """\
@@ -85,13 +86,28 @@ def _cluster_id() -> str:
             return text
 
 
-def _server_properties(data_dir: Path, port: int, controller_port: int) -> str:
+def _server_properties(data_dir: Path, port: int, controller_port: int, sasl_port: int | None) -> str:
+    listeners = f"PLAINTEXT://127.0.0.1:{port}"
+    extra: dict[str, str] = {}
+    if sasl_port is not None:
+        # Clients authenticate with SCRAM-SHA-512 (what a Strimzi KafkaUser gets); the harness's own
+        # clients keep the plaintext listener.
+        listeners += f",SASL_PLAINTEXT://127.0.0.1:{sasl_port}"
+        extra = {
+            "sasl.enabled.mechanisms": SCRAM_MECHANISM,
+            f"listener.name.sasl_plaintext.{SCRAM_MECHANISM.lower()}.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            ),
+        }
     settings = {
         "process.roles": "broker,controller",
         "node.id": "1",
-        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "listeners": f"{listeners},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": listeners,
+        "listener.security.protocol.map": (
+            "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT"
+        ),
+        **extra,
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
         "controller.quorum.bootstrap.servers": f"127.0.0.1:{controller_port}",
@@ -128,28 +144,46 @@ class KafkaBroker:
     port: int
     controller_port: int
     data_dir: Path
+    # The SASL_PLAINTEXT listener and its SCRAM users, when started with scram_users.
+    sasl_port: int | None = None
+    scram_users: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def sasl_bootstrap(self) -> str:
+        if self.sasl_port is None:
+            raise ValueError("this broker has no SASL listener (start it with scram_users)")
+        return f"127.0.0.1:{self.sasl_port}"
+
     @classmethod
-    def start(cls, log_dir: Path, port: int | None = None) -> KafkaBroker:
-        """Format a fresh log directory under ``log_dir`` and start the broker (a new, empty cluster)."""
+    def start(
+        cls, log_dir: Path, port: int | None = None, scram_users: Mapping[str, str] | None = None
+    ) -> KafkaBroker:
+        """Format a fresh log directory under ``log_dir`` and start the broker (a new, empty cluster).
+
+        With ``scram_users`` (name → password) the broker also listens for SASL_PLAINTEXT clients on
+        :attr:`sasl_bootstrap`, and those users' SCRAM-SHA-512 credentials are written at format time.
+        """
         java, classpath = _java_and_classpath()
         port = port or free_port()
         controller_port = free_port()
+        sasl_port = free_port() if scram_users else None
         home = log_dir / f"kafka-{port}"
         data_dir = home / "data"
         shutil.rmtree(home, ignore_errors=True)
         data_dir.mkdir(parents=True)
         config = home / "server.properties"
-        config.write_text(_server_properties(data_dir, port, controller_port))
+        config.write_text(_server_properties(data_dir, port, controller_port, sasl_port))
         log4j = home / "log4j2.properties"
         log4j.write_text(_LOG4J2)
         jvm = [java, f"-Dlog4j2.configurationFile={log4j}", "-Djava.awt.headless=true", "-cp", classpath]
 
         storage_format = ["format", "--standalone", "-t", _cluster_id(), "-c", str(config)]
+        for name, password in (scram_users or {}).items():
+            storage_format += ["--add-scram", f"{SCRAM_MECHANISM}=[name={name},password={password}]"]
         formatter = ManagedProcess(
             "kafka storage format",
             [*jvm, "-Xmx256m", "kafka.tools.StorageTool", *storage_format],
@@ -164,7 +198,7 @@ class KafkaBroker:
             [*jvm, HEAP, "kafka.Kafka", str(config)],
             log_dir / f"kafka-{port}.log",
         )
-        broker = cls(process, port, controller_port, data_dir)
+        broker = cls(process, port, controller_port, data_dir, sasl_port, dict(scram_users or {}))
         process.start(ready=broker._ready, timeout=START_TIMEOUT)
         return broker
 

@@ -51,6 +51,8 @@ def kafka_topics(topics: list[str]) -> Check:
 
         config = {"bootstrap.servers": os.environ["KAFKA_BOOTSTRAP_SERVERS"], "log_level": 3}
         config.update(json.loads(os.environ.get("KAFKA_PROPERTIES") or "{}"))
+        if os.environ.get("KAFKA_SASL_PASSWORD"):
+            config["sasl.password"] = os.environ["KAFKA_SASL_PASSWORD"]
         try:
             metadata = AdminClient(config).list_topics(timeout=10)
         except Exception as exc:  # noqa: BLE001 - KafkaException and friends: report, retry

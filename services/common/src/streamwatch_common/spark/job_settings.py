@@ -24,6 +24,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from streamwatch_common.kafka import KafkaSettings
 from streamwatch_common.settings import ServiceSettings, pod_name, service_config
+from streamwatch_common.spark.java_client import JavaClientConfigError, java_client_properties
 
 # Which implementation reads Kafka and writes the job's output: both write the same checkpoint.
 Connector = Literal["python", "jvm"]
@@ -116,8 +117,9 @@ class SparkJobSettings(ServiceSettings, KafkaSettings):
         return pod_name(self.instance)
 
     @model_validator(mode="after")
-    def _jvm_connector_has_jars(self) -> Self:
+    def _jvm_connector_is_usable(self) -> Self:
         self.require_jars()
+        self.require_java_client_properties()
         return self
 
     def jar_files(self) -> list[str]:
@@ -146,6 +148,19 @@ class SparkJobSettings(ServiceSettings, KafkaSettings):
         )
         detail = InitErrorDetails(type=error, loc=("spark_jars_dir",), input=self.spark_jars_dir)
         raise ValidationError.from_exception_data(type(self).__name__, [detail])
+
+    def require_java_client_properties(self) -> None:
+        """Raise a ValidationError naming ``KAFKA_PROPERTIES`` when the ``jvm`` connector's Java client
+        cannot be given the Kafka properties (e.g. SASL credentials without a mechanism)."""
+        if self.connector != "jvm":
+            return
+        try:
+            java_client_properties(self.consumer_config(group_id="settings-check"))
+            java_client_properties(self.producer_config())
+        except JavaClientConfigError as exc:
+            error = PydanticCustomError("java_client_properties", "{problem}", {"problem": str(exc)})
+            detail = InitErrorDetails(type=error, loc=("kafka_properties",), input=self.kafka_properties)
+            raise ValidationError.from_exception_data(type(self).__name__, [detail]) from exc
 
     def spark_session_conf(self, **job_conf: str) -> dict[str, str]:
         """Spark properties on top of the shared session defaults: memory caps, the connector's jars, the

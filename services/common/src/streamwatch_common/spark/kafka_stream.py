@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from streamwatch_common.kafka import LIBRDKAFKA_ONLY
+from streamwatch_common.spark.java_client import java_client_properties
 from streamwatch_common.spark.kafka_source import FORMAT_NAME, register_kafka_source
 
 if TYPE_CHECKING:
@@ -24,17 +25,19 @@ COLUMNS = ("key", "value", "topic", "partition", "offset", "timestamp")
 def kafka_stream_options(
     client_config: Mapping[str, Any],
     topics: str,
+    *,
     starting_offsets: str = "earliest",
     max_offsets_per_trigger: int | None = None,
     fail_on_data_loss: bool = True,
+    connector: KafkaConnector = "python",
 ) -> dict[str, str]:
-    """Reader options for either connector.
+    """Reader options for ``connector``.
 
     ``client_config`` is a librdkafka consumer configuration (e.g. ``KafkaSettings.consumer_config()``);
     each property becomes a ``kafka.``-prefixed option, so secrets keep names Spark redacts in plans.
     Consumer-group keys are dropped: both connectors track progress in the checkpoint, not in a group.
     """
-    options = spark_client_options(client_config)
+    options = spark_client_options(client_config, connector=connector)
     options.update(
         {
             "subscribe": topics,
@@ -47,13 +50,20 @@ def kafka_stream_options(
     return options
 
 
-def spark_client_options(client_config: Mapping[str, Any], producer: bool = False) -> dict[str, str]:
+def spark_client_options(
+    client_config: Mapping[str, Any], producer: bool = False, connector: KafkaConnector = "python"
+) -> dict[str, str]:
     """Client properties as ``kafka.``-prefixed options, without the keys the connectors manage themselves.
 
-    Consumer-group keys are dropped for a reader: progress lives in the checkpoint, not in a group.
+    Consumer-group keys are dropped for a reader: progress lives in the checkpoint, not in a group. For the
+    ``jvm`` connector the librdkafka properties become the Java client's (:mod:`.java_client`; raises
+    :class:`~streamwatch_common.spark.java_client.JavaClientConfigError` for one it cannot translate).
     """
-    managed = LIBRDKAFKA_ONLY + (() if producer else ("group.id", "enable.auto.commit", "auto.offset.reset"))
-    return {f"kafka.{key}": _text(value) for key, value in client_config.items() if key not in managed}
+    managed = () if producer else ("group.id", "enable.auto.commit", "auto.offset.reset")
+    config = {key: value for key, value in client_config.items() if key not in managed}
+    if connector == "jvm":
+        config = java_client_properties(config)
+    return {f"kafka.{key}": _text(value) for key, value in config.items() if key not in LIBRDKAFKA_ONLY}
 
 
 def read_kafka_stream(

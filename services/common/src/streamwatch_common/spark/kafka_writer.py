@@ -134,14 +134,14 @@ def spark_kafka_batch_writer(
 ) -> Callable[[DataFrame, int], int]:
     """The same ``foreachBatch`` function on Spark's own ``format("kafka")`` sink (the ``jvm`` connector).
 
-    Needs ``spark-sql-kafka`` in ``spark.jars``. ``producer_config`` properties become ``kafka.``-prefixed
-    options of the Java producer (the names the two clients share: ``bootstrap.servers``, ``acks``,
-    ``enable.idempotence``, ``security.protocol``...). Spark's sink also fails the task, and so the batch,
-    when a record is not acknowledged; a row's ``partition`` column chooses its output partition, as above.
+    Needs ``spark-sql-kafka`` in ``spark.jars``. ``producer_config`` (librdkafka properties) becomes
+    ``kafka.``-prefixed options of the Java producer, SASL credentials included (:mod:`.java_client`).
+    Spark's sink also fails the task, and so the batch, when a record is not acknowledged; a row's
+    ``partition`` column chooses its output partition, as above.
     The batch is cached for the record count, so the source is read once.
     """
     options = spark_client_options(
-        {"enable.idempotence": True, "acks": "all", **producer_config}, producer=True
+        {"enable.idempotence": True, "acks": "all", **producer_config}, producer=True, connector="jvm"
     )
 
     def write_batch(batch_df: DataFrame, batch_id: int) -> int:

@@ -172,6 +172,7 @@ def _start_query(spark: SparkSession, job: StreamingJob, gate: BatchGate) -> Str
         settings.source_topic,
         starting_offsets=settings.starting_offsets,
         max_offsets_per_trigger=settings.max_records_per_trigger or None,
+        connector=settings.connector,
     )
     stream = job.select(read_kafka_stream(spark, settings.connector, options))
     # Both connectors write from foreachBatch, so the one batch gate serves either.
