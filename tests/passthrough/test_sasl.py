@@ -1,7 +1,9 @@
-"""SASL end to end: the generator and the passthrough, on either connector, authenticate with SCRAM-SHA-512
-(a Strimzi KafkaUser's mechanism) from the same settings the chart gives them: the mechanism and user in
-``KAFKA_PROPERTIES``, the password in ``KAFKA_SASL_PASSWORD``. The Python path hands them to librdkafka as
-they are; the JVM path turns them into the Java client's JAAS line. The password never reaches a log."""
+"""SASL: every Kafka client authenticates with SCRAM-SHA-512 (a Strimzi KafkaUser's mechanism) from the
+settings the chart gives it: the mechanism and user in ``KAFKA_PROPERTIES``, the password in
+``KAFKA_SASL_PASSWORD``. The Python path hands them to librdkafka as they are: its source's reader and its
+writer are run here directly, as a Spark task runs them. The JVM path turns them into the Java client's
+JAAS line: the generator and the passthrough on the ``jvm`` connector run end to end as processes. The
+password never reaches a log."""
 
 from __future__ import annotations
 
@@ -15,11 +17,16 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
+from pyspark.sql.streaming.datasource import ReadAllAvailable
 
+from streamwatch_common.kafka import KafkaSettings
+from streamwatch_common.spark.kafka_source import KafkaStreamReader, read_range
+from streamwatch_common.spark.kafka_stream import kafka_stream_options
+from streamwatch_common.spark.kafka_writer import write_rows
 from streamwatch_dev.kafka import SCRAM_MECHANISM, KafkaBroker
 from streamwatch_dev.process import wait_until
 from streamwatch_dev.services import ServiceProcess, service_env
-from streamwatch_dev.spark import CONNECTORS, spark_jars_dir
+from streamwatch_dev.spark import spark_jars_dir
 
 pytestmark = pytest.mark.spark
 
@@ -68,9 +75,40 @@ def test_the_listener_refuses_a_wrong_password(sasl_kafka: KafkaBroker) -> None:
     assert KafkaError._AUTHENTICATION in [e.code() for e in errors], errors
 
 
-@pytest.mark.parametrize("connector", CONNECTORS)
-def test_generator_and_passthrough_copy_every_record_over_scram(
-    sasl_kafka: KafkaBroker, output_dir: Path, connector: str
+def test_the_python_paths_reader_and_writer_copy_over_scram(
+    sasl_kafka: KafkaBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in _sasl_env(sasl_kafka).items():
+        monkeypatch.setenv(name, value)
+    settings = KafkaSettings()
+    source, target = sasl_kafka.create_topic(partitions=2), sasl_kafka.create_topic(partitions=2)
+    records = [(f"k{i}".encode(), f"v{i}".encode(), i % 2) for i in range(TOTAL)]
+    assert write_rows(records, source, settings.producer_config(), keep_partition=True) == TOTAL
+
+    reader = KafkaStreamReader(kafka_stream_options(settings.consumer_config(group_id="sasl"), source))
+    try:
+        start = reader.initialOffset()
+        tasks = reader.partitions(start, reader.latestOffset(start, ReadAllAvailable()))
+    finally:
+        reader.stop()
+    batches = [batch for task in tasks for batch in read_range(reader.config, task)]
+    rows = [
+        (key, value, partition)
+        for batch in batches
+        for key, value, partition in zip(
+            batch.column("key").to_pylist(),
+            batch.column("value").to_pylist(),
+            batch.column("partition").to_pylist(),
+            strict=True,
+        )
+    ]
+    assert sorted(rows) == sorted(records)
+    assert write_rows(rows, target, settings.producer_config(), keep_partition=True) == TOTAL
+    assert sasl_kafka.end_offsets(target) == sasl_kafka.end_offsets(source) == {0: TOTAL // 2, 1: TOTAL // 2}
+
+
+def test_generator_and_jvm_passthrough_copy_every_record_over_scram(
+    sasl_kafka: KafkaBroker, output_dir: Path
 ) -> None:
     source, target = sasl_kafka.create_topic(partitions=2), sasl_kafka.create_topic(partitions=2)
     generator = ServiceProcess(
@@ -83,11 +121,10 @@ def test_generator_and_passthrough_copy_every_record_over_scram(
     produced = sasl_kafka.end_offsets(source)
     assert sum(produced.values()) == TOTAL
 
-    jvm = {"PASSTHROUGH_SPARK_JARS_DIR": str(spark_jars_dir())} if connector == "jvm" else {}
     env = service_env(
         **_sasl_env(sasl_kafka),
-        **jvm,
-        PASSTHROUGH_CONNECTOR=connector,
+        PASSTHROUGH_SPARK_JARS_DIR=str(spark_jars_dir()),
+        PASSTHROUGH_CONNECTOR="jvm",
         PASSTHROUGH_SOURCE_TOPIC=source,
         PASSTHROUGH_TARGET_TOPIC=target,
         PASSTHROUGH_CHECKPOINT_PATH=str(output_dir / "checkpoint"),

@@ -4,13 +4,16 @@ once the job is killed.
 Visits writer (local Spark) on an empty topic, no generator → Pushgateway → Prometheus with the chart's
 rules, rendered with a short ``alerts.stalled.afterSeconds`` and ``alerts.stalled.for``. The job pushes
 nothing but its idle heartbeat (Spark's ``onQueryIdle``, at most once per
-``spark.sql.streaming.noDataProgressEventInterval``, left at Spark's default). Over a stretch longer than
-the limit plus ``for`` plus a margin, Prometheus' own ``ALERTS`` history must hold nothing for the alert
-while the heartbeat gauge keeps advancing; after SIGKILL the alert must go pending, then firing.
+``spark.sql.streaming.noDataProgressEventInterval``). Everything is scaled down together: the interval
+(Spark's default 10 s, set through ``VISITS_WRITER_SPARK_CONF`` as a user would) and the limit keep the
+chart's kind of margin, a limit several intervals long. Over a stretch longer than the limit plus ``for``
+plus a margin, Prometheus' own ``ALERTS`` history must hold nothing for the alert while the heartbeat
+gauge keeps advancing; after SIGKILL the alert must go pending, then firing.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -26,10 +29,11 @@ pytestmark = pytest.mark.spark
 
 ALERT = "visits synchronizer stalled"
 JOB = "visits_to_delta_synchronizer"
-# Spark's default noDataProgressEventInterval is 10 s: the limit leaves room for two heartbeats to be
-# late on a busy machine, and is still short enough to be outlived several times below.
-AFTER_SECONDS = 25
-FOR_SECONDS = 5
+IDLE_EVENT_INTERVAL_SECONDS = 3
+# Room for two heartbeats to be late on a busy machine, and still short enough to be outlived several
+# times below.
+AFTER_SECONDS = 10
+FOR_SECONDS = 3
 # How long the idle job is watched: without a heartbeat the alert would be firing well before the end.
 QUIET_SECONDS = 2 * (AFTER_SECONDS + FOR_SECONDS)
 
@@ -49,7 +53,15 @@ def test_stalled_alert_stays_quiet_while_idle_and_fires_once_killed(
     prometheus = Prometheus.start(output_dir / "prometheus", rules, pushgateway=gateway.url)
     topic = kafka.create_topic(partitions=2)
     paths = WriterPaths(output_dir)
-    env = writer_env(kafka, topic, paths, VISITS_WRITER_PUSHGATEWAY_URL=gateway.url)
+    env = writer_env(
+        kafka,
+        topic,
+        paths,
+        VISITS_WRITER_PUSHGATEWAY_URL=gateway.url,
+        VISITS_WRITER_SPARK_CONF=json.dumps(
+            {"spark.sql.streaming.noDataProgressEventInterval": f"{IDLE_EVENT_INTERVAL_SECONDS}s"}
+        ),
+    )
     selector = f'{{job="{JOB}", instance="{paths.instance}"}}'
     timeline = Timeline(prometheus, ALERT, f"time() - push_time_seconds{selector}")
     writer = None
@@ -76,7 +88,9 @@ def test_stalled_alert_stays_quiet_while_idle_and_fires_once_killed(
         age = prometheus.query(f"max_over_time((time() - push_time_seconds{selector})[{window}:1s])")
         assert age and float(age[0]["value"][1]) < AFTER_SECONDS, f"push age over the stretch: {age}"
         beats = prometheus.query(f"changes(visits_sync_idle_heartbeat_seconds{selector}[{window}])")
-        assert beats and float(beats[0]["value"][1]) >= 2, f"heartbeat changes: {beats}"
+        # More beats than the default interval could give: the setting reached Spark.
+        beats_at_default = QUIET_SECONDS / 10
+        assert beats and float(beats[0]["value"][1]) > beats_at_default + 1, f"heartbeat changes: {beats}"
         # Nothing but heartbeats kept it fresh: no batch was read from the empty topic after the first.
         rows = prometheus.query(f"max_over_time(visits_sync_input_rows{selector}[{window}])")
         assert not rows or float(rows[0]["value"][1]) == 0, rows
