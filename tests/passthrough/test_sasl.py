@@ -20,7 +20,8 @@ from confluent_kafka.admin import AdminClient
 from pyspark.sql.streaming.datasource import ReadAllAvailable
 
 from streamwatch_common.kafka import KafkaSettings
-from streamwatch_common.spark.kafka_source import KafkaStreamReader, read_range
+from streamwatch_common.spark.kafka_range_read import read_range
+from streamwatch_common.spark.kafka_source import KafkaStreamReader
 from streamwatch_common.spark.kafka_stream import kafka_stream_options
 from streamwatch_common.spark.kafka_writer import write_rows
 from streamwatch_dev.kafka import SCRAM_MECHANISM, KafkaBroker

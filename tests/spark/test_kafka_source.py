@@ -14,12 +14,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadMaxRows
 
 from streamwatch_common.errors import SourceError
-from streamwatch_common.spark.kafka_source import (
-    KafkaStreamReader,
-    _transient,
-    read_range,
-    split_read_limit,
-)
+from streamwatch_common.spark.kafka_broker_wait import transient
+from streamwatch_common.spark.kafka_range_read import read_range
+from streamwatch_common.spark.kafka_source import KafkaStreamReader, split_read_limit
 from streamwatch_common.spark.kafka_stream import kafka_stream_options, read_kafka_stream
 from streamwatch_dev.kafka import KafkaBroker
 from streamwatch_dev.process import wait_until
@@ -291,4 +288,4 @@ def test_a_task_waits_for_a_restarting_broker(tmp_path: Path) -> None:
 def test_what_a_broker_restart_looks_like_is_waited_out_and_bad_credentials_are_not(
     code: int, waited_out: bool
 ) -> None:
-    assert _transient(KafkaException(KafkaError(code))) is waited_out
+    assert transient(KafkaException(KafkaError(code))) is waited_out

@@ -1,8 +1,11 @@
 """A Kafka streaming source for PySpark written with the Python Data Source API and confluent-kafka.
 
-It exists because the JVM connector (``spark-sql-kafka``) cannot be fetched where these images are built
-(no Maven). Offsets have the shape of Spark's own Kafka source, ``{"visits": {"0": 13200, "1": 15800}}``,
-and that JSON is the last line of ``<checkpoint>/offsets/N``, so a checkpoint reader works for either.
+The ``python`` connector, the jobs' default (the README's performance section has the numbers it was
+chosen by); Spark's own ``format("kafka")`` is the ``jvm`` one. Offsets have the shape of Spark's own
+Kafka source, ``{"visits": {"0": 13200, "1": 15800}}``, and that JSON is the last line of
+``<checkpoint>/offsets/N``, so a checkpoint reader works for either. This module plans the micro-batches
+(offsets, read limits, ranges); :mod:`.kafka_range_read` reads a range in a task and
+:mod:`.kafka_broker_wait` keeps both waiting through a broker restart.
 
 Usage::
 
@@ -40,11 +43,10 @@ from __future__ import annotations
 import json
 import logging
 import time
-import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
 from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPartition
 from pyspark.sql.streaming.datasource import (
     ReadAllAvailable,
@@ -54,15 +56,20 @@ from pyspark.sql.streaming.datasource import (
 )
 from pyspark.sql.types import StructType
 
-from streamwatch_common.backoff import Backoff
 from streamwatch_common.errors import SourceError
+from streamwatch_common.spark.kafka_broker_wait import (
+    RenewableConsumer,
+    topic_metadata,
+    watermark_offsets,
+    while_brokers_down,
+)
+from streamwatch_common.spark.kafka_range_read import KafkaRange, read_range
 
 if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import SparkSession
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 FORMAT_NAME = "streamwatch_kafka"
 SCHEMA = "key binary, value binary, topic string, partition int, offset long, timestamp timestamp"
@@ -72,84 +79,11 @@ Offsets = dict[str, dict[str, int]]
 
 EARLIEST = -2
 LATEST = -1
-_METADATA_TIMEOUT_S = 15.0
-_ARROW_BATCH_ROWS = 10_000
-# A task whose records stop arriving fails instead of hanging the micro-batch forever.
-_READ_STALL_TIMEOUT_S = 120.0
-# librdkafka answers "all brokers down" at once where Spark's JVM consumer blocks until the broker is
-# back: offset look-ups wait this long for a restarting broker before the batch fails.
-_BROKER_WAIT_S = _READ_STALL_TIMEOUT_S
-# A broker restart shows a client many faces (all brokers down, transport errors, partitions without a
-# leader or unknown to a client that connected meanwhile, destroyed broker handles): any error is waited
-# out, except those no wait can mend.
-_HOPELESS = {
-    KafkaError._AUTHENTICATION,
-    KafkaError._SSL,
-    KafkaError._INVALID_ARG,
-    KafkaError.SASL_AUTHENTICATION_FAILED,
-    KafkaError.TOPIC_AUTHORIZATION_FAILED,
-    KafkaError.CLUSTER_AUTHORIZATION_FAILED,
-}
-
-
-def _transient(exc: KafkaException) -> bool:
-    error = exc.args[0] if exc.args else None
-    return isinstance(error, KafkaError) and not error.fatal() and error.code() not in _HOPELESS
-
-
-class _RenewableConsumer:
-    """A consumer made on first use and replaced after a transient failure: one that connected while the
-    broker restarted can keep metadata without the topic's partitions until its next refresh, minutes on."""
-
-    def __init__(self, config: Mapping[str, Any]) -> None:
-        self.config = dict(config)
-        self._consumer: Consumer | None = None
-
-    def get(self) -> Consumer:
-        if self._consumer is None:
-            self._consumer = Consumer(_consumer_config(self.config))
-        return self._consumer
-
-    def close(self) -> None:
-        if self._consumer is not None:
-            self._consumer.close()
-            self._consumer = None
-
-
-def _while_brokers_down(call: Callable[[Consumer], T], client: _RenewableConsumer, what: str) -> T:
-    """``call(consumer)``, retried with back-off and a fresh consumer while the brokers are unreachable or
-    not yet serving the partition (a restart, a network blip)."""
-    deadline = time.monotonic() + _BROKER_WAIT_S
-    backoff = Backoff(first=0.2, maximum=5.0)
-    while True:
-        try:
-            return call(client.get())
-        except KafkaException as exc:
-            if not _transient(exc) or time.monotonic() >= deadline:
-                raise
-            client.close()
-            delay = backoff.next_delay()
-            logger.warning(
-                "kafka_source_brokers_unavailable",
-                extra={"what": what, "error": str(exc), "retry_in_seconds": delay},
-            )
-            time.sleep(delay)
 
 
 def register_kafka_source(spark: SparkSession) -> None:
     """Make ``spark.readStream.format("streamwatch_kafka")`` available in this session."""
     spark.dataSource.register(KafkaDataSource)
-
-
-class KafkaRange(InputPartition):
-    """One Spark task's work: records ``[start, end)`` of one topic partition."""
-
-    def __init__(self, topic: str, partition: int, start: int, end: int) -> None:
-        super().__init__((topic, partition, start, end))
-        self.topic = topic
-        self.partition = partition
-        self.start = start
-        self.end = end
 
 
 def client_config(options: Mapping[str, str]) -> dict[str, Any]:
@@ -243,12 +177,12 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         self.fetch_retries = int(lowered.get("fetchoffset.numretries", "3"))
         self.fetch_retry_interval_s = int(lowered.get("fetchoffset.retryintervalms", "1000")) / 1000
         self._available_now_target: Offsets | None = None
-        self._metadata = _RenewableConsumer(self.config)
+        self._metadata = RenewableConsumer(self.config)
 
     # Spark pickles the reader to ship read() to executors: never ship a live client.
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_metadata"] = _RenewableConsumer(self.config)
+        state["_metadata"] = RenewableConsumer(self.config)
         return state
 
     # --- driver side: planning ----------------------------------------------------------------------
@@ -271,7 +205,7 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
     def _fetch_watermarks(self) -> dict[str, dict[str, tuple[int, int]]]:
         result: dict[str, dict[str, tuple[int, int]]] = {}
         for topic in self.topics:
-            listed = _while_brokers_down(_topic_metadata(topic), self._metadata, f"metadata of {topic}")
+            listed = while_brokers_down(topic_metadata(topic), self._metadata, f"metadata of {topic}")
             meta = listed.topics.get(topic)
             if meta is None or meta.error is not None:
                 # A topic that does not exist yet has no records; it is picked up once it appears.
@@ -281,7 +215,7 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
                 )
                 continue
             result[topic] = {
-                str(p): _watermark_offsets(self._metadata, TopicPartition(topic, p))
+                str(p): watermark_offsets(self._metadata, TopicPartition(topic, p))
                 for p in sorted(meta.partitions)
             }
         return result
@@ -342,7 +276,7 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         return end
 
     def _low_watermark(self, topic: str, partition: str) -> int:
-        low, _high = _watermark_offsets(self._metadata, TopicPartition(topic, int(partition)))
+        low, _high = watermark_offsets(self._metadata, TopicPartition(topic, int(partition)))
         return int(low)
 
     def getDefaultReadLimit(self) -> ReadLimit:
@@ -380,162 +314,3 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         if not isinstance(partition, KafkaRange):
             raise SourceError(f"unexpected input partition {partition!r}")
         return read_range(self.config, partition, self.fail_on_data_loss)
-
-
-def _consumer_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    # The group id is never joined or committed (assign + seek only) but librdkafka wants one.
-    return {
-        "group.id": f"streamwatch-source-{uuid.uuid4().hex[:12]}",
-        **config,
-        "enable.auto.commit": False,
-        "enable.auto.offset.store": False,
-        "enable.partition.eof": True,
-    }
-
-
-def _topic_metadata(topic: str) -> Callable[[Consumer], Any]:
-    return lambda consumer: consumer.list_topics(topic, timeout=_METADATA_TIMEOUT_S)
-
-
-def _watermark_offsets(client: _RenewableConsumer, tp: TopicPartition) -> tuple[int, int]:
-    low, high = _while_brokers_down(
-        lambda c: c.get_watermark_offsets(tp, timeout=_METADATA_TIMEOUT_S),
-        client,
-        f"watermarks of {tp.topic}/{tp.partition}",
-    )
-    return int(low), int(high)
-
-
-def read_range(
-    config: Mapping[str, Any], task: KafkaRange, fail_on_data_loss: bool = True
-) -> Iterator[pa.RecordBatch]:
-    """Exactly the records ``[task.start, task.end)`` of one partition, as Arrow batches."""
-    client = _RenewableConsumer(config)
-    try:
-        tp = TopicPartition(task.topic, task.partition)
-        low, _high = _watermark_offsets(client, tp)
-        start = task.start
-        if low > start:
-            message = (
-                f"{task.topic}/{task.partition}: offsets {start}..{low - 1} were deleted before being read"
-            )
-            if fail_on_data_loss:
-                raise SourceError(message + " (failOnDataLoss=true)")
-            logger.warning("kafka_source_data_loss", extra={"topic": task.topic, "partition": task.partition})
-            start = low
-        if start >= task.end:
-            return
-        consumer = client.get()
-        consumer.assign([TopicPartition(task.topic, task.partition, start)])
-        yield from _batches(consumer, task, start)
-    finally:
-        client.close()
-
-
-class _Columns:
-    """The records of one Arrow batch being collected, column by column."""
-
-    def __init__(self) -> None:
-        self.keys: list[bytes | None] = []
-        self.values: list[bytes | None] = []
-        self.offsets: list[int] = []
-        self.timestamps: list[int | None] = []
-
-    def extend(self, messages: list[Message]) -> int:
-        """Take records known to be plain (see :func:`_plain`); returns the next offset to read.
-
-        Column by column: the record loop's per-field appends were among the reader's top costs (py-spy)."""
-        self.keys.extend([m.key() for m in messages])
-        self.values.extend([m.value() for m in messages])
-        self.offsets.extend([m.offset() for m in messages])  # type: ignore[misc]  # _plain checked them
-        self.timestamps.extend([ts if kind else None for kind, ts in (m.timestamp() for m in messages)])
-        return self.offsets[-1] + 1
-
-    def append(self, msg: Message, offset: int) -> None:
-        kind, ts = msg.timestamp()
-        self.keys.append(msg.key())
-        self.values.append(msg.value())
-        self.offsets.append(offset)
-        self.timestamps.append(ts if kind else None)
-
-    def record_batch(self, task: KafkaRange) -> pa.RecordBatch:
-        # Column-wise conversion: building a datetime per record costs more than reading it from Kafka.
-        import pyarrow as pa
-
-        n = len(self.offsets)
-        return pa.RecordBatch.from_arrays(
-            [
-                pa.array(self.keys, pa.binary()),
-                pa.array(self.values, pa.binary()),
-                pa.repeat(pa.scalar(task.topic, pa.string()), n),
-                pa.repeat(pa.scalar(task.partition, pa.int32()), n),
-                pa.array(self.offsets, pa.int64()),
-                pa.array(self.timestamps, pa.int64())
-                .cast(pa.timestamp("ms", tz="UTC"))
-                .cast(pa.timestamp("us", tz="UTC")),
-            ],
-            schema=_arrow_schema(),
-        )
-
-
-def _plain(messages: list[Message], end: int) -> bool:
-    """No error or end-of-partition event among ``messages`` and none at or past ``end``."""
-    last = messages[-1].offset()
-    return last is not None and last < end and all(m.error() is None for m in messages)
-
-
-def _one_by_one(messages: list[Message], task: KafkaRange, columns: _Columns, position: int) -> int:
-    """The general case: events, gaps and records past the end among ``messages``; returns the next
-    offset to read (``task.end`` once the range is done)."""
-    for msg in messages:
-        error = msg.error()
-        if error is not None:
-            if error.code() == KafkaError._PARTITION_EOF:
-                # Offsets up to the end can be missing for good (transaction markers, compaction).
-                if (msg.offset() or 0) >= task.end:
-                    position = task.end
-                continue
-            raise SourceError(f"{task.topic}/{task.partition}: consume failed: {error}")
-        offset = msg.offset()
-        if offset is None or offset >= task.end:
-            return task.end
-        columns.append(msg, offset)
-        position = offset + 1
-    return position
-
-
-def _batches(consumer: Consumer, task: KafkaRange, start: int) -> Iterator[pa.RecordBatch]:
-    columns = _Columns()
-    position = start
-    last_progress = time.monotonic()
-    while position < task.end:
-        messages = consumer.consume(min(_ARROW_BATCH_ROWS, task.end - position), timeout=1.0)
-        if messages and _plain(messages, task.end):
-            position = columns.extend(messages)
-        else:
-            position = _one_by_one(messages, task, columns, position)
-        if messages:
-            last_progress = time.monotonic()
-        elif time.monotonic() - last_progress > _READ_STALL_TIMEOUT_S:
-            raise SourceError(
-                f"{task.topic}/{task.partition}: no records for {_READ_STALL_TIMEOUT_S:.0f}s at offset "
-                f"{position}, expected up to {task.end}"
-            )
-        if len(columns.offsets) >= _ARROW_BATCH_ROWS or (position >= task.end and columns.offsets):
-            yield columns.record_batch(task)
-            columns = _Columns()
-
-
-def _arrow_schema() -> pa.Schema:
-    import pyarrow as pa
-
-    return pa.schema(
-        [
-            ("key", pa.binary()),
-            ("value", pa.binary()),
-            ("topic", pa.string()),
-            ("partition", pa.int32()),
-            ("offset", pa.int64()),
-            ("timestamp", pa.timestamp("us", tz="UTC")),
-        ]
-    )
