@@ -2,10 +2,16 @@
 keeps producing: a passthrough that keeps up is judged ok over a whole evaluation window and its lag in
 seconds is measured; one whose trigger takes in fewer records than arrive (slow trigger, few records per
 trigger) falls behind while it still commits, and is judged warn. Both as the metric and as the lag
-documents' ``evaluation`` field; the STALL / REWIND / STOP counterpart is test_observer_lag_evaluation.py."""
+documents' ``evaluation`` field; the STALL / REWIND / STOP counterpart is test_observer_lag_evaluation.py.
+
+The steady run also shows completeness end to end, on the same processes: the passthrough pushes the end
+offset it has read per partition, the observer exports the offset it has counted of the copy, and
+Prometheus evaluates the chart's recording rule over both. The gap stays 0 while the observer keeps up;
+once every observer is stopped it grows and "observer incomplete" fires."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -14,9 +20,11 @@ from typing import Any, cast
 import pytest
 from observer.conftest import ObserverFactory, newest_committed, start_generator, start_passthrough
 
+from streamwatch_dev.chart import render_rule_files
 from streamwatch_dev.kafka import KafkaBroker
 from streamwatch_dev.process import wait_until
-from streamwatch_dev.services import metric_value
+from streamwatch_dev.prometheus import Prometheus, Pushgateway
+from streamwatch_dev.services import ServiceProcess, metric_value
 
 pytestmark = pytest.mark.spark
 
@@ -30,6 +38,15 @@ SLOW_TRIGGER = 2.0
 SLOW_MAX_RECORDS = 10  # per trigger, shared by both partitions: 5 records/s taken in...
 SLOW_RATE = 40  # ...while 40/s arrive
 WARN_RUN = 3  # consecutive warn measurements per partition: a trend held, not one measurement
+
+GAP = "streamwatch:observer_completeness_gap_records"
+INCOMPLETE = "observer incomplete"
+# Not the chart's default job name: the rule must follow the value the passthrough is given.
+PUSH_JOB = "passthrough-completeness"
+# The observer closes a window every 2 s and the passthrough triggers every 0.5 s, so what was read
+# 20 s ago has long been counted unless the observer is really behind.
+SETTLE = "20s"
+STEADY_SECONDS = 20
 
 
 Doc = dict[str, Any]
@@ -69,17 +86,82 @@ def first_run(
     return next((run for run in runs if run and enough(run)), [])
 
 
-def test_a_passthrough_that_keeps_up_is_ok_with_its_lag_in_seconds(
+def per_partition(prom: Prometheus, expr: str) -> dict[str, float]:
+    return {r["metric"]["partition"]: float(r["value"][1]) for r in prom.query(expr)}
+
+
+def completeness_prometheus(output_dir: Path, gateway: Pushgateway, observer: ServiceProcess) -> Prometheus:
+    """Prometheus with the chart's observer rules, rendered for this run's push job, scraping both."""
+    rules = [
+        p
+        for p in render_rule_files(
+            output_dir / "rules",
+            {
+                "passthrough.settings.push_job": PUSH_JOB,
+                "alerts.completeness.settle": SETTLE,
+                "alerts.completeness.for": "5s",
+            },
+        )
+        if p.name == "observer.rules.yaml"
+    ]
+    return Prometheus.start(
+        output_dir / "prometheus", rules, pushgateway=gateway.url, targets=[f"127.0.0.1:{observer.ops_port}"]
+    )
+
+
+def assert_complete_then_incomplete_once_stopped(prom: Prometheus, observer: ServiceProcess) -> None:
+    # Steady state: the passthrough's reading as of SETTLE ago covers records on both partitions (so a 0
+    # is not an empty comparison), the gap series exists for both, and it stays 0 over STEADY_SECONDS.
+    settled_read = (
+        f'max by (partition) (streaming_batch_source_end_offset{{job="{PUSH_JOB}"}} offset {SETTLE})'
+    )
+    wait_until(
+        lambda: (read := per_partition(prom, settled_read)).keys() == {"0", "1"} and min(read.values()) > 0,
+        180,
+        what="the passthrough's settled reading on both partitions",
+    )
+    wait_until(lambda: per_partition(prom, GAP) == {"0": 0.0, "1": 0.0}, 60, what="a complete observer")
+    complete_since = time.monotonic()
+    steady_from = per_partition(prom, settled_read)
+    wait_until(
+        lambda: (
+            time.monotonic() - complete_since > STEADY_SECONDS + 1
+            and min(per_partition(prom, settled_read).values()) > max(steady_from.values())
+        ),
+        STEADY_SECONDS + 60,
+        what="a span of steady state with the passthrough reading on",
+    )
+    worst = per_partition(prom, f"max_over_time({GAP}[{STEADY_SECONDS}s])")
+    assert worst == {"0": 0.0, "1": 0.0}, f"a gap while the observer kept up: {worst}"
+    assert prom.alerts(INCOMPLETE) == []
+
+    # Every observer stops: what the passthrough reads from now on is missing, and the alert fires.
+    observer.stop()
+    wait_until(lambda: prom.alert_state(INCOMPLETE) == "firing", 120, interval=0.5, what="alert firing")
+    first = per_partition(prom, GAP)
+    assert min(first.values()) > 0, first
+    wait_until(
+        lambda: sum(per_partition(prom, GAP).values()) > sum(first.values()),
+        60,
+        what="the gap growing while the generator runs",
+    )
+
+
+def test_a_passthrough_that_keeps_up_is_ok_with_its_lag_in_seconds_and_observed_completely(
     kafka: KafkaBroker, observers: ObserverFactory, output_dir: Path, processes: list[Any]
 ) -> None:
     interval = float(observers.env()["OBSERVER_LAG_INTERVAL_SECONDS"])
     observers.topics(partitions=len(PARTITIONS))
+    gateway = Pushgateway.start(output_dir / "pushgateway")
+    processes.append(gateway)
     start_passthrough(
         kafka,
         observers,
         output_dir / "passthrough.log",
         processes,
         PASSTHROUGH_TRIGGER_INTERVAL_SECONDS=str(STEADY_TRIGGER),
+        PASSTHROUGH_PUSHGATEWAY_URL=gateway.url,
+        PASSTHROUGH_PUSH_JOB=PUSH_JOB,
     )
     start_generator(
         kafka,
@@ -100,8 +182,13 @@ def test_a_passthrough_that_keeps_up_is_ok_with_its_lag_in_seconds(
         what="committed records of every partition",
     )
     observer = observers.start(
-        OBSERVER_PROFILE_ENABLED="false", OBSERVER_LAG_EVALUATION_WINDOW_SECONDS=str(EVALUATION_WINDOW)
+        OBSERVER_PROFILE_ENABLED="false",
+        OBSERVER_LAG_EVALUATION_WINDOW_SECONDS=str(EVALUATION_WINDOW),
+        OBSERVER_WINDOW_SECONDS="2",
     )
+    # Started now, so its history fills while the lag evaluation is judged below.
+    prom = completeness_prometheus(output_dir, gateway, observer)
+    processes.append(prom)
 
     def ok_after_a_full_window(partition: int) -> list[Doc]:
         docs = lag_docs(observers, partition)
@@ -149,6 +236,8 @@ def test_a_passthrough_that_keeps_up_is_ok_with_its_lag_in_seconds(
         assert waiting and all(d["lag_seconds"] > 0 for d in waiting), (partition, run)
     alarms = [d for d in observers.docs("lag") if d["evaluation"] in ("stall", "stop", "rewind")]
     assert not alarms, "a passthrough that keeps up raised a lag alert"
+
+    assert_complete_then_incomplete_once_stopped(prom, observer)
 
 
 def test_a_slow_trigger_that_falls_behind_while_committing_is_warn(
