@@ -88,11 +88,13 @@ def _cluster_id() -> str:
 
 def _server_properties(data_dir: Path, port: int, controller_port: int, sasl_port: int | None) -> str:
     listeners = f"PLAINTEXT://127.0.0.1:{port}"
+    protocols = "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
     extra: dict[str, str] = {}
     if sasl_port is not None:
         # Clients authenticate with SCRAM-SHA-512 (what a Strimzi KafkaUser gets); the harness's own
         # clients keep the plaintext listener.
         listeners += f",SASL_PLAINTEXT://127.0.0.1:{sasl_port}"
+        protocols += ",SASL_PLAINTEXT:SASL_PLAINTEXT"
         extra = {
             "sasl.enabled.mechanisms": SCRAM_MECHANISM,
             f"listener.name.sasl_plaintext.{SCRAM_MECHANISM.lower()}.sasl.jaas.config": (
@@ -104,9 +106,7 @@ def _server_properties(data_dir: Path, port: int, controller_port: int, sasl_por
         "node.id": "1",
         "listeners": f"{listeners},CONTROLLER://127.0.0.1:{controller_port}",
         "advertised.listeners": listeners,
-        "listener.security.protocol.map": (
-            "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT"
-        ),
+        "listener.security.protocol.map": protocols,
         **extra,
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
