@@ -204,14 +204,3 @@ def chart_drift_threshold(target: Path) -> float:
     expr = " ".join(rules["field drift"]["expr"].split())
     assert expr.startswith("max by (job, topic, partition, field) (observer_field_drift) > "), expr
     return float(expr.rsplit(">", 1)[1])
-
-
-def newest_committed(checkpoint: Path, topic: str) -> dict[int, int]:
-    """Independent reading: the last line of ``offsets/N`` for the newest ``commits/N``."""
-    if not (checkpoint / "commits").is_dir():
-        return {}
-    commits = [int(p.name) for p in (checkpoint / "commits").iterdir() if p.name.isdigit()]
-    if not commits:
-        return {}
-    offsets = json.loads((checkpoint / "offsets" / str(max(commits))).read_text().splitlines()[-1])
-    return {int(p): int(o) for p, o in offsets[topic].items()}

@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from observer.conftest import ObserverFactory, newest_committed, start_generator, start_passthrough
+from observer.conftest import ObserverFactory, start_generator, start_passthrough
 
 from streamwatch_dev.chart import render_rule_files
 from streamwatch_dev.kafka import KafkaBroker
 from streamwatch_dev.process import wait_until
 from streamwatch_dev.prometheus import Prometheus, Pushgateway
 from streamwatch_dev.services import ServiceProcess, metric_value
+from streamwatch_dev.spark import newest_committed
 
 pytestmark = pytest.mark.spark
 

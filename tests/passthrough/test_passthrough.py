@@ -7,7 +7,6 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -15,7 +14,7 @@ from streamwatch_dev.kafka import KafkaBroker
 from streamwatch_dev.process import wait_until
 from streamwatch_dev.prometheus import Pushgateway
 from streamwatch_dev.services import VENV_BIN, ServiceProcess, metric_value, service_env
-from streamwatch_dev.spark import CONNECTORS, spark_jars_dir
+from streamwatch_dev.spark import CONNECTORS, newest_committed, spark_jars_dir
 from streamwatch_observer.checkpoint import read_committed
 
 pytestmark = pytest.mark.spark
@@ -47,24 +46,8 @@ def _env(
     )
 
 
-def _by_partition(kafka: KafkaBroker, topic: str, expected: int | None = None) -> dict[int, list[Record]]:
-    result: dict[int, list[Record]] = {0: [], 1: []}
-    for msg in kafka.read_all(topic, expected=expected, idle_timeout=5):
-        partition, value = msg.partition(), msg.value()
-        assert partition is not None and value is not None
-        result[partition].append((msg.key(), value))
-    return result
-
-
 def _copied(kafka: KafkaBroker, topic: str) -> int:
     return sum(kafka.end_offsets(topic).values())
-
-
-def _committed_offsets(checkpoint: Path) -> Any:
-    """The source offsets of the newest committed batch (``offsets/N`` is written before the batch runs,
-    ``commits/N`` after it)."""
-    batches = [int(p.name) for p in (checkpoint / "commits").iterdir() if p.name.isdigit()]
-    return json.loads((checkpoint / "offsets" / str(max(batches))).read_text().splitlines()[-1])
 
 
 @pytest.mark.parametrize("connector", CONNECTORS)
@@ -110,7 +93,7 @@ def test_copies_byte_for_byte_sigterm_mid_stream_then_resumes_without_gaps_or_re
     job.signal(signal.SIGTERM)
     assert job.wait(60) == 0
     assert job.events("query_stopped")
-    stopped_at = _committed_offsets(checkpoint)[source]
+    stopped_at = newest_committed(checkpoint, source)
     first_run = sum(b["records"] for b in job.events("batch_copied"))
     assert sum(stopped_at.values()) == first_run < 420, "stopped mid-stream; every copied batch committed"
 
@@ -120,12 +103,15 @@ def test_copies_byte_for_byte_sigterm_mid_stream_then_resumes_without_gaps_or_re
     again = ServiceProcess("streamwatch-passthrough", output_dir / "passthrough-2.log", env)
     again.start_ready(timeout=120, path="/readyz")
     try:
-        final = {source: {"0": 350, "1": 200}}
-        wait_until(lambda: _committed_offsets(checkpoint) == final, 180, what="all 550 records committed")
+        final = {0: 350, 1: 200}
+        wait_until(
+            lambda: newest_committed(checkpoint, source) == final, 180, what="all 550 records committed"
+        )
         # The observer's lag reader reads this checkpoint, whichever Kafka source wrote it.
         assert read_committed(checkpoint, source).offsets == kafka.end_offsets(source) == {0: 350, 1: 200}
         expected = {p: produced[p] + more[p] for p in (0, 1)}
-        assert _by_partition(kafka, target) == expected, "byte for byte, partition for partition, in order"
+        copied = kafka.records_by_partition(target)
+        assert copied == expected, "byte for byte, partition for partition, in order"
         assert metric_value(again.metrics(), "passthrough_records_total") == 550 - first_run, "no re-read"
         batches = job.events("batch_copied") + again.events("batch_copied")
         assert all(0 < b["records"] <= 100 for b in batches), "max records per trigger"
@@ -149,18 +135,18 @@ def test_sigkill_mid_stream_then_restart_copies_everything_at_least_once_in_orde
     job.start_ready(timeout=120, path="/readyz")
     job.wait_for_event("batch_copied", timeout=120, count=2)
     job.kill()
-    killed_at = _committed_offsets(checkpoint)[source]
+    killed_at = newest_committed(checkpoint, source)
     assert sum(killed_at.values()) < total, "killed mid-stream"
 
     again = ServiceProcess("streamwatch-passthrough", output_dir / "passthrough-2.log", env)
     started = time.monotonic()
     again.start_ready(timeout=120, path="/readyz")
     try:
-        caught_up = {source: {"0": 10_000, "1": 10_000}}
-        wait_until(lambda: _committed_offsets(checkpoint) == caught_up, 180, what="caught up")
+        caught_up = {0: 10_000, 1: 10_000}
+        wait_until(lambda: newest_committed(checkpoint, source) == caught_up, 180, what="caught up")
         elapsed = time.monotonic() - started
         # All of it (no expected count: with multi-record batches the broker's watermark runs short).
-        copied = _by_partition(kafka, target)
+        copied = kafka.records_by_partition(target)
         for p in (0, 1):
             # At-least-once: a batch cut short is written again; without the repeats it is the source.
             deduped = list(dict.fromkeys(copied[p]))

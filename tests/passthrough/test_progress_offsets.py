@@ -16,13 +16,13 @@ import signal
 from pathlib import Path
 
 import pytest
-from passthrough.test_passthrough import _committed_offsets, _env, _records
+from passthrough.test_passthrough import _env, _records
 
 from streamwatch_dev.kafka import KafkaBroker
 from streamwatch_dev.process import wait_until
 from streamwatch_dev.prometheus import Pushgateway
 from streamwatch_dev.services import ServiceProcess, metric_value
-from streamwatch_dev.spark import CONNECTORS
+from streamwatch_dev.spark import CONNECTORS, newest_committed
 
 pytestmark = pytest.mark.spark
 
@@ -51,8 +51,9 @@ def test_pushed_source_offsets_per_batch_match_the_checkpoint_and_the_backlog(
     job = ServiceProcess("streamwatch-passthrough", output_dir / "passthrough.log", env)
     job.start_ready(timeout=180, path="/readyz")
     try:
-        final = {source: {str(p): n for p, n in PRODUCED.items()}}
-        wait_until(lambda: _committed_offsets(checkpoint) == final, 240, what="all 420 records committed")
+        wait_until(
+            lambda: newest_committed(checkpoint, source) == PRODUCED, 240, what="all 420 records committed"
+        )
         labels = {"job": "passthrough", "instance": instance}
 
         def pushed(name: str, **more: str) -> float | None:

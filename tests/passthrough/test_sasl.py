@@ -140,16 +140,9 @@ def test_generator_and_jvm_passthrough_copy_every_record_over_scram(
         job.signal(signal.SIGTERM)
         assert job.wait(60) == 0, job.tail()
 
-    def by_partition(topic: str) -> dict[int, list[tuple[bytes | None, bytes | None]]]:
-        # Read over the harness's plaintext listener: what the authenticated clients wrote, in order.
-        result: dict[int, list[tuple[bytes | None, bytes | None]]] = {p: [] for p in produced}
-        for msg in sasl_kafka.read_all(topic, expected=TOTAL):
-            partition = msg.partition()
-            assert partition is not None
-            result[partition].append((msg.key(), msg.value()))
-        return result
-
-    assert by_partition(target) == by_partition(source), "byte for byte, partition for partition"
+    # Read over the harness's plaintext listener: what the authenticated clients wrote, in order.
+    copied, original = (sasl_kafka.records_by_partition(t, expected=TOTAL) for t in (target, source))
+    assert copied == original, "byte for byte, partition for partition"
     for log in (output_dir / "generator.log", output_dir / "passthrough.log"):
         text = log.read_text(errors="replace")
         assert PASSWORD not in text and "7d3a91" not in text, f"the SASL password is in {log.name}"

@@ -7,7 +7,6 @@ checkpoint's lag or from the ``replayed`` flag of ``batch_written``.
 
 from __future__ import annotations
 
-import json
 import signal
 from pathlib import Path
 
@@ -15,19 +14,11 @@ import pytest
 from visits_writer.stack import WriterPaths, run_generator, start_writer, wait_rows, writer_env, written
 
 from streamwatch_dev.kafka import KafkaBroker
-from streamwatch_dev.spark import CONNECTORS
+from streamwatch_dev.spark import CONNECTORS, newest_committed
 
 pytestmark = pytest.mark.spark
 
 TOTAL = 2000  # 10 batches of 200: SIGTERM lands mid-backlog
-
-
-def _committed_offsets(checkpoint: str, topic: str) -> dict[int, int]:
-    """Next offset per partition after the newest committed batch (last line of its ``offsets/N``)."""
-    root = Path(checkpoint)
-    newest = max(int(p.name) for p in (root / "commits").iterdir() if p.name.isdigit())
-    offsets = json.loads((root / "offsets" / str(newest)).read_text().splitlines()[-1])[topic]
-    return {int(p): int(o) for p, o in offsets.items()}
 
 
 def _coordinates(paths: WriterPaths) -> list[tuple[int, int]]:
@@ -51,7 +42,7 @@ def test_sigterm_mid_backlog_commits_every_written_batch_and_the_restart_replays
     writer.signal(signal.SIGTERM)
     assert writer.wait(60) == 0, writer.tail()
     assert [e["batch_committed"] for e in writer.events("query_stopped")] == [True]
-    committed = _committed_offsets(paths.checkpoint, topic)
+    committed = newest_committed(paths.checkpoint, topic)
     rows = _coordinates(paths)
     assert 0 < len(rows) < TOTAL, "stopped mid-backlog"
     assert sorted(rows) == sorted((p, o) for p, end in committed.items() for o in range(end)), (

@@ -13,7 +13,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -144,9 +144,8 @@ class KafkaBroker:
     port: int
     controller_port: int
     data_dir: Path
-    # The SASL_PLAINTEXT listener and its SCRAM users, when started with scram_users.
+    # The SASL_PLAINTEXT listener, when started with scram_users.
     sasl_port: int | None = None
-    scram_users: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def bootstrap(self) -> str:
@@ -198,7 +197,7 @@ class KafkaBroker:
             [*jvm, HEAP, "kafka.Kafka", str(config)],
             log_dir / f"kafka-{port}.log",
         )
-        broker = cls(process, port, controller_port, data_dir, sasl_port, dict(scram_users or {}))
+        broker = cls(process, port, controller_port, data_dir, sasl_port)
         process.start(ready=broker._ready, timeout=START_TIMEOUT)
         return broker
 
@@ -326,6 +325,18 @@ class KafkaBroker:
             return list(_drain(consumer, expected, idle_timeout))
         finally:
             consumer.close()
+
+    def records_by_partition(
+        self, topic: str, expected: int | None = None, idle_timeout: float = 5.0
+    ) -> dict[int, list[tuple[bytes | None, bytes | None]]]:
+        """Key and value of every record of a topic, per partition in offset order (read as :meth:`read_all`
+        reads); every partition of the topic has an entry, an empty one included."""
+        result: dict[int, list[tuple[bytes | None, bytes | None]]] = {p: [] for p in self.end_offsets(topic)}
+        for msg in self.read_all(topic, expected=expected, idle_timeout=idle_timeout):
+            partition = msg.partition()
+            assert partition is not None
+            result[partition].append((msg.key(), msg.value()))
+        return result
 
 
 def _drain(consumer: Consumer, expected: int | None, idle_timeout: float) -> Iterator[Message]:

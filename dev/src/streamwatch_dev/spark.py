@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -24,3 +25,19 @@ def spark_jars_dir() -> Path:
             f"Spark's JVM connector jars not found in {libs} (run make deps: .ci/install-deps.sh)"
         )
     return libs
+
+
+def newest_committed(checkpoint: Path | str, topic: str) -> dict[int, int]:
+    """Next offset per partition of ``topic`` after the newest committed batch of a Spark checkpoint: the
+    last line of ``offsets/N`` for the newest ``commits/N`` ({} before the first commit).
+
+    Read here, apart from the observer's own checkpoint reader, so tests check that reader against it.
+    """
+    root = Path(checkpoint)
+    if not (root / "commits").is_dir():
+        return {}
+    commits = [int(p.name) for p in (root / "commits").iterdir() if p.name.isdigit()]
+    if not commits:
+        return {}
+    offsets = json.loads((root / "offsets" / str(max(commits))).read_text().splitlines()[-1])
+    return {int(p): int(o) for p, o in offsets[topic].items()}
