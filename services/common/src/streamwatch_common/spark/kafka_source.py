@@ -57,6 +57,7 @@ from pyspark.sql.streaming.datasource import (
 from pyspark.sql.types import StructType
 
 from streamwatch_common.errors import SourceError
+from streamwatch_common.spark.batch_metrics import Offsets
 from streamwatch_common.spark.kafka_broker_wait import (
     RenewableConsumer,
     topic_metadata,
@@ -73,9 +74,6 @@ logger = logging.getLogger(__name__)
 
 FORMAT_NAME = "streamwatch_kafka"
 SCHEMA = "key binary, value binary, topic string, partition int, offset long, timestamp timestamp"
-
-# topic -> partition (as a string, like Spark's JSON) -> offset
-Offsets = dict[str, dict[str, int]]
 
 EARLIEST = -2
 LATEST = -1

@@ -61,9 +61,12 @@ def spark_client_options(
     """
     managed = () if producer else ("group.id", "enable.auto.commit", "auto.offset.reset")
     config = {key: value for key, value in client_config.items() if key not in managed}
+    # The Java client's properties leave out librdkafka's own already; the Python source is not given them.
     if connector == "jvm":
         config = java_client_properties(config)
-    return {f"kafka.{key}": _text(value) for key, value in config.items() if key not in LIBRDKAFKA_ONLY}
+    else:
+        config = {key: value for key, value in config.items() if key not in LIBRDKAFKA_ONLY}
+    return {f"kafka.{key}": _text(value) for key, value in config.items()}
 
 
 def read_kafka_stream(
