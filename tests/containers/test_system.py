@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 from observer.conftest import assert_exact_cover, coverage
+from prometheus_client.parser import text_string_to_metric_families
 from visits_writer.stack import WriterPaths, written
 
 from streamwatch_dev.chart import render, render_rule_files
@@ -216,6 +217,27 @@ def system(
         gateway.stop()
 
 
+def _delivered(system: System, generator: str) -> float:
+    """Records the broker has acknowledged to the generator, from its own `/metrics`."""
+    run = system.runs[generator]
+    (port,) = run.ports  # the generator's one port: ops (probes and metrics)
+    text = http_get(run.url(port, "/metrics")).decode()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "generator_records_total"
+    )
+
+
+def _windows_by_replica(system: System) -> dict[str, int]:
+    """Window documents written so far, per observer replica."""
+    counts: dict[str, int] = {}
+    for doc in system.docs("window"):
+        counts[doc["replica"]] = counts.get(doc["replica"], 0) + 1
+    return counts
+
+
 def extra_observers(system: System) -> list[str]:
     return [system.pod("observer", i) for i in (1, 2)]
 
@@ -241,12 +263,16 @@ def test_observer_scales_up_to_three_while_visits_flow(system: System) -> None:
 @pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
 def test_broker_restart_under_the_running_system_everything_recovers(system: System, how: str) -> None:
     """The broker goes down and comes back on its log directory while the generator, both Spark jobs and
-    three observer replicas run: each resumes by itself, and no container restarts or exits."""
+    three observer replicas run: each resumes by itself (the generator delivers again, every replica
+    writes windows again), and no container restarts or exits."""
     checkpoint = system.root / "claims" / f"{RELEASE}-streamwatch-passthrough"
     writer = system.pod("visits-writer", 0)
+    generator = system.pod("generator", 0)
     copied_before = sum((read_committed(checkpoint, system.visits).offsets or {}).values())
     batches_before = len(system.log_events(writer, "batch_written"))
-    windows_before = len(system.docs("window"))
+    delivered_before = _delivered(system, generator)
+    windows_before = _windows_by_replica(system)
+    assert len(windows_before) == 3, windows_before  # every replica is observing
     down = time.monotonic()
     if how == "SIGKILL":
         system.kafka.kill()
@@ -255,10 +281,13 @@ def test_broker_restart_under_the_running_system_everything_recovers(system: Sys
 
     def resumed() -> dict[str, bool]:
         committed = read_committed(checkpoint, system.visits).offsets or {}
+        windows = _windows_by_replica(system)
         return {
+            # more than was queued while the broker was down: records sent after it came back
+            "generator": _delivered(system, generator) > delivered_before + RATE * (up - down + 1),
             "passthrough": sum(committed.values()) > copied_before,
             "writer": len(system.log_events(writer, "batch_written")) > batches_before,
-            "observer": len(system.docs("window")) > windows_before,
+            **{replica: windows.get(replica, 0) > n for replica, n in windows_before.items()},
         }
 
     recovered: dict[str, float] = {}
@@ -267,7 +296,7 @@ def test_broker_restart_under_the_running_system_everything_recovers(system: Sys
         for what, done in resumed().items():
             if done and what not in recovered:
                 recovered[what] = round(time.monotonic() - up, 1)
-        return len(recovered) == 3
+        return len(recovered) == 3 + len(windows_before)
 
     wait_until(all_resumed, 180, interval=1, what=f"every service resuming after a broker {how}")
     print(f"\nbroker {how}: down {up - down:.1f}s; resumed after the broker was ready (s): {recovered}")

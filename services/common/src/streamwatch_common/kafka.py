@@ -68,7 +68,8 @@ class KafkaSettings(BaseSettings):
             # A producer that learnt "no leader" during a broker's controlled shutdown could stay away from
             # the broker once it was back: records in flight, no error, no metadata from any broker.
             # Persistent connections and a re-bootstrap after a short time without metadata bring such a
-            # client back (README, "Broker restarts and librdkafka").
+            # client back. One left holding no broker at all gets no such chance: the long-lived clients
+            # replace themselves then (kafka_health; README, "Broker restarts and librdkafka").
             "enable.sparse.connections": False,
             "metadata.recovery.rebootstrap.trigger.ms": REBOOTSTRAP_AFTER_MS,
         }

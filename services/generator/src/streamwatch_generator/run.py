@@ -16,6 +16,7 @@ from streamwatch_common.errors import ConfigurationError
 from streamwatch_common.kafka import LibrdkafkaLog
 from streamwatch_common.shutdown import GracefulShutdown
 from streamwatch_generator.plan import KindChooser, PartitionChooser, partition_for
+from streamwatch_generator.producer import RenewableProducer
 from streamwatch_generator.records import VisitFactory, encode
 from streamwatch_generator.settings import GeneratorSettings
 from streamwatch_generator.tally import DeliveryTally
@@ -59,7 +60,7 @@ class VisitsGenerator:
         # topic is never auto-created: a broker-default partition count would silently skew everything.
         config = {"allow.auto.create.topics": False, **settings.producer_config()}
         config.update(error_cb=self._on_client_error, logger=LibrdkafkaLog())
-        self._producer = Producer(config)
+        self._kafka = RenewableProducer(config)
         self._has_metadata = threading.Event()
         self._start_time = settings.event_time_start
         if self._start_time is not None and self._start_time.tzinfo is None:
@@ -70,6 +71,10 @@ class VisitsGenerator:
         self._reports_seen = 0
         self._last_report_at = time.monotonic()
         self._stalled_since: float | None = None
+
+    @property
+    def _producer(self) -> Producer:
+        return self._kafka.producer
 
     def ready(self) -> bool:
         """Ready once the producer has the topic's metadata (readiness probe)."""
@@ -206,7 +211,7 @@ class VisitsGenerator:
     def _send(self, key: bytes, value: bytes, partition: int, callback: Any) -> bool:
         while True:
             try:
-                self._producer.produce(
+                self._kafka.produce(
                     self.settings.topic, value=value, key=key, partition=partition, on_delivery=callback
                 )
             except BufferError:
@@ -221,14 +226,16 @@ class VisitsGenerator:
             return True
 
     def _watch_deliveries(self) -> None:
-        """Report records in flight with no delivery report for a while.
+        """Replace a producer that holds no broker (``producer``); report records in flight with no
+        delivery report for a while.
 
-        A client that lost its broker keeps its queue and says nothing until the message timeout; the
-        operator should hear about it before that. Getting the client back is its configuration's job
-        (``KafkaSettings``): a metadata request from here failed while such a client was wedged.
+        A client that cannot reach its broker keeps its queue and says nothing until the message timeout;
+        the operator should hear about it before that.
         """
         assert self.tally is not None
         now = time.monotonic()
+        if self._kafka.loss.orphaned(now):
+            self._kafka.renew()
         reports = self.tally.total + self.tally.failures
         if reports != self._reports_seen or not len(self._producer):
             if self._stalled_since is not None:

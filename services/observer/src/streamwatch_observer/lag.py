@@ -20,6 +20,7 @@ from typing import Any, Literal
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from streamwatch_common.errors import CheckpointError
+from streamwatch_common.kafka_health import BrokerLoss
 from streamwatch_observer import metrics
 from streamwatch_observer.checkpoint import Committed, read_committed
 from streamwatch_observer.lag_evaluation import EVALUATIONS, Evaluation, LagEvaluator, Sample
@@ -67,15 +68,22 @@ class LagProbe:
         self.checkpoint = checkpoint
         self.timeout = timeout
         self.evaluator = LagEvaluator(evaluation_window_seconds)
-        self._consumer = Consumer({**consumer_config, "enable.auto.commit": False})
+        self.loss = BrokerLoss("observer-lag-probe")
+        self._config = {**consumer_config, "enable.auto.commit": False}
+        self._consumer = Consumer(self.loss.configure(self._config))
 
     def close(self) -> None:
         self._consumer.close()
 
     def measure(self, partitions: list[int]) -> list[PartitionLag]:
         """Lag of each given source partition; never raises for a missing or partial checkpoint."""
-        # The probe never consumes: this serves its queued client log lines (see LibrdkafkaLog).
+        # The probe never consumes: this serves its queued client log lines (see LibrdkafkaLog) and its
+        # statistics, which say whether it still holds a broker (streamwatch_common.kafka_health).
         self._consumer.poll(0)
+        if self.loss.orphaned(time.monotonic()):
+            self._consumer.close()
+            self._consumer = Consumer(self.loss.configure(self._config))
+            self.loss.renewed("held no broker")
         try:
             committed = read_committed(self.checkpoint, self.source_topic)
         except CheckpointError as exc:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from confluent_kafka import Consumer
-
 from streamwatch_common.backoff import Backoff
 from streamwatch_common.errors import SinkError
 from streamwatch_common.kafka import LibrdkafkaLog
@@ -82,7 +80,7 @@ def run(settings: ObserverSettings, shutdown: GracefulShutdown) -> None:
         if settings.profile_enabled:
             profiler = Profiler(_destination(settings), settings.profile_max_rows).start()
         # librdkafka's own lines (a broker going away, say) go through logging: JSON, not stderr text.
-        consumer = Consumer({**settings.consumer_config(settings.group_id), "logger": LibrdkafkaLog()})
+        consumer_config = {**settings.consumer_config(settings.group_id), "logger": LibrdkafkaLog()}
         probe = LagProbe(
             {**settings.consumer_config(f"{settings.group_id}-lag-probe"), "logger": LibrdkafkaLog()},
             settings.source_topic,
@@ -90,7 +88,12 @@ def run(settings: ObserverSettings, shutdown: GracefulShutdown) -> None:
             settings.lag_evaluation_window_seconds,
         )
         observer = Observer(
-            settings=settings, shutdown=shutdown, consumer=consumer, sink=sink, probe=probe, profiler=profiler
+            settings=settings,
+            shutdown=shutdown,
+            consumer_config=consumer_config,
+            sink=sink,
+            probe=probe,
+            profiler=profiler,
         )
         state["observer"] = observer
         observer.run()

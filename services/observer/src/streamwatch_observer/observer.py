@@ -10,18 +10,24 @@ windows of consecutive owners meet exactly at the commit. Cooperative-sticky is 
 hand-over simple; its cost is re-reading open windows on every rebalance. Which replica reports the lag
 of a partition is decided in ``ownership``.
 
+A group consumer left holding no broker (``streamwatch_common.kafka_health``) is replaced by a new one,
+which joins the group afresh; what the old one owned is re-observed from the committed offsets, as after
+a lost assignment.
+
 Usage::
 
-    Observer(settings=s, shutdown=sd, consumer=c, sink=sink, probe=probe, profiler=profiler).run()
+    Observer(settings=s, shutdown=sd, consumer_config=c, sink=sink, probe=probe, profiler=profiler).run()
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
+from streamwatch_common.kafka_health import BrokerLoss
 from streamwatch_common.shutdown import GracefulShutdown
 from streamwatch_observer.documents import lag_document
 from streamwatch_observer.drift import DriftTracker
@@ -50,14 +56,16 @@ class Observer:
         *,
         settings: ObserverSettings,
         shutdown: GracefulShutdown,
-        consumer: Consumer,
+        consumer_config: dict[str, Any],
         sink: ObservationSink,
         probe: LagProbe,
         profiler: Profiler | None,
     ) -> None:
         self.settings = settings
         self.shutdown = shutdown
-        self.consumer = consumer
+        self.loss = BrokerLoss("observer-consumer")
+        self._consumer_config = consumer_config
+        self.consumer = Consumer(self.loss.configure(consumer_config))
         self.sink = sink
         self.probe = probe
         self.ownership = Ownership(settings.lag_interval_seconds, settings.replica_name)
@@ -65,34 +73,59 @@ class Observer:
         meter = QualityMeter(settings.required_fields, settings.id_field, keep_rows=profiler is not None)
         drift = DriftTracker(settings.drift_min_records)
         self.measurer = WindowMeasurer(meter, profiler, settings.job, drift=drift)
-        self.writer = ObservationWriter(settings, consumer, sink, self.ownership)
+        self.writer = ObservationWriter(settings, self.consumer, sink, self.ownership)
         self.subscribed = False
         self._next_lag = 0.0
 
     def run(self) -> None:
         """Consume, measure and write until shutdown; then write what is complete and leave the group."""
+        self.start()
+        try:
+            while not self.shutdown.requested:
+                self.step()
+            self._finish()
+        finally:
+            self.close()
+
+    def start(self) -> None:
+        """Join the group; :meth:`step` then does the work."""
+        self._subscribe()
+        self.subscribed = True
+        logger.info(
+            "observer_subscribed", extra={"topic": self.settings.topic, "group_id": self.settings.group_id}
+        )
+
+    def close(self) -> None:
+        self.measurer.close()
+        self.consumer.close()
+        logger.info("observer_stopped")
+
+    def _subscribe(self) -> None:
         self.consumer.subscribe(
             [self.settings.topic],
             on_assign=guarded("assign", self._on_assign),
             on_revoke=guarded("revoke", self._on_revoke),
             on_lost=guarded("lost", self._on_lost),
         )
-        self.subscribed = True
-        logger.info(
-            "observer_subscribed", extra={"topic": self.settings.topic, "group_id": self.settings.group_id}
-        )
-        try:
-            while not self.shutdown.requested:
-                self.step()
-            self._finish()
-        finally:
-            self.measurer.close()
-            self.consumer.close()
-            logger.info("observer_stopped")
+
+    def renew_consumer(self) -> None:
+        """Leave the group with the current consumer (revoking what it owns) and join with a new one."""
+        old = self.consumer
+        old.close()  # serves the revoke (or lost) callback of whatever it still owned
+        self.writer.add_windows(self.measurer.wait())
+        if self.ownership.assigned:
+            self._forget(self.ownership.sorted(), "partitions_lost")
+        self.consumer = Consumer(self.loss.configure(self._consumer_config))
+        self.writer.offsets = self.consumer
+        self.loss.renewed("held no broker")
+        self._subscribe()
 
     def step(self) -> None:
-        """One round: consume a batch into windows, hand full or old windows to the measurer, measure
-        lag when due, write what is measured (after a back-off when the sink refused the last write)."""
+        """One round: replace a consumer left without a broker, consume a batch into windows, hand full or
+        old windows to the measurer, measure lag when due, write what is measured (after a back-off when
+        the sink refused the last write)."""
+        if self.loss.orphaned(time.monotonic()):
+            self.renew_consumer()
         messages = self.consumer.consume(self.settings.consume_batch, timeout=_POLL_SECONDS)
         closed = self.windows.add(messages, self.ownership.assigned) if messages else []
         now = time.monotonic()

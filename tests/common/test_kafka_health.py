@@ -1,0 +1,108 @@
+"""A client's broker handles, read from librdkafka's own statistics: a client with a broker, even an
+unreachable one, is left alone; only one holding none for the whole grace period is to be replaced."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+import pytest
+from confluent_kafka import Producer
+from prometheus_client import REGISTRY
+
+from streamwatch_common.kafka_health import RENEW_AFTER_SECONDS, BrokerLoss, broker_handles
+from streamwatch_dev.kafka import KafkaBroker
+from streamwatch_dev.process import free_port, wait_until
+
+
+def _statistics(config: dict[str, Any]) -> dict[str, Any]:
+    """The first statistics document a real producer with ``config`` emits."""
+    documents: list[str] = []
+    producer = Producer({**config, "statistics.interval.ms": 200, "stats_cb": documents.append})
+
+    def emitted() -> bool:
+        producer.poll(0.1)
+        return bool(documents)
+
+    wait_until(emitted, 15, what="a statistics document")
+    stats: dict[str, Any] = json.loads(documents[-1])
+    return stats
+
+
+def test_a_connected_client_holds_the_broker_it_learned_from_metadata(kafka: KafkaBroker) -> None:
+    topic = kafka.create_topic(partitions=1)
+    documents: list[str] = []
+    producer = Producer(
+        {"bootstrap.servers": kafka.bootstrap, "statistics.interval.ms": 200, "stats_cb": documents.append}
+    )
+    producer.produce(topic, b"x")
+    assert producer.flush(15) == 0
+
+    def learned() -> bool:
+        producer.poll(0.1)
+        return bool(documents) and any(n.endswith("/1") for n in broker_handles(json.loads(documents[-1])))
+
+    wait_until(learned, 15, what="statistics listing the broker learned from metadata")
+
+
+def test_a_client_whose_broker_is_down_still_holds_it_and_is_not_judged_orphaned() -> None:
+    stats = _statistics({"bootstrap.servers": f"127.0.0.1:{free_port()}"})
+    handles = broker_handles(stats)
+    assert len(handles) == 1 and handles[0].endswith("/bootstrap"), stats["brokers"]
+    loss = BrokerLoss("unit")
+    loss.observe(handles, now=0.0)
+    assert not loss.orphaned(now=10 * RENEW_AFTER_SECONDS)
+
+
+def test_internal_and_logical_handles_are_not_brokers() -> None:
+    stats = {
+        "brokers": {
+            ":0/internal": {"source": "internal", "nodeid": -1},
+            "GroupCoordinator": {"source": "logical", "nodeid": -1},
+        }
+    }
+    assert broker_handles(stats) == []
+    learned = {"brokers": {**stats["brokers"], "b:9092/1": {"source": "learned"}}}
+    assert broker_handles(learned) == ["b:9092/1"]
+
+
+def test_holding_no_broker_counts_only_after_the_grace_period_and_a_broker_clears_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    loss = BrokerLoss("unit")
+    with caplog.at_level(logging.WARNING):
+        loss.observe([], now=100.0)
+        loss.observe([], now=110.0)  # still the first moment counts
+    assert not loss.orphaned(now=100.0 + RENEW_AFTER_SECONDS - 0.1)
+    assert loss.orphaned(now=100.0 + RENEW_AFTER_SECONDS)
+    assert [r.getMessage() for r in caplog.records].count("kafka_client_holds_no_broker") == 1
+    loss.observe(["b:9092/1"], now=200.0)
+    assert not loss.orphaned(now=1000.0)
+
+
+def test_a_renewal_is_counted_and_starts_a_clean_record() -> None:
+    loss = BrokerLoss("unit-renewal")
+    loss.observe([], now=time.monotonic() - 2 * RENEW_AFTER_SECONDS)
+    assert loss.orphaned(time.monotonic())
+    before = REGISTRY.get_sample_value("kafka_client_renewals_total", {"client": "unit-renewal"}) or 0.0
+    loss.renewed("test")
+    assert REGISTRY.get_sample_value("kafka_client_renewals_total", {"client": "unit-renewal"}) == before + 1
+    assert not loss.orphaned(time.monotonic() + 10 * RENEW_AFTER_SECONDS)
+
+
+def test_an_unreadable_statistics_document_is_counted_and_changes_nothing() -> None:
+    loss = BrokerLoss("unit-unreadable")
+    loss.observe([], now=0.0)
+    loss.on_stats("{not json")
+    labels = {"client": "unit-unreadable"}
+    assert REGISTRY.get_sample_value("kafka_client_stats_unreadable_total", labels) == 1
+    assert loss.orphaned(now=RENEW_AFTER_SECONDS)
+
+
+def test_configure_turns_statistics_on_but_keeps_an_operators_interval() -> None:
+    loss = BrokerLoss("unit")
+    assert loss.configure({"bootstrap.servers": "b:1"})["statistics.interval.ms"] > 0
+    config = loss.configure({"bootstrap.servers": "b:1", "statistics.interval.ms": 60_000})
+    assert config["statistics.interval.ms"] == 60_000 and config["stats_cb"] == loss.on_stats

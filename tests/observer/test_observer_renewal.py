@@ -1,0 +1,92 @@
+"""A consumer that held no broker is replaced (``streamwatch_common.kafka_health``): the observer leaves
+the group with the old consumer and joins with a new one, and its windows still cover every offset of
+every partition exactly once, committed up to the end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from observer.conftest import ObserverFactory, assert_exact_cover, committed_offsets, coverage, visit
+from prometheus_client import REGISTRY
+
+from streamwatch_common.shutdown import GracefulShutdown
+from streamwatch_dev.kafka import KafkaBroker
+from streamwatch_dev.process import wait_until
+from streamwatch_observer.lag import LagProbe
+from streamwatch_observer.observer import Observer
+from streamwatch_observer.settings import ObserverSettings
+from streamwatch_observer.sink import ObservationSink
+
+PARTITIONS = 2
+BEFORE, AFTER = 120, 80  # records per partition before and after the renewal
+
+
+def _renewals() -> float:
+    return REGISTRY.get_sample_value("kafka_client_renewals_total", {"client": "observer-consumer"}) or 0.0
+
+
+def _produce(kafka: KafkaBroker, topic: str, first: int, count: int) -> None:
+    for partition in range(PARTITIONS):
+        records: list[tuple[bytes | None, bytes]] = [
+            (None, visit(partition * 10_000 + first + i)) for i in range(count)
+        ]
+        kafka.produce(topic, records, partition=partition)
+
+
+def test_a_renewed_consumer_rejoins_and_the_windows_still_cover_every_offset_once(
+    observers: ObserverFactory, kafka: KafkaBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    observers.topics(PARTITIONS)
+    _produce(kafka, observers.topic, 0, BEFORE)
+    env = observers.env(
+        OBSERVER_REPLICA="renewal",
+        OBSERVER_PROFILE_ENABLED="false",
+        OBSERVER_WINDOW_RECORDS="50",
+        OBSERVER_WINDOW_SECONDS="1",
+    )
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = ObserverSettings()
+    sink = ObservationSink(settings.elasticsearch_client(), settings.index, settings.required_fields)
+    sink.ensure_template()
+    probe = LagProbe(
+        settings.consumer_config(f"{settings.group_id}-lag-probe"),
+        settings.source_topic,
+        Path(settings.checkpoint_path),
+        settings.lag_evaluation_window_seconds,
+    )
+    observer = Observer(
+        settings=settings,
+        shutdown=GracefulShutdown(),
+        consumer_config=settings.consumer_config(settings.group_id),
+        sink=sink,
+        probe=probe,
+        profiler=None,
+    )
+
+    def covered(end: int) -> bool:
+        observer.step()
+        ranges = coverage(observers.docs("window"))
+        return all(ranges.get(p) and ranges[p][-1][1] == end - 1 for p in range(PARTITIONS))
+
+    renewals = _renewals()
+    observer.start()
+    try:
+        wait_until(lambda: covered(BEFORE), 90, interval=0, what="windows up to the first records' end")
+        old = observer.consumer
+        observer.renew_consumer()
+        assert observer.consumer is not old and observer.writer.offsets is observer.consumer
+        assert not observer.ownership.assigned  # the old consumer's partitions were given up
+        _produce(kafka, observers.topic, BEFORE, AFTER)
+        wait_until(lambda: covered(BEFORE + AFTER), 90, interval=0, what="windows after the renewal")
+    finally:
+        observer.close()
+        probe.close()
+
+    assert _renewals() == renewals + 1
+    windows = coverage(observers.docs("window"))
+    for partition in range(PARTITIONS):
+        assert_exact_cover(windows[partition], BEFORE + AFTER)
+    committed = committed_offsets(kafka, settings.group_id, observers.topic, PARTITIONS)
+    assert committed == {p: BEFORE + AFTER for p in range(PARTITIONS)}
