@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaError, TopicPartition
 from observer.units import unit_settings
 from prometheus_client import REGISTRY
 
@@ -15,7 +15,7 @@ from streamwatch_observer.documents import Document
 from streamwatch_observer.ownership import Ownership
 from streamwatch_observer.quality import WindowQuality
 from streamwatch_observer.window import ClosedWindow
-from streamwatch_observer.writer import ObservationWriter
+from streamwatch_observer.writer import ObservationWriter, commit_result
 
 
 class FlakySink:
@@ -39,7 +39,7 @@ class Offsets:
         self.calls: list[tuple[str, list[tuple[int, int]]]] = []
 
     def commit(self, *, offsets: list[TopicPartition], asynchronous: bool) -> list[TopicPartition]:
-        assert asynchronous is False
+        assert asynchronous is True
         self.calls.append(("commit", [(tp.partition, tp.offset) for tp in offsets]))
         return offsets
 
@@ -154,3 +154,19 @@ def test_lag_documents_beyond_the_bound_drop_the_oldest_and_are_counted() -> Non
     writer.add_lag([("a", {}), ("b", {}), ("c", {})])
     assert [doc_id for doc_id, _ in writer.lag] == ["b", "c"]
     assert REGISTRY.get_sample_value("observer_lag_documents_dropped_total") == pytest.approx(before + 1)
+
+
+def test_a_failed_asynchronous_commit_is_logged_and_counted_and_a_good_one_is_not(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def failures() -> float:
+        return REGISTRY.get_sample_value("observer_commit_failures_total") or 0.0
+
+    before = failures()
+    with caplog.at_level("WARNING"):
+        commit_result(None, [TopicPartition("t", 0, 10), TopicPartition("t", 1, 20)])
+        assert failures() == before and not caplog.records
+        commit_result(KafkaError(KafkaError._WAIT_COORD), [TopicPartition("t", 0, 30)])
+    assert failures() == before + 1
+    (failed,) = (r.__dict__ for r in caplog.records if r.getMessage() == "commit_failed")
+    assert failed["offsets"] == {0: 30} and "WAIT_COORD" in failed["error"]

@@ -40,7 +40,7 @@ from streamwatch_observer.rebalance import guarded, skip_written
 from streamwatch_observer.settings import ObserverSettings
 from streamwatch_observer.sink import ObservationSink
 from streamwatch_observer.window import OpenWindows
-from streamwatch_observer.writer import ObservationWriter
+from streamwatch_observer.writer import ObservationWriter, commit_result
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +64,8 @@ class Observer:
         self.settings = settings
         self.shutdown = shutdown
         self.loss = BrokerLoss("observer-consumer")
-        self._consumer_config = consumer_config
-        self.consumer = Consumer(self.loss.configure(consumer_config))
+        self._consumer_config = {**consumer_config, "on_commit": commit_result}
+        self.consumer = Consumer(self.loss.configure(self._consumer_config))
         self.sink = sink
         self.probe = probe
         self.ownership = Ownership(settings.lag_interval_seconds, settings.replica_name)

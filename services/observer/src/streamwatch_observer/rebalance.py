@@ -86,5 +86,5 @@ def skip_written(
     consumer.assign(
         [TopicPartition(topic, tp.partition, starts.get(tp.partition, tp.offset)) for tp in committed]
     )
-    consumer.commit(offsets=moved, asynchronous=False)
+    consumer.commit(offsets=moved, asynchronous=True)  # its result goes to writer.commit_result
     logger.info("assignment_moved_past_written_windows", extra={"starts": starts})

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Literal, Protocol
 
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaError, TopicPartition
 
 from streamwatch_common.backoff import Backoff
 from streamwatch_common.errors import SinkError
@@ -36,8 +36,8 @@ class Offsets(Protocol):
     """What the writer needs of the consumer (``confluent_kafka.Consumer`` has it)."""
 
     def commit(
-        self, *, offsets: list[TopicPartition], asynchronous: Literal[False]
-    ) -> list[TopicPartition]: ...
+        self, *, offsets: list[TopicPartition], asynchronous: Literal[True]
+    ) -> list[TopicPartition] | None: ...
 
     def pause(self, partitions: list[TopicPartition]) -> None: ...
 
@@ -160,8 +160,11 @@ class ObservationWriter:
         offsets = [TopicPartition(topic, p, o) for p, o in positions.items() if p in owned]
         if not offsets:
             return
+        # Asynchronous, its result reported to commit_result while the loop consumes: a synchronous commit
+        # that waits for a group coordinator can hold the loop (and the renewal of a client that lost its
+        # broker) for as long as the coordinator stays away.
         try:
-            self.offsets.commit(offsets=offsets, asynchronous=False)
+            self.offsets.commit(offsets=offsets, asynchronous=True)
         except Exception as exc:  # noqa: BLE001 - a lost commit only means a replay that overwrites
             metrics.COMMIT_FAILURES.inc()
             logger.warning("commit_failed", extra={"offsets": positions, "error": str(exc)})
@@ -225,3 +228,19 @@ class ObservationWriter:
             if self.ownership.assigned:
                 self.offsets.resume(self._owned())
             logger.info("consumption_resumed", extra={"partitions": self.ownership.sorted()})
+
+
+def commit_result(err: KafkaError | None, partitions: list[TopicPartition]) -> None:
+    """The consumer's ``on_commit``: a commit that failed, wholly or for some partitions, is logged and
+    counted (a lost commit only means a replay that overwrites)."""
+    failed = {tp.partition: str(tp.error) for tp in partitions if tp.error is not None}
+    if err is None and not failed:
+        return
+    metrics.COMMIT_FAILURES.inc()
+    logger.warning(
+        "commit_failed",
+        extra={
+            "offsets": {tp.partition: tp.offset for tp in partitions},
+            "error": str(err) if err is not None else failed,
+        },
+    )
