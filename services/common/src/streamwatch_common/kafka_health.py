@@ -16,7 +16,8 @@ Usage::
     ...
     producer.poll(0)  # statistics are served by poll, like delivery reports
     if loss.orphaned(time.monotonic()):
-        producer = renew(...)  # and loss.reset()
+        producer = Producer(loss.configure(settings.producer_config()))  # after purging the old one
+        loss.renewed("held no broker")
 """
 
 from __future__ import annotations

@@ -112,9 +112,8 @@ class Observer:
         """Leave the group with the current consumer (revoking what it owns) and join with a new one."""
         old = self.consumer
         old.close()  # serves the revoke (or lost) callback of whatever it still owned
-        self.writer.add_windows(self.measurer.wait())
-        if self.ownership.assigned:
-            self._forget(self.ownership.sorted(), "partitions_lost")
+        if self.ownership.assigned:  # no callback came for these: they are lost with the old consumer
+            self._on_lost(old, [TopicPartition(self.settings.topic, p) for p in self.ownership.sorted()])
         self.consumer = Consumer(self.loss.configure(self._consumer_config))
         self.writer.offsets = self.consumer
         self.loss.renewed("held no broker")
