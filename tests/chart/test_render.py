@@ -195,6 +195,15 @@ def test_helm_test_names_follow_the_values() -> None:
     assert plan["pushed"] == [["visits_to_delta_synchronizer", "visits_sync_duration"]]
 
 
+def test_the_test_pod_outlives_a_passing_test_for_helm_test_logs() -> None:
+    """`helm test --logs` reads the pod's logs once it has ended: a pod deleted on success
+    (hook-succeeded) made it exit 1 after a passing test. It is replaced when the next test starts."""
+    pod = _test_pod(render())
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    assert pod["metadata"]["annotations"]["helm.sh/hook-delete-policy"] == "before-hook-creation"
+    assert pod["spec"]["restartPolicy"] == "Never"
+
+
 def test_network_policies_let_the_test_pod_reach_the_observer() -> None:
     policies = render({"networkPolicy.enabled": "true"})
     (observer,) = [
