@@ -15,6 +15,7 @@ from streamwatch_common.settings_doc import registered_settings
 from streamwatch_common.spark.batch_metrics import STREAMING_BATCH, VISITS_SYNC
 from streamwatch_dev.chart import CHART, helm, render
 from streamwatch_dev.services import VENV_BIN
+from streamwatch_dev.workloads import service_containers
 
 STRIMZI_KINDS = {"Kafka", "KafkaNodePool", "KafkaTopic"}
 # Unknown to kubernetes-validate too; test_monitoring.py validates them against the operator's CRDs.
@@ -241,3 +242,25 @@ def test_the_sasl_password_reaches_every_kafka_client_from_its_secret_and_only_w
             "name": "KAFKA_SASL_PASSWORD",
             "valueFrom": {"secretKeyRef": {"name": "streamwatch-user", "key": "pw"}},
         }, name
+
+
+def test_index_replicas_reach_the_services_that_create_indices() -> None:
+    """The bundled Elasticsearch is one node, which can place no replica: the observer and the profile
+    publisher create their indices with 0 (green, not yellow). An existing cluster keeps its own default
+    unless elasticsearch.indexReplicas says otherwise."""
+
+    def replicas(manifests: list[dict[str, Any]]) -> dict[str, str | None]:
+        found = {}
+        for service in ("observer", "profile-publisher"):
+            (c,) = [c for c in service_containers(manifests, service) if not c.init]
+            found[service] = c.env().get("ELASTICSEARCH_INDEX_REPLICAS", {}).get("value")
+        return found
+
+    assert replicas(render()) == {"observer": "0", "profile-publisher": "0"}
+    assert replicas(render({"elasticsearch.indexReplicas": 1})) == {"observer": "1", "profile-publisher": "1"}
+    external = [CHART / "ci" / "external-infra-values.yaml"]
+    assert replicas(render(values_files=external)) == {"observer": None, "profile-publisher": None}
+    assert replicas(render({"elasticsearch.indexReplicas": 2}, values_files=external)) == {
+        "observer": "2",
+        "profile-publisher": "2",
+    }

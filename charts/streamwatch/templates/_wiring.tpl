@@ -37,6 +37,7 @@
 {{- define "streamwatch.observerEnv" -}}
 {{ include "streamwatch.kafkaEnv" . }}
 {{ include "streamwatch.elasticsearchEnv" . }}
+{{- include "streamwatch.elasticsearchIndexReplicasEnv" . }}
 - name: OBSERVER_TOPIC
   value: {{ .Values.kafka.topics.processedVisits.name | quote }}
 - name: OBSERVER_SOURCE_TOPIC
@@ -58,6 +59,7 @@
 
 {{- define "streamwatch.profilePublisherEnv" -}}
 {{ include "streamwatch.elasticsearchEnv" . }}
+{{- include "streamwatch.elasticsearchIndexReplicasEnv" . }}
 - name: PROFILE_PUBLISHER_PORT
   value: {{ .Values.profilePublisher.port | quote }}
 - name: PROFILE_PUBLISHER_STORE_DIR
@@ -69,6 +71,21 @@
     secretKeyRef:
       name: {{ include "streamwatch.profilePublisherTokenSecret" . }}
       key: token
+{{- end }}
+
+{{/* number_of_replicas of the indices the observer and the profile publisher create (a line beginning
+     with a newline, or nothing): elasticsearch.indexReplicas when set, else 0 for the bundled single
+     node, which can place no replica (an index asking for one stays yellow), else nothing: an external
+     cluster's own default. */}}
+{{- define "streamwatch.elasticsearchIndexReplicasEnv" -}}
+{{- $replicas := .Values.elasticsearch.indexReplicas }}
+{{- if and (kindIs "invalid" $replicas) .Values.elasticsearch.enabled }}
+{{- $replicas = 0 }}
+{{- end }}
+{{- if not (kindIs "invalid" $replicas) }}
+- name: ELASTICSEARCH_INDEX_REPLICAS
+  value: {{ int $replicas | quote }}
+{{- end }}
 {{- end }}
 
 {{/* Secret holding the profile publisher's upload token (key "token"). */}}

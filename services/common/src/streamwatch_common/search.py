@@ -46,6 +46,14 @@ class ElasticsearchSettings(BaseSettings):
         validation_alias="ELASTICSEARCH_TIMEOUT_SECONDS",
         description="Timeout of one request; bounded so a slow cluster causes back-pressure, not a hang.",
     )
+    elasticsearch_index_replicas: int | None = Field(
+        default=None,
+        ge=0,
+        validation_alias="ELASTICSEARCH_INDEX_REPLICAS",
+        description="`number_of_replicas` of the index the service creates, also set on it when it exists; "
+        "`0` on a single node, which can place no replica (the index would stay yellow); unset: the "
+        "cluster's default (1).",
+    )
 
     def elasticsearch_client(self) -> Elasticsearch:
         """A client with bounded timeouts; retries are the caller's job (they decide what to commit)."""
@@ -65,3 +73,8 @@ class ElasticsearchSettings(BaseSettings):
             max_retries=0,
             retry_on_timeout=False,
         )
+
+
+def index_replicas_settings(replicas: int | None) -> dict[str, Any]:
+    """``{"number_of_replicas": n}`` for an index's settings, or nothing for the cluster's default."""
+    return {} if replicas is None else {"number_of_replicas": replicas}

@@ -73,7 +73,12 @@ def run(settings: ObserverSettings, shutdown: GracefulShutdown) -> None:
     profiler = None
     probe = None
     try:
-        sink = ObservationSink(settings.elasticsearch_client(), settings.index, settings.required_fields)
+        sink = ObservationSink(
+            settings.elasticsearch_client(),
+            settings.index,
+            settings.required_fields,
+            replicas=settings.elasticsearch_index_replicas,
+        )
         template_ready = _wait_for_template(sink, shutdown, settings.sink_max_backoff_seconds)
         if not template_ready:
             return

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from streamwatch_common.errors import SinkError
+from streamwatch_common.search import index_replicas_settings
 from streamwatch_common.visit_record import DEFAULT_REQUIRED_FIELDS
 from streamwatch_observer.fields import safe_name
 
@@ -81,31 +82,47 @@ class ObservationSink:
     Usage::
 
         sink = ObservationSink(
-            settings.elasticsearch_client(), "visits_observation_stats", settings.required_fields
+            settings.elasticsearch_client(),
+            "visits_observation_stats",
+            settings.required_fields,
+            replicas=settings.elasticsearch_index_replicas,  # 0 on a single node
         )
         sink.ensure_template()
         sink.write([("passthrough-processed_visits-0-0-99", {"doc_type": "window", ...})])
     """
 
     def __init__(
-        self, client: Elasticsearch, index: str, required_fields: Sequence[str] = DEFAULT_REQUIRED_FIELDS
+        self,
+        client: Elasticsearch,
+        index: str,
+        required_fields: Sequence[str] = DEFAULT_REQUIRED_FIELDS,
+        *,
+        replicas: int | None = None,
     ) -> None:
         self.client = client
         self.index = index
         self.mappings = mappings(required_fields)
+        # number_of_replicas of the index (None: the cluster's default).
+        self.replicas = replicas
 
     def ensure_template(self) -> None:
-        """Create or update the index template (idempotent); raises SinkError when unreachable."""
+        """Create or update the index template (idempotent), and give an existing index the replica
+        count; raises SinkError when unreachable."""
+        settings = index_replicas_settings(self.replicas)
+        template: dict[str, Any] = {"mappings": self.mappings}
+        if settings:
+            template["settings"] = {"index": settings}
         try:
             self.client.indices.put_index_template(
-                name=self.index,
-                index_patterns=[self.index],
-                template={"mappings": self.mappings},
-                priority=100,
+                name=self.index, index_patterns=[self.index], template=template, priority=100
             )
+            # A template shapes new indices only: an index made before (say with the default 1 replica,
+            # yellow forever on one node) gets the count here; number_of_replicas is a dynamic setting.
+            if settings and self.client.indices.exists(index=self.index):
+                self.client.indices.put_settings(index=self.index, settings={"index": settings})
         except Exception as exc:
             raise SinkError(f"index template {self.index}: {exc}") from exc
-        logger.info("index_template_ready", extra={"index": self.index})
+        logger.info("index_template_ready", extra={"index": self.index, "replicas": self.replicas})
 
     def last_end_offsets(self, job: str, topic: str, partitions: list[int]) -> dict[int, int]:
         """Per partition, the highest ``end_offset`` of a stored window (absent: no window yet).

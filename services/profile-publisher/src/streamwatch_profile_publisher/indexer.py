@@ -7,7 +7,9 @@ which makes every write idempotent (a replayed file overwrites instead of duplic
 
 Usage::
 
-    indexer = MetadataIndexer(store_dir / "pending", settings.elasticsearch_client, "visits_profiles")
+    indexer = MetadataIndexer(
+        store_dir / "pending", settings.elasticsearch_client, "visits_profiles", replicas=0
+    )
     indexer.start()
     indexer.put(record.id, record.search_document(public_base))
     ...
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from streamwatch_common.backoff import Backoff
+from streamwatch_common.search import index_replicas_settings
 from streamwatch_profile_publisher.metrics import INDEX_FAILURES, INDEX_PENDING, INDEX_WRITES
 
 if TYPE_CHECKING:
@@ -62,9 +65,13 @@ class MetadataIndexer:
         client_factory: Callable[[], Elasticsearch] | None,
         index: str,
         retry_seconds: float = 5.0,
+        *,
+        replicas: int | None = None,
     ) -> None:
         self.pending_dir = pending_dir
         self.index = index
+        # number_of_replicas of the index (None: the cluster's default).
+        self.replicas = replicas
         self._client_factory = client_factory
         self._client: Elasticsearch | None = None
         self._index_ready = False
@@ -200,13 +207,26 @@ class MetadataIndexer:
         if self._client is None:
             self._client = self._client_factory()
         if not self._index_ready:
+            settings = index_replicas_settings(self.replicas)
+            created = False
             if not self._client.indices.exists(index=self.index):
                 try:
-                    self._client.indices.create(index=self.index, mappings=MAPPINGS)
-                    logger.info("search_index_created", extra={"index": self.index})
+                    self._client.indices.create(
+                        index=self.index,
+                        mappings=MAPPINGS,
+                        settings={"index": settings} if settings else None,
+                    )
+                    created = True
+                    logger.info(
+                        "search_index_created", extra={"index": self.index, "replicas": self.replicas}
+                    )
                 except BadRequestError as exc:
                     # Another replica created it between our check and our create.
                     if exc.error != "resource_already_exists_exception":
                         raise
+            if settings and not created:
+                # An index made before (say with the default 1 replica, yellow forever on one node) gets
+                # the count too: number_of_replicas is a dynamic setting.
+                self._client.indices.put_settings(index=self.index, settings={"index": settings})
             self._index_ready = True
         return self._client

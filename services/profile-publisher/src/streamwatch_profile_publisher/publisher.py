@@ -51,6 +51,7 @@ class Publisher:
             client_factory,
             settings.elasticsearch_index,
             retry_seconds=settings.index_retry_seconds,
+            replicas=settings.elasticsearch_index_replicas,
         )
         retention = RetentionPolicy(
             max_reports=settings.retention_max_reports,
