@@ -6,14 +6,15 @@ included); the Elasticsearch password is never printed."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+import time
 import uuid
 from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 
-from streamwatch_common.spark.batch_metrics import STREAMING_BATCH, VISITS_SYNC
 from streamwatch_dev.chart import render
 from streamwatch_dev.elasticsearch import ElasticsearchNode
 from streamwatch_dev.kafka import KafkaBroker
@@ -57,10 +58,19 @@ def _run(
     return result.returncode, output
 
 
-def _push(pushgateway: Pushgateway, job: str, metric: str) -> None:
+def _push(pushgateway: Pushgateway, plan: dict[str, Any], job: str, instance: str | None = None) -> None:
+    """Push a batch duration for ``job`` to the group the chart gives it (or under ``instance``)."""
+    (group,) = [g for g in plan["pushed"] if g["job"] == job]
     registry = CollectorRegistry()
-    Gauge(metric, "Duration of the last micro-batch.", registry=registry).set(1234)
-    push_to_gateway(pushgateway.url.removeprefix("http://"), job=job, registry=registry)
+    Gauge(group["metric"], "Duration of the last micro-batch.", ["pod"], registry=registry).labels(
+        "pod-a"
+    ).set(1234)
+    push_to_gateway(
+        pushgateway.url.removeprefix("http://"),
+        job=job,
+        registry=registry,
+        grouping_key={"instance": instance or group["instance"]},
+    )
 
 
 @pytest.fixture
@@ -89,8 +99,8 @@ def test_checks_pass_when_everything_users_depend_on_is_there(
     names: dict[str, str], kafka: KafkaBroker, elasticsearch: ElasticsearchNode, pushgateway: Pushgateway
 ) -> None:
     script, plan = _rendered_check(names)
-    _push(pushgateway, names["visitsWriter.settings.push_job"], VISITS_SYNC.duration)
-    _push(pushgateway, names["passthrough.settings.push_job"], STREAMING_BATCH.duration)
+    _push(pushgateway, plan, names["visitsWriter.settings.push_job"])
+    _push(pushgateway, plan, names["passthrough.settings.push_job"])
     code, output = _run(script, _local(plan, pushgateway, 30), kafka, elasticsearch)
     assert code == 0, output
     for expected in (
@@ -108,7 +118,7 @@ def test_checks_fail_and_say_what_is_missing(
 ) -> None:
     # Only the visits writer pushed; the passthrough has not; the index is another one; the processed
     # topic has a different partition count.
-    _push(pushgateway, names["visitsWriter.settings.push_job"], VISITS_SYNC.duration)
+    _push(pushgateway, _rendered_check(names)[1], names["visitsWriter.settings.push_job"])
     suffix = uuid.uuid4().hex[:8]
     values = dict(
         names,
@@ -124,7 +134,7 @@ def test_checks_fail_and_say_what_is_missing(
     failed = [line for line in output.splitlines() if line.startswith("FAILED")]
     assert len(failed) == 3, output
     assert any(
-        f"no streaming_batch_duration_seconds pushed by job {names['passthrough.settings.push_job']}" in f
+        f"no streaming_batch_duration_seconds in job {names['passthrough.settings.push_job']}'s group" in f
         for f in failed
     )
     assert any(f"index missing-{suffix} does not exist" in f for f in failed)
@@ -135,8 +145,8 @@ def test_wrong_elasticsearch_password_fails_the_index_check_without_printing_it(
     names: dict[str, str], kafka: KafkaBroker, elasticsearch: ElasticsearchNode, pushgateway: Pushgateway
 ) -> None:
     script, plan = _rendered_check(names)
-    _push(pushgateway, names["visitsWriter.settings.push_job"], VISITS_SYNC.duration)
-    _push(pushgateway, names["passthrough.settings.push_job"], STREAMING_BATCH.duration)
+    _push(pushgateway, plan, names["visitsWriter.settings.push_job"])
+    _push(pushgateway, plan, names["passthrough.settings.push_job"])
     wrong = "wrong-" + uuid.uuid4().hex
     code, output = _run(script, _local(plan, pushgateway, 1), kafka, elasticsearch, password=wrong)
     assert code == 1, output
@@ -144,3 +154,55 @@ def test_wrong_elasticsearch_password_fails_the_index_check_without_printing_it(
     failed = [line for line in output.splitlines() if line.startswith("FAILED")]
     assert len(failed) == 1, output
     assert f"index {names['observer.settings.index']}: HTTP 401" in failed[0], output
+
+
+def _pushed_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if "from job" in line]
+
+
+def test_a_group_pushed_under_a_pod_name_does_not_pass(
+    names: dict[str, str], kafka: KafkaBroker, elasticsearch: ElasticsearchNode, pushgateway: Pushgateway
+) -> None:
+    """Earlier chart versions grouped by pod name, and every replaced pod's group stayed on the
+    Pushgateway: only the job's own group (the instance the chart gives every pod of the job) counts."""
+    script, plan = _rendered_check(names)
+    writer, passthrough = names["visitsWriter.settings.push_job"], names["passthrough.settings.push_job"]
+    _push(pushgateway, plan, writer, instance="sw-streamwatch-visits-writer-5d8f7c9b4-x2x7q")
+    _push(pushgateway, plan, passthrough)
+    code, output = _run(script, _local(plan, pushgateway, 1), kafka, elasticsearch)
+    assert code == 1, output
+    assert _pushed_lines(output) == [
+        f"ok       streaming_batch_duration_seconds from job {passthrough}",
+        f"FAILED   visits_sync_duration from job {writer}: no visits_sync_duration in job {writer}'s group"
+        " default/sw-streamwatch-visits-writer yet (its first micro-batch is not done?)",
+    ], output
+
+
+def test_a_group_no_pod_pushes_to_any_more_fails_after_the_stalled_threshold(
+    names: dict[str, str], kafka: KafkaBroker, elasticsearch: ElasticsearchNode, pushgateway: Pushgateway
+) -> None:
+    """A pod that is gone leaves its last values in the job's group: they pass only while they are
+    younger than alerts.stalled.afterSeconds (5 s here), and pass again once a new pod pushes."""
+    script, plan = _rendered_check(
+        {**names, "alerts.stalled.afterSeconds": "5", "passthrough.enabled": "false"}
+    )
+    assert plan["maxPushAgeSeconds"] == 5
+    # Only the Pushgateway check, so that a run takes well under the 5 s on a busy machine.
+    plan = dict(_local(plan, pushgateway, 1), http={}, kafkaTopics=[], elasticsearchIndex="")
+    writer = names["visitsWriter.settings.push_job"]
+    _push(pushgateway, plan, writer)
+    code, output = _run(script, plan, kafka, elasticsearch)
+    assert code == 0, output
+    time.sleep(6)  # the pod is gone: nothing pushes to the group
+    code, output = _run(script, plan, kafka, elasticsearch)
+    assert code == 1, output
+    (failed,) = _pushed_lines(output)
+    assert re.fullmatch(
+        rf"FAILED   visits_sync_duration from job {writer}: job {writer}'s group"
+        r" default/sw-streamwatch-visits-writer was last pushed \d+ s ago, more than 5 s"
+        r" \(alerts.stalled.afterSeconds\): no pod of the job is pushing",
+        failed,
+    ), failed
+    _push(pushgateway, plan, writer)  # a new pod of the writer takes the group over
+    code, output = _run(script, plan, kafka, elasticsearch)
+    assert code == 0, output

@@ -107,6 +107,7 @@ def test_notes_render_ready_to_run_commands(tmp_path: Path) -> None:
         "scale deployment/sw-streamwatch-observer --replicas=3",
         "keeps the scaled count",
         "--set visitsWriter.settings.simulated_latency_seconds=15",
+        'instance "default/sw-streamwatch-visits-writer") and takes it over',
         "helm -n default test sw",
         "ReadWriteMany",
     ):
@@ -148,11 +149,29 @@ def test_helm_test_checks_observer_kafka_index_and_both_pushing_jobs() -> None:
     assert plan["elasticsearchIndex"] == settings["observer"].model_fields["index"].default
     assert plan["elasticsearchIndex"] == "visits_observation_stats"
     assert plan["pushgateway"] == "http://sw-streamwatch-pushgateway:9091"
+    # Each job's one group: the push job and instance the chart gives the job's pods, which must have
+    # pushed within the "stalled" alert's threshold (a gone pod's group cannot pass for long).
     assert plan["pushed"] == [
-        [settings["visits-writer"].model_fields["push_job"].default, VISITS_SYNC.duration],
-        [settings["passthrough"].model_fields["push_job"].default, STREAMING_BATCH.duration],
+        {
+            "job": settings["visits-writer"].model_fields["push_job"].default,
+            "instance": "default/sw-streamwatch-visits-writer",
+            "metric": VISITS_SYNC.duration,
+        },
+        {
+            "job": settings["passthrough"].model_fields["push_job"].default,
+            "instance": "default/sw-streamwatch-passthrough",
+            "metric": STREAMING_BATCH.duration,
+        },
     ]
-    assert plan["pushed"][0] == ["visits_to_delta_synchronizer", "visits_sync_duration"]
+    assert plan["pushed"][0]["job"] == "visits_to_delta_synchronizer"
+    assert plan["maxPushAgeSeconds"] == 300
+    for group, component, prefix in (
+        (plan["pushed"][0], "visits-writer", "VISITS_WRITER_"),
+        (plan["pushed"][1], "passthrough", "PASSTHROUGH_"),
+    ):
+        (c,) = [c for c in service_containers(manifests, component) if not c.init]
+        assert c.env()[f"{prefix}PUSH_JOB"]["value"] == group["job"]
+        assert c.env()[f"{prefix}INSTANCE"]["value"] == group["instance"]
     # Credentials: Kafka as every service gets it, the Elasticsearch password only from its Secret.
     env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
     assert env["KAFKA_BOOTSTRAP_SERVERS"]["value"] == "sw-streamwatch-kafka-kafka-bootstrap:9092"
@@ -174,13 +193,25 @@ def test_helm_test_names_follow_the_values() -> None:
         "observer.settings.index": "obs",
         "visitsWriter.settings.push_job": "vw",
         "passthrough.settings.push_job": "pt",
+        "passthrough.settings.instance": "pt-group",
+        "alerts.stalled.afterSeconds": 42,
         "opsPort": 9000,
         "tests.timeoutSeconds": 60,
     }
-    plan = _plan(_test_pod(render(names)))
+    manifests = render(names)
+    plan = _plan(_test_pod(manifests))
     assert plan["kafkaTopics"] == ["raw", "copied"]
     assert plan["elasticsearchIndex"] == "obs"
-    assert plan["pushed"] == [["vw", "visits_sync_duration"], ["pt", "streaming_batch_duration_seconds"]]
+    assert plan["pushed"] == [
+        {"job": "vw", "instance": "default/sw-streamwatch-visits-writer", "metric": "visits_sync_duration"},
+        {"job": "pt", "instance": "pt-group", "metric": "streaming_batch_duration_seconds"},
+    ]
+    assert plan["maxPushAgeSeconds"] == 42
+    # A job's instance set in its settings is the one rendered, once.
+    (passthrough,) = [c for c in service_containers(manifests, "passthrough") if not c.init]
+    assert [e["value"] for e in passthrough.spec["env"] if e["name"] == "PASSTHROUGH_INSTANCE"] == [
+        "pt-group"
+    ]
     assert plan["http"]["observer ready"] == "http://sw-streamwatch-observer-metrics:9000/readyz"
     assert plan["deadlineSeconds"] == 60
     # Disabled components are not checked; an existing Pushgateway and Elasticsearch are.
@@ -193,7 +224,7 @@ def test_helm_test_names_follow_the_values() -> None:
     assert env["ELASTICSEARCH_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "streamwatch-elasticsearch"
     plan = _plan(_test_pod(render({"observer.enabled": "false", "passthrough.enabled": "false"})))
     assert "observer ready" not in plan["http"] and plan["elasticsearchIndex"] == ""
-    assert plan["pushed"] == [["visits_to_delta_synchronizer", "visits_sync_duration"]]
+    assert [group["job"] for group in plan["pushed"]] == ["visits_to_delta_synchronizer"]
 
 
 def test_the_test_pod_outlives_a_passing_test_for_helm_test_logs() -> None:

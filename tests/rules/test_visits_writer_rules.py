@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from streamwatch_dev.chart import render_rule_files
+from streamwatch_dev.chart import render, render_rule_files
 from streamwatch_dev.prometheus import promtool
+from streamwatch_dev.workloads import service_containers
 
 SLA = "SLA miss visits synchronizer"
 STALLED = "visits synchronizer stalled"
@@ -169,6 +170,110 @@ def stalled_case() -> dict[str, Any]:
             },
         ],
     }
+
+
+# The job's one Pushgateway group as the chart wires it (release sw, namespace default): every pod of the
+# visits writer pushes there, its own name as the `pod` label (streamwatch.visitsWriterPushInstance).
+GROUP = "default/sw-streamwatch-visits-writer"
+
+
+def pod_replaced_case(last_push: int, takeover: int) -> dict[str, Any]:
+    """Pod vw-a misses the SLA and pushes until ``last_push`` s, then stops (a rollout's SIGTERM, or a
+    SIGKILL); the group keeps its last values until pod vw-b's query starts at ``takeover`` s and takes
+    the group over (an empty push: vw-a's series leave, the push time is fresh), then vw-b pushes fast
+    batches every 15 s. The job misses its SLA until vw-b takes over, then it does not: "SLA miss" must
+    be firing before and inactive after, with the group's labels only, and "stalled" must never start
+    while vw-b pushes (nor in the gap, shorter than the 300 s threshold)."""
+    step = 15
+    slow_samples = takeover // step  # vw-a's values stay in the group until the takeover
+    frozen = (takeover - last_push) // step - 1  # scrapes between vw-a's last push and the takeover
+    push_times = f"0+15x{last_push // step} " + (f"{last_push}x{frozen - 1} " if frozen else "")
+    end = takeover + 20 * step
+    return {
+        "interval": f"{step}s",
+        "input_series": [
+            {
+                "series": f'visits_sync_duration{{job="{JOB}", instance="{GROUP}", pod="vw-a"}}',
+                "values": f"15000x{slow_samples - 1} stale",
+            },
+            {
+                "series": f'visits_sync_duration{{job="{JOB}", instance="{GROUP}", pod="vw-b"}}',
+                "values": f"_x{slow_samples + 1} 500x20",
+            },
+            {
+                "series": f'push_time_seconds{{job="{JOB}", instance="{GROUP}"}}',
+                "values": push_times + f"{takeover}+15x20",
+            },
+        ],
+        "alert_rule_test": [
+            {
+                "alertname": SLA,
+                "eval_time": f"{takeover - step}s",
+                "exp_alerts": [
+                    {
+                        # The job's group, whichever pod pushed: no `pod` label on the alert.
+                        "exp_labels": {"severity": "warning", "instance": GROUP, "job": JOB},
+                        "exp_annotations": sla_annotations(GROUP, "15k"),
+                    }
+                ],
+            },
+            {"alertname": SLA, "eval_time": f"{takeover}s", "exp_alerts": []},
+            {"alertname": SLA, "eval_time": f"{end}s", "exp_alerts": []},
+            {"alertname": STALLED, "eval_time": f"{takeover - step}s", "exp_alerts": []},
+            {"alertname": STALLED, "eval_time": f"{end}s", "exp_alerts": []},
+        ],
+        "promql_expr_test": [
+            alerts_at(SLA, "firing", f"{takeover - step}s", [GROUP]),
+            # From the takeover on: never pending or firing again, and "stalled" never at all.
+            {
+                "expr": f'max_over_time(ALERTS{{alertname="{SLA}"}}[{end - takeover}s])',
+                "eval_time": f"{end}s",
+                "exp_samples": [],
+            },
+            {
+                "expr": f'max_over_time(ALERTS{{alertname="{STALLED}"}}[{end}s])',
+                "eval_time": f"{end}s",
+                "exp_samples": [],
+            },
+        ],
+    }
+
+
+# (case, last push of the replaced pod, takeover by the new pod), in seconds.
+POD_REPLACED = [
+    # 1. Rollout (Recreate): vw-a stops on SIGTERM, vw-b's query starts a minute later.
+    ("rollout", 150, 210),
+    # 2. vw-a SIGKILLed (no clean stop); its replacement takes four minutes to start its query.
+    ("sigkill", 150, 390),
+]
+
+
+@pytest.mark.parametrize(
+    ("last_push", "takeover"), [c[1:] for c in POD_REPLACED], ids=[c[0] for c in POD_REPLACED]
+)
+def test_after_a_pod_is_replaced_the_job_is_judged_by_the_new_pod(
+    rule_file: Path, tmp_path: Path, last_push: int, takeover: int
+) -> None:
+    test_file = tmp_path / "pod-replaced.test.yaml"
+    test_file.write_text(
+        yaml.safe_dump(
+            {
+                "rule_files": [str(rule_file)],
+                "evaluation_interval": "15s",
+                "tests": [pod_replaced_case(last_push, takeover)],
+            },
+            sort_keys=False,
+        )
+    )
+    result = run_promtool("test", "rules", str(test_file))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_pod_replaced_cases_use_the_charts_group() -> None:
+    """GROUP above is what the chart gives the visits writer as its push instance."""
+    manifests = render(show_only="templates/visits-writer/deployment.yaml")
+    (c,) = [c for c in service_containers(manifests, "visits-writer") if not c.init]
+    assert c.env()["VISITS_WRITER_INSTANCE"]["value"] == GROUP
 
 
 def test_rendered_rules_pass_promtool_check(rule_file: Path) -> None:

@@ -7,6 +7,7 @@ import socket
 import time
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
@@ -32,6 +33,45 @@ def pushed(gateway: Pushgateway, job: str, instance: str) -> dict[str, float]:
 
 def metrics(batch_id: int, duration_ms: float = 1234.0) -> BatchMetrics:
     return BatchMetrics(batch_id, duration_ms, 500, 50.0, 400.0)
+
+
+def _pods(gateway: Pushgateway, job: str, instance: str) -> dict[str, set[str]]:
+    """Metric name → the ``pod`` labels it carries in the group (job, instance)."""
+    found: dict[str, set[str]] = {}
+    for family in text_string_to_metric_families(gateway.metrics_text()):
+        for sample in family.samples:
+            if sample.labels.get("job") == job and sample.labels.get("instance") == instance:
+                found.setdefault(sample.name, set()).add(sample.labels.get("pod", ""))
+    return found
+
+
+def test_the_next_pod_takes_the_jobs_group_over_when_its_query_starts(pushgateway: Pushgateway) -> None:
+    """One group per job, the pushing pod a plain label: when the next pod's query starts, the group
+    loses the previous pod's values at once (an empty push) and its push time is fresh, before the new
+    pod's first batch; the heartbeat and the batches then carry the new pod's name."""
+    job, group = f"job_{uuid.uuid4().hex[:6]}", "streamwatch/sw-streamwatch-visits-writer"
+    old = BatchMetricsPusher(pushgateway.url, job=job, instance=group, pod="pod-a", names=VISITS_SYNC)
+    try:
+        old.submit(metrics(1, 16285.0))
+        wait_until(lambda: pushed(pushgateway, job, group).get("visits_sync_duration") == 16285.0, 10)
+    finally:
+        old.close()
+    assert _pods(pushgateway, job, group)["visits_sync_duration"] == {"pod-a"}
+    before = pushed(pushgateway, job, group)["push_time_seconds"]
+    new = BatchMetricsPusher(pushgateway.url, job=job, instance=group, pod="pod-b", names=VISITS_SYNC)
+    try:
+        new.onQueryStarted(SimpleNamespace(id="q"))
+        wait_until(lambda: "visits_sync_duration" not in pushed(pushgateway, job, group), 10)
+        assert pushed(pushgateway, job, group)["push_time_seconds"] > before
+        new.onQueryIdle(None)
+        wait_until(lambda: "visits_sync_idle_heartbeat_seconds" in pushed(pushgateway, job, group), 10)
+        new.submit(metrics(2, 596.0))
+        wait_until(lambda: pushed(pushgateway, job, group).get("visits_sync_duration") == 596.0, 10)
+        pods = _pods(pushgateway, job, group)
+        assert pods["visits_sync_duration"] == pods["visits_sync_batch_id"] == {"pod-b"}
+        assert pods["push_time_seconds"] == {""}  # the group's own series carry no pod
+    finally:
+        new.close()
 
 
 def test_batch_metrics_reach_the_pushgateway(pushgateway: Pushgateway) -> None:

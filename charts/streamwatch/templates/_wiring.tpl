@@ -20,6 +20,10 @@
   value: {{ printf "%s/delta/visits_dead_letters" $data | quote }}
 - name: VISITS_WRITER_PUSHGATEWAY_URL
   value: {{ include "streamwatch.pushgatewayUrl" . | quote }}
+{{- if not (hasKey .Values.visitsWriter.settings "instance") }}
+- name: VISITS_WRITER_INSTANCE
+  value: {{ include "streamwatch.visitsWriterPushInstance" . | quote }}
+{{- end }}
 {{- end }}
 
 {{- define "streamwatch.passthroughEnv" -}}
@@ -32,6 +36,10 @@
   value: {{ .Values.passthrough.checkpoint.mountPath | quote }}
 - name: PASSTHROUGH_PUSHGATEWAY_URL
   value: {{ include "streamwatch.pushgatewayUrl" . | quote }}
+{{- if not (hasKey .Values.passthrough.settings "instance") }}
+- name: PASSTHROUGH_INSTANCE
+  value: {{ include "streamwatch.passthroughPushInstance" . | quote }}
+{{- end }}
 {{- end }}
 
 {{- define "streamwatch.observerEnv" -}}
@@ -103,6 +111,18 @@
 
 {{- define "streamwatch.passthroughPushJob" -}}
 {{- required "passthrough.settings.push_job must name the passthrough's Pushgateway job" .Values.passthrough.settings.push_job }}
+{{- end }}
+
+{{/* The `instance` of each Spark job's Pushgateway group: the same for every pod of the job, so that a
+     new pod (a rollout, a killed pod replaced) takes the group over and the alerts judge the job, never
+     a pod that is gone. "<namespace>/<deployment>" keeps releases apart on a shared Pushgateway; a
+     value under <service>.settings.instance replaces it. The pod name is the pushed `pod` label. */}}
+{{- define "streamwatch.visitsWriterPushInstance" -}}
+{{- default (printf "%s/%s" .Release.Namespace (include "streamwatch.componentName" (list . "visits-writer"))) .Values.visitsWriter.settings.instance }}
+{{- end }}
+
+{{- define "streamwatch.passthroughPushInstance" -}}
+{{- default (printf "%s/%s" .Release.Namespace (include "streamwatch.componentName" (list . "passthrough"))) .Values.passthrough.settings.instance }}
 {{- end }}
 
 {{- define "streamwatch.observerIndex" -}}

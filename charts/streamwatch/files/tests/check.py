@@ -3,8 +3,11 @@
 The plan comes from the chart as JSON in STREAMWATCH_TEST_PLAN (every name in it is a chart value):
 HTTP endpoints that must answer 2xx (health of each component, the observer's /readyz), the Kafka topics
 that must exist with equal partition counts, the Elasticsearch index the observer writes, and the
-(job, metric) pairs the Spark jobs must have pushed to the Pushgateway. Each check is retried until it
-passes or the deadline ends (a fresh install needs a few minutes before the first batches are pushed).
+Pushgateway group (job, instance) of each Spark job with the metric it must hold. A group passes only if
+it was pushed to within maxPushAgeSeconds (the "stalled" alert's threshold): the group is the job's, the
+same for every pod, so a pod that is gone cannot pass it for long, and a group under another instance
+(the per-pod groups of earlier chart versions) never does. Each check is retried until it passes or the
+deadline ends (a fresh install needs a few minutes before the first batches are pushed).
 Secrets come from the environment (ELASTICSEARCH_PASSWORD from its Secret) and are never printed.
 Runs on the standard library and confluent-kafka, as uid 10001 on a read-only root filesystem.
 """
@@ -22,7 +25,7 @@ import urllib.request
 from collections.abc import Callable
 
 PLAN = json.loads(os.environ["STREAMWATCH_TEST_PLAN"])
-SAMPLE = re.compile(r"^(?P<name>[A-Za-z_:][A-Za-z0-9_:]*)\{(?P<labels>[^}]*)\}\s")
+SAMPLE = re.compile(r"^(?P<name>[A-Za-z_:][A-Za-z0-9_:]*)\{(?P<labels>[^}]*)\}\s+(?P<value>\S+)")
 LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 Check = Callable[[], str | None]  # None: passed; else why not (never a secret)
@@ -86,17 +89,29 @@ def elasticsearch_index(index: str) -> Check:
     return check
 
 
-def pushed(pushgateway: str, job: str, metric: str) -> Check:
+def pushed(pushgateway: str, job: str, instance: str, metric: str, max_age: float) -> Check:
     def check() -> str | None:
         try:
             body = _get(f"{pushgateway.rstrip('/')}/metrics")
         except (urllib.error.URLError, OSError) as exc:
             return f"Pushgateway at {pushgateway}: {exc}"
-        samples = (SAMPLE.match(line) for line in body.splitlines())
-        jobs = {dict(LABEL.findall(s["labels"])).get("job") for s in samples if s and s["name"] == metric}
-        if job in jobs:
-            return None
-        return f"no {metric} pushed by job {job} yet (its first micro-batch is not done?)"
+        group: dict[str, float] = {}  # metric name -> value, of the job's group
+        for line in body.splitlines():
+            sample = SAMPLE.match(line)
+            if sample is None:
+                continue
+            labels = dict(LABEL.findall(sample["labels"]))
+            if labels.get("job") == job and labels.get("instance") == instance:
+                group[sample["name"]] = float(sample["value"])
+        if metric not in group:
+            return f"no {metric} in job {job}'s group {instance} yet (its first micro-batch is not done?)"
+        age = time.time() - group["push_time_seconds"]
+        if age > max_age:
+            return (
+                f"job {job}'s group {instance} was last pushed {age:.0f} s ago, more than {max_age:g} s"
+                " (alerts.stalled.afterSeconds): no pod of the job is pushing"
+            )
+        return None
 
     return check
 
@@ -110,8 +125,10 @@ def main() -> int:
     if PLAN.get("elasticsearchIndex"):
         index = PLAN["elasticsearchIndex"]
         checks[f"elasticsearch index {index}"] = elasticsearch_index(index)
-    for job, metric in PLAN.get("pushed", []):
-        checks[f"{metric} from job {job}"] = pushed(PLAN["pushgateway"], job, metric)
+    for group in PLAN.get("pushed", []):
+        job, instance, metric = group["job"], group["instance"], group["metric"]
+        max_age = float(PLAN["maxPushAgeSeconds"])
+        checks[f"{metric} from job {job}"] = pushed(PLAN["pushgateway"], job, instance, metric, max_age)
     deadline = time.monotonic() + float(PLAN.get("deadlineSeconds") or 240)
     failed: dict[str, str] = {}
     while checks:

@@ -23,7 +23,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from streamwatch_common.kafka import KafkaSettings
-from streamwatch_common.settings import ServiceSettings, pod_name, service_config
+from streamwatch_common.settings import ServiceSettings, service_config
 from streamwatch_common.spark.java_client import JavaClientConfigError, java_client_properties
 
 # Which implementation reads Kafka and writes the job's output: both write the same checkpoint.
@@ -108,13 +108,16 @@ class SparkJobSettings(ServiceSettings, KafkaSettings):
     )
     instance: str | None = Field(
         default=None,
-        description="`instance` grouping label of the pushed metrics; unset: `HOSTNAME` (the pod name).",
+        description="`instance` grouping label of the pushed metrics, one value for every pod of the job, so "
+        "that a new pod takes the group over and nothing a gone pod pushed stays behind (the chart sets "
+        "`<namespace>/<deployment>`; the pod name is the `pod` label); unset: the `push_job`.",
     )
 
     @property
     def instance_name(self) -> str:
-        """The grouping label actually used: Kubernetes sets ``HOSTNAME`` to the pod name."""
-        return pod_name(self.instance)
+        """The grouping label actually used: never the pod name, which changes with every pod and left
+        every replaced pod's last values on the Pushgateway for the alerts to judge."""
+        return self.instance or self.push_job
 
     @model_validator(mode="after")
     def _jvm_connector_is_usable(self) -> Self:

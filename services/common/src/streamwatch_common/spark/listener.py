@@ -4,7 +4,13 @@ The Pushgateway keeps the last value of a batch job that Prometheus cannot scrap
 rules then compare ``visits_sync_duration`` with the SLA and ``push_time_seconds`` with the clock.
 
 Pushed per micro-batch (gauges, one group per ``job`` + ``instance``, replaced on every push), under the
-names of a :class:`BatchMetricNames`. The visits writer keeps the seed's names (:data:`VISITS_SYNC`,
+names of a :class:`BatchMetricNames`. The group is the job's, not the pod's: ``instance`` is the same for
+every pod of the job (the chart sets ``<namespace>/<deployment>``), so a new pod's pushes replace what the
+previous pod pushed, and nothing of a pod that is gone (rolled out, or killed without a chance to clean
+up) stays behind for the alerts to judge. When a query starts, the pusher takes the group over with an
+empty push: the previous pod's last batch leaves at once, while the new pod is alive (the push time is
+fresh), even before its first batch. The pod that pushed is a label of every gauge, ``pod``, for humans;
+it is not part of the grouping key. The visits writer keeps the seed's names (:data:`VISITS_SYNC`,
 ``visits_sync_duration`` in milliseconds, what the SLA alert reads); every other job pushes the
 job-neutral :data:`STREAMING_BATCH` names (``streaming_batch_duration_seconds`` ...), told apart by the
 ``job`` label, so a second job never shows up as the visits synchronizer. What a batch reports, and
@@ -35,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, push_to_gateway, pushadd_to_gateway
 from pyspark.sql.streaming.listener import StreamingQueryListener
 
+from streamwatch_common.settings import pod_name
 from streamwatch_common.spark.batch_metrics import (
     HELP,
     PROGRESS_PARTS,
@@ -72,7 +79,8 @@ class BatchMetricsPusher(StreamingQueryListener):
 
     Usage (the visits writer pushes :data:`VISITS_SYNC` names, the passthrough the default ones)::
 
-        pusher = BatchMetricsPusher("http://pushgateway:9091", job="passthrough", instance=pod_name,
+        pusher = BatchMetricsPusher("http://pushgateway:9091", job="passthrough",
+                                    instance="streamwatch/sw-streamwatch-passthrough", pod=pod_name,
                                     timeout=2.0, names=STREAMING_BATCH)  # observation="visits_quality"
         spark.streams.addListener(pusher)
         ...
@@ -89,6 +97,7 @@ class BatchMetricsPusher(StreamingQueryListener):
         *,
         names: BatchMetricNames = STREAMING_BATCH,
         observation: str | None = None,
+        pod: str | None = None,
     ) -> None:
         super().__init__()
         self.pushgateway_url = pushgateway_url
@@ -96,11 +105,14 @@ class BatchMetricsPusher(StreamingQueryListener):
         self.names = names
         # The DataFrame.observe name whose values are pushed as names.observed_null_values.
         self.observation = observation
+        # Grouping key: stable across the job's pods. The pod is a plain label of every gauge.
         self.instance = instance
+        self.pod = pod
         self.timeout = timeout
         self._lock = threading.Condition()
         self._pending: BatchMetrics | None = None
         self._heartbeat_pending = False
+        self._takeover_pending = False
         self._closed = False
         self._thread = threading.Thread(target=self._run, name=f"pushgateway-{job}", daemon=True)
         self._thread.start()
@@ -112,6 +124,9 @@ class BatchMetricsPusher(StreamingQueryListener):
     # --- listener callbacks (Spark's listener thread: never block here) --------------------------
     def onQueryStarted(self, event: Any) -> None:
         logger.info("listener_query_started", extra={"query_id": str(event.id), "job": self.job})
+        with self._lock:
+            self._takeover_pending = True
+            self._lock.notify()
 
     def onQueryProgress(self, event: Any) -> None:
         try:
@@ -188,13 +203,22 @@ class BatchMetricsPusher(StreamingQueryListener):
     def _run(self) -> None:
         while True:
             with self._lock:
-                while self._pending is None and not self._heartbeat_pending and not self._closed:
+                while (
+                    self._pending is None
+                    and not self._heartbeat_pending
+                    and not self._takeover_pending
+                    and not self._closed
+                ):
                     self._lock.wait()
                 metrics, self._pending = self._pending, None
                 heartbeat, self._heartbeat_pending = self._heartbeat_pending, False
+                takeover, self._takeover_pending = self._takeover_pending, False
                 closed = self._closed
+            # A batch replaces the whole group, so it also does what a pending takeover would.
             if metrics is not None:
                 self._push(self._batch_registry(metrics), replace=True, batch_id=metrics.batch_id)
+            elif takeover:
+                self._push(CollectorRegistry(), replace=True, batch_id=None)
             elif heartbeat:
                 self._push(self._heartbeat_registry(), replace=False, batch_id=None)
             if closed and metrics is None:
@@ -203,21 +227,33 @@ class BatchMetricsPusher(StreamingQueryListener):
     def _batch_registry(self, metrics: BatchMetrics) -> CollectorRegistry:
         registry = CollectorRegistry()
         for name, value in metrics.values(self.names).items():
-            Gauge(name, HELP[name], registry=registry).set(value)
+            self._gauge(registry, name, (), {(): value})
         for name, (label_names, samples) in metrics.labelled(self.names).items():
-            gauge = Gauge(name, HELP[name], label_names, registry=registry)
-            for labels, value in sorted(samples.items()):
-                gauge.labels(*labels).set(value)
+            self._gauge(registry, name, label_names, samples)
         return registry
 
     def _heartbeat_registry(self) -> CollectorRegistry:
         registry = CollectorRegistry()
-        heartbeat = self.names.idle_heartbeat
-        Gauge(heartbeat, HELP[heartbeat], registry=registry).set(time.time())
+        self._gauge(registry, self.names.idle_heartbeat, (), {(): time.time()})
         return registry
 
+    def _gauge(
+        self,
+        registry: CollectorRegistry,
+        name: str,
+        label_names: tuple[str, ...],
+        samples: dict[tuple[str, ...], float],
+    ) -> None:
+        """One gauge with its samples, each also labelled with the pushing pod (when known)."""
+        pod = (self.pod,) if self.pod else ()
+        names = (*label_names, "pod") if pod else label_names
+        gauge = Gauge(name, HELP[name], names, registry=registry)
+        for labels, value in sorted(samples.items()):
+            (gauge.labels(*labels, *pod) if names else gauge).set(value)
+
     def _push(self, registry: CollectorRegistry, replace: bool, batch_id: int | None) -> None:
-        # PUT replaces the whole group (a batch); POST only adds the heartbeat and keeps the batch values.
+        # PUT replaces the whole group (a batch; an empty takeover deletes the previous pod's values and
+        # refreshes push_time_seconds); POST only adds the heartbeat and keeps the batch values.
         push = push_to_gateway if replace else pushadd_to_gateway
         started = time.monotonic()
         try:
@@ -235,6 +271,7 @@ class BatchMetricsPusher(StreamingQueryListener):
                 extra={
                     "job": self.job,
                     "instance": self.instance,
+                    "pod": self.pod,
                     "pushgateway_url": self.pushgateway_url,
                     "batch_id": batch_id,
                     "error": repr(exc),
@@ -255,18 +292,32 @@ def attach_batch_metrics(
 ) -> BatchMetricsPusher | None:
     """Push every micro-batch's metrics under ``job`` and ``names`` (and the values of the observation
     ``observation``, if any) when the job has a Pushgateway URL, else nothing."""
+    pusher = batch_metrics_pusher(settings, job, names, observation)
+    if pusher is not None:
+        spark.streams.addListener(pusher)
+    return pusher
+
+
+def batch_metrics_pusher(
+    settings: SparkJobSettings,
+    job: str,
+    names: BatchMetricNames = STREAMING_BATCH,
+    observation: str | None = None,
+) -> BatchMetricsPusher | None:
+    """The pusher :func:`attach_batch_metrics` attaches: the job's one group (``settings.instance_name``,
+    the same for every pod) and this pod's name (``HOSTNAME``) as the ``pod`` label; None without a
+    Pushgateway URL."""
     if not settings.pushgateway_url:
         return None
-    pusher = BatchMetricsPusher(
+    return BatchMetricsPusher(
         settings.pushgateway_url,
         job=job,
         instance=settings.instance_name,
         timeout=settings.push_timeout_seconds,
         names=names,
         observation=observation,
+        pod=pod_name(),
     )
-    spark.streams.addListener(pusher)
-    return pusher
 
 
 def detach_batch_metrics(spark: Any, pusher: BatchMetricsPusher | None) -> None:
