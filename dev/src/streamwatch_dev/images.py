@@ -168,30 +168,42 @@ def build_service_image(
     engine: DockerEngine, service: str, ref: str, bases: BaseImages | None, log_dir: Path
 ) -> BuildResult:
     """``docker build`` of one service from the repository root, tagged ``ref``; the log goes to a file."""
-    log = log_dir / f"build-{service}.log"
+    options = ["-f", str(DOCKERFILE), "--build-arg", f"SERVICE={service}"]
+    options += bases.build_args() if bases else []
+    return build_image(engine, service, ref=ref, options=options, context=REPO_ROOT, log_dir=log_dir)
+
+
+def build_image(
+    engine: DockerEngine, name: str, *, ref: str, options: Sequence[str], context: Path, log_dir: Path
+) -> BuildResult:
+    """``docker build`` of ``context`` tagged ``ref``, with further ``docker build`` ``options`` (``-f``,
+    build args, labels); the log goes to ``build-<name>.log``. The image ``ref`` named before is removed
+    when the build replaced it."""
+    log = log_dir / f"build-{name}.log"
     _say(f"building {ref}")
     start = time.monotonic()
-    previous = _image_id(engine, ref)
-    args = ["build", "--network", "host", "--progress", "plain", "-f", str(DOCKERFILE), "-t", ref,
-            "--build-arg", f"SERVICE={service}"]  # fmt: skip
-    result = engine.run(
-        *args, *(bases.build_args() if bases else []), str(REPO_ROOT), check=False, timeout=1800
-    )
+    previous = image_id(engine, ref)
+    args = ["build", "--network", "host", "--progress", "plain", "-t", ref, *options, str(context)]
+    result = engine.run(*args, check=False, timeout=1800)
     log.write_text(result.stdout + result.stderr)
     if result.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
-        raise ComponentStartError(
-            f"docker build of {service} failed ({result.returncode}); log {log}:\n{tail}"
-        )
+        raise ComponentStartError(f"docker build of {name} failed ({result.returncode}); log {log}:\n{tail}")
     seconds = time.monotonic() - start
-    if previous is not None and previous != _image_id(engine, ref):
+    if previous is not None and previous != image_id(engine, ref):
         _remove_replaced_image(engine, ref, previous)
-    size = int(engine.run("image", "inspect", "--format", "{{.Size}}", ref).stdout.strip())
+    size = image_size(engine, ref)
     _say(f"{ref} built in {seconds:.0f}s, {size / 2**20:.0f} MiB")
-    return BuildResult(service, ref, round(seconds, 1), size)
+    return BuildResult(name, ref, round(seconds, 1), size)
 
 
-def _image_id(engine: DockerEngine, ref: str) -> str | None:
+def image_size(engine: DockerEngine, ref: str) -> int:
+    """The image's size in bytes, its base layers included (what ``docker images`` shows)."""
+    return int(engine.run("image", "inspect", "--format", "{{.Size}}", ref).stdout.strip())
+
+
+def image_id(engine: DockerEngine, ref: str) -> str | None:
+    """The id of the image ``ref`` names, None when there is none."""
     result = engine.run("image", "inspect", "--format", "{{.Id}}", ref, check=False)
     return result.stdout.strip() if result.returncode == 0 else None
 
