@@ -54,8 +54,9 @@ def test_every_container_has_resources_and_a_locked_down_security_context(
 
 @variants
 def test_every_long_running_container_has_probes(variant: str, rendered: dict[str, list[Manifest]]) -> None:
-    # Init containers and the `helm test` pod run to completion: Kubernetes has no probes for them.
-    long_running = [c for c in containers(rendered[variant]) if not c.init and not c.is_test_hook]
+    # Init containers and hook pods (`helm test`, the post-delete clean-up) run to completion: Kubernetes
+    # has no probes for them.
+    long_running = [c for c in containers(rendered[variant]) if not c.init and not c.hook]
     assert long_running
     for c in long_running:
         for probe in ("livenessProbe", "readinessProbe"):
@@ -170,17 +171,33 @@ def test_secret_templates_reuse_the_existing_value_on_upgrade() -> None:
 
 @variants
 def test_no_pod_gets_kubernetes_api_access(variant: str, rendered: dict[str, list[Manifest]]) -> None:
-    """Least privilege: every service account without a token, no RBAC at all (Prometheus discovers the
-    replicas through DNS)."""
+    """Least privilege: every service account without a token (Prometheus discovers the replicas through
+    DNS). The one exception is the post-delete hook that removes the kept `helm test` pod: its Role may
+    delete that one pod and nothing else, and Helm deletes all of it once it has run."""
     manifests = rendered[variant]
+    cleanup = "sw-streamwatch-test-cleanup"
     for m in manifests:
         spec = pod_spec(m)
-        if spec is not None:
+        if spec is not None and m["metadata"]["name"] != cleanup:
             assert spec.get("automountServiceAccountToken") is False, f"{m['kind']}/{m['metadata']['name']}"
     for account in by_kind(manifests, "ServiceAccount"):
         assert account.get("automountServiceAccountToken") is False, account["metadata"]["name"]
-    for kind in ("Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"):
+    for kind in ("ClusterRole", "ClusterRoleBinding"):
         assert not by_kind(manifests, kind)
+    rbac = by_kind(manifests, "Role") + by_kind(manifests, "RoleBinding")
+    if not any(m["metadata"]["name"] == "sw-streamwatch-test" for m in manifests):
+        assert not rbac  # tests.enabled=false: no test pod, nothing to clean up
+        return
+    assert {m["metadata"]["name"] for m in rbac} == {cleanup}
+    for m in rbac:
+        assert m["metadata"]["annotations"]["helm.sh/hook"] == "post-delete"
+        assert "hook-succeeded" in m["metadata"]["annotations"]["helm.sh/hook-delete-policy"]
+    (role,) = by_kind(manifests, "Role")
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["pods"], "resourceNames": ["sw-streamwatch-test"], "verbs": ["delete"]}
+    ]
+    (binding,) = by_kind(manifests, "RoleBinding")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": cleanup, "namespace": "default"}]
 
 
 def test_default_stack_shape(default_manifests: list[Manifest]) -> None:

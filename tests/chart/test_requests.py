@@ -54,7 +54,8 @@ def requests_by_workload(manifests: list[Manifest]) -> dict[str, tuple[int, int]
     found: dict[str, tuple[int, int]] = {}
     for m in manifests:
         spec = pod_spec(m)
-        if spec is None:
+        # The post-delete clean-up pod runs only once the release is gone.
+        if spec is None or m["metadata"].get("annotations", {}).get("helm.sh/hook") == "post-delete":
             continue
         replicas = 1 if m["kind"] == "Pod" else int(m["spec"].get("replicas", 1))
         found[f"{m['kind']}/{m['metadata']['name']}"] = (pod_request(spec), replicas)

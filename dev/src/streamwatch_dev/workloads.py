@@ -32,7 +32,12 @@ class Container:
 
     @property
     def is_test_hook(self) -> bool:
-        return "test" in self.workload["metadata"].get("annotations", {}).get("helm.sh/hook", "")
+        return "test" in self.hook
+
+    @property
+    def hook(self) -> str:
+        """The Helm hook events this container's pod runs on (``test``, ``post-delete``); empty when none."""
+        return str(self.workload["metadata"].get("annotations", {}).get("helm.sh/hook", ""))
 
     def env(self) -> dict[str, dict[str, Any]]:
         """Env var name → its EnvVar object."""
