@@ -4,7 +4,17 @@
 #   k8s/kind.sh down     delete the cluster
 #   k8s/kind.sh images   build the service images, load them into the cluster and roll the release onto them
 #   k8s/kind.sh tags     print the content tag of each service image (what `images` would build)
-#   k8s/kind.sh e2e      end-to-end tests against the running cluster (kubernetes Python client)
+#   k8s/kind.sh e2e      the end-to-end tests (tests/e2e_kind): they make the offline cluster of
+#                        k8s/offline/README.md, install the chart with this script's `up`, and remove it
+# Settings (environment; the defaults are the laptop cluster of `make up`; make test's offline cluster sets
+# them, see k8s/offline/README.md):
+#   KIND_CONFIG      kind cluster config                          (kind-config.yaml)
+#   KIND_NODE_IMAGE  node image, overriding the config's          (the config's)
+#   VALUES_FILES     space-separated chart values files           (k8s/streamwatch-kind-values.yaml)
+#   STRIMZI          1: install the Strimzi operator; 0: the values bring their own Kafka   (1)
+#   EXTRA_MANIFESTS  space-separated manifests applied before the chart (e.g. a plain Kafka)  (none)
+#   IMAGE_ARCHIVE    a `docker save` tar holding the images `kind.sh tags` names: loaded instead of built
+#   HELM_WAIT        1: `helm install --wait` (and `helm test` after it)                   (0)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +25,13 @@ STRIMZI_CHART=oci://quay.io/strimzi-helm/strimzi-kafka-operator
 STRIMZI_VERSION=1.2.0
 SERVICES=(generator visits-writer passthrough observer profile-publisher)
 WAIT_SECONDS=${WAIT_SECONDS:-900}
+KIND_CONFIG=${KIND_CONFIG:-kind-config.yaml}
+KIND_NODE_IMAGE=${KIND_NODE_IMAGE:-}
+VALUES_FILES=${VALUES_FILES:-k8s/streamwatch-kind-values.yaml}
+STRIMZI=${STRIMZI:-1}
+EXTRA_MANIFESTS=${EXTRA_MANIFESTS:-}
+IMAGE_ARCHIVE=${IMAGE_ARCHIVE:-}
+HELM_WAIT=${HELM_WAIT:-0}
 
 step() { printf '\n==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -42,7 +59,7 @@ need() {  # need NAME MIN_VERSION VERSION_COMMAND... ; prints the found version 
 check_prerequisites() {
   step "checking prerequisites"
   missing=()
-  need docker 24.0 docker version --format '{{.Server.Version}}'
+  need docker 20.10 docker version --format '{{.Server.Version}}'
   need kind 0.27.0 kind version
   need kubectl 1.30.0 kubectl version --client
   need helm 3.14.0 helm version --short
@@ -56,13 +73,14 @@ create_cluster() {
   if kind get clusters 2>/dev/null | grep -qx "$CLUSTER"; then
     step "kind cluster $CLUSTER exists; reusing it"
   else
-    step "creating kind cluster $CLUSTER (kind-config.yaml)"
+    step "creating kind cluster $CLUSTER ($KIND_CONFIG${KIND_NODE_IMAGE:+, node image $KIND_NODE_IMAGE})"
     # kind-config.yaml bind-mounts ./profiles into the node. Created here it belongs to you, not to root
     # (docker creates a missing one as root on Linux), so you can clear it without sudo. Either way the
     # publisher can write: the chart mounts it as a local volume, which the kubelet gives to the pod's
     # fsGroup (10001); nothing runs as root in the cluster.
     mkdir -p profiles
-    kind create cluster --name "$CLUSTER" --config kind-config.yaml --wait 120s
+    kind create cluster --name "$CLUSTER" --config "$KIND_CONFIG" ${KIND_NODE_IMAGE:+--image "$KIND_NODE_IMAGE"} \
+      --wait 180s
   fi
   kubectl config use-context "kind-$CLUSTER" >/dev/null
 }
@@ -96,6 +114,11 @@ image_values() {
 
 build_images() {
   local ref
+  if [ -n "$IMAGE_ARCHIVE" ]; then
+    step "loading the images of $IMAGE_ARCHIVE into kind"
+    kind load image-archive --name "$CLUSTER" "$IMAGE_ARCHIVE"
+    return
+  fi
   for svc in "${SERVICES[@]}"; do
     ref=$(image_ref "$svc")
     step "building image $ref"
@@ -130,13 +153,26 @@ roll_release() {
 install_all() {
   step "namespace $NAMESPACE"
   kubectl apply -f k8s/namespace.yaml
-  step "Strimzi operator $STRIMZI_VERSION (official chart)"
-  helm upgrade --install strimzi "$STRIMZI_CHART" --version "$STRIMZI_VERSION" \
-    --namespace "$NAMESPACE" -f k8s/strimzi-values.yaml --wait --timeout 10m
-  step "streamwatch chart (release $RELEASE)"
+  if [ "$STRIMZI" = 1 ]; then
+    step "Strimzi operator $STRIMZI_VERSION (official chart)"
+    helm upgrade --install strimzi "$STRIMZI_CHART" --version "$STRIMZI_VERSION" \
+      --namespace "$NAMESPACE" -f k8s/strimzi-values.yaml --wait --timeout 10m
+  fi
+  local manifest values=() wait=()
+  for manifest in $EXTRA_MANIFESTS; do
+    step "applying $manifest"
+    kubectl apply --namespace "$NAMESPACE" -f "$manifest"
+  done
+  for manifest in $VALUES_FILES; do values+=(-f "$manifest"); done
+  [ "$HELM_WAIT" != 1 ] || wait=(--wait --timeout "${WAIT_SECONDS}s")
+  step "streamwatch chart (release $RELEASE${wait:+, waiting for every pod to be ready})"
   image_values
   helm upgrade --install "$RELEASE" charts/streamwatch --namespace "$NAMESPACE" \
-    -f k8s/streamwatch-kind-values.yaml "${IMAGE_VALUES[@]}"
+    "${values[@]}" "${IMAGE_VALUES[@]}" "${wait[@]}"
+  if [ "$HELM_WAIT" = 1 ]; then
+    step "helm test"
+    helm test "$RELEASE" --namespace "$NAMESPACE" --logs --timeout 5m
+  fi
 }
 
 wait_ready() {
@@ -145,10 +181,11 @@ wait_ready() {
   while :; do
     # READY column x/y for every pod of the namespace (operator, Kafka, our release)
     line=$(kubectl -n "$NAMESPACE" get pods --no-headers 2>/dev/null | awk '
+      $3 == "Completed" {next}   # a finished Job or the kept helm test pod
       {split($2, r, "/"); total++; if (r[1] == r[2] && $3 == "Running") ready++; else waiting = waiting " " $1 "(" $3 ")"}
       END {printf "%d/%d ready%s", ready, total, (waiting ? ";  waiting:" waiting : "")}')
     printf '\r  %s\033[K' "$line"
-    if kubectl -n "$NAMESPACE" get kafka --no-headers 2>/dev/null | grep -q . \
+    if { [ "$STRIMZI" != 1 ] || kubectl -n "$NAMESPACE" get kafka --no-headers 2>/dev/null | grep -q .; } \
        && [[ "$line" =~ ^([0-9]+)/([0-9]+)\ ready$ ]] && [ "${BASH_REMATCH[1]}" = "${BASH_REMATCH[2]}" ] \
        && [ "${BASH_REMATCH[2]}" -gt 5 ]; then
       echo; break
@@ -201,8 +238,8 @@ case "${1:-}" in
     kind delete cluster --name "$CLUSTER"
     ;;
   e2e)
-    step "end-to-end tests against the cluster of the current kubectl context"
-    STREAMWATCH_E2E_KIND=1 exec uv run --frozen pytest tests/e2e_kind -p no:cacheprovider -v "${@:2}"
+    step "end-to-end tests on the offline kind cluster (k8s/offline/README.md; needs root)"
+    exec uv run --frozen pytest tests/e2e_kind -p no:cacheprovider -v "${@:2}"
     ;;
   *)
     die "usage: $0 up|down|images|tags|e2e"
