@@ -55,7 +55,7 @@ down: ## delete the kind cluster
 images: ## build the service images (tagged by a hash of their inputs), load them into kind, roll the release onto them
 	@bash k8s/kind.sh images
 
-e2e-kind: ## end-to-end tests against the running kind cluster (not part of make test)
+e2e-kind: ## only the end-to-end tests on the offline kind cluster (part of make test; k8s/offline/README.md)
 	@bash k8s/kind.sh e2e
 
 .PHONY: bench

@@ -13,8 +13,9 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 # docker.io and debootstrap: the container tests build the images and run them (a private engine is
 # started when none answers; base images are made with debootstrap, no registry needed).
+# jq, iproute2 and util-linux (nsenter): the offline kind cluster's sandbox (k8s/offline/sandbox.sh).
 APT_PACKAGES=(prometheus prometheus-pushgateway prometheus-alertmanager chromium openjdk-17-jre-headless
-  docker.io debootstrap maven)
+  docker.io debootstrap maven jq iproute2 util-linux)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -68,4 +69,8 @@ bash .ci/maven-libs.sh --provided "$pyspark_jars" spark-connectors-4.2.0 \
 step "prometheus-operator: ServiceMonitor and PrometheusRule CRDs from the Go module proxy (cached outside the repo)"
 bash .ci/prometheus-operator-crds.sh
 step "elasticsearch: a real node for the tests, from Maven Central"; bash .ci/elasticsearch.sh
+# The offline kind cluster of tests/e2e_kind: Kubernetes, kind, etcd, CoreDNS, crictl and
+# local-path-provisioner built from the Go module proxy (cold: about 20 minutes on 2 cores; cached).
+step "kubernetes: binaries for the offline kind cluster, from the Go module proxy (cached outside the repo)"
+bash k8s/offline/build-tools.sh
 step "ready: $(.tools/bin/helm version --short), $(prometheus --version 2>&1 | head -1), $(uv --version)"

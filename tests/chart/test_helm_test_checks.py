@@ -25,7 +25,9 @@ from streamwatch_dev.services import VENV_BIN
 def _rendered_check(values: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """The test pod's script and plan as the chart renders them with ``values``."""
     (pod,) = [
-        m for m in render(values) if m["kind"] == "Pod" and m["metadata"]["annotations"]["helm.sh/hook"] == "test"
+        m
+        for m in render(values)
+        if m["kind"] == "Pod" and m["metadata"]["annotations"]["helm.sh/hook"] == "test"
     ]
     container = pod["spec"]["containers"][0]
     env = {e["name"]: e for e in container["env"]}

@@ -194,7 +194,12 @@ def test_no_pod_gets_kubernetes_api_access(variant: str, rendered: dict[str, lis
         assert "hook-succeeded" in m["metadata"]["annotations"]["helm.sh/hook-delete-policy"]
     (role,) = by_kind(manifests, "Role")
     assert role["rules"] == [
-        {"apiGroups": [""], "resources": ["pods"], "resourceNames": ["sw-streamwatch-test"], "verbs": ["delete"]}
+        {
+            "apiGroups": [""],
+            "resources": ["pods"],
+            "resourceNames": ["sw-streamwatch-test"],
+            "verbs": ["delete"],
+        }
     ]
     (binding,) = by_kind(manifests, "RoleBinding")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": cleanup, "namespace": "default"}]

@@ -1,60 +1,86 @@
-"""A live streamwatch installation seen through the kubernetes Python client."""
+"""One streamwatch installation on the offline kind cluster, read the way a user reads it: kubectl, helm,
+and what the services themselves report (Prometheus through the API server's service proxy;
+Elasticsearch and Kafka from inside an observer pod, so no password or broker leaves the cluster)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from kubernetes import client, config
-from kubernetes.stream import stream
-
-from streamwatch_dev.chart import CHART, helm_binary
+from streamwatch_dev.kind import NAMESPACE, RELEASE, KindSandbox
 
 T = TypeVar("T")
 
+# Run inside an observer pod (its image has confluent-kafka, its environment the brokers): every record
+# of both topics, so the copy is compared offset for offset, and the end offsets of each.
+_TOPICS_SCRIPT = """
+import json, os, sys
+from confluent_kafka import Consumer, TopicPartition
+conf = {"bootstrap.servers": os.environ["KAFKA_BOOTSTRAP_SERVERS"], "group.id": "e2e-kind-reader",
+        "enable.auto.commit": False}
+topics = sys.argv[1:]
+consumer = Consumer(conf)
+result = {}
+for topic in topics:
+    meta = consumer.list_topics(topic, timeout=20).topics[topic]
+    values = {}
+    for p in sorted(meta.partitions):
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=20)
+        records = []
+        if high > low:
+            consumer.assign([TopicPartition(topic, p, low)])
+            while len(records) < high - low:
+                m = consumer.poll(10)
+                if m is None:
+                    break
+                if m.error():
+                    raise SystemExit(str(m.error()))
+                records.append((m.offset(), (m.value() or b"").hex()))
+        values[p] = {"low": low, "high": high, "records": records}
+    result[topic] = values
+consumer.close()
+print(json.dumps(result))
+"""
 
-class ClusterUnreachable(RuntimeError):
-    """No Kubernetes API answers with the current kubeconfig, or streamwatch is not installed."""
+# Run inside an observer pod: a search of the observation index with the pod's own credentials.
+_SEARCH_SCRIPT = """
+import base64, json, os, sys, urllib.request
+url = os.environ["ELASTICSEARCH_URL"].rstrip("/") + "/" + sys.argv[1]
+user, password = os.environ["ELASTICSEARCH_USERNAME"], os.environ["ELASTICSEARCH_PASSWORD"]
+auth = base64.b64encode(f"{user}:{password}".encode())
+request = urllib.request.Request(url, data=sys.argv[2].encode() if len(sys.argv) > 2 else None,
+    headers={"Authorization": "Basic " + auth.decode(), "Content-Type": "application/json"})
+print(urllib.request.urlopen(request, timeout=30).read().decode())
+"""
+
+
+@dataclass
+class LogFollower:
+    process: subprocess.Popen[str]
+
+    def wait_for_end(self, timeout: float) -> str:
+        out, _ = self.process.communicate(timeout=timeout)
+        return out
 
 
 @dataclass
 class Cluster:
-    """Namespace, release and API clients of one installation."""
+    """The release ``sw`` in namespace ``streamwatch`` of the sandbox's cluster."""
 
-    namespace: str
-    release: str
-    core: client.CoreV1Api
-    apps: client.AppsV1Api
-    custom: client.CustomObjectsApi
+    sandbox: KindSandbox
 
-    @property
-    def fullname(self) -> str:
-        return f"{self.release}-streamwatch"
-
-    @classmethod
-    def connect(cls, namespace: str, release: str) -> Cluster:
-        try:
-            config.load_kube_config()  # type: ignore[no-untyped-call]
-        except Exception as exc:
-            raise ClusterUnreachable(f"no usable kubeconfig ({exc}); run `make up` first") from exc
-        core = client.CoreV1Api()
-        try:
-            core.read_namespace(namespace, _request_timeout=10)
-        except client.ApiException as exc:
-            raise ClusterUnreachable(
-                f"namespace {namespace!r} not found ({exc.status}); run `make up`"
-            ) from exc
-        except Exception as exc:
-            raise ClusterUnreachable(f"the Kubernetes API does not answer ({exc}); run `make up`") from exc
-        return cls(namespace, release, core, client.AppsV1Api(), client.CustomObjectsApi())
+    fullname = f"{RELEASE}-streamwatch"
+    namespace = NAMESPACE
+    release = RELEASE
 
     # --- waiting ----------------------------------------------------------------------------------
     @staticmethod
-    def wait(what: str, probe: Callable[[], T | None], timeout: float, interval: float = 5.0) -> T:
+    def wait(what: str, probe: Callable[[], T | None], timeout: float, interval: float = 3.0) -> T:
         deadline = time.monotonic() + timeout
         last: Exception | None = None
         while time.monotonic() < deadline:
@@ -68,68 +94,98 @@ class Cluster:
             time.sleep(interval)
         raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last!r})")
 
-    def pods(self, component: str | None = None) -> list[Any]:
+    # --- kubectl ------------------------------------------------------------------------------------
+    def pods(self, component: str | None = None) -> list[dict[str, Any]]:
         selector = f"app.kubernetes.io/instance={self.release}"
         if component:
             selector += f",app.kubernetes.io/component={component}"
-        return list(self.core.list_namespaced_pod(self.namespace, label_selector=selector).items)
+        return list(self.sandbox.kubectl_json("get", "pods", "-l", selector)["items"])
 
     @staticmethod
-    def ready(pod: Any) -> bool:
-        if pod.status.phase != "Running" or pod.metadata.deletion_timestamp is not None:
+    def ready(pod: dict[str, Any]) -> bool:
+        if pod["status"].get("phase") != "Running" or pod["metadata"].get("deletionTimestamp"):
             return False
-        return all(c.ready for c in pod.status.container_statuses or [])
+        statuses = pod["status"].get("containerStatuses") or []
+        return bool(statuses) and all(s.get("ready") for s in statuses)
 
-    # --- HTTP through the API server's service proxy ------------------------------------------------
-    def service_get(self, service: str, port: int, path: str) -> Any:
-        api = self.core.api_client
-        response = api.call_api(
-            f"/api/v1/namespaces/{self.namespace}/services/{service}:{port}/proxy/{path.lstrip('/')}",
-            "GET",
-            auth_settings=["BearerToken"],
-            _preload_content=False,
-            _request_timeout=30,
-        )
-        return json.loads(response[0].data)
+    def ready_pods(self, component: str) -> list[str]:
+        return sorted(p["metadata"]["name"] for p in self.pods(component) if self.ready(p))
 
+    def wait_ready(self, component: str, count: int, timeout: float = 300) -> list[str]:
+        """Exactly ``count`` pods of the component, all Ready (none terminating)."""
+
+        def settled() -> list[str] | None:
+            pods = self.pods(component)
+            names = self.ready_pods(component)
+            return names if len(names) == count and len(pods) == count else None
+
+        try:
+            return self.wait(f"{count} {component} pod(s) ready", settled, timeout)
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}\n{self.sandbox.diagnose()}") from exc
+
+    def deployment(self, component: str) -> str:
+        return f"deployment/{self.fullname}-{component}"
+
+    def scale(self, component: str, replicas: int) -> None:
+        self.sandbox.kubectl("scale", self.deployment(component), f"--replicas={replicas}")
+
+    def helm_upgrade(self, *sets: str, timeout: int = 600) -> None:
+        """``helm upgrade --reuse-values --set ... --wait``, as a user changes one setting."""
+        args = [arg for s in sets for arg in ("--set", s)]
+        self.sandbox.helm(
+            "upgrade", self.release, "charts/streamwatch", "--reuse-values", *args, "--wait",
+            "--timeout", f"{timeout}s", timeout=timeout + 60,
+        )  # fmt: skip
+
+    @contextmanager
+    def follow_logs(self, pod: str) -> Iterator[LogFollower]:
+        """``kubectl logs -f POD``, read until the container ends (its last lines included)."""
+        command = self.sandbox.command("kubectl", "--namespace", self.namespace, "logs", "-f", pod)
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as p:
+            try:
+                yield LogFollower(p)
+            finally:
+                if p.poll() is None:
+                    p.kill()
+
+    def logs(self, selector: str, *args: str) -> str:
+        return self.sandbox.kubectl("logs", "-l", selector, "--prefix", "--tail=-1", *args).stdout
+
+    # --- the services' own answers ------------------------------------------------------------------
     def prometheus(self, path: str) -> Any:
-        body = self.service_get(f"{self.fullname}-prometheus", 9090, path)
+        raw = self.sandbox.kubectl(
+            "get", "--raw",
+            f"/api/v1/namespaces/{self.namespace}/services/{self.fullname}-prometheus:9090/proxy/{path}",
+        ).stdout  # fmt: skip
+        body = json.loads(raw)
         assert body["status"] == "success", body
         return body["data"]
 
+    def alerts(self, name: str) -> list[dict[str, Any]]:
+        return [a for a in self.prometheus("api/v1/alerts")["alerts"] if a["labels"]["alertname"] == name]
+
     def alert_state(self, name: str) -> str:
-        states = {
-            a["state"] for a in self.prometheus("api/v1/alerts")["alerts"] if a["labels"]["alertname"] == name
-        }
+        states = {a["state"] for a in self.alerts(name)}
         return next((s for s in ("firing", "pending") if s in states), "inactive")
 
-    # --- Elasticsearch, from inside its pod (the password never leaves the cluster) ----------------
-    def elasticsearch(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        pod = f"{self.fullname}-elasticsearch-0"
-        data = f"-H 'Content-Type: application/json' -d '{json.dumps(body)}'" if body is not None else ""
-        url = f"http://localhost:9200/{path.lstrip('/')}"
-        command = f'curl -fsS -u "elastic:$ELASTIC_PASSWORD" -X {method} {data} "{url}"'
-        output = stream(
-            self.core.connect_get_namespaced_pod_exec,
-            pod,
-            self.namespace,
-            container="elasticsearch",
-            command=["sh", "-c", command],
-            stderr=True,
-            stdin=False,
-            stdout=True,
-            tty=False,
-        )
-        return json.loads(output)
+    def _in_observer(self, script: str, *args: str, timeout: float = 120) -> str:
+        pod = self.ready_pods("observer")[0]
+        return self.sandbox.kubectl(
+            "exec", "-i", pod, "-c", "observer", "--", "python", "-", *args, input=script, timeout=timeout
+        ).stdout
 
-    # --- changes --------------------------------------------------------------------------------
-    def helm_upgrade(self, **values: str) -> None:
-        args = [helm_binary(), "upgrade", self.release, str(CHART), "-n", self.namespace, "--reuse-values"]
-        for key, value in values.items():
-            args += ["--set", f"{key}={value}"]
-        subprocess.run(args, check=True, capture_output=True, text=True)
+    def search(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        args = [path] + ([json.dumps(body)] if body is not None else [])
+        return json.loads(self._in_observer(_SEARCH_SCRIPT, *args))
 
-    def scale(self, deployment: str, replicas: int) -> None:
-        self.apps.patch_namespaced_deployment_scale(
-            f"{self.fullname}-{deployment}", self.namespace, {"spec": {"replicas": replicas}}
-        )
+    def window_documents(self, index: str) -> list[dict[str, Any]]:
+        self.search(f"{index}/_refresh")
+        body = {"size": 10000, "query": {"term": {"doc_type": "window"}}}
+        hits = self.search(f"{index}/_search", body)["hits"]["hits"]
+        return [{"_id": h["_id"], **h["_source"]} for h in hits]
+
+    def topics(self, *topics: str) -> dict[str, dict[int, dict[str, Any]]]:
+        """Topic → partition → low, high and every (offset, value hex) record."""
+        raw = json.loads(self._in_observer(_TOPICS_SCRIPT, *topics, timeout=300))
+        return {t: {int(p): v for p, v in parts.items()} for t, parts in raw.items()}
