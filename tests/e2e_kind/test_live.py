@@ -240,11 +240,18 @@ def test_console_logging_after_helm_upgrade(kind_cluster: Cluster) -> None:
     assert any("observer" in line for line in lines), lines[:5]
 
 
-def test_helm_uninstall_leaves_no_pod(kind_cluster: Cluster) -> None:
+def test_helm_uninstall_leaves_no_pod_and_keeps_the_data_volumes(kind_cluster: Cluster) -> None:
     sandbox = kind_cluster.sandbox
-    claims_before = {c["metadata"]["name"] for c in sandbox.kubectl_json("get", "pvc")["items"]}
+
+    def claims() -> set[str]:
+        return {c["metadata"]["name"] for c in sandbox.kubectl_json("get", "pvc")["items"]} - {"data-kafka-0"}
+
+    claims_before = claims()
     sandbox.helm("uninstall", kind_cluster.release, "--wait", "--timeout", "5m", timeout=400)
+    # The kept `helm test` pod too: the chart's post-delete hook removes it.
     kind_cluster.wait("every pod of the release gone", lambda: not kind_cluster.pods(), 300)
-    claims_after = {c["metadata"]["name"] for c in sandbox.kubectl_json("get", "pvc")["items"]}
-    # What the README promises: Elasticsearch's claim (a StatefulSet's) stays; the rest go with the release.
-    assert {c for c in claims_before if "elasticsearch" in c} <= claims_after, (claims_before, claims_after)
+    claims_after = claims()
+    # What the README promises: every data volume stays (the Delta tables, the checkpoint, the reports
+    # by helm.sh/resource-policy: keep; Elasticsearch's through its StatefulSet's claim template).
+    names = {f"{kind_cluster.fullname}-{c}" for c in ("visits-writer", "passthrough", "profile-publisher")}
+    assert names | {f"data-{kind_cluster.fullname}-elasticsearch-0"} == claims_before == claims_after
