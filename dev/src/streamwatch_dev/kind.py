@@ -93,6 +93,8 @@ class KindSandbox:
         log_dir.mkdir(parents=True, exist_ok=True)
         log = log_dir / "kind-prepare.log"
         _script(["bash", str(OFFLINE / "build-tools.sh")], log, "Kubernetes, kind and add-on binaries")
+        # A run that was killed may have left its cluster (and a release on it): start from none.
+        _script(["bash", str(SANDBOX), "down"], log, "sandbox: removing what an earlier run left")
         _script(["bash", str(SANDBOX), "up"], log, "sandbox: network namespace and Docker engine")
         # On the host's network (debootstrap and apt need the registries), into the sandbox's engine.
         engine = _script(["bash", str(SANDBOX), "env"], log, "sandbox engine address").strip()
