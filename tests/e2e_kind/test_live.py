@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 from e2e_kind.cluster import Cluster
-from observer.conftest import assert_exact_cover, coverage
+from observer.conftest import assert_windows_count_what_was_produced, coverage
 
 from streamwatch_dev.chart import render
 from streamwatch_dev.kind import OFFLINE
@@ -218,14 +218,7 @@ def test_every_offset_copied_once_and_observed_once_with_the_generators_counts(k
         return windows if count >= total else None
 
     windows = kind_cluster.wait("windows covering every record", covered, 300, interval=5)
-    cover = coverage(windows)
-    for partition, end in ends.items():
-        assert_exact_cover(cover.get(partition, []), end)
-    for partition, kinds in done["by_partition_and_kind"].items():
-        mine = [w for w in windows if w["partition"] == int(partition)]
-        assert sum(w["all_events"] for w in mine) == sum(kinds.values())
-        assert sum(w["unparseable"] for w in mine) == kinds.get("unparseable", 0)
-        assert sum(w["invalid_records"] for w in mine) == kinds.get("missing_fields", 0)
+    assert_windows_count_what_was_produced(windows, ends, done["by_partition_and_kind"])
 
 
 def test_console_logging_after_helm_upgrade(kind_cluster: Cluster) -> None:

@@ -130,6 +130,21 @@ def assert_exact_cover(ranges: list[tuple[int, int]], end: int) -> None:
     assert position == end, f"covered up to {position}, expected {end}: {ranges}"
 
 
+def assert_windows_count_what_was_produced(
+    windows: list[dict[str, Any]], ends: dict[int, int], by_partition_and_kind: dict[str, dict[str, int]]
+) -> None:
+    """Every offset below each partition's end is in exactly one window, and the windows' counts per
+    partition equal what the generator delivered (its summary's ``by_partition_and_kind``)."""
+    cover = coverage(windows)
+    for partition, end in ends.items():
+        assert_exact_cover(cover.get(partition, []), end)
+    for key, kinds in by_partition_and_kind.items():
+        mine = [w for w in windows if w["partition"] == int(key)]
+        assert sum(w["all_events"] for w in mine) == sum(kinds.values())
+        assert sum(w["unparseable"] for w in mine) == kinds.get("unparseable", 0)
+        assert sum(w["invalid_records"] for w in mine) == kinds.get("missing_fields", 0)
+
+
 Waiter = Callable[[], Any]
 
 

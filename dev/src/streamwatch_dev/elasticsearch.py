@@ -64,8 +64,9 @@ def java_home() -> str:
     return str(Path(java).resolve().parents[1])
 
 
-def _link_tree(src: Path, dst: Path) -> None:
-    """Hard-link copy (same filesystem: instant, no space); plain copy otherwise."""
+def link_tree(src: Path, dst: Path) -> None:
+    """Hard-link copy (same filesystem: instant, no space); plain copy otherwise. The local node's home
+    and the offline cluster's Elasticsearch image context are both made this way from the cache."""
 
     def link(s: str, d: str) -> None:
         try:
@@ -147,7 +148,7 @@ class ElasticsearchNode(IndexQueries):
             # Elasticsearch refuses root: run as nobody, from a copy nobody can read.
             nobody = pwd.getpwnam("nobody")
             home = run_dir / "home"
-            _link_tree(dist, home)
+            link_tree(dist, home)
             for path in (run_dir, conf, data, logs, tmp):
                 os.chown(path, nobody.pw_uid, nobody.pw_gid)
             for path in conf.rglob("*"):

@@ -124,18 +124,6 @@ def _built_from(engine: DockerEngine, ref: str) -> str | None:
     return result.stdout.strip() if result.returncode == 0 else None
 
 
-def _link_or_copy_tree(source: Path, target: Path) -> None:
-    """Hard links where the cache and the build context share a file system (no copy of 100 MB)."""
-
-    def link(src: str, dst: str) -> None:
-        try:
-            os.link(src, dst)
-        except OSError:
-            shutil.copy2(src, dst)
-
-    shutil.copytree(source, target, copy_function=link, symlinks=True)
-
-
 def ensure_image(
     engine: DockerEngine, image: InfraImage, bases: Mapping[str, str], log_dir: Path
 ) -> BuildResult | None:
@@ -156,7 +144,7 @@ def ensure_image(
         context = work / "context"
         shutil.copytree(image.directory, context)
         for name, source in image.cached().items():
-            _link_or_copy_tree(source, context / name)
+            elasticsearch.link_tree(source, context / name)
         options = ["--label", f"{CONTENT_LABEL}={digest}"]
         for key, value in build_args.items():
             options += ["--build-arg", f"{key}={value}"]
