@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -23,10 +24,11 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 def restore_logging() -> Iterator[None]:
     """Tests that configure logging leave the root logger as they found it."""
     root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
+    handlers, level, hook = root.handlers[:], root.level, threading.excepthook
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+    threading.excepthook = hook
 
 
 @pytest.fixture

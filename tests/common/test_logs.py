@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -60,3 +61,21 @@ def test_level_filters_and_reconfiguring_does_not_duplicate(capsys: pytest.Captu
     logger.warning("shown")
     lines = capsys.readouterr().out.splitlines()
     assert [json.loads(line)["event"] for line in lines] == ["shown"]
+
+
+def test_a_thread_that_dies_of_an_exception_is_one_json_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """Not a bare traceback on stderr (a library's thread, e.g. a process pool's manager, included)."""
+    configure_logging("observer", "json", "INFO")
+
+    def crash() -> None:
+        raise TypeError("object of type 'NoneType' has no len()")
+
+    thread = threading.Thread(target=crash, name="pool-manager")
+    thread.start()
+    thread.join()
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    (line,) = captured.out.splitlines()
+    doc = json.loads(line)
+    assert (doc["event"], doc["level"], doc["thread_name"]) == ("thread_crashed", "ERROR", "pool-manager")
+    assert "TypeError" in json.dumps(doc)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -76,6 +77,20 @@ def configure_logging(service: str, log_format: str = "json", level: str = "INFO
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # A thread that dies of an exception (ours or a library's) is one log line like every other, not a
+    # bare traceback on stderr.
+    threading.excepthook = _log_thread_exception
     # Chatty libraries: keep their warnings, drop their debug chatter.
     for noisy in ("py4j", "urllib3", "elastic_transport", "httpx", "uvicorn.access", "matplotlib"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    thread = args.thread.name if args.thread is not None else "unknown"
+    logging.getLogger(__name__).error(
+        "thread_crashed",
+        exc_info=(args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback),
+        extra={"thread_name": thread},
+    )

@@ -88,7 +88,12 @@ class Profiler:
         self._thread.join(timeout)
         if self._thread.is_alive():
             logger.warning("profiler_stop_timeout", extra={"timeout_seconds": timeout})
-        self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            return
+        # Nothing runs in the pool now, so waiting is short; and it must wait: without it the pool's
+        # manager thread can still be replacing a worker that reached max_tasks_per_child after the
+        # pool dropped its process table, and dies on it ("object of type 'NoneType' has no len()").
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _run(self) -> None:
         self._warm_up()
