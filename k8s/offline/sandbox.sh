@@ -51,6 +51,9 @@ down() {
   if engine_answers; then
     local ids; ids=$(DOCKER_HOST=unix://$DOCKER_SOCK /usr/bin/docker ps -aq)
     [ -z "$ids" ] || DOCKER_HOST=unix://$DOCKER_SOCK /usr/bin/docker rm -f -v $ids >/dev/null 2>&1 || true
+    # A node's /var is an anonymous volume holding every image loaded into it (GBs); this engine is
+    # the sandbox's alone, so no volume of it outlives its cluster.
+    DOCKER_HOST=unix://$DOCKER_SOCK /usr/bin/docker volume prune -f >/dev/null 2>&1 || true
   fi
   if [ -f "$STATE/docker.pid" ]; then
     local pid; pid=$(cat "$STATE/docker.pid")
