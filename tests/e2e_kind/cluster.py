@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from streamwatch_dev.kind import NAMESPACE, RELEASE, KindSandbox
+from streamwatch_dev.process import wait_until
 
 T = TypeVar("T")
 
@@ -81,18 +81,8 @@ class Cluster:
     # --- waiting ----------------------------------------------------------------------------------
     @staticmethod
     def wait(what: str, probe: Callable[[], T | None], timeout: float, interval: float = 3.0) -> T:
-        deadline = time.monotonic() + timeout
-        last: Exception | None = None
-        while time.monotonic() < deadline:
-            try:
-                result = probe()
-            except Exception as exc:  # noqa: BLE001 - keep polling; reported on timeout
-                last = exc
-            else:
-                if result:
-                    return result
-            time.sleep(interval)
-        raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last!r})")
+        """The project's one polling loop (``wait_until``), typed for what the probe returns."""
+        return cast(T, wait_until(probe, timeout, interval=interval, what=what))
 
     # --- kubectl ------------------------------------------------------------------------------------
     def pods(self, component: str | None = None) -> list[dict[str, Any]]:

@@ -116,9 +116,11 @@ class KindSandbox:
         path = f"{self.tools_bin}:{HELM_DIR}:/usr/bin:{os.environ.get('PATH', '')}"
         return {"PATH": path, "KUBECONFIG": str(self.kubeconfig)}
 
-    def command(self, *args: str) -> list[str]:
-        """The argv that runs ``args`` inside the sandbox (for a process that must outlive one call)."""
-        return ["bash", str(SANDBOX), "run", "env", *[f"{k}={v}" for k, v in self.env().items()], *args]
+    def command(self, *args: str, **settings: str) -> list[str]:
+        """The argv that runs ``args`` inside the sandbox with ``settings`` added to its environment (for
+        a process that must outlive one call)."""
+        env = {**self.env(), **settings}
+        return ["bash", str(SANDBOX), "run", "env", *[f"{k}={v}" for k, v in env.items()], *args]
 
     def run(
         self, *args: str, check: bool = True, timeout: float = 300, input: str | None = None
@@ -148,7 +150,6 @@ class KindSandbox:
     ) -> None:
         """``k8s/kind.sh up`` with the test's settings: cluster, images, manifests, helm install --wait."""
         settings = {
-            **self.env(),
             "KIND_CONFIG": str(OFFLINE / "kind-config.yaml"),
             "KIND_NODE_IMAGE": self.node_image,
             "VALUES_FILES": " ".join(str(p) for p in values_files),
@@ -160,10 +161,9 @@ class KindSandbox:
             "NAMESPACE": NAMESPACE,
             "RELEASE": RELEASE,
         }
-        env_args = [f"{k}={v}" for k, v in settings.items()]
         try:
             _script(
-                ["bash", str(SANDBOX), "run", "env", *env_args, "bash", str(KIND_SH), "up"],
+                self.command("bash", str(KIND_SH), "up", **settings),
                 self.log_dir / "kind-up.log",
                 "k8s/kind.sh up (cluster, images, helm install --wait, helm test)",
             )  # fmt: skip
