@@ -69,8 +69,9 @@ bash .ci/maven-libs.sh --provided "$pyspark_jars" spark-connectors-4.2.0 \
 step "prometheus-operator: ServiceMonitor and PrometheusRule CRDs from the Go module proxy (cached outside the repo)"
 bash .ci/prometheus-operator-crds.sh
 step "elasticsearch: a real node for the tests, from Maven Central"; bash .ci/elasticsearch.sh
-# The offline kind cluster of tests/e2e_kind: Kubernetes, kind, etcd, CoreDNS, crictl and
-# local-path-provisioner built from the Go module proxy (cold: about 20 minutes on 2 cores; cached).
-step "kubernetes: binaries for the offline kind cluster, from the Go module proxy (cached outside the repo)"
-bash k8s/offline/build-tools.sh
+# The offline kind cluster's binaries (Kubernetes, kind, etcd, CoreDNS, crictl, local-path-provisioner)
+# are built from the Go module proxy by `make test` itself, in the background while its other tests run
+# (tests/conftest.py); here only what that build needs is checked, so a missing compiler shows now.
+command -v go >/dev/null || { echo "install-deps: error: go is not installed (k8s/offline/build-tools.sh needs it)" >&2; exit 1; }
+command -v gcc >/dev/null || { echo "install-deps: error: gcc is not installed (k8s/offline/build-tools.sh needs it)" >&2; exit 1; }
 step "ready: $(.tools/bin/helm version --short), $(prometheus --version 2>&1 | head -1), $(uv --version)"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,9 +27,32 @@ from streamwatch_dev.images import (
 )
 from streamwatch_dev.infra_images import IMAGES, build_infra_images
 from streamwatch_dev.kafka import KafkaBroker
+from streamwatch_dev.kind import build_tools_in_background, stop_background
 from streamwatch_dev.process import OUTPUT_ROOT
 from streamwatch_dev.prometheus import Pushgateway
 from streamwatch_dev.search import SearchBackend, SearchServer
+
+_KIND_TESTS = "e2e_kind"
+_background: list[subprocess.Popen[bytes]] = []
+
+
+def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.Item]) -> None:
+    """The offline cluster's tests run last, and its binaries start building now, in the background.
+
+    A cold build of Kubernetes from the Go module proxy takes many minutes; overlapped with the rest of
+    the session it costs far less than before it. The cluster's fixture waits for it (build-tools.sh
+    holds a lock), and builds what is missing itself if this build failed.
+    """
+    kind_items = [item for item in items if _KIND_TESTS in item.path.parts]
+    if not kind_items or session.config.option.collectonly:
+        return
+    items[:] = [item for item in items if _KIND_TESTS not in item.path.parts] + kind_items
+    _background.append(build_tools_in_background(OUTPUT_ROOT / "_kind" / "build-tools-background.log"))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    for process in _background:
+        stop_background(process)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -13,6 +13,14 @@ KUBE_COMMANDS="kube-apiserver kube-controller-manager kube-scheduler kubelet kub
 ALL="$KUBE_COMMANDS kind etcd coredns crictl local-path-provisioner pause"
 
 missing() { local b; for b in "$@"; do [ -x "$bin/$b" ] || return 0; done; return 1; }
+# One build at a time: `make test` starts one in the background when the session begins, and the kind
+# fixture's own call waits here for it rather than building the same binaries twice.
+mkdir -p "$SW_KIND_CACHE"
+exec 9>"$SW_KIND_CACHE/build-tools.lock"
+if ! flock -n 9; then
+  log "another build-tools.sh is building; waiting for it"
+  flock 9
+fi
 if ! missing $ALL; then
   log "tools cached in $bin"
   exit 0

@@ -75,6 +75,26 @@ def _script(args: Sequence[str], log: Path, what: str, env: dict[str, str] | Non
     return lines[-1] if lines else ""
 
 
+def build_tools_in_background(log: Path) -> subprocess.Popen[bytes]:
+    """Start build-tools.sh at the lowest CPU priority, output in ``log``. A cold build takes many
+    minutes; started when a session begins, it overlaps the tests that mostly wait on their components,
+    and :meth:`KindSandbox.prepare`'s own call waits for it on the script's lock. A failure here is not
+    the session's: prepare's call runs the build again and names what failed."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            ["nice", "-n", "19", "bash", str(OFFLINE / "build-tools.sh")],
+            stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT, start_new_session=True,
+        )  # fmt: skip
+
+
+def stop_background(process: subprocess.Popen[bytes]) -> None:
+    """End a background build that is still running (a session that ended before it needed it)."""
+    if process.poll() is None:
+        os.killpg(process.pid, 15)
+        process.wait(timeout=30)
+
+
 @dataclass(frozen=True)
 class KindSandbox:
     """A sandboxed engine with the node image in it; ``up`` makes the cluster and installs the chart."""
