@@ -127,6 +127,76 @@ def test_stop_needs_no_complete_window(tmp_path: Path) -> None:
     assert job.observe(130, T0 + 615) == "stop"
 
 
+def test_a_job_that_dies_and_is_caught_up_later_stops_one_window_after_its_last_commit(
+    tmp_path: Path,
+) -> None:
+    # Killed at its last commit while nothing arrived; the next records come 90 s later. The zero lag of
+    # those idle 90 s is older than the grace by the time the commit is a window old: STOP, as Burrow has
+    # it, not a window after the last zero-lag sample.
+    job = Passthrough(tmp_path)
+    for i in range(6):
+        job.commit(10 * i, T0 + i * STEP)
+        job.observe(10 * i, T0 + i * STEP + 1)
+    killed = T0 + 5 * STEP
+    seen = {}
+    for k in range(1, 16):
+        at = killed + k * STEP
+        seen[k * STEP] = job.observe(50 if k * STEP <= 90 else 50 + 10 * k, at)
+    assert seen[90] == "ok"
+    assert seen[150] == "ok", "caught up within the last half window: not stopped yet"
+    assert seen[165] == seen[225] == "stop"
+
+
+def test_an_idle_job_that_commits_within_half_a_window_of_new_data_never_stops(tmp_path: Path) -> None:
+    job = Passthrough(tmp_path)
+    job.commit(100, T0)
+    seen = [job.observe(100, T0 + i * STEP) for i in range(41)]  # idle for ten minutes: old commit
+    data = T0 + 40 * STEP + 1
+    seen += [job.observe(100 + 10 * k, data + k * STEP) for k in range(1, 4)]
+    job.commit(140, data + 3 * STEP + 5)
+    seen += [job.observe(140 + 10 * k, data + 3 * STEP + 5 + k * STEP) for k in range(1, 4)]
+    assert set(seen) == {"ok"}
+
+
+# Every rule and its place in the order: (case, samples as (commit age, committed, end) every STEP
+# seconds, oldest first; complete window?, expected). The commit age is read at the newest sample.
+_OLD = WINDOW + 60
+RULES: list[tuple[str, list[tuple[float, int, int]], bool, Evaluation]] = [
+    ("empty window", [], True, "ok"),
+    ("rewind, even with no lag now", [(5, 50, 60), (5, 40, 40)], False, "rewind"),
+    ("rewind outranks stop", [(_OLD, 50, 60), (_OLD, 40, 70), (_OLD, 40, 80)], False, "rewind"),
+    ("no lag now outranks stop", [(_OLD, 50, 60), (_OLD, 50, 70), (_OLD, 70, 70)], False, "ok"),
+    (
+        "stop outranks an old zero lag",
+        [(_OLD, 50, 50), *[(_OLD, 50, 60 + i) for i in range(8)]],
+        True,
+        "stop",
+    ),
+    ("a recent zero lag holds off stop", [*[(_OLD, 50, 50) for _ in range(6)], (_OLD, 50, 60)], True, "ok"),
+    ("stop needs data arriving", [(_OLD, 50, 60) for _ in range(9)], True, "stall"),
+    ("stop needs no complete window", [(_OLD, 50, 60), (_OLD, 50, 61)], False, "stop"),
+    ("any zero lag outranks stall", [(5, 50, 50), *[(5, 50, 60) for _ in range(8)]], True, "ok"),
+    ("stall and warn need a complete window", [(5, 50, 60) for _ in range(9)], False, "ok"),
+    ("stall outranks warn", [(5, 50, 60 + i) for i in range(9)], True, "stall"),
+    ("warn", [(5, 10 * i, 10 * i + 10 + 5 * i) for i in range(9)], True, "warn"),
+    ("a flat lag keeps up", [(5, 10 * i, 10 * i + 10) for i in range(9)], True, "ok"),
+]
+
+
+@pytest.mark.parametrize(
+    ("samples", "complete", "expected"), [r[1:] for r in RULES], ids=[r[0] for r in RULES]
+)
+def test_each_rule_in_its_order(
+    samples: list[tuple[float, int, int]], complete: bool, expected: Evaluation
+) -> None:
+    now = T0 + len(samples) * STEP
+    window = [
+        Sample(T0 + (i + 1) * STEP, i, now - age, committed, end)
+        for i, (age, committed, end) in enumerate(samples)
+    ]
+    assert evaluate(window, now, WINDOW, complete) == expected
+
+
 def test_a_checkpoint_restored_from_an_older_copy_is_a_rewind(tmp_path: Path) -> None:
     job = Passthrough(tmp_path / "checkpoint")
     for i in range(4):

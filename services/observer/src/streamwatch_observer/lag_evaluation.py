@@ -1,17 +1,24 @@
 """Burrow's partition evaluation, applied to the passthrough's Spark checkpoint instead of a consumer group.
 
-Burrow keeps a window of a consumer's offset commits per partition and judges it, worst first: REWIND
-(an offset went backwards), STOP (no commit for longer than the window spans), STALL (commits that do
-not move while there is lag), WARN (lag never decreases), else OK; any zero lag in the window is OK.
+Burrow keeps a window of a consumer's offset commits per partition and judges it in this order: no lag
+now is OK; STOP (no commit for longer than the window spans, unless the consumer was caught up moments
+ago); any zero lag in the window is OK (its rule 1); then, worst first, REWIND (an offset went
+backwards), STALL (commits that do not move while there is lag), WARN (lag never decreases).
 A Spark query does not commit on a clock: it writes ``commits/N`` only when a batch ran, so the window
 here holds the observer's own lag measurements (observation time, batch id, commit time = mtime of
-``commits/N``, committed offset, end offset), one per lag interval. Adapted rules, in Burrow's order:
+``commits/N``, committed offset, end offset), one per lag interval. The rules, in Burrow's order except
+where said:
 
-- ``rewind``: the committed offset went down between two samples (a checkpoint restored from an older
-  copy, or reset). Judged even when lag is zero at times: a rewind is a fact of the checkpoint, and a
-  job that replays quickly would otherwise hide it.
-- otherwise ``ok`` when the newest sample or any sample of the window has no lag (Burrow's rule 1);
-- ``stop``: the newest commit is older than the window while the end offset grew within the window;
+- ``rewind`` first, whatever the lag: the committed offset went down between two samples (a checkpoint
+  restored from an older copy, or reset). Burrow drops a rewind once the consumer is back where it was;
+  here it stays for a window, because a passthrough that replays has written those records to its output
+  a second time, a fact a fast replay must not hide.
+- ``ok`` when the newest sample has no lag;
+- ``stop``: the newest commit is older than the window while the end offset grew within it, and no sample
+  of the last half window had zero lag (Burrow's "recently caught up" grace, which it takes from the
+  broker's recent offsets: a job idle with nothing to read has an old commit, and needs one trigger
+  after data arrives before its silence means anything);
+- ``ok`` when any sample of the window has no lag (Burrow's rule 1);
 - ``stall``: the committed offset did not move over a complete window (the job is stuck on a backlog,
   or commits batches that read nothing);
 - ``warn``: over a complete window, the lag seen at each new commit (its first sample) never decreased
@@ -42,6 +49,9 @@ EVALUATIONS: tuple[Evaluation, ...] = ("ok", "warn", "stall", "stop", "rewind")
 
 # Two commits always form a line; three that never let the lag drop are a trend, not chance.
 _MIN_WARN_COMMITS = 3
+# How recently a job caught up keeps it from reading as stopped: the part of the window in which it must
+# commit after data arrives. Half the window leaves room for a trigger of up to half the window.
+_RECENT_FRACTION = 0.5
 
 
 @dataclass(frozen=True)
@@ -66,11 +76,12 @@ def evaluate(samples: Sequence[Sample], now: float, window_seconds: float, compl
     if any(b.committed_offset < a.committed_offset for a, b in pairwise(samples)):
         return "rewind"
     newest = samples[-1]
+    if newest.lag == 0:
+        return "ok"
+    if _stopped(samples, now, window_seconds):
+        return "stop"
     if any(s.lag == 0 for s in samples):
         return "ok"
-    data_arrives = newest.end_offset > samples[0].end_offset
-    if newest.commit_time is not None and now - newest.commit_time > window_seconds and data_arrives:
-        return "stop"
     if not complete or len(samples) < 2:
         return "ok"
     if all(s.committed_offset == newest.committed_offset for s in samples):
@@ -83,6 +94,16 @@ def evaluate(samples: Sequence[Sample], now: float, window_seconds: float, compl
     ):
         return "warn"
     return "ok"
+
+
+def _stopped(samples: Sequence[Sample], now: float, window_seconds: float) -> bool:
+    newest = samples[-1]
+    if newest.commit_time is None or now - newest.commit_time <= window_seconds:
+        return False
+    if newest.end_offset <= samples[0].end_offset:  # nothing arrived: an idle job has nothing to commit
+        return False
+    recent = now - window_seconds * _RECENT_FRACTION
+    return not any(s.lag == 0 for s in samples if s.observed_at >= recent)
 
 
 def _lag_at_each_commit(samples: Sequence[Sample]) -> list[int]:

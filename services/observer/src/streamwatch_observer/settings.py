@@ -86,8 +86,8 @@ class ObserverSettings(ServiceSettings, KafkaSettings, ElasticsearchSettings):
         default=300.0,
         gt=0,
         description="Sliding window over which each partition's lag is judged after Burrow's rules"
-        " (ok, warn, stall, stop, rewind); several lag intervals long, and longer than the observed job's"
-        " trigger interval, or a slow trigger reads as a stall.",
+        " (ok, warn, stall, stop, rewind); several lag intervals long, and at least twice the observed"
+        " job's trigger interval, or a slow trigger reads as a stall or a stop.",
     )
     consume_batch: int = Field(
         default=5000, ge=1, description="Most records taken from the consumer in one call."
