@@ -12,7 +12,7 @@ from types import SimpleNamespace
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from streamwatch_common.spark.batch_metrics import VISITS_SYNC, BatchMetrics, OffsetsBehind
+from streamwatch_common.spark.batch_metrics import VISITS_SYNC, BatchMetrics, OffsetsBehind, duration_buckets
 from streamwatch_common.spark.listener import BatchMetricsPusher
 from streamwatch_dev.process import free_port, wait_until
 from streamwatch_dev.prometheus import Pushgateway
@@ -94,6 +94,45 @@ def test_batch_metrics_reach_the_pushgateway(pushgateway: Pushgateway) -> None:
         wait_until(lambda: "visits_sync_idle_heartbeat_seconds" in pushed(pushgateway, job, "pod-1"), 10)
         after = pushed(pushgateway, job, "pod-1")
         assert after["visits_sync_duration"] == 15250.0 and after["push_time_seconds"] >= before
+    finally:
+        pusher.close()
+
+
+def buckets(gateway: Pushgateway, job: str, instance: str, name: str) -> dict[float, float]:
+    """Upper bound → cumulative count of the histogram ``name`` in the group (job, instance)."""
+    found = {}
+    for family in text_string_to_metric_families(gateway.metrics_text()):
+        for sample in family.samples:
+            group = (sample.labels.get("job"), sample.labels.get("instance"))
+            if sample.name == f"{name}_bucket" and group == (job, instance):
+                found[float(sample.labels["le"])] = sample.value
+    return found
+
+
+def test_every_batch_handed_over_is_in_the_duration_histogram_with_the_sla_a_bucket_bound(
+    pushgateway: Pushgateway,
+) -> None:
+    job, group = f"job_{uuid.uuid4().hex[:6]}", "streamwatch/sw-streamwatch-visits-writer"
+    pusher = BatchMetricsPusher(
+        pushgateway.url, job=job, instance=group, pod="pod-a", names=VISITS_SYNC,
+        buckets=duration_buckets(sla_seconds=7.5),
+    )  # fmt: skip
+    try:
+        # Handed over at once: the gauges keep only what the last push carried, the histogram every batch.
+        for batch_id, duration_ms in ((1, 900.0), (2, 12000.0), (3, 700.0)):
+            pusher.submit(metrics(batch_id, duration_ms))
+        wait_until(lambda: pushed(pushgateway, job, group).get("visits_sync_batch_id") == 3, 10)
+        values = pushed(pushgateway, job, group)
+        assert values["visits_sync_duration"] == 700.0
+        assert values["visits_sync_batch_seconds_count"] == 3
+        assert values["visits_sync_batch_seconds_sum"] == 13.6
+        counts = buckets(pushgateway, job, group, "visits_sync_batch_seconds")
+        assert counts[7.5] == 2, "the SLA is a bound: the batches within it are read off one bucket"
+        assert counts[0.5] == 0 and counts[1.0] == 2 and counts[float("inf")] == 3
+        # An idle heartbeat adds to the group and keeps the histogram.
+        pusher.onQueryIdle(None)
+        wait_until(lambda: "visits_sync_idle_heartbeat_seconds" in pushed(pushgateway, job, group), 10)
+        assert pushed(pushgateway, job, group)["visits_sync_batch_seconds_count"] == 3
     finally:
         pusher.close()
 

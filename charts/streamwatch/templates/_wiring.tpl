@@ -24,6 +24,11 @@
 - name: VISITS_WRITER_INSTANCE
   value: {{ include "streamwatch.visitsWriterPushInstance" . | quote }}
 {{- end }}
+{{- if not (hasKey .Values.visitsWriter.settings "sla_seconds") }}
+{{- /* The SLA alert's threshold is a bucket bound of the batch-duration histogram. */}}
+- name: VISITS_WRITER_SLA_SECONDS
+  value: {{ divf .Values.alerts.slaMiss.thresholdMs 1000 | quote }}
+{{- end }}
 {{- end }}
 
 {{- define "streamwatch.passthroughEnv" -}}

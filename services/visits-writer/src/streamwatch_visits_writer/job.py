@@ -79,6 +79,7 @@ class VisitsToDelta(StreamingJob):
         self.tables = settings.visits_table_path, settings.dead_letter_table_path
         self.required_fields = list(settings.required_fields)
         self.observe_null_counts = settings.observe_null_counts
+        self.sla_seconds = settings.sla_seconds
 
     def prepare(self, shutdown: GracefulShutdown) -> bool:
         try:
@@ -98,7 +99,7 @@ class VisitsToDelta(StreamingJob):
 
         # The seed's SLA metric names (visits_sync_*) belong to this job alone.
         observation = QUALITY_OBSERVATION if self.observe_null_counts else None
-        return {"names": VISITS_SYNC, "observation": observation}
+        return {"names": VISITS_SYNC, "observation": observation, "sla_seconds": self.sla_seconds}
 
     def select(self, stream: DataFrame) -> DataFrame:
         if not self.observe_null_counts:

@@ -32,6 +32,13 @@ class VisitsWriterSettings(SparkJobSettings):
         description="Comma-separated visit fields (dotted for nested ones) that must be present and "
         "non-empty; a record without one goes to the dead-letter table.",
     )
+    sla_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="The batch duration this job is held to: a bound of the pushed "
+        "`visits_sync_batch_seconds` histogram's buckets, so the share of batches over it is exact "
+        "(the chart sets it from `alerts.slaMiss.thresholdMs`); unset: the default bounds only.",
+    )
     observe_null_counts: bool = Field(
         default=False,
         description="Count, per micro-batch and inside Spark's plan (`DataFrame.observe`, observation "

@@ -35,6 +35,7 @@ PROGRESS_PARTS = (PART_SOURCES, PART_END_OFFSET, PART_LATEST_OFFSET, PART_OBSERV
 # Help text of every name a job may push (the names of VISITS_SYNC and STREAMING_BATCH below).
 HELP = {
     "visits_sync_duration": "Duration of the last micro-batch in milliseconds.",
+    "visits_sync_batch_seconds": "Durations of every micro-batch since the job started, in seconds.",
     "visits_sync_input_rows": "Rows read by the last micro-batch.",
     "visits_sync_input_rows_per_second": "Input rate of the last micro-batch (rows/s).",
     "visits_sync_processed_rows_per_second": "Processing rate of the last micro-batch (rows/s).",
@@ -50,6 +51,7 @@ HELP = {
     "visits_sync_observed_null_values": "Records of the last micro-batch whose required field is null or "
     "blank (DataFrame.observe, opt-in).",
     "streaming_batch_duration_seconds": "Duration of the last micro-batch in seconds.",
+    "streaming_batch_seconds": "Durations of every micro-batch since the job started, in seconds.",
     "streaming_batch_input_rows": "Rows read by the last micro-batch.",
     "streaming_batch_input_rows_per_second": "Input rate of the last micro-batch (rows/s).",
     "streaming_batch_processed_rows_per_second": "Processing rate of the last micro-batch (rows/s).",
@@ -70,10 +72,13 @@ HELP = {
 
 @dataclass(frozen=True)
 class BatchMetricNames:
-    """The gauge names one job's batch metrics are pushed under, and the duration's unit."""
+    """The names one job's batch metrics are pushed under, and the duration's unit."""
 
     duration: str
     duration_in_seconds: bool
+    # A histogram of every batch's duration: the gauge holds only the last batch, and a slow batch
+    # between two scrapes would go unseen.
+    duration_histogram: str
     input_rows: str
     input_rows_per_second: str
     processed_rows_per_second: str
@@ -90,6 +95,7 @@ class BatchMetricNames:
 VISITS_SYNC = BatchMetricNames(
     duration="visits_sync_duration",
     duration_in_seconds=False,
+    duration_histogram="visits_sync_batch_seconds",
     input_rows="visits_sync_input_rows",
     input_rows_per_second="visits_sync_input_rows_per_second",
     processed_rows_per_second="visits_sync_processed_rows_per_second",
@@ -105,6 +111,7 @@ VISITS_SYNC = BatchMetricNames(
 STREAMING_BATCH = BatchMetricNames(
     duration="streaming_batch_duration_seconds",
     duration_in_seconds=True,
+    duration_histogram="streaming_batch_seconds",
     input_rows="streaming_batch_input_rows",
     input_rows_per_second="streaming_batch_input_rows_per_second",
     processed_rows_per_second="streaming_batch_processed_rows_per_second",
@@ -116,6 +123,19 @@ STREAMING_BATCH = BatchMetricNames(
     offsets_behind_latest_max="streaming_batch_offsets_behind_latest_max",
     observed_null_values="streaming_batch_observed_null_values",
 )
+
+# Bucket bounds of the duration histogram: from a quick batch to one a slow sink stretches to minutes.
+DURATION_BUCKETS_SECONDS = (0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
+
+
+def duration_buckets(sla_seconds: float | None) -> tuple[float, ...]:
+    """The histogram's bucket bounds, the job's SLA among them: the share of batches over the SLA is then
+    read from one bucket exactly, not interpolated."""
+    bounds = set(DURATION_BUCKETS_SECONDS)
+    if sla_seconds is not None:
+        bounds.add(sla_seconds)
+    return tuple(sorted(bounds))
+
 
 # topic -> partition (as a string, like Spark's JSON) -> offset
 Offsets = dict[str, dict[str, int]]

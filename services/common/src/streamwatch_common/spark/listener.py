@@ -4,7 +4,10 @@ The Pushgateway keeps the last value of a batch job that Prometheus cannot scrap
 rules then compare ``visits_sync_duration`` with the SLA and ``push_time_seconds`` with the clock.
 
 Pushed per micro-batch (gauges, one group per ``job`` + ``instance``, replaced on every push), under the
-names of a :class:`BatchMetricNames`. The group is the job's, not the pod's: ``instance`` is the same for
+names of a :class:`BatchMetricNames`, and beside them a histogram of every batch's duration since the
+query started in this pod (``visits_sync_batch_seconds`` / ``streaming_batch_seconds``, in seconds, the
+job's SLA a bucket bound): a batch whose push a newer one superseded, or that came and went between two
+scrapes, is still counted there. The group is the job's, not the pod's: ``instance`` is the same for
 every pod of the job (the chart sets ``<namespace>/<deployment>``), so a new pod's pushes replace what the
 previous pod pushed, and nothing of a pod that is gone (rolled out, or killed without a chance to clean
 up) stays behind for the alerts to judge. When a query starts, the pusher takes the group over with an
@@ -36,18 +39,29 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, push_to_gateway, pushadd_to_gateway
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    push_to_gateway,
+    pushadd_to_gateway,
+)
+from prometheus_client.metrics_core import Metric
 from pyspark.sql.streaming.listener import StreamingQueryListener
 
 from streamwatch_common.settings import pod_name
 from streamwatch_common.spark.batch_metrics import (
+    DURATION_BUCKETS_SECONDS,
     HELP,
     PROGRESS_PARTS,
     STREAMING_BATCH,
     BatchMetricNames,
     BatchMetrics,
+    duration_buckets,
     source_metrics,
 )
 
@@ -98,6 +112,7 @@ class BatchMetricsPusher(StreamingQueryListener):
         names: BatchMetricNames = STREAMING_BATCH,
         observation: str | None = None,
         pod: str | None = None,
+        buckets: Sequence[float] = DURATION_BUCKETS_SECONDS,
     ) -> None:
         super().__init__()
         self.pushgateway_url = pushgateway_url
@@ -109,6 +124,11 @@ class BatchMetricsPusher(StreamingQueryListener):
         self.instance = instance
         self.pod = pod
         self.timeout = timeout
+        # Outside any registry: each push collects it into the registry of that push.
+        self._durations = Histogram(
+            names.duration_histogram, HELP[names.duration_histogram], ["pod"] if pod else [],
+            buckets=buckets, registry=None,
+        )  # fmt: skip
         self._lock = threading.Condition()
         self._pending: BatchMetrics | None = None
         self._heartbeat_pending = False
@@ -185,7 +205,10 @@ class BatchMetricsPusher(StreamingQueryListener):
 
     # --- API ------------------------------------------------------------------------------------
     def submit(self, metrics: BatchMetrics) -> None:
-        """Queue ``metrics`` for pushing; a not yet pushed older batch is replaced (newest wins)."""
+        """Queue ``metrics`` for pushing; a not yet pushed older batch is replaced (newest wins), and
+        still counted in the duration histogram."""
+        durations = self._durations.labels(self.pod) if self.pod else self._durations
+        durations.observe(metrics.duration_ms / 1000)
         with self._lock:
             if self._pending is not None:
                 PUSHES_SUPERSEDED.labels(job=self.job).inc()
@@ -230,6 +253,7 @@ class BatchMetricsPusher(StreamingQueryListener):
             self._gauge(registry, name, (), {(): value})
         for name, (label_names, samples) in metrics.labelled(self.names).items():
             self._gauge(registry, name, label_names, samples)
+        registry.register(_Collected(self._durations.collect()))
         return registry
 
     def _heartbeat_registry(self) -> CollectorRegistry:
@@ -283,16 +307,29 @@ class BatchMetricsPusher(StreamingQueryListener):
         logger.debug("pushed", extra={"job": self.job, "batch_id": batch_id})
 
 
+class _Collected:
+    """Metrics already collected, registered into a push's registry."""
+
+    def __init__(self, metrics: Iterable[Metric]) -> None:
+        self._metrics = list(metrics)
+
+    def collect(self) -> Iterable[Metric]:
+        return self._metrics
+
+
 def attach_batch_metrics(
     spark: Any,
     settings: SparkJobSettings,
     job: str,
+    *,
     names: BatchMetricNames = STREAMING_BATCH,
     observation: str | None = None,
+    sla_seconds: float | None = None,
 ) -> BatchMetricsPusher | None:
     """Push every micro-batch's metrics under ``job`` and ``names`` (and the values of the observation
-    ``observation``, if any) when the job has a Pushgateway URL, else nothing."""
-    pusher = batch_metrics_pusher(settings, job, names, observation)
+    ``observation``, if any; ``sla_seconds`` a bound of the duration histogram) when the job has a
+    Pushgateway URL, else nothing."""
+    pusher = batch_metrics_pusher(settings, job, names, observation=observation, sla_seconds=sla_seconds)
     if pusher is not None:
         spark.streams.addListener(pusher)
     return pusher
@@ -302,7 +339,9 @@ def batch_metrics_pusher(
     settings: SparkJobSettings,
     job: str,
     names: BatchMetricNames = STREAMING_BATCH,
+    *,
     observation: str | None = None,
+    sla_seconds: float | None = None,
 ) -> BatchMetricsPusher | None:
     """The pusher :func:`attach_batch_metrics` attaches: the job's one group (``settings.instance_name``,
     the same for every pod) and this pod's name (``HOSTNAME``) as the ``pod`` label; None without a
@@ -317,6 +356,7 @@ def batch_metrics_pusher(
         names=names,
         observation=observation,
         pod=pod_name(),
+        buckets=duration_buckets(sla_seconds),
     )
 
 
