@@ -128,6 +128,15 @@ class Cluster:
             "--timeout", f"{timeout}s", timeout=timeout + 60,
         )  # fmt: skip
 
+    def upgrade_dry_run(self, *sets: str) -> subprocess.CompletedProcess[str]:
+        """``helm upgrade --reuse-values --set ... --dry-run=server``: rendered against the live API server
+        (lookup and its discovery answer), nothing applied."""
+        args = [arg for s in sets for arg in ("--set", s)]
+        return self.sandbox.helm(
+            "upgrade", self.release, "charts/streamwatch", "--reuse-values", *args, "--dry-run=server",
+            check=False,
+        )  # fmt: skip
+
     @contextmanager
     def follow_logs(self, pod: str) -> Iterator[LogFollower]:
         """``kubectl logs -f POD``, read until the container ends (its last lines included)."""

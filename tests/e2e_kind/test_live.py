@@ -76,6 +76,24 @@ def test_helm_install_wait_made_every_pod_ready_and_helm_test_passes(kind_cluste
     assert "Phase:          Succeeded" in result.stdout, result.stdout
 
 
+def test_values_that_need_crds_the_cluster_lacks_are_refused_naming_what_to_install(
+    kind_cluster: Cluster,
+) -> None:
+    """No Strimzi and no prometheus-operator CRDs on this cluster yet: one sentence says what to install,
+    not Kubernetes' "no matches for kind"."""
+    strimzi = kind_cluster.upgrade_dry_run("kafka.enabled=true")
+    assert strimzi.returncode != 0
+    assert "kafka.enabled=true needs kafka.strimzi.io/v1/Kafka" in strimzi.stderr, strimzi.stderr
+    assert "install Strimzi's operator and CRDs" in strimzi.stderr, strimzi.stderr
+    assert "no matches for kind" not in strimzi.stderr
+    for value, kind in (("serviceMonitor", "ServiceMonitor"), ("prometheusRule", "PrometheusRule")):
+        refused = kind_cluster.upgrade_dry_run(f"monitoring.{value}.enabled=true")
+        assert refused.returncode != 0
+        expected = f"monitoring.{value}.enabled=true needs monitoring.coreos.com/v1/{kind}"
+        assert expected in refused.stderr, refused.stderr
+        assert "install the prometheus-operator CRDs" in refused.stderr, refused.stderr
+
+
 def test_strimzi_resources_of_the_default_values_are_accepted_schema_and_admission_only(
     kind_cluster: Cluster,
 ) -> None:
@@ -101,6 +119,9 @@ def test_strimzi_resources_of_the_default_values_are_accepted_schema_and_admissi
         input=yaml.safe_dump_all(broken), check=False,
     )  # fmt: skip
     assert refused.returncode != 0 and "replicas" in refused.stderr, refused.stdout + refused.stderr
+    # With the CRDs served, the chart's own check lets kafka.enabled=true through.
+    served = kind_cluster.upgrade_dry_run("kafka.enabled=true")
+    assert served.returncode == 0, served.stderr
 
 
 def test_sla_alert_fires_with_simulated_latency_and_clears_after_the_rollout(kind_cluster: Cluster) -> None:
