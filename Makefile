@@ -25,11 +25,11 @@ fmt: ## format and auto-fix
 	uv run ruff format .
 	uv run ruff check --fix .
 
-docs: ## regenerate the settings table in README.md from the settings models
-	$(UV_RUN) streamwatch-settings-doc --write README.md
+docs: ## regenerate the settings table in README.md and the chart schema's `settings` objects from the settings models
+	$(UV_RUN) streamwatch-settings-doc --write README.md --schema charts/streamwatch/values.schema.json
 
-docs-check: ## fail when the README settings table is out of date
-	$(UV_RUN) streamwatch-settings-doc --check README.md
+docs-check: ## fail when the README settings table or the chart schema's `settings` objects are out of date
+	$(UV_RUN) streamwatch-settings-doc --check README.md --schema charts/streamwatch/values.schema.json
 
 demo: deps ## the infrastructure and every service as local processes wired from the rendered chart (dev/: streamwatch_dev.demo; Ctrl-C stops)
 	$(UV_RUN) python -m streamwatch_dev.demo $(DEMO_ARGS)

@@ -103,8 +103,9 @@ def _settings_accept(settings_cls: type[BaseSettings], env: dict[str, dict[str, 
 
 
 def test_env_contract_catches_a_wrong_name(tmp_path: Path) -> None:
-    """The check above can fail: a misspelt setting in extraEnv is reported."""
-    manifests = render({"generator.settings.ratee": "5"})
+    """The check above can fail: a misspelt setting in extraEnv (which the schema cannot check, unlike
+    `settings`) is reported."""
+    manifests = render({"generator.extraEnv[0].name": "GENERATOR_RATEE", "generator.extraEnv[0].value": "5"})
     (c,) = service_containers(manifests, "generator")
     known = _env_names(settings_classes()["generator"])
     assert "GENERATOR_RATEE" in c.env() and "GENERATOR_RATEE" not in known
@@ -162,16 +163,37 @@ def _module_dicts(trees: list[ast.Module]) -> dict[str, set[str]]:
     return dicts
 
 
+def _keyword_values(trees: list[ast.Module]) -> dict[str, set[str]]:
+    """Keyword → the string constants passed as it to any call (``BatchMetricNames(duration_histogram=
+    "visits_sync_batch_seconds")``), so that ``Histogram(names.duration_histogram, ...)`` resolves."""
+    values: dict[str, set[str]] = {}
+    for tree in trees:
+        for call in ast.walk(tree):
+            if isinstance(call, ast.Call):
+                for keyword in call.keywords:
+                    if (
+                        keyword.arg
+                        and isinstance(keyword.value, ast.Constant)
+                        and isinstance(keyword.value.value, str)
+                    ):
+                        values.setdefault(keyword.arg, set()).add(keyword.value.value)
+    return values
+
+
 def defined_metrics() -> dict[str, str]:
     """Every metric the services' code defines, name as written → prometheus-client class: the first
-    argument of each metric constructor; a variable resolves through the keys of the dict its help text
-    is looked up in (``Gauge(name, HELP[name])``, wherever HELP is defined), else through the module's
-    string constants and dict keys."""
+    argument of each metric constructor; an attribute resolves through the string values given to the
+    keyword of its name (``Histogram(names.duration_histogram, ...)``), a variable through the keys of the
+    dict its help text is looked up in (``Gauge(name, HELP[name])``, wherever HELP is defined), else
+    through the module's string constants and dict keys. A name found both ways takes the class of its
+    most exact finding (a literal or a keyword beats a dict's keys, which beat a module's constants)."""
     trees = [
         ast.parse(path.read_text(), str(path)) for path in sorted(REPO_ROOT.glob("services/*/src/**/*.py"))
     ]
     dicts = _module_dicts(trees)
+    keywords = _keyword_values(trees)
     defined: dict[str, str] = {}
+    exactness: dict[str, int] = {}
     for tree in trees:
         constants: set[str] = set()
         for statement in tree.body:
@@ -191,16 +213,20 @@ def defined_metrics() -> dict[str, str]:
             first = call.args[0]
             help_text = call.args[1] if len(call.args) > 1 else None
             if isinstance(first, ast.Constant) and isinstance(first.value, str):
-                bases = {first.value}
+                bases, exact = {first.value}, 2
+            elif isinstance(first, ast.Attribute) and first.attr in keywords:
+                bases, exact = keywords[first.attr], 2
             elif (
                 isinstance(help_text, ast.Subscript)
                 and isinstance(help_text.value, ast.Name)
                 and help_text.value.id in dicts
             ):
-                bases = dicts[help_text.value.id]
+                bases, exact = dicts[help_text.value.id], 1
             else:
-                bases = {c for c in constants if re.fullmatch(r"[a-z][a-z0-9_]*", c)}
-            defined |= dict.fromkeys(bases, func)
+                bases, exact = {c for c in constants if re.fullmatch(r"[a-z][a-z0-9_]*", c)}, 0
+            for base in bases:
+                if exact >= exactness.get(base, 0):
+                    defined[base], exactness[base] = func, exact
     return defined
 
 
@@ -321,6 +347,16 @@ def _dashboards(manifests: list[Manifest]) -> dict[str, dict[str, Any]]:
     return {name: json.loads(body) for name, body in cm["data"].items()}
 
 
+def _datasource_uid(dashboard: dict[str, Any], ref: dict[str, str]) -> str:
+    """The uid a panel's or query's datasource stands for: a ${variable} resolves to that datasource
+    variable's default, the bundled Grafana's datasource."""
+    match = re.fullmatch(r"\$\{(\w+)\}", ref["uid"])
+    if not match:
+        return ref["uid"]
+    (variable,) = [v for v in dashboard["templating"]["list"] if v["name"] == match.group(1)]
+    return str(variable["current"]["value"])
+
+
 def test_grafana_provisioning_is_well_formed() -> None:
     manifests = render(
         {
@@ -361,14 +397,16 @@ def test_grafana_provisioning_is_well_formed() -> None:
     for dashboard in dashboards.values():
         for panel in dashboard["panels"]:
             for target in panel["targets"]:
-                assert target["datasource"]["uid"] in by_uid, panel["title"]
+                assert _datasource_uid(dashboard, target["datasource"]) in by_uid, panel["title"]
     sla_panel = dashboards["sla.json"]["panels"][0]
     steps = sla_panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
     assert steps[-1]["value"] == 7000, "the SLA line follows alerts.slaMiss.thresholdMs"
     (drift_panel,) = [
         p for p in dashboards["observation.json"]["panels"] if p["title"].startswith("Field drift")
     ]
-    assert drift_panel["targets"][0]["expr"] == "max by (partition, field) (observer_field_drift)"
+    assert drift_panel["targets"][0]["expr"] == (
+        'max by (partition, field) (observer_field_drift{namespace=~"$namespace"})'
+    )
     steps = drift_panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
     assert steps[-1]["value"] == 0.4, "the drift line follows alerts.drift.threshold"
     titles = {p["title"] for d in dashboards.values() for p in d["panels"]}
@@ -386,7 +424,9 @@ def test_grafana_provisioning_is_well_formed() -> None:
     seconds = panels["Passthrough lag per partition (seconds)"]["fieldConfig"]["defaults"]["thresholds"]
     assert seconds["steps"][-1]["value"] == 90, "the line follows alerts.lagSeconds.thresholdSeconds"
     evaluation = panels["Passthrough lag evaluation per partition (Burrow rules)"]
-    shown = set(re.findall(r'observer_lag_evaluation\{status="(\w+)"\}', evaluation["targets"][0]["expr"]))
+    shown = set(
+        re.findall(r'observer_lag_evaluation\{[^}]*status="(\w+)"\}', evaluation["targets"][0]["expr"])
+    )
     mapped = {
         o["text"].lower()
         for m in evaluation["fieldConfig"]["defaults"]["mappings"]
@@ -502,12 +542,13 @@ def test_every_elasticsearch_field_used_exists_in_the_index_mappings() -> None:
     for dashboard in _dashboards(manifests).values():
         for panel in dashboard["panels"]:
             for target in panel["targets"]:
-                uid = target["datasource"]["uid"]
+                uid = _datasource_uid(dashboard, target["datasource"])
                 if uid in used:
                     used[uid] |= _es_fields_used(target)
+            panel_uid = _datasource_uid(dashboard, panel["datasource"])
             for override in panel.get("fieldConfig", {}).get("overrides", []):
-                if panel["datasource"]["uid"] in used and override["matcher"]["id"] == "byName":
-                    used[panel["datasource"]["uid"]].add(override["matcher"]["options"])
+                if panel_uid in used and override["matcher"]["id"] == "byName":
+                    used[panel_uid].add(override["matcher"]["options"])
     assert "invalid_event_time" in used["streamwatch-observations"]
     assert "report_url" in used["streamwatch-profiles"]
     for uid, fields in used.items():

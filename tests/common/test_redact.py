@@ -14,7 +14,7 @@ import pytest
 from streamwatch_common.logs import configure_logging
 from streamwatch_common.redact import MASK, redact, redact_text
 from streamwatch_common.service import start_service
-from streamwatch_common.settings import ServiceSettings
+from streamwatch_common.settings import ServiceSettings, env_names
 
 pytestmark = pytest.mark.usefixtures("restore_signals", "restore_logging")
 
@@ -75,8 +75,11 @@ def test_service_start_line_prints_no_secret(
         f"{prefix}PROFILE_PUBLISHER_URL": "http://127.0.0.1:8000",
         f"{prefix}PROFILE_PUBLISHER_TOKEN": SECRET,
     }
+    # Each service reads only its own of the prefixed ones and refuses the others at start.
+    known = env_names(settings_cls)
     for name, value in env.items():
-        monkeypatch.setenv(name, value)
+        if not name.startswith(prefix) or name in known:
+            monkeypatch.setenv(name, value)
     start_service(service, settings_cls)
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     (start,) = [line for line in lines if line["event"] == "service_starting"]

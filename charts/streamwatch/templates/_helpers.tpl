@@ -92,16 +92,22 @@ capabilities:
 {{- end }}
 
 {{/* Where one component's pods run and what they may use, with podDefaults under every component.
-     Call with (list $ componentValues "placement") inside a pod spec: nodeSelector (merged, the
-     component's keys win), tolerations and affinity (the component's when it sets them, else
-     podDefaults'). Call with (list $ componentValues "resources") under a container's `resources:`:
-     podDefaults.resources deep-merged under the component's (its keys win). */}}
+     Call with (list $ componentValues "placement" "component") inside a pod spec: nodeSelector (merged,
+     the component's keys win), tolerations, affinity and topologySpreadConstraints (the component's when
+     it sets them, else podDefaults'; a constraint without a labelSelector spreads the component's own
+     pods), and no service links: Kubernetes would otherwise put <SERVICE>_PORT... variables for every
+     Service of the namespace into the environment, and one named like a settings prefix (a Service
+     "observer-x" gives OBSERVER_X_PORT) would stop the service, which refuses unknown prefixed variables.
+     Call with (list $ componentValues "resources") under a container's `resources:`: podDefaults.resources
+     deep-merged under the component's (its keys win). */}}
 {{- define "streamwatch.podSpec" -}}
-{{- $defaults := (index . 0).Values.podDefaults }}
+{{- $root := index . 0 }}
+{{- $defaults := $root.Values.podDefaults }}
 {{- $v := index . 1 }}
 {{- if eq (index . 2) "resources" }}
 {{- toYaml (mergeOverwrite (deepCopy (default dict $defaults.resources)) (deepCopy (default dict $v.resources))) }}
 {{- else }}
+enableServiceLinks: false
 {{- with mergeOverwrite (deepCopy (default dict $defaults.nodeSelector)) (default dict $v.nodeSelector) }}
 nodeSelector:
   {{- toYaml . | nindent 2 }}
@@ -114,6 +120,68 @@ tolerations:
 affinity:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- $component := ternary (index . 3) "" (gt (len .) 3) }}
+{{- with default $defaults.topologySpreadConstraints $v.topologySpreadConstraints }}
+{{- $constraints := list }}
+{{- range . }}
+{{- $constraint := deepCopy . }}
+{{- if and $component (not (hasKey $constraint "labelSelector")) }}
+{{- $own := include "streamwatch.componentSelectorLabels" (list $root $component) | fromYaml }}
+{{- $_ := set $constraint "labelSelector" (dict "matchLabels" $own) }}
+{{- end }}
+{{- $constraints = append $constraints $constraint }}
+{{- end }}
+topologySpreadConstraints:
+  {{- toYaml $constraints | nindent 2 }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Labels and annotations of one component's pods (the pod template's `metadata` keys): the chart's own,
+     then podDefaults.podLabels/podAnnotations and the component's own podLabels/podAnnotations (its keys
+     win). A key the chart sets itself is refused, not overridden: selectors and Services match the
+     chart's labels, and its annotations carry the scrape port and config checksums.
+     Call with (list $ componentValues "component" chartAnnotations). */}}
+{{- define "streamwatch.podMetadata" -}}
+{{- $root := index . 0 }}
+{{- $v := index . 1 }}
+{{- $c := index . 2 }}
+{{- $chart := dict "podLabels" (include "streamwatch.componentLabels" (list $root $c) | fromYaml) "podAnnotations" (index . 3) }}
+{{- $extra := dict }}
+{{- range $kind := list "podLabels" "podAnnotations" }}
+{{- $given := list (list "podDefaults" (default dict (get $root.Values.podDefaults $kind))) (list (include "streamwatch.valuesKey" $c) (default dict (get $v $kind))) }}
+{{- $merged := dict }}
+{{- range $given }}
+{{- $where := index . 0 }}
+{{- range $key, $value := index . 1 }}
+{{- if hasKey (get $chart $kind) $key }}
+{{- fail (printf "%s.%s: %q is set by the chart itself; choose another key" $where $kind $key) }}
+{{- end }}
+{{- $_ := set $merged $key $value }}
+{{- end }}
+{{- end }}
+{{- $_ := set $extra $kind $merged }}
+{{- end -}}
+labels:
+  {{- include "streamwatch.componentLabels" (list $root $c) | nindent 2 }}
+  {{- with $extra.podLabels }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- with merge (dict) $extra.podAnnotations (index . 3) }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* `annotations:` of one component's ServiceAccount, or nothing: podDefaults.serviceAccount.annotations
+     with the component's serviceAccount.annotations over them (its keys win), e.g. the cloud identity
+     (workload identity) the component's pods act as. Call with (list $ componentValues). */}}
+{{- define "streamwatch.serviceAccountAnnotations" -}}
+{{- $defaults := (index . 0).Values.podDefaults.serviceAccount | default dict }}
+{{- $own := (index . 1).serviceAccount | default dict }}
+{{- with mergeOverwrite (deepCopy (default dict $defaults.annotations)) (deepCopy (default dict $own.annotations)) -}}
+annotations:
+  {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end }}
 
@@ -220,12 +288,17 @@ affinity:
 {{- end }}
 
 {{/* A service's own settings: a map of settings-model field names to values, as <PREFIX><FIELD> env vars.
+     The keys a map may hold are in values.schema.json, generated from the models (`make docs`). A null
+     value renders nothing: the service keeps its default. A whole number renders without a fraction or
+     exponent (values files give numbers as floats: 16777216 would read "1.6777216e+07").
      Call with (list "PREFIX_" settingsMap). */}}
 {{- define "streamwatch.settingsEnv" -}}
 {{- $prefix := index . 0 }}
 {{- range $field, $value := index . 1 }}
+{{- if not (kindIs "invalid" $value) }}
 - name: {{ printf "%s%s" $prefix $field | upper }}
-  value: {{ if kindIs "map" $value }}{{ toJson $value | quote }}{{ else if kindIs "slice" $value }}{{ join "," $value | quote }}{{ else }}{{ $value | toString | quote }}{{ end }}
+  value: {{ if kindIs "map" $value }}{{ toJson $value | quote }}{{ else if kindIs "slice" $value }}{{ join "," $value | quote }}{{ else if and (kindIs "float64" $value) (eq $value (floor $value)) }}{{ int64 $value | toString | quote }}{{ else }}{{ $value | toString | quote }}{{ end }}
+{{- end }}
 {{- end }}
 {{- end }}
 

@@ -10,18 +10,23 @@ Usage::
         model_config = service_config("GENERATOR_")
         rate: float = 100.0
 
-    settings = load_settings(GeneratorSettings)  # exits 2 with one line on a bad value
+    settings = load_settings(GeneratorSettings)  # exits 2 with one line on a bad or unknown value
+
+A variable that starts with a service's prefix but names none of its settings (``GENERATOR_RATEE``) is
+refused like a bad value: a misspelt setting would otherwise leave the default in force without a word.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import socket
 import sys
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal, NoReturn, TypeVar
 
-from pydantic import BeforeValidator, Field, ValidationError
+from pydantic import AliasChoices, BeforeValidator, Field, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
@@ -47,7 +52,8 @@ def pod_name(explicit: str | None = None) -> str:
 
 
 def service_config(env_prefix: str) -> SettingsConfigDict:
-    """The settings config every service uses: environment only, no .env files, unknown vars ignored."""
+    """The settings config every service uses: environment only, no .env files. pydantic-settings itself
+    ignores other variables; :func:`load_settings` refuses unknown ones that carry the prefix."""
     return SettingsConfigDict(
         env_prefix=env_prefix,
         case_sensitive=False,
@@ -93,6 +99,41 @@ def env_name(settings_cls: type[BaseSettings], field_name: str, field: FieldInfo
     return f"{prefix}{field_name}".upper()
 
 
+def env_names(settings_cls: type[BaseSettings]) -> set[str]:
+    """Every environment variable the class reads, upper-cased (each choice of a multi-name alias too)."""
+    names = set()
+    for field_name, field in settings_cls.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            names |= {choice.upper() for choice in alias.choices if isinstance(choice, str)}
+        else:
+            names.add(env_name(settings_cls, field_name, field))
+    return names
+
+
+def unknown_variables(settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> list[str]:
+    """Variables of ``environ`` that carry the class's prefix but name none of its settings, sorted.
+
+    The prefix is matched without regard to case, as pydantic-settings reads it. A class without a
+    prefix (the shared mixins) claims no variable.
+    """
+    prefix = str(settings_cls.model_config.get("env_prefix", "")).upper()
+    if not prefix:
+        return []
+    known = env_names(settings_cls)
+    return sorted(name for name in environ if name.upper().startswith(prefix) and name.upper() not in known)
+
+
+def unknown_variable_problem(settings_cls: type[BaseSettings], name: str) -> str:
+    """``NAME: not a setting of <Class>``, with the nearest setting's name when one is close."""
+    known = sorted(env_names(settings_cls))
+    # Compared without underscores, so a missing or extra separator (WINDOWSECONDS) still finds its match.
+    squeezed = {n.replace("_", ""): n for n in known}
+    close = difflib.get_close_matches(name.upper().replace("_", ""), list(squeezed), n=1, cutoff=0.8)
+    hint = f"; did you mean {squeezed[close[0]]}?" if close else ""
+    return f"{name}: not a setting of {settings_cls.__name__}{hint}"
+
+
 def _describe(settings_cls: type[BaseSettings], error: dict[str, Any]) -> str:
     loc = error.get("loc") or ()
     field_name = str(loc[0]) if loc else ""
@@ -117,30 +158,42 @@ def _describe(settings_cls: type[BaseSettings], error: dict[str, Any]) -> str:
     return f"{variable}: {message}{shown}"
 
 
-def settings_error_line(settings_cls: type[BaseSettings], exc: ValidationError) -> str:
-    """One line naming every variable that is wrong, suitable for stderr."""
-    problems = "; ".join(_describe(settings_cls, e) for e in exc.errors())  # type: ignore[arg-type]
-    return f"configuration error: {problems}"
+def settings_error_line(
+    settings_cls: type[BaseSettings], exc: ValidationError, also: list[str] | None = None
+) -> str:
+    """One line naming every variable that is wrong (and the problems in ``also``), suitable for stderr."""
+    problems = [*(also or []), *(_describe(settings_cls, e) for e in exc.errors())]  # type: ignore[arg-type]
+    return f"configuration error: {'; '.join(problems)}"
 
 
-def source_error_line(settings_cls: type[BaseSettings], exc: SettingsError) -> str:
+def source_error_line(
+    settings_cls: type[BaseSettings], exc: SettingsError, also: list[str] | None = None
+) -> str:
     """One line for a value the settings source could not even decode (e.g. malformed JSON)."""
     match = re.search(r'field "([^"]+)"', str(exc))
     field_name = match.group(1) if match else ""
     field = settings_cls.model_fields.get(field_name)
     variable = env_name(settings_cls, field_name, field) if field else field_name.upper() or "?"
     # The value is not echoed: a malformed JSON property bag may hold credentials.
-    return f"configuration error: {variable}: value could not be decoded (expected JSON)"
+    problems = [*(also or []), f"{variable}: value could not be decoded (expected JSON)"]
+    return f"configuration error: {'; '.join(problems)}"
 
 
 def load_settings(settings_cls: type[S]) -> S:
-    """Load settings from the environment or stop the process with exit code 2 and one stderr line."""
+    """Load settings from the environment or stop the process with exit code 2 and one stderr line, which
+    names every unknown prefixed variable and every bad value."""
+    unknown = [
+        unknown_variable_problem(settings_cls, name) for name in unknown_variables(settings_cls, os.environ)
+    ]
     try:
-        return settings_cls()
+        settings = settings_cls()
     except ValidationError as exc:
-        _exit(settings_error_line(settings_cls, exc))
+        _exit(settings_error_line(settings_cls, exc, unknown))
     except SettingsError as exc:
-        _exit(source_error_line(settings_cls, exc))
+        _exit(source_error_line(settings_cls, exc, unknown))
+    if unknown:
+        _exit(f"configuration error: {'; '.join(unknown)}")
+    return settings
 
 
 def _exit(line: str) -> NoReturn:
