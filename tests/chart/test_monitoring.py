@@ -174,6 +174,46 @@ def test_service_monitors_scrape_what_the_bundled_prometheus_scrapes(
     assert "sw-streamwatch-generator-metrics" not in targets and len(targets) == 4
 
 
+def test_targets_carry_the_labels_the_rules_select_on_either_way(
+    monitoring_manifests: list[Manifest],
+) -> None:
+    """The target-down alert matches the chart's targets by job and namespace: the bundled Prometheus
+    gives them the job names and the release's namespace that the ServiceMonitors give them (the operator
+    adds the namespace of what it scrapes itself)."""
+    config = yaml.safe_load(
+        _named(monitoring_manifests, "ConfigMap", "sw-streamwatch-prometheus")["data"]["prometheus.yml"]
+    )
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    for name in ("prometheus", "pushgateway"):
+        (static,) = jobs[name]["static_configs"]
+        assert static["labels"] == {"namespace": "default"}, name
+    assert {"target_label": "namespace", "replacement": "default"} in jobs["streamwatch"]["relabel_configs"]
+    monitors = {m["metadata"]["name"]: m for m in _of_kind(monitoring_manifests, "ServiceMonitor")}
+    job_labels = {
+        name: [
+            r["replacement"]
+            for e in m["spec"]["endpoints"]
+            for r in e["relabelings"]
+            if r["targetLabel"] == "job"
+        ]
+        for name, m in monitors.items()
+    }
+    assert job_labels == {
+        "sw-streamwatch-metrics": ["streamwatch"],
+        "sw-streamwatch-pushgateway": ["pushgateway"],
+    }
+    (down,) = [
+        rule
+        for group in _bundled_rule_groups(monitoring_manifests)
+        for rule in group["rules"]
+        if rule.get("alert") == "streamwatch target down"
+    ]
+    matched = re.search(r'job=~"([^"]*)"', down["expr"])
+    assert matched and set(matched.group(1).split("|")) == {"streamwatch", "pushgateway"} == set(jobs) - {
+        "prometheus"
+    }
+
+
 def _bundled_rule_groups(manifests: list[Manifest]) -> list[Any]:
     files = _named(manifests, "ConfigMap", "sw-streamwatch-prometheus-rules")["data"]
     return [group for _, text in sorted(files.items()) for group in yaml.safe_load(text)["groups"]]
@@ -197,7 +237,7 @@ def test_prometheus_rule_is_the_bundled_rule_files(overrides: dict[str, Any]) ->
     (rule,) = _of_kind(manifests, "PrometheusRule")
     bundled = _bundled_rule_groups(manifests)
     assert rule["spec"]["groups"] == bundled
-    assert [g["name"] for g in bundled] == ["observer", "visits-writer"]
+    assert [g["name"] for g in bundled] == ["observer", "targets", "visits-writer"]
     text = json.dumps(rule["spec"]["groups"])
     for value in overrides.values():
         assert str(value) in text
@@ -243,7 +283,7 @@ def test_dashboards_follow_the_sidecar_label_without_the_bundled_grafana() -> No
         for target in panel.get("targets", [])
         if "expr" in target
     ]
-    assert 'streaming_batch_duration_seconds{job="pt"}' in exprs
+    assert 'streaming_batch_duration_seconds{namespace=~"$namespace", job="pt"}' in exprs
 
 
 def test_network_policies_let_the_operator_prometheus_scrape(monitoring_manifests: list[Manifest]) -> None:

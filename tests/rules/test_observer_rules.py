@@ -27,6 +27,10 @@ EVALUATION_ALERTS = {
 DRIFT = "field drift"
 INCOMPLETE = "observer incomplete"
 GAP = "streamwatch:observer_completeness_gap_records"
+# The README section of each alert (tests/rules/test_runbooks.py checks that the anchors exist).
+RUNBOOK = "https://github.com/streamwatch/streamwatch/blob/main/README.md#"
+# The namespace `helm template` renders into (the completeness series are labelled with it).
+NAMESPACE = "default"
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +56,7 @@ def firing(partition: str, value: int) -> dict[str, Any]:
     return {
         "exp_labels": {"severity": "warning", "topic": "visits", "partition": partition},
         "exp_annotations": {
+            "runbook_url": RUNBOOK + "passthrough-lag",
             "summary": f"Passthrough lags on visits partition {partition}",
             "description": f"The passthrough has {value} records of visits partition {partition} not yet"
             " committed, above 15 for 5m.",
@@ -170,6 +175,7 @@ def test_lag_seconds_fires_above_the_threshold_only(rule_file: Path, tmp_path: P
     late = {
         "exp_labels": {"severity": "warning", "topic": "visits", "partition": "0"},
         "exp_annotations": {
+            "runbook_url": RUNBOOK + "passthrough-lag-seconds",
             "summary": "Passthrough late on visits partition 0",
             "description": "The oldest record of visits partition 0 not yet committed by the passthrough is"
             " 5m 0s old, above 120s for 5m.",
@@ -240,6 +246,7 @@ def test_each_evaluation_alert_fires_for_its_status_only(
         {
             "exp_labels": {"severity": severity, "topic": "visits", "partition": p},
             "exp_annotations": {
+                "runbook_url": RUNBOOK + alert.replace(" ", "-"),
                 "summary": f"{alert.capitalize()} on visits partition {p}",
                 "description": EVALUATION_DESCRIPTIONS[status].format(p=p),
             },
@@ -293,6 +300,7 @@ def drifted(partition: str, field: str, value: float) -> dict[str, Any]:
             "field": field,
         },
         "exp_annotations": {
+            "runbook_url": RUNBOOK + "field-drift",
             "summary": f"Field {field} drifted on processed_visits partition {partition}",
             "description": f"The distribution of {field} in the last window of processed_visits partition"
             f" {partition} is {value} away from the window before, above 0.25.",
@@ -343,8 +351,9 @@ def counted_series(partition: str, values: str) -> dict[str, str]:
 
 def incomplete(partition: str, value: int) -> dict[str, Any]:
     return {
-        "exp_labels": {"severity": "warning", "partition": partition},
+        "exp_labels": {"severity": "warning", "partition": partition, "namespace": NAMESPACE},
         "exp_annotations": {
+            "runbook_url": RUNBOOK + "observer-incomplete",
             "summary": f"Observer behind the passthrough on partition {partition}",
             "description": f"{value} records the passthrough read from partition {partition} more than 3m"
             " ago are not counted by the observer, above 0 for 5m.",
@@ -389,7 +398,7 @@ def test_completeness_gap_is_zero_while_the_observer_keeps_up_and_grows_once_it_
                 "expr": GAP,
                 "eval_time": "10m",
                 "exp_samples": [
-                    {"labels": f'{GAP}{{partition="{p}"}}', "value": value}
+                    {"labels": f'{GAP}{{namespace="{NAMESPACE}", partition="{p}"}}', "value": value}
                     for p, value in (("0", 0), ("1", 0), ("2", 0), ("3", 70), ("4", 0))
                 ],
             },
@@ -398,8 +407,8 @@ def test_completeness_gap_is_zero_while_the_observer_keeps_up_and_grows_once_it_
                 "eval_time": "12m",
                 "exp_samples": [
                     {
-                        "labels": f'ALERTS{{alertname="{INCOMPLETE}", alertstate="pending", partition="1",'
-                        ' severity="warning"}',
+                        "labels": f'ALERTS{{alertname="{INCOMPLETE}", alertstate="pending",'
+                        f' namespace="{NAMESPACE}", partition="1", severity="warning"}}',
                         "value": 1,
                     }
                 ],

@@ -21,6 +21,8 @@ from streamwatch_dev.workloads import service_containers
 SLA = "SLA miss visits synchronizer"
 STALLED = "visits synchronizer stalled"
 JOB = "visits_to_delta_synchronizer"
+# The README section of each alert (tests/rules/test_runbooks.py checks that the anchors exist).
+RUNBOOK = "https://github.com/streamwatch/streamwatch/blob/main/README.md#"
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +53,7 @@ def alerts_at(name: str, state: str, at: str, instances: list[str]) -> dict[str,
 
 def sla_annotations(instance: str, value: str) -> dict[str, str]:
     return {
+        "runbook_url": RUNBOOK + "sla-miss-visits-synchronizer",
         "summary": f"Visits synchronizer {instance} misses its SLA",
         "description": f"Micro-batches of {instance} take {value} ms, above the SLA of 10000 ms for 1m.",
     }
@@ -58,6 +61,7 @@ def sla_annotations(instance: str, value: str) -> dict[str, str]:
 
 def stalled_annotations(instance: str, age: str) -> dict[str, str]:
     return {
+        "runbook_url": RUNBOOK + "visits-synchronizer-stalled",
         "summary": f"Visits synchronizer {instance} stopped reporting",
         "description": f"{instance} has not pushed micro-batch metrics for {age} (limit 300 s): the job is"
         " down, stuck, or cannot reach the Pushgateway.",

@@ -1,5 +1,6 @@
-{{/* Grafana datasources with fixed uids, so dashboards and alert rules can name them. Passwords are
-     read by Grafana from its environment ($ELASTICSEARCH_PASSWORD), never written here. */}}
+{{/* Grafana datasources with fixed uids, so alert rules can name them and the dashboards' datasource
+     variables default to them. Passwords are read by Grafana from its environment
+     ($ELASTICSEARCH_PASSWORD), never written here. */}}
 {{- define "streamwatch.grafanaDatasources" -}}
 apiVersion: 1
 datasources:
@@ -48,7 +49,9 @@ providers:
 {{- end }}
 
 {{/* One Grafana-managed alert rule on a Prometheus query; the thresholds come from .Values.alerts, like
-     the Prometheus rule files. Call with (dict "uid" "title" "expr" "threshold" "for" "summary"). */}}
+     the Prometheus rule files, and runbook_url points at the same README section as the Prometheus
+     alert of that name. Call with (dict "uid" "title" "expr" "threshold" "for" "summary" "runbook"),
+     runbook being (include "streamwatch.runbookUrl" ...). */}}
 {{- define "streamwatch.grafanaAlertRule" -}}
 - uid: {{ .uid }}
   title: {{ .title | quote }}
@@ -84,11 +87,15 @@ providers:
     team: streamwatch
   annotations:
     summary: {{ .summary | quote }}
+    runbook_url: {{ .runbook | quote }}
 {{- end }}
 
-{{/* Grafana alert rules as code, mirroring the Prometheus rules so they show in Grafana's alert list. */}}
+{{/* Grafana alert rules as code, mirroring the Prometheus rules so they show in Grafana's alert list. They
+     read this release's series only, as the Prometheus rules do (templates/prometheus/_rules.tpl), since
+     grafana.prometheusUrl may name a Prometheus that other releases share. */}}
 {{- define "streamwatch.grafanaAlertRules" -}}
 {{- $a := .Values.alerts }}
+{{- $release := include "streamwatch.releaseMatcher" . }}
 apiVersion: 1
 groups:
   - orgId: 1
@@ -96,10 +103,10 @@ groups:
     folder: streamwatch
     interval: 10s
     rules:
-      {{- include "streamwatch.grafanaAlertRule" (dict "uid" "streamwatch-sla-miss" "title" "SLA miss visits synchronizer" "expr" (printf "max(visits_sync_duration{job=%q})" (include "streamwatch.visitsWriterPushJob" $)) "threshold" $a.slaMiss.thresholdMs "for" $a.slaMiss.for "summary" (printf "visits synchronizer micro-batches take longer than %v ms" $a.slaMiss.thresholdMs)) | nindent 6 }}
-      {{- include "streamwatch.grafanaAlertRule" (dict "uid" "streamwatch-passthrough-lag" "title" "passthrough lag" "expr" "max(observer_lag_offsets)" "threshold" $a.lag.thresholdOffsets "for" $a.lag.for "summary" (printf "a partition of visits lags more than %v offsets behind the passthrough" $a.lag.thresholdOffsets)) | nindent 6 }}
-      {{- include "streamwatch.grafanaAlertRule" (dict "uid" "streamwatch-field-drift" "title" "field drift" "expr" "max(observer_field_drift)" "threshold" $a.drift.threshold "for" $a.drift.for "summary" (printf "a field's distribution drifted more than %v (Jensen-Shannon distance) between two windows of a partition" $a.drift.threshold)) | nindent 6 }}
-      {{- include "streamwatch.grafanaAlertRule" (dict "uid" "streamwatch-observer-incomplete" "title" "observer incomplete" "expr" "max(streamwatch:observer_completeness_gap_records)" "threshold" $a.completeness.thresholdRecords "for" $a.completeness.for "summary" (printf "the observer has not counted records the passthrough read more than %v ago" $a.completeness.settle)) | nindent 6 }}
+      {{- include "streamwatch.grafanaAlertRule" (dict "uid" "streamwatch-sla-miss" "title" "SLA miss visits synchronizer" "expr" (printf "max%s" (include "streamwatch.pushedSeries" (list $ "visits_sync_duration" "visitsWriter"))) "threshold" $a.slaMiss.thresholdMs "for" $a.slaMiss.for "summary" (printf "visits synchronizer micro-batches take longer than %v ms" $a.slaMiss.thresholdMs) "runbook" (include "streamwatch.runbookUrl" (list $ "sla-miss-visits-synchronizer"))) | nindent 6 }}
+      {{- include "streamwatch.grafanaAlertRule" (dict "uid" "streamwatch-passthrough-lag" "title" "passthrough lag" "expr" (printf "max(observer_lag_offsets{%s})" $release) "threshold" $a.lag.thresholdOffsets "for" $a.lag.for "summary" (printf "a partition of visits lags more than %v offsets behind the passthrough" $a.lag.thresholdOffsets) "runbook" (include "streamwatch.runbookUrl" (list $ "passthrough-lag"))) | nindent 6 }}
+      {{- include "streamwatch.grafanaAlertRule" (dict "uid" "streamwatch-field-drift" "title" "field drift" "expr" (printf "max(observer_field_drift{%s})" $release) "threshold" $a.drift.threshold "for" $a.drift.for "summary" (printf "a field's distribution drifted more than %v (Jensen-Shannon distance) between two windows of a partition" $a.drift.threshold) "runbook" (include "streamwatch.runbookUrl" (list $ "field-drift"))) | nindent 6 }}
+      {{- include "streamwatch.grafanaAlertRule" (dict "uid" "streamwatch-observer-incomplete" "title" "observer incomplete" "expr" (printf "max(streamwatch:observer_completeness_gap_records{namespace=%q})" .Release.Namespace) "threshold" $a.completeness.thresholdRecords "for" $a.completeness.for "summary" (printf "the observer has not counted records the passthrough read more than %v ago" $a.completeness.settle) "runbook" (include "streamwatch.runbookUrl" (list $ "observer-incomplete"))) | nindent 6 }}
 {{- end }}
 
 {{/* One dashboard of files/grafana/dashboards with the alert thresholds and the Spark jobs' Pushgateway

@@ -7,15 +7,20 @@ global:
     release: {{ .Release.Name }}
 rule_files:
   - rules/*.rules.yaml
+{{- /* Every target is labelled with the release's namespace, as prometheus-operator labels what a
+       ServiceMonitor finds: the rules (templates/prometheus/_rules.tpl) and the dashboards' $namespace
+       read the same labels either way. */}}
 scrape_configs:
   - job_name: prometheus
     static_configs:
       - targets: ["localhost:9090"]
+        labels: {namespace: {{ .Release.Namespace | quote }}}
   # The Spark jobs push job/instance labels of their own; keep them instead of the Pushgateway's.
   - job_name: pushgateway
     honor_labels: true
     static_configs:
       - targets: [{{ include "streamwatch.pushgatewayUrl" . | trimPrefix "http://" | trimPrefix "https://" | quote }}]
+        labels: {namespace: {{ .Release.Namespace | quote }}}
   # Every replica of every service, found through the A records of its headless "-metrics" Service.
   - job_name: streamwatch
     dns_sd_configs:
@@ -29,6 +34,8 @@ scrape_configs:
       - source_labels: [__meta_dns_name]
         regex: {{ printf `%s-(.+)-metrics\..*` (include "streamwatch.fullname" .) | quote }}
         target_label: component
+      - target_label: namespace
+        replacement: {{ .Release.Namespace | quote }}
 {{- end }}
 
 {{/* Our services that are enabled, as a YAML list: each serves /metrics and is scraped. */}}
