@@ -26,6 +26,23 @@ VARIANTS: dict[str, list[Path]] = {
 SERVICES = ("generator", "visits-writer", "passthrough", "observer", "profile-publisher")
 
 
+def strict_schema(schema: Any) -> Any:
+    """A CRD's OpenAPI schema refusing unknown fields, as `kubectl apply --validate=strict` does: the API
+    server prunes them silently otherwise, so a misspelt field would go unnoticed."""
+    if isinstance(schema, dict):
+        out = {key: strict_schema(value) for key, value in schema.items()}
+        if (
+            "properties" in schema
+            and "additionalProperties" not in schema
+            and not schema.get("x-kubernetes-preserve-unknown-fields")
+        ):
+            out["additionalProperties"] = False
+        return out
+    if isinstance(schema, list):
+        return [strict_schema(item) for item in schema]
+    return schema
+
+
 @pytest.fixture(scope="session")
 def rendered() -> dict[str, list[Manifest]]:
     """Variant name → rendered manifests."""

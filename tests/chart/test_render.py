@@ -20,6 +20,8 @@ from streamwatch_dev.workloads import service_containers
 STRIMZI_KINDS = {"Kafka", "KafkaNodePool", "KafkaTopic"}
 # Unknown to kubernetes-validate too; test_monitoring.py validates them against the operator's CRDs.
 PROMETHEUS_OPERATOR_KINDS = {"ServiceMonitor", "PrometheusRule"}
+# Likewise; test_keda.py validates them against KEDA's vendored CRDs.
+KEDA_KINDS = {"ScaledObject", "TriggerAuthentication"}
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
@@ -56,10 +58,12 @@ def test_rendered_manifests_pass_strict_validation(variant: str, kube_version: s
     assert result.returncode == 0, output
     problems = [line for line in output.splitlines() if line.startswith(("ERROR", "FAIL"))]
     assert problems == [], output
-    # Only the Strimzi and prometheus-operator custom resources may be unknown to the validator.
-    known_unknown = [f"kind {kind} with api version kafka.strimzi.io/v1" for kind in STRIMZI_KINDS] + [
-        f"kind {kind} with api version monitoring.coreos.com/v1" for kind in PROMETHEUS_OPERATOR_KINDS
-    ]
+    # Only the Strimzi, prometheus-operator and KEDA custom resources may be unknown to the validator.
+    known_unknown = (
+        [f"kind {kind} with api version kafka.strimzi.io/v1" for kind in STRIMZI_KINDS]
+        + [f"kind {kind} with api version monitoring.coreos.com/v1" for kind in PROMETHEUS_OPERATOR_KINDS]
+        + [f"kind {kind} with api version keda.sh/v1alpha1" for kind in KEDA_KINDS]
+    )
     for line in output.splitlines():
         if line.startswith("WARN"):
             assert any(expected in line for expected in known_unknown), line

@@ -18,7 +18,7 @@ import yaml
 from e2e_kind.cluster import Cluster
 from observer.conftest import assert_windows_count_what_was_produced, coverage
 
-from streamwatch_dev.chart import render
+from streamwatch_dev.chart import CHART, render
 from streamwatch_dev.kind import OFFLINE
 
 # The first test also waits for the cluster: build or reuse the node image, load the images, install and
@@ -92,6 +92,9 @@ def test_values_that_need_crds_the_cluster_lacks_are_refused_naming_what_to_inst
         expected = f"monitoring.{value}.enabled=true needs monitoring.coreos.com/v1/{kind}"
         assert expected in refused.stderr, refused.stderr
         assert "install the prometheus-operator CRDs" in refused.stderr, refused.stderr
+    keda = kind_cluster.upgrade_dry_run("observer.keda.enabled=true")
+    assert keda.returncode != 0
+    assert "observer.keda.enabled=true needs keda.sh/v1alpha1/ScaledObject" in keda.stderr, keda.stderr
 
 
 def test_strimzi_resources_of_the_default_values_are_accepted_schema_and_admission_only(
@@ -121,6 +124,25 @@ def test_strimzi_resources_of_the_default_values_are_accepted_schema_and_admissi
     assert refused.returncode != 0 and "replicas" in refused.stderr, refused.stdout + refused.stderr
     # With the CRDs served, the chart's own check lets kafka.enabled=true through.
     served = kind_cluster.upgrade_dry_run("kafka.enabled=true")
+    assert served.returncode == 0, served.stderr
+
+
+def test_the_keda_scaled_object_is_accepted_schema_and_admission_only(kind_cluster: Cluster) -> None:
+    """KEDA's vendored CRDs on the real API server (no KEDA operator runs): the chart's ScaledObject as
+    its KEDA example values render it, and the chart's own check lets it through once they are served."""
+    sandbox = kind_cluster.sandbox
+    for crd in sorted((OFFLINE / "keda-crds").glob("keda.sh_*.yaml")):
+        sandbox.run("kubectl", "apply", "--server-side", "-f", str(crd))
+    sandbox.run("kubectl", "wait", "--for=condition=Established", "--timeout=60s",
+                "crd/scaledobjects.keda.sh", "crd/triggerauthentications.keda.sh")  # fmt: skip
+    rendered = render(values_files=[OFFLINE / "values.yaml", CHART / "ci" / "observer-keda-values.yaml"])
+    scaled = [d for d in rendered if d.get("apiVersion", "").startswith("keda.sh/")]
+    assert [d["kind"] for d in scaled] == ["ScaledObject"], scaled
+    accepted = sandbox.kubectl(
+        "apply", "--dry-run=server", "--validate=strict", "-f", "-", input=yaml.safe_dump_all(scaled)
+    )
+    assert accepted.stdout.count("(server dry run)") == 1, accepted.stdout
+    served = kind_cluster.upgrade_dry_run("observer.keda.enabled=true")
     assert served.returncode == 0, served.stderr
 
 
