@@ -209,13 +209,16 @@ def test_gateway_down_is_counted_without_slowing_the_caller_and_pushes_resume(ou
         pusher.submit(metrics(0))
         wait_until(lambda: counter("streamwatch_pushes_total", job) == 1, 10)
         gateway.stop()
-        started = time.monotonic()
+        handing_over = 0.0
         for batch_id in range(1, 4):
+            started = time.monotonic()
             pusher.submit(metrics(batch_id))
+            handing_over += time.monotonic() - started
             time.sleep(0.3)
         wait_until(lambda: counter("streamwatch_push_failures_total", job) >= 1, 10)
-        # The listener callback only hands over values: three submits cost far less than one timeout.
-        assert time.monotonic() - started < 0.3 * 3 + 0.5
+        # The listener callback only hands over values: three submits cost far less than one timeout (the
+        # submits alone are timed; how soon the pushing thread reports a failure depends on the machine).
+        assert handing_over < 0.3, handing_over
         gateway.restart()
         pusher.submit(metrics(9))
         wait_until(lambda: pushed(gateway, job, "pod-1").get("visits_sync_batch_id") == 9, 15)
