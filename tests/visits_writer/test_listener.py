@@ -222,7 +222,8 @@ def test_gateway_down_is_counted_without_slowing_the_caller_and_pushes_resume(ou
         gateway.restart()
         pusher.submit(metrics(9))
         wait_until(lambda: pushed(gateway, job, "pod-1").get("visits_sync_batch_id") == 9, 15)
-        assert counter("streamwatch_pushes_total", job) >= 2
+        # Counted once the push has returned, a moment after the gateway holds the value.
+        wait_until(lambda: counter("streamwatch_pushes_total", job) >= 2, 5)
     finally:
         pusher.close()
         gateway.stop()
