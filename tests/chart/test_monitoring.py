@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from chart.conftest import VARIANTS, Manifest
+from chart.conftest import VARIANTS, Manifest, strict_schema
 from jsonschema import Draft7Validator
 
 from streamwatch_dev.chart import CHART, render
@@ -35,23 +35,6 @@ def _crd_dir() -> Path:
     return cache / f"prometheus-operator-crds-{match.group(1)}"
 
 
-def _strict(schema: Any) -> Any:
-    """The CRD's schema refusing unknown fields, as `kubectl apply --validate=strict` does: the API server
-    prunes them silently otherwise, so a misspelt field would go unnoticed."""
-    if isinstance(schema, dict):
-        out = {key: _strict(value) for key, value in schema.items()}
-        if (
-            "properties" in schema
-            and "additionalProperties" not in schema
-            and not schema.get("x-kubernetes-preserve-unknown-fields")
-        ):
-            out["additionalProperties"] = False
-        return out
-    if isinstance(schema, list):
-        return [_strict(item) for item in schema]
-    return schema
-
-
 def _validator(kind: str) -> Draft7Validator:
     path = _crd_dir() / CRD_FILES[kind]
     # No skip: without the CRDs the monitoring resources are not shown to be valid.
@@ -59,7 +42,7 @@ def _validator(kind: str) -> Draft7Validator:
     crd = yaml.safe_load(path.read_text())
     assert crd["spec"]["names"]["kind"] == kind
     (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
-    return Draft7Validator(_strict(version["schema"]["openAPIV3Schema"]))
+    return Draft7Validator(strict_schema(version["schema"]["openAPIV3Schema"]))
 
 
 def _errors(manifest: Manifest) -> list[str]:
