@@ -117,17 +117,10 @@ class LagProbe:
         return self.evaluator.observe(lag.partition, sample)
 
     def _partition(self, partition: int, committed: Committed) -> PartitionLag:
-        try:
-            low, high = self._consumer.get_watermark_offsets(
-                TopicPartition(self.source_topic, partition), timeout=self.timeout
-            )
-        except KafkaException as exc:
-            metrics.LAG_FAILURES.labels("watermarks").inc()
-            logger.warning(
-                "lag_watermarks_failed",
-                extra={"topic": self.source_topic, "partition": partition, "error": str(exc)},
-            )
+        marks = watermarks(self._consumer, self.source_topic, partition, self.timeout)
+        if marks is None:
             return PartitionLag(partition, "unknown", None, None, None, None, committed.batch_id)
+        low, high = marks
         if committed.offsets is None:
             status: LagStatus = "checkpoint_damaged" if committed.damaged else "not_started"
             return PartitionLag(partition, status, None, high, None, None, None)
@@ -212,6 +205,24 @@ class LagProbe:
                     metrics.LAG_EVALUATION.remove(*labels, evaluation)
         # The evaluation windows stay: rebalances are eager (every partition is revoked, most come back
         # at once), and a window the replica did not feed meanwhile restarts itself (see LagEvaluator).
+
+
+def watermarks(client: Consumer, topic: str, partition: int, timeout: float) -> tuple[int, int] | None:
+    """The partition's oldest retained and next offset, asked of its leader (not the client's cache, which
+    only fetching refreshes); None, logged and counted, when the broker does not answer in time."""
+    try:
+        marks = client.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
+        error = "timed out" if marks is None else None  # the client's documented answer to a timeout
+    except KafkaException as exc:
+        marks, error = None, str(exc)
+    if marks is None:
+        metrics.LAG_FAILURES.labels("watermarks").inc()
+        logger.warning(
+            "lag_watermarks_failed", extra={"topic": topic, "partition": partition, "error": error}
+        )
+        return None
+    low, high = marks
+    return int(low), int(high)
 
 
 def _has(metric: Any, labels: tuple[str, ...]) -> bool:

@@ -1,7 +1,10 @@
 """Prometheus metrics of the observer, served on ``/metrics`` by the ops server.
 
 ``observer_lag_offsets{topic,partition}`` is what the lag alert reads; the topic label is the source
-topic (``visits``). Each replica exports only the partitions it owns, so every series has one source.
+topic (``visits``): the observed job's lag, which more observer replicas cannot lower.
+``observer_consumer_lag_offsets{topic,partition}`` is the observer group's own lag on the observed topic
+(``processed_visits``), the one to scale observer replicas on. Each replica exports only the partitions
+it owns, so every series has one source.
 """
 
 from __future__ import annotations
@@ -32,6 +35,13 @@ LAG_EVALUATION = Gauge(
     "1 for the Burrow-style evaluation of a partition over the lag evaluation window"
     " (ok, warn, stall, stop, rewind); absent while the lag status is not ok.",
     ["topic", "partition", "status"],
+)
+CONSUMER_LAG = Gauge(
+    "observer_consumer_lag_offsets",
+    "Records of the observed topic past the observer group's committed offset, per partition: not yet"
+    " observed and written (open windows included), as Kafka's tools and KEDA count a group's lag; absent"
+    " while unknown.",
+    ["topic", "partition"],
 )
 RECORDS = Counter("observer_records_total", "Records observed in written windows.", ["topic", "partition"])
 UNPARSEABLE = Counter(
@@ -92,7 +102,7 @@ SINK_FAILURES = Counter(
 )
 LAG_FAILURES = Counter(
     "observer_lag_failures_total",
-    "Lag measurements that failed (checkpoint unreadable, broker unreachable).",
+    "Lag measurements that failed (checkpoint unreadable, broker unreachable, group offsets unanswered).",
     ["reason"],
 )
 LAG_DOCUMENTS_DROPPED = Counter(

@@ -8,7 +8,8 @@ commit it; open windows are forgotten and re-observed by the next owner from the
 windows of consecutive owners meet exactly at the commit. Cooperative-sticky is not used:
 ``skip_written`` re-assigns with ``assign()`` (the eager call) and the eager revoke-everything keeps that
 hand-over simple; its cost is re-reading open windows on every rebalance. Which replica reports the lag
-of a partition is decided in ``ownership``.
+of a partition is decided in ``ownership``; the group's own lag on the observed topic (``consumer_lag``)
+is measured at the same interval, for the partitions the replica owns.
 
 A group consumer left holding no broker (``streamwatch_common.kafka_health``) is replaced by a new one,
 which joins the group afresh; what the old one owned is re-observed from the committed offsets, as after
@@ -29,6 +30,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from streamwatch_common.kafka_health import BrokerLoss
 from streamwatch_common.shutdown import GracefulShutdown
+from streamwatch_observer.consumer_lag import ConsumerLag
 from streamwatch_observer.documents import lag_document
 from streamwatch_observer.drift import DriftTracker
 from streamwatch_observer.lag import LagProbe
@@ -68,6 +70,9 @@ class Observer:
         self.consumer = Consumer(self.loss.configure(self._consumer_config))
         self.sink = sink
         self.probe = probe
+        # The group's own lag on the observed topic (what more replicas lower), beside the job's lag.
+        reset = str(self._consumer_config.get("auto.offset.reset", "earliest"))
+        self.consumer_lag = ConsumerLag(settings.topic, auto_offset_reset=reset)
         self.ownership = Ownership(settings.lag_interval_seconds, settings.replica_name)
         self.windows = OpenWindows(settings.window_records)
         meter = QualityMeter(settings.required_fields, settings.id_field, keep_rows=profiler is not None)
@@ -144,6 +149,7 @@ class Observer:
         bucket = self.ownership.bucket()
         lags = self.ownership.reportable(self.probe.measure(self.ownership.sorted()), bucket)
         self.writer.add_lag([lag_document(self.settings, lag, bucket) for lag in lags])
+        consumer_lag = self.consumer_lag.measure(self.consumer, self.ownership.sorted())
         logger.info(
             "lag_measured",
             extra={
@@ -157,6 +163,7 @@ class Observer:
                     }
                     for lag in lags
                 },
+                "consumer_lag_offsets": {str(p): lag for p, lag in consumer_lag.items()},
             },
         )
 
@@ -183,6 +190,7 @@ class Observer:
         open_records = self.windows.drop(lost)
         self.ownership.lose(lost)
         self.probe.forget(lost)
+        self.consumer_lag.forget(lost)
         if self.measurer.drift is not None:
             self.measurer.drift.forget(lost)  # the worker is idle: revoke and lost waited for it
         extra = {"lost": lost, "owned": self.ownership.sorted(), "unwritten_windows": dropped}
