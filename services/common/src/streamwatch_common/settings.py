@@ -158,12 +158,17 @@ def _describe(settings_cls: type[BaseSettings], error: dict[str, Any]) -> str:
     return f"{variable}: {message}{shown}"
 
 
+def error_line(problems: list[str]) -> str:
+    """The one stderr line of a refused configuration: every problem, each naming its variable."""
+    return f"configuration error: {'; '.join(problems)}"
+
+
 def settings_error_line(
     settings_cls: type[BaseSettings], exc: ValidationError, also: list[str] | None = None
 ) -> str:
     """One line naming every variable that is wrong (and the problems in ``also``), suitable for stderr."""
     problems = [*(also or []), *(_describe(settings_cls, e) for e in exc.errors())]  # type: ignore[arg-type]
-    return f"configuration error: {'; '.join(problems)}"
+    return error_line(problems)
 
 
 def source_error_line(
@@ -175,8 +180,7 @@ def source_error_line(
     field = settings_cls.model_fields.get(field_name)
     variable = env_name(settings_cls, field_name, field) if field else field_name.upper() or "?"
     # The value is not echoed: a malformed JSON property bag may hold credentials.
-    problems = [*(also or []), f"{variable}: value could not be decoded (expected JSON)"]
-    return f"configuration error: {'; '.join(problems)}"
+    return error_line([*(also or []), f"{variable}: value could not be decoded (expected JSON)"])
 
 
 def load_settings(settings_cls: type[S]) -> S:
@@ -192,7 +196,7 @@ def load_settings(settings_cls: type[S]) -> S:
     except SettingsError as exc:
         _exit(source_error_line(settings_cls, exc, unknown))
     if unknown:
-        _exit(f"configuration error: {'; '.join(unknown)}")
+        _exit(error_line(unknown))
     return settings
 
 
