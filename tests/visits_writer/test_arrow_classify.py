@@ -1,12 +1,21 @@
-"""The Arrow parser of the visits writer on collected Kafka rows: every record in exactly one table, with
-the same reasons as the Spark path, in offset order, whatever shape the bad records have."""
+"""The visits writer's classification on Kafka rows: every record in exactly one table, in offset order,
+whatever shape the bad records have; collected (python path) or inside Spark (jvm path), the same rows."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import pyarrow.compute as pc
+import pytest
+from visits_writer.edge_records import EDGE_RECORDS
 from visits_writer.records import encode, kafka_table, visit
 
-from streamwatch_visits_writer.arrow_classify import classify_arrow
-from streamwatch_visits_writer.schema import DEAD_LETTER_TABLE, VISITS_TABLE
+from streamwatch_visits_writer.arrow_classify import classify_arrow, classify_in_spark
+from streamwatch_visits_writer.schema import CLASSIFIED_TABLE, DEAD_LETTER_TABLE, VISITS_TABLE
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 REQUIRED = ["event_time", "user_id", "page"]
 
@@ -55,3 +64,25 @@ def test_one_wrong_type_in_a_large_block_costs_only_that_record() -> None:
     assert dead.to_pydict()["reason"] == ["empty_value", "unparseable", "missing_required_field"]
     assert dead.to_pydict()["offset"] == [177, 1334, 1600]
     assert dead.to_pydict()["detail"][2] == "page"
+
+
+@pytest.mark.spark
+def test_inside_spark_the_same_rows_as_collected(spark: SparkSession) -> None:
+    """The jvm path's mapInArrow runs the same classification on the Python workers: over partitions of
+    every edge record, it gives each record the row the collected path gives it."""
+    values = [value for _case, value in EDGE_RECORDS] + [encode(visit(n)) for n in range(100, 120)]
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    frame = spark.createDataFrame(
+        [(b"k", value, "visits", 1, offset, when) for offset, value in enumerate(values)],
+        "key binary, value binary, topic string, partition int, offset long, timestamp timestamp",
+    ).repartition(3)
+    classified = classify_in_spark(frame, 7, REQUIRED).toArrow()
+    assert classified.schema == CLASSIFIED_TABLE
+    good = pc.is_null(classified["reason"])
+    in_spark = (
+        classified.select(VISITS_TABLE.names).filter(good).sort_by("offset"),
+        classified.select(DEAD_LETTER_TABLE.names).filter(pc.invert(good)).sort_by("offset"),
+    )
+    visits, dead = classify_arrow(kafka_table(values, partition=1), 7, REQUIRED)
+    assert in_spark[0].equals(visits) and in_spark[1].equals(dead)
+    assert visits.num_rows > 20 and dead.num_rows > 20

@@ -1,4 +1,4 @@
-"""The ``foreachBatch`` function of the Python path: parse, split, append to both tables exactly once."""
+"""The ``foreachBatch`` function of both connectors: classify, split, append to both tables exactly once."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Literal
 import pyarrow.compute as pc
 
 from streamwatch_visits_writer import metrics
-from streamwatch_visits_writer.arrow_classify import KAFKA_COLUMNS, classify_arrow
+from streamwatch_visits_writer.arrow_classify import KAFKA_COLUMNS, classify_arrow, classify_in_spark
 from streamwatch_visits_writer.delta_sink import DeltaBatchSink
 from streamwatch_visits_writer.schema import DEAD_LETTER_TABLE, VISITS_TABLE
 
@@ -82,9 +82,8 @@ class VisitsBatchWriter:
         if self.simulated_latency_seconds > 0:
             self._sleep(self.simulated_latency_seconds)
         if self.connector == "jvm":
-            from streamwatch_visits_writer.classify import classify
-
-            self._write_jvm(classify(batch_df, batch_id, self.required_fields), batch_id, started)
+            # The same rows, classified by the Python workers inside Spark and written by delta-spark.
+            self._write_jvm(classify_in_spark(batch_df, batch_id, self.required_fields), batch_id, started)
             return
         read_started = time.monotonic()
         # Only the raw columns cross into Python; parsing in Arrow is ~10x faster than Spark's from_json

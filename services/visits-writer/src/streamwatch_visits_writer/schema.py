@@ -1,6 +1,7 @@
 """Schemas of the two Delta tables, built on the shared visit record (:data:`VISIT`).
 
-Arrow is the reference (delta-rs writes Arrow); the Spark schema used to parse the JSON is derived from it.
+Arrow is the reference (delta-rs writes Arrow); the Spark schemas (``from_json`` of the null counts, the jvm
+path's ``mapInArrow``) are derived from it.
 """
 
 from __future__ import annotations
@@ -37,6 +38,13 @@ DEAD_LETTER_TABLE = pa.schema(
     ]
 )
 
+# Every record classified, in one table (what the jvm path's mapInArrow returns): each column of the two
+# tables once, in the visits table's order and then the dead letter's own. A visit column is null where the
+# record did not parse; ``reason`` and ``detail`` are null for a good visit.
+CLASSIFIED_TABLE = pa.schema(
+    [*VISITS_TABLE, *(field for field in DEAD_LETTER_TABLE if field.name not in VISITS_TABLE.names)]
+)
+
 # Dead-letter reasons (label values of visits_writer_dead_letters_total).
 REASON_EMPTY = "empty_value"
 REASON_UNPARSEABLE = "unparseable"
@@ -49,6 +57,15 @@ DETAIL_UNPARSEABLE = "not a JSON object of the visit schema"
 
 def visit_spark_schema() -> StructType:
     """The visit as a Spark schema, for ``from_json``."""
+    return _spark_schema(VISIT)
+
+
+def classified_spark_schema() -> StructType:
+    """:data:`CLASSIFIED_TABLE` as a Spark schema, for ``mapInArrow``."""
+    return _spark_schema(CLASSIFIED_TABLE)
+
+
+def _spark_schema(schema: pa.Schema) -> StructType:
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    return from_arrow_schema(VISIT)
+    return from_arrow_schema(schema)
