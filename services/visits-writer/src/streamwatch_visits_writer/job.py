@@ -95,7 +95,7 @@ class VisitsToDelta(StreamingJob):
         return self.job_conf
 
     def listener_options(self) -> dict[str, Any]:
-        from streamwatch_visits_writer.classify import QUALITY_OBSERVATION
+        from streamwatch_visits_writer.null_counts import QUALITY_OBSERVATION
 
         # The seed's SLA metric names (visits_sync_*) belong to this job alone.
         observation = QUALITY_OBSERVATION if self.observe_null_counts else None
@@ -104,7 +104,7 @@ class VisitsToDelta(StreamingJob):
     def select(self, stream: DataFrame) -> DataFrame:
         if not self.observe_null_counts:
             return stream
-        from streamwatch_visits_writer.classify import QUALITY_OBSERVATION, null_counts
+        from streamwatch_visits_writer.null_counts import QUALITY_OBSERVATION, null_counts
 
         # On the streaming plan, so Spark reports the counts of each batch in its progress
         # (observedMetrics), whichever connector reads and writes.
