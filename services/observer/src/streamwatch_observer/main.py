@@ -23,6 +23,10 @@ logger = logging.getLogger(__name__)
 
 _PROFILE_STOP_SECONDS = 30.0
 _FIRST_BACKOFF = 0.5
+PREFETCH_KIB = 8192
+"""The observer consumer's ``queued.max.messages.kbytes`` unless ``KAFKA_CONSUMER_PROPERTIES`` sets it.
+librdkafka's own default lets its fetcher queue tens of MiB while the loop waits on a slow sink, so memory
+grew with the backlog; a few consume batches' worth keeps the loop fed and the back-pressure end to end."""
 
 
 def _destination(settings: ObserverSettings) -> Destination:
@@ -85,7 +89,11 @@ def run(settings: ObserverSettings, shutdown: GracefulShutdown) -> None:
         if settings.profile_enabled:
             profiler = Profiler(_destination(settings), settings.profile_max_rows).start()
         # librdkafka's own lines (a broker going away, say) go through logging: JSON, not stderr text.
-        consumer_config = {**settings.consumer_config(settings.group_id), "logger": LibrdkafkaLog()}
+        consumer_config = {
+            "queued.max.messages.kbytes": PREFETCH_KIB,
+            **settings.consumer_config(settings.group_id),
+            "logger": LibrdkafkaLog(),
+        }
         probe = LagProbe(
             {**settings.consumer_config(f"{settings.group_id}-lag-probe"), "logger": LibrdkafkaLog()},
             settings.source_topic,
