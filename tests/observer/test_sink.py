@@ -45,6 +45,8 @@ def window(partition: int, minute: int, start: int, **counts: int) -> tuple[str,
         "lag_per_partition": {"0": 3, "1": 0},
         "drift": {"page": 0.4412, "user_id": 0},
         "drift_max": 0.4412,
+        "drift_reference": {"page": 0.3101, "user_id": 0},
+        "drift_reference_max": 0.3101,
         "replica": "observer-0",
         "measure_seconds": 0.0123,
         **counts,
@@ -96,10 +98,11 @@ def test_template_gives_every_declared_field_its_type(
     assert properties["null_counts"]["properties"]["context__user__ip"]["type"] == "long"
     assert properties["lag_per_partition"]["properties"]["0"]["type"] == "long"
     # Drift scores are doubles even when the first score a field gets is a whole 0.
-    assert {f: properties["drift"]["properties"][f]["type"] for f in ("page", "user_id")} == {
-        "page": "double",
-        "user_id": "double",
-    }
+    for scores in ("drift", "drift_reference"):
+        assert {f: properties[scores]["properties"][f]["type"] for f in ("page", "user_id")} == {
+            "page": "double",
+            "user_id": "double",
+        }, scores
     template = elasticsearch.request("GET", f"/_index_template/{sink.index}")["index_templates"][0]
     assert template["index_template"]["index_patterns"] == [sink.index]
 

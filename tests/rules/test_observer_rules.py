@@ -1,7 +1,8 @@
 """The observer's lag and drift alerts, rendered from the chart, checked and unit-tested with promtool.
 
 Defaults: lag above 15 offsets for 5m; lag above 120 s for 5m; a Burrow-style evaluation of stall, stop
-or rewind for 1m; field drift above 0.25 at once. Series are 1m apart. ``ALERTS`` series show the
+or rewind for 1m; field drift above 0.25 at once; field drift from the pinned reference above 0.25 for 5m.
+Series are 1m apart. ``ALERTS`` series show the
 pending phase, which ``alert_rule_test`` cannot (it lists firing alerts only).
 """
 
@@ -25,6 +26,7 @@ EVALUATION_ALERTS = {
     "rewind": "passthrough rewound",
 }
 DRIFT = "field drift"
+DRIFT_REFERENCE = "field drift from reference"
 INCOMPLETE = "observer incomplete"
 GAP = "streamwatch:observer_completeness_gap_records"
 # The README section of each alert (tests/rules/test_runbooks.py checks that the anchors exist).
@@ -84,13 +86,22 @@ def test_rule_file_is_valid(rule_file: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     listed = yaml.safe_load(rule_file.read_text())["groups"][0]["rules"]
     rules = {r.get("alert") or r["record"]: r for r in listed}
-    assert set(rules) == {LAG, LAG_SECONDS, DRIFT, INCOMPLETE, GAP, *EVALUATION_ALERTS.values()}
+    assert set(rules) == {
+        LAG,
+        LAG_SECONDS,
+        DRIFT,
+        DRIFT_REFERENCE,
+        INCOMPLETE,
+        GAP,
+        *EVALUATION_ALERTS.values(),
+    }
     assert rules[LAG]["expr"].endswith("> 15")
     assert rules[LAG]["for"] == "5m"
     assert rules[LAG_SECONDS]["expr"].endswith("> 120")
     assert {rules[name]["for"] for name in EVALUATION_ALERTS.values()} == {"1m"}
     assert rules[DRIFT]["expr"].endswith("> 0.25")
     assert rules[DRIFT]["for"] == "0s"
+    assert rules[DRIFT_REFERENCE]["expr"].endswith("> 0.25") and rules[DRIFT_REFERENCE]["for"] == "5m"
     assert rules[INCOMPLETE]["expr"].endswith("> 0") and rules[INCOMPLETE]["for"] == "5m"
     assert "offset 3m" in rules[GAP]["expr"] and 'job="passthrough"' in rules[GAP]["expr"]
 
@@ -329,6 +340,68 @@ def test_drift_fires_on_one_window_above_the_threshold_and_not_at_it(rule_file: 
                 "exp_alerts": [drifted("0", "page", 0.44), drifted("1", "page", 0.3)],
             },
             {"eval_time": "6m", "alertname": DRIFT, "exp_alerts": [drifted("1", "page", 0.3)]},
+        ],
+    )
+
+
+def reference_series(
+    partition: str, field: str, values: str, instance: str = "observer-a:8080"
+) -> dict[str, str]:
+    return {
+        "series": f'observer_field_drift_reference{{job="passthrough", topic="processed_visits",'
+        f' partition="{partition}", field="{field}", instance="{instance}"}}',
+        "values": values,
+    }
+
+
+def drifted_from_reference(partition: str, field: str, value: float) -> dict[str, Any]:
+    return {
+        "exp_labels": {
+            "severity": "warning",
+            "job": "passthrough",
+            "topic": "processed_visits",
+            "partition": partition,
+            "field": field,
+        },
+        "exp_annotations": {
+            "runbook_url": RUNBOOK + "field-drift-from-reference",
+            "summary": f"Field {field} drifted from its reference on processed_visits partition {partition}",
+            "description": f"The distribution of {field} in the last window of processed_visits partition"
+            f" {partition} is {value} away from the partition's pinned reference, above 0.25 for 5m.",
+        },
+    }
+
+
+def test_drift_from_reference_fires_when_the_score_stays_above_the_threshold_for_5m(
+    rule_file: Path, tmp_path: Path
+) -> None:
+    # p0 page: a slow drift climbing past the threshold at minute 3 and staying -> firing from 8m.
+    # p0 user_id: one odd window above, then back -> pending only, never fires.
+    # p1 page: above while owned by replica a, then by replica b (a rebalance) -> one alert from 5m.
+    run_cases(
+        rule_file,
+        tmp_path,
+        [
+            reference_series("0", "page", "0.1 0.15 0.2 0.3 0.32 0.34 0.36 0.38 0.4 0.42 0.44"),
+            reference_series("0", "user_id", "0.05 0.05 0.4 0.05x8"),
+            reference_series("1", "page", "0.3x3 _x8"),
+            reference_series("1", "page", "_x3 0.3x8", instance="observer-b:8080"),
+        ],
+        alert_rule_test=[
+            {"eval_time": "4m", "alertname": DRIFT_REFERENCE, "exp_alerts": []},
+            {
+                "eval_time": "6m",
+                "alertname": DRIFT_REFERENCE,
+                "exp_alerts": [drifted_from_reference("1", "page", 0.3)],
+            },
+            {
+                "eval_time": "9m",
+                "alertname": DRIFT_REFERENCE,
+                "exp_alerts": [
+                    drifted_from_reference("0", "page", 0.42),
+                    drifted_from_reference("1", "page", 0.3),
+                ],
+            },
         ],
     )
 

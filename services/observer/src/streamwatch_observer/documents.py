@@ -41,6 +41,7 @@ def window_document(
     q = window.quality
     null_counts, left_out = reported_counts(q.null_counts, s.required_fields, s.max_reported_fields)
     drift = reported_scores(window.drift, null_counts)
+    drift_reference = reported_scores(window.drift_reference, null_counts)
     doc: dict[str, Any] = {
         "@timestamp": iso(window.window_end),
         "observed_at": iso(datetime.now(UTC)),
@@ -62,6 +63,9 @@ def window_document(
         # Drift against the partition's previous window, per reported field (absent: no score given).
         "drift": drift,
         "drift_max": max(drift.values()) if drift else None,
+        # Drift against the partition's pinned reference (absent while it is built, see ``reference``).
+        "drift_reference": drift_reference,
+        "drift_reference_max": max(drift_reference.values()) if drift_reference else None,
         "lag_per_partition": {str(p): lag for p, lag in sorted(latest_lag.items())},
         "replica": s.replica_name,
         "measure_seconds": round(window.measure_seconds, 4),

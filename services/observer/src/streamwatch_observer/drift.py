@@ -1,10 +1,19 @@
-"""Drift of each field between a partition's consecutive windows, from compact per-window summaries.
+"""Drift of each field of a partition's windows, from compact per-window summaries.
 
 A window is summarized per leaf field (``context.user.ip``) by its null share and either the counts of
 its most frequent values (strings, booleans) or counts in its own decile bins (numbers). Timestamps
 are judged by their null share only: event times move forward with every window, and their spread
-within one follows the producer's rate (bursts scored 0.6 on stable data in a process run). The next
-window of the same partition is compared with that summary.
+within one follows the producer's rate (bursts scored 0.6 on stable data in a process run).
+
+Each window is compared with two things, scored the same way:
+
+- the partition's **previous window** (:class:`DriftTracker`, kept in memory): catches a step change in
+  the window it starts in or the next, and forgets it one window later (shifted then compares with
+  shifted). Lost on every rebalance.
+- the partition's **pinned reference** (``reference``): the merged summaries of its first
+  ``drift_reference_windows`` windows, stored in Elasticsearch so a new owner or a restart keeps it.
+  Catches a slow drift, each step of which stays below the threshold window to window, and a step
+  change for as long as it lasts.
 
 The score is the **Jensen-Shannon distance** (base 2, so 0 = same distribution, 1 = disjoint), not the
 population stability index: it is symmetric, bounded (one threshold fits every field) and defined when
@@ -19,9 +28,10 @@ side does not make small windows look disjoint. The score of a field is the larg
 and the change of its null share, so a field that starts to be missing drifts even when its remaining
 values look the same.
 
-Below ``min_records`` parsed rows no score is given and the window is no reference: with the
-generator's records, 200-row windows stayed below 0.21 in 590 stable comparisons, 100-row ones did
-not stay below 0.25 (``tests/observer/test_drift.py`` and the observer README have the numbers).
+Below ``min_records`` parsed rows no score is given and the window is no reference (neither the next
+window's nor part of a pinned one): with the generator's records, 200-row windows stayed below 0.21 in
+590 stable comparisons, 100-row ones did not stay below 0.25 (``tests/observer/test_drift.py`` and the
+observer README have the numbers).
 
 Usage::
 
@@ -124,6 +134,11 @@ def summarize(column: pa.ChunkedArray | pa.Array) -> FieldSummary:
     return FieldSummary(rows, null_share, values={**top, _OTHER: other} if other else top)
 
 
+def summarize_leaves(leaves: pa.Table) -> dict[str, FieldSummary]:
+    """The summary of every leaf column of a window (computed once, compared with both references)."""
+    return {name: summarize(leaves[name]) for name in leaves.column_names}
+
+
 def _binned(numbers: np.ndarray, edges: tuple[float, ...]) -> tuple[int, ...]:
     # Bin i holds edges[i-1] < x <= edges[i]; one open bin on each end.
     return tuple(int(c) for c in np.bincount(np.searchsorted(edges, numbers), minlength=len(edges) + 1))
@@ -171,12 +186,16 @@ class DriftTracker:
         self.min_records = min_records
         self._last: dict[int, dict[str, FieldSummary]] = {}
 
-    def observe(self, partition: int, leaves: pa.Table) -> dict[str, float]:
+    def observe(
+        self, partition: int, leaves: pa.Table, summaries: dict[str, FieldSummary] | None = None
+    ) -> dict[str, float]:
         """Per leaf field, the drift of this window against the partition's previous one ({} for the
-        first window, and when either window is below ``min_records`` rows)."""
+        first window, and when either window is below ``min_records`` rows). ``summaries``: the
+        window's :func:`summarize_leaves`, when the caller made them already."""
         if leaves.num_rows < self.min_records:
             return {}  # too small to compare, and too small to be the next window's reference
-        summaries = {name: summarize(leaves[name]) for name in leaves.column_names}
+        if summaries is None:
+            summaries = summarize_leaves(leaves)
         before = self._last.get(partition)
         self._last[partition] = summaries
         if before is None:

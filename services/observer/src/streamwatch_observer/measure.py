@@ -9,6 +9,10 @@ bounds the memory held by unmeasured values.
 
 The profile request is made here too: Arrow's memory pool hands back only what the freeing thread
 freed, so the thread that built the window's tables converts and trims them.
+
+The pinned drift references of newly assigned partitions are loaded on this thread too
+(:meth:`WindowMeasurer.prepare`), queued ahead of the partitions' first windows: the consume loop never
+waits for Elasticsearch there.
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 import pyarrow as pa
 
 from streamwatch_observer import metrics
-from streamwatch_observer.drift import DriftTracker
+from streamwatch_observer.drift import DriftTracker, summarize_leaves
 from streamwatch_observer.profiler import Profiler
 from streamwatch_observer.quality import QualityMeter
+from streamwatch_observer.reference import ReferenceTracker
 from streamwatch_observer.report import ProfileRequest
 from streamwatch_observer.window import ClosedWindow, OpenWindow, from_millis
 
@@ -53,7 +58,9 @@ class WindowMeasurer:
         profiler: Profiler | None,
         job: str,
         in_flight: int = IN_FLIGHT,
+        *,
         drift: DriftTracker | None = None,
+        reference: ReferenceTracker | None = None,
     ) -> None:
         self.meter = meter
         self.profiler = profiler
@@ -61,10 +68,13 @@ class WindowMeasurer:
         self.drift = drift
         if drift is not None:
             meter.keep_rows = True
+        # Scored with the drift tracker's summaries: used only together with ``drift``.
+        self.reference = reference if drift is not None else None
         self.job = job
         self.in_flight = in_flight
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="measure")
         self._queue: deque[Future[ClosedWindow]] = deque()
+        self._loads: list[Future[None]] = []
 
     def submit(self, window: OpenWindow) -> None:
         """Queue a closed window; waits while ``in_flight`` windows are still unmeasured."""
@@ -73,18 +83,29 @@ class WindowMeasurer:
             wait(unmeasured[: len(unmeasured) - self.in_flight + 1])  # measured in order: the oldest
         self._queue.append(self._executor.submit(self._measure, window))
 
+    def prepare(self, partitions: list[int]) -> None:
+        """Load the pinned drift references of newly assigned ``partitions`` on the worker, ahead of their
+        windows (returns at once; a failed load is logged, counted and retried at the next window)."""
+        if self.reference is not None and partitions:
+            self._loads.append(self._executor.submit(self.reference.load, partitions))
+
     def done(self) -> list[ClosedWindow]:
         """Measured windows in closing order, up to the first one still measuring.
 
-        A measurement that raised raises here, in the consume loop's thread."""
+        A measurement (or reference load) that raised raises here, in the consume loop's thread."""
+        for load in [f for f in self._loads if f.done()]:
+            self._loads.remove(load)
+            load.result()
         finished: list[ClosedWindow] = []
         while self._queue and self._queue[0].done():
             finished.append(self._queue.popleft().result())
         return finished
 
     def wait(self) -> list[ClosedWindow]:
-        """Every queued window, measured (rebalance and shutdown: each takes well under a second)."""
+        """Every queued window, measured, and every reference load done (rebalance and shutdown: each
+        takes well under a second, a load at most one Elasticsearch timeout)."""
         wait(list(self._queue))
+        wait(self._loads)
         return self.done()
 
     @property
@@ -95,13 +116,22 @@ class WindowMeasurer:
         """Stop the worker; windows not measured yet are given up (their offsets were never committed)."""
         self._executor.shutdown(wait=True, cancel_futures=True)
         self._queue.clear()
+        self._loads.clear()
 
     def _measure(self, window: OpenWindow) -> ClosedWindow:
         started = time.perf_counter()
         quality = self.meter.measure(window.values)
         drift: dict[str, float] = {}
+        reference: dict[str, float] = {}
         if self.drift is not None and isinstance(quality.rows, pa.Table):
-            drift = self.drift.observe(window.partition, quality.rows)
+            leaves = quality.rows
+            # Summarized once, compared with the previous window and with the pinned reference.
+            summaries = summarize_leaves(leaves) if leaves.num_rows >= self.drift.min_records else None
+            drift = self.drift.observe(window.partition, leaves, summaries)
+            if self.reference is not None and summaries is not None:
+                reference = self.reference.observe(
+                    window.partition, window.start_offset, window.end_offset, leaves, summaries
+                )
         if self.profiler is None:
             quality.rows = None
         elapsed = time.perf_counter() - started
@@ -115,6 +145,7 @@ class WindowMeasurer:
             quality,
             elapsed,
             drift,
+            reference,
         )
         window.values = []  # the raw values are not needed any more; free them before profiling
         self._hand_to_profiler(closed)

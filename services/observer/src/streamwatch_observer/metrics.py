@@ -65,6 +65,25 @@ FIELD_DRIFT = Gauge(
     " partition's last written window and the one before; fields capped like the null counts.",
     ["job", "topic", "partition", "field"],
 )
+FIELD_DRIFT_REFERENCE = Gauge(
+    "observer_field_drift_reference",
+    "Drift of a field (scored as observer_field_drift) between the partition's last written window and its"
+    " pinned reference (the merged first windows, kept in Elasticsearch); absent while the reference is"
+    " being built.",
+    ["job", "topic", "partition", "field"],
+)
+DRIFT_REFERENCE_WINDOWS = Gauge(
+    "observer_drift_reference_windows",
+    "Windows merged into the partition's pinned drift reference so far (it is pinned at"
+    " drift_reference_windows); absent until the reference is loaded from Elasticsearch.",
+    ["job", "topic", "partition"],
+)
+DRIFT_REFERENCE_FAILURES = Counter(
+    "observer_drift_reference_failures_total",
+    "Drift reference loads and saves that failed (load, save), and saves refused because another owner"
+    " stored a newer version (conflict).",
+    ["operation"],
+)
 COUNTED_OFFSET = Gauge(
     "observer_counted_offset",
     "Offset after the partition's last written window: the records counted up to it (the completeness"

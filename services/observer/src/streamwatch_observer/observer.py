@@ -9,7 +9,9 @@ windows of consecutive owners meet exactly at the commit. Cooperative-sticky is 
 ``skip_written`` re-assigns with ``assign()`` (the eager call) and the eager revoke-everything keeps that
 hand-over simple; its cost is re-reading open windows on every rebalance. Which replica reports the lag
 of a partition is decided in ``ownership``; the group's own lag on the observed topic (``consumer_lag``)
-is measured at the same interval, for the partitions the replica owns.
+is measured at the same interval, for the partitions the replica owns. A partition's previous window
+(window-to-window drift) is forgotten with it; its pinned drift reference is kept in Elasticsearch and
+loaded by the next owner on the measuring worker (``reference``).
 
 A group consumer left holding no broker (``streamwatch_common.kafka_health``) is replaced by a new one,
 which joins the group afresh; what the old one owned is re-observed from the committed offsets, as after
@@ -39,6 +41,7 @@ from streamwatch_observer.ownership import Ownership
 from streamwatch_observer.profiler import Profiler
 from streamwatch_observer.quality import QualityMeter
 from streamwatch_observer.rebalance import guarded, skip_written
+from streamwatch_observer.reference import ReferenceTracker
 from streamwatch_observer.settings import ObserverSettings
 from streamwatch_observer.sink import ObservationSink
 from streamwatch_observer.window import OpenWindows
@@ -77,7 +80,18 @@ class Observer:
         self.windows = OpenWindows(settings.window_records)
         meter = QualityMeter(settings.required_fields, settings.id_field, keep_rows=profiler is not None)
         drift = DriftTracker(settings.drift_min_records)
-        self.measurer = WindowMeasurer(meter, profiler, settings.job, drift=drift)
+        reference = None
+        if settings.drift_reference_windows > 0:
+            reference = ReferenceTracker(
+                sink,
+                job=settings.job,
+                topic=settings.topic,
+                name=settings.drift_reference_name,
+                windows=settings.drift_reference_windows,
+                min_records=settings.drift_min_records,
+                replica=settings.replica_name,
+            )
+        self.measurer = WindowMeasurer(meter, profiler, settings.job, drift=drift, reference=reference)
         self.writer = ObservationWriter(settings, self.consumer, sink, self.ownership)
         self.subscribed = False
         self._next_lag = 0.0
@@ -172,6 +186,7 @@ class Observer:
         self.ownership.gain(tp.partition for tp in partitions)
         skip_written(consumer, partitions, self.sink, self.settings.job, self.settings.topic)
         self.writer.pause_new(partitions)
+        self.measurer.prepare([tp.partition for tp in partitions])  # their drift references, on the worker
         self._next_lag = 0.0  # report the new partitions' lag right away
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -193,6 +208,8 @@ class Observer:
         self.consumer_lag.forget(lost)
         if self.measurer.drift is not None:
             self.measurer.drift.forget(lost)  # the worker is idle: revoke and lost waited for it
+        if self.measurer.reference is not None:
+            self.measurer.reference.forget(lost)  # stored in Elasticsearch: the next owner loads it
         extra = {"lost": lost, "owned": self.ownership.sorted(), "unwritten_windows": dropped}
         logger.info(event, extra={**extra, "open_records": open_records})
 

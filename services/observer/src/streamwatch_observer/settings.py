@@ -72,6 +72,23 @@ class ObserverSettings(ServiceSettings, KafkaSettings, ElasticsearchSettings):
         description="Parsed records a window needs for a drift score against the partition's previous"
         " window (smaller windows are too noisy: their score is left out and they are no reference).",
     )
+    drift_reference_windows: int = Field(
+        default=5,
+        ge=0,
+        description="Windows (each with at least `drift_min_records` parsed records) merged into a"
+        " partition's pinned drift reference; every later window is also scored against it, which catches"
+        " a slow drift the window-to-window score misses. Kept in Elasticsearch (`<index>_drift_reference`)"
+        " across rebalances and restarts. 0: no reference.",
+    )
+    drift_reference_name: str = Field(
+        default="initial",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Name of the pinned drift reference (letters, digits, `_`, `.`, `-`; part of its"
+        " document id). A new name pins a new reference from the next `drift_reference_windows` windows of"
+        " each partition; the old one stays stored, and switching back to its name uses it again.",
+    )
     index: str = Field(
         default="visits_observation_stats",
         min_length=1,

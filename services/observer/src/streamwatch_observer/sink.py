@@ -3,6 +3,12 @@
 Documents carry deterministic ids, so writing the same observation twice overwrites it. A bulk write
 either succeeds for every document or raises :class:`SinkError`; the caller retries and commits consumer
 offsets only after a success.
+
+The partitions' pinned drift references (``reference``) live in an index of their own,
+``<index>_drift_reference``, one document per job, topic, partition and reference name. They are read
+and written one by one with Elasticsearch's optimistic concurrency (``if_seq_no`` / ``if_primary_term``,
+``op_type=create`` for a new one): a save based on an outdated version raises
+:class:`ReferenceConflict` instead of overwriting what a newer owner stored.
 """
 
 from __future__ import annotations
@@ -20,6 +26,14 @@ if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
 
 logger = logging.getLogger(__name__)
+
+StoredVersion = tuple[int, int]
+"""A stored document's ``(_seq_no, _primary_term)``: what a conditional write names."""
+
+
+class ReferenceConflict(SinkError):
+    """A drift reference changed in Elasticsearch since it was read (another owner saved it)."""
+
 
 _COUNT = {"type": "long"}
 _KEYWORD = {"type": "keyword"}
@@ -50,6 +64,9 @@ _PROPERTIES: dict[str, Any] = {
     # Safe field name → drift score against the partition's previous window (Jensen-Shannon distance).
     "drift": {"type": "object", "dynamic": True},
     "drift_max": {"type": "double"},
+    # Safe field name → drift score against the partition's pinned reference (absent while it is built).
+    "drift_reference": {"type": "object", "dynamic": True},
+    "drift_reference_max": {"type": "double"},
     # Source partition → lag in offsets at the time the window was written (the seed's shape).
     "lag_per_partition": {"type": "object", "dynamic": True},
     # lag documents
@@ -68,8 +85,38 @@ def mappings(required_fields: Sequence[str]) -> dict[str, Any]:
     null-or-empty count a window document carries for it, named with :func:`safe_name`)."""
     invalid = {f"invalid_{safe_name(name)}": _COUNT for name in required_fields}
     # Drift scores are fractions: a first score of exactly 0 must not make the field a long.
-    drift_scores = {"drift_scores": {"path_match": "drift.*", "mapping": {"type": "double"}}}
-    return {"dynamic": True, "dynamic_templates": [drift_scores], "properties": {**_PROPERTIES, **invalid}}
+    drift_scores = [
+        {"drift_scores": {"path_match": "drift.*", "mapping": {"type": "double"}}},
+        {"drift_reference_scores": {"path_match": "drift_reference.*", "mapping": {"type": "double"}}},
+    ]
+    return {"dynamic": True, "dynamic_templates": drift_scores, "properties": {**_PROPERTIES, **invalid}}
+
+
+REFERENCE_MAPPINGS: dict[str, Any] = {
+    # Fields added later stay in the source unindexed instead of failing the save.
+    "dynamic": False,
+    "properties": {
+        "updated_at": _DATE,
+        "job": _KEYWORD,
+        "topic": _KEYWORD,
+        "partition": {"type": "integer"},
+        "name": _KEYWORD,
+        "replica": _KEYWORD,
+        "windows": {"type": "integer"},
+        "target_windows": {"type": "integer"},
+        "pinned": {"type": "boolean"},
+        "merged_until": _COUNT,
+        # Field name → summary: read back whole, never searched (record keys and values are input, and
+        # would otherwise become mapped fields).
+        "fields": {"type": "object", "enabled": False},
+    },
+}
+"""Mappings of the drift reference index (see ``reference``)."""
+
+
+def reference_index(index: str) -> str:
+    """The drift reference index that goes with the observation index ``index``."""
+    return f"{index}_drift_reference"
 
 
 # The mappings for the default required fields, for readers that need the field names without settings.
@@ -101,28 +148,66 @@ class ObservationSink:
     ) -> None:
         self.client = client
         self.index = index
+        self.reference_index = reference_index(index)
         self.mappings = mappings(required_fields)
         # number_of_replicas of the index (None: the cluster's default).
         self.replicas = replicas
 
     def ensure_template(self) -> None:
-        """Create or update the index template (idempotent), and give an existing index the replica
-        count; raises SinkError when unreachable."""
+        """Create or update the index templates of the observation and drift reference indices
+        (idempotent), and give existing indices the replica count; raises SinkError when unreachable."""
+        self._ensure_template(self.index, self.mappings)
+        self._ensure_template(self.reference_index, REFERENCE_MAPPINGS)
+
+    def _ensure_template(self, index: str, index_mappings: dict[str, Any]) -> None:
         settings = index_replicas_settings(self.replicas)
-        template: dict[str, Any] = {"mappings": self.mappings}
+        template: dict[str, Any] = {"mappings": index_mappings}
         if settings:
             template["settings"] = {"index": settings}
         try:
             self.client.indices.put_index_template(
-                name=self.index, index_patterns=[self.index], template=template, priority=100
+                name=index, index_patterns=[index], template=template, priority=100
             )
             # A template shapes new indices only: an index made before (say with the default 1 replica,
             # yellow forever on one node) gets the count here; number_of_replicas is a dynamic setting.
-            if settings and self.client.indices.exists(index=self.index):
-                self.client.indices.put_settings(index=self.index, settings={"index": settings})
+            if settings and self.client.indices.exists(index=index):
+                self.client.indices.put_settings(index=index, settings={"index": settings})
         except Exception as exc:
-            raise SinkError(f"index template {self.index}: {exc}") from exc
-        logger.info("index_template_ready", extra={"index": self.index, "replicas": self.replicas})
+            raise SinkError(f"index template {index}: {exc}") from exc
+        logger.info("index_template_ready", extra={"index": index, "replicas": self.replicas})
+
+    def get_reference(self, doc_id: str) -> tuple[dict[str, Any], StoredVersion] | None:
+        """A stored drift reference and its version (None: none stored under ``doc_id``, or no index yet).
+
+        Raises SinkError when Elasticsearch does not answer."""
+        try:
+            response = self.client.options(ignore_status=404).get(index=self.reference_index, id=doc_id)
+        except Exception as exc:
+            raise SinkError(f"drift reference {doc_id}: {exc}") from exc
+        if not response.get("found"):
+            return None
+        return response["_source"], (int(response["_seq_no"]), int(response["_primary_term"]))
+
+    def put_reference(
+        self, doc_id: str, document: dict[str, Any], version: StoredVersion | None
+    ) -> StoredVersion:
+        """Store a drift reference if the stored one is still ``version`` (None: none may exist yet);
+        returns the new version. Raises ReferenceConflict when another write came first, SinkError when
+        Elasticsearch does not answer."""
+        from elasticsearch import ConflictError
+
+        condition: dict[str, Any] = {"op_type": "create"}
+        if version is not None:
+            condition = {"if_seq_no": version[0], "if_primary_term": version[1]}
+        try:
+            response = self.client.index(
+                index=self.reference_index, id=doc_id, document=document, **condition
+            )
+        except ConflictError as exc:
+            raise ReferenceConflict(f"drift reference {doc_id} changed since version {version}") from exc
+        except Exception as exc:
+            raise SinkError(f"drift reference {doc_id}: {exc}") from exc
+        return int(response["_seq_no"]), int(response["_primary_term"])
 
     def last_end_offsets(self, job: str, topic: str, partitions: list[int]) -> dict[int, int]:
         """Per partition, the highest ``end_offset`` of a stored window (absent: no window yet).

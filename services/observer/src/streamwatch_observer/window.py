@@ -58,6 +58,9 @@ class ClosedWindow:
     measure_seconds: float
     # Leaf field → drift score against the partition's previous window (empty: none given).
     drift: dict[str, float] = field(default_factory=dict)
+    # Leaf field → drift score against the partition's pinned reference (empty: none given, e.g. while
+    # the reference is built).
+    drift_reference: dict[str, float] = field(default_factory=dict)
 
 
 def from_millis(stamp_ms: int) -> datetime:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Literal, Protocol
 
 from confluent_kafka import KafkaError, TopicPartition
+from prometheus_client import Gauge
 
 from streamwatch_common.backoff import Backoff
 from streamwatch_common.errors import SinkError
@@ -74,8 +75,11 @@ class ObservationWriter:
         self.delay = 0.0
         self.paused = False
         self._retry_at = 0.0
-        # Per partition, the fields whose drift gauge this replica exports (see _export_drift).
-        self._drift_fields: dict[int, set[str]] = {}
+        # Per drift gauge and partition, the fields whose series this replica exports (see _export_drift).
+        self._drift_fields: dict[Gauge, dict[int, set[str]]] = {
+            metrics.FIELD_DRIFT: {},
+            metrics.FIELD_DRIFT_REFERENCE: {},
+        }
         # Partitions whose counted offset this replica exports (dropped with the partition).
         self._counted: set[int] = set()
 
@@ -139,7 +143,7 @@ class ObservationWriter:
         before = len(self.windows)
         self.windows = [w for w in self.windows if w.partition not in partitions]
         for partition in partitions:  # the next owner exports these partitions' drift and position
-            self._export_drift(partition, {})
+            self._export_drift(partition, {}, {})
             if partition in self._counted:
                 self._counted.discard(partition)
                 metrics.COUNTED_OFFSET.remove(self.settings.topic, str(partition))
@@ -183,7 +187,11 @@ class ObservationWriter:
         counts, _left_out = reported_counts(q.null_counts, s.required_fields, s.max_reported_fields)
         for name, count in counts.items():
             metrics.INVALID.labels(s.topic, name, "true" if name in required else "false").inc(count)
-        self._export_drift(window.partition, reported_scores(window.drift, counts))
+        self._export_drift(
+            window.partition,
+            reported_scores(window.drift, counts),
+            reported_scores(window.drift_reference, counts),
+        )
         logger.info(
             "window_written",
             extra={
@@ -198,17 +206,20 @@ class ObservationWriter:
             },
         )
 
-    def _export_drift(self, partition: int, scores: dict[str, float]) -> None:
-        """The drift gauges of a partition become those of its last written window: a field without a
-        score there (a window below the minimum size, a partition lost) loses its series, so an old
-        score cannot hold an alert."""
+    def _export_drift(self, partition: int, previous: dict[str, float], reference: dict[str, float]) -> None:
+        """The drift gauges of a partition (against its previous window, against its pinned reference)
+        become those of its last written window: a field without a score there (a window below the
+        minimum size, a reference still being built, a partition lost) loses its series, so an old score
+        cannot hold an alert."""
         s = self.settings
-        for name in self._drift_fields.pop(partition, set()) - set(scores):
-            metrics.FIELD_DRIFT.remove(s.job, s.topic, str(partition), name)
-        for name, score in scores.items():
-            metrics.FIELD_DRIFT.labels(s.job, s.topic, str(partition), name).set(score)
-        if scores:
-            self._drift_fields[partition] = set(scores)
+        for gauge, scores in ((metrics.FIELD_DRIFT, previous), (metrics.FIELD_DRIFT_REFERENCE, reference)):
+            exported = self._drift_fields[gauge]
+            for name in exported.pop(partition, set()) - set(scores):
+                gauge.remove(s.job, s.topic, str(partition), name)
+            for name, score in scores.items():
+                gauge.labels(s.job, s.topic, str(partition), name).set(score)
+            if scores:
+                exported[partition] = set(scores)
 
     def _owned(self) -> list[TopicPartition]:
         return [TopicPartition(self.settings.topic, p) for p in self.ownership.sorted()]

@@ -1,0 +1,348 @@
+"""A partition's pinned drift reference: its first windows merged into one summary, kept in Elasticsearch.
+
+Window-to-window drift (``drift.DriftTracker``) sees a step change, but a slow drift whose every step
+stays below the threshold never shows, and the previous window is lost on every rebalance. The pinned
+reference is the merge of a partition's first ``windows`` windows that have at least ``min_records``
+parsed rows (``OBSERVER_DRIFT_REFERENCE_WINDOWS``): row counts and category counts summed (at most
+``TOP_VALUES`` categories, the rest in the "other" bin), numbers counted in the first window's decile
+edges, null shares merged weighted by rows. Once that many windows are merged the reference is pinned
+and never changes; every later window gets a score per field against it, with the same scoring and
+noise floor as window to window (:func:`drift.score`). While the reference is being built its windows
+get no reference score: they are part of it, and a reference of one or two windows is the noisy
+comparison the minimum exists to avoid.
+
+The reference is stored after every window merged into it, one document per job, topic, partition and
+reference name (``OBSERVER_DRIFT_REFERENCE_NAME``), so a new owner after a rebalance, or the same replica
+after a restart, continues from where the last owner stopped. A window whose first offset is not past
+the last merged one (re-read after a crash between the save and the commit) is not merged twice. Saves
+are conditional on the version loaded (``sink.ObservationSink.put_reference``): a stale owner cannot
+overwrite what a newer one stored; its conflict is logged and counted, and it reloads the stored
+reference. A failed load or save is logged, counted in ``observer_drift_reference_failures_total`` and
+retried at the partition's next window. An operator pins a new reference by choosing a new name; the old
+document stays stored.
+
+Not thread-safe, like ``DriftTracker``: the measuring worker loads and observes; :meth:`forget` runs only
+while the worker is idle (rebalance callbacks wait for it).
+
+Usage::
+
+    references = ReferenceTracker(
+        sink, job="passthrough", topic="processed_visits", name="initial", windows=5, min_records=200
+    )
+    references.load([0, 1])                                # right after an assignment, on the worker
+    references.observe(0, 0, 9999, leaves, summaries)      # {} while the reference is being built
+    references.observe(0, 50000, 59999, leaves, summaries) # {"page": 0.31, ...} once it is pinned
+    references.forget([0])                                 # partition revoked: the next owner loads it
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from streamwatch_common.errors import SinkError
+from streamwatch_observer import metrics
+from streamwatch_observer.drift import (
+    _OTHER,
+    TOP_VALUES,
+    FieldSummary,
+    _binned,
+    _numbers,
+    score,
+    summarize_leaves,
+)
+from streamwatch_observer.sink import ReferenceConflict, StoredVersion
+
+logger = logging.getLogger(__name__)
+
+
+class ReferenceStore(Protocol):
+    """Where references are kept (:class:`~streamwatch_observer.sink.ObservationSink` is one)."""
+
+    def get_reference(self, doc_id: str) -> tuple[dict[str, Any], StoredVersion] | None: ...
+
+    def put_reference(
+        self, doc_id: str, document: dict[str, Any], version: StoredVersion | None
+    ) -> StoredVersion: ...
+
+
+def reference_id(job: str, topic: str, partition: int, name: str) -> str:
+    """Id of the reference document of one partition."""
+    return f"{job}-{topic}-{partition}-{name}"
+
+
+@dataclass
+class Reference:
+    """Field summaries merged from a partition's first windows; pinned once ``target`` are merged."""
+
+    target: int
+    windows: int = 0
+    # End offset of the last merged window: a window starting at or before it is merged already.
+    merged_until: int = -1
+    fields: dict[str, FieldSummary] = field(default_factory=dict)
+    pinned: bool = False
+
+    def merge(self, leaves: pa.Table, summaries: Mapping[str, FieldSummary], end_offset: int) -> None:
+        """Add one window (``summaries`` of its ``leaves``); pins the reference at ``target`` windows."""
+        for name, summary in summaries.items():
+            before = self.fields.get(name)
+            self.fields[name] = summary if before is None else _merged(before, summary, leaves[name])
+        self.windows += 1
+        self.merged_until = end_offset
+        self.pinned = self.windows >= self.target
+
+    def scores(self, leaves: pa.Table, summaries: Mapping[str, FieldSummary]) -> dict[str, float]:
+        """Per leaf field known to the reference, the window's drift against it."""
+        return {
+            name: round(score(self.fields[name], summary, leaves[name]), 4)
+            for name, summary in summaries.items()
+            if name in self.fields
+        }
+
+    def to_document(self) -> dict[str, Any]:
+        """A JSON-able form (read back by :meth:`from_document`)."""
+        return {
+            "windows": self.windows,
+            "target_windows": self.target,
+            "pinned": self.pinned,
+            "merged_until": self.merged_until,
+            "fields": {name: _field_document(summary) for name, summary in self.fields.items()},
+        }
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any], target: int) -> Reference:
+        """A stored reference; one stored unpinned is built on up to ``target`` (the current setting)
+        windows, one stored pinned stays as it is. Raises KeyError, TypeError or ValueError when the
+        document is not one :meth:`to_document` made."""
+        windows = int(document["windows"])
+        return cls(
+            target=target,
+            windows=windows,
+            merged_until=int(document["merged_until"]),
+            fields={str(name): _field_summary(doc) for name, doc in document["fields"].items()},
+            pinned=bool(document["pinned"]) or windows >= target,
+        )
+
+
+def _merged(before: FieldSummary, now: FieldSummary, column: pa.ChunkedArray | pa.Array) -> FieldSummary:
+    rows = before.rows + now.rows
+    null_share = (before.null_share * before.rows + now.null_share * now.rows) / rows if rows else 0.0
+    if before.values is not None and now.values is not None:
+        return FieldSummary(rows, null_share, values=_merged_values(before.values, now.values))
+    if before.edges is not None and now.edges is not None:
+        if not before.bin_counts:  # no number so far: the first window with numbers gives the edges
+            return FieldSummary(rows, null_share, edges=now.edges, bin_counts=now.bin_counts)
+        counts = before.bin_counts or ()
+        numbers = _numbers(column)
+        if numbers is not None and len(numbers):
+            added = _binned(numbers, before.edges)
+            counts = tuple(a + b for a, b in zip(counts, added, strict=True))
+        return FieldSummary(rows, null_share, edges=before.edges, bin_counts=counts)
+    # Timestamps (null share only), or a field whose type changed: the reference keeps its own kind.
+    return FieldSummary(rows, null_share, before.values, before.edges, before.bin_counts)
+
+
+def _merged_values(before: Mapping[str, int], now: Mapping[str, int]) -> dict[str, int]:
+    counts = Counter(before)
+    counts.update(now)
+    other = counts.pop(_OTHER, 0)
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    other += sum(count for _, count in ranked[TOP_VALUES:])
+    kept = dict(ranked[:TOP_VALUES])
+    return {**kept, _OTHER: other} if other else kept
+
+
+def _number(value: float) -> float | str:
+    # JSON has no infinity or NaN: those edges are stored as "inf", "-inf", "nan" (float() reads them back).
+    return float(value) if math.isfinite(value) else str(float(value))
+
+
+def _field_document(summary: FieldSummary) -> dict[str, Any]:
+    doc: dict[str, Any] = {"rows": summary.rows, "null_share": summary.null_share}
+    if summary.values is not None:
+        # Pairs, not an object: values are data (any text), and "other" has a key no JSON store likes.
+        doc["values"] = [[value, int(count)] for value, count in summary.values.items() if value != _OTHER]
+        doc["other"] = int(summary.values.get(_OTHER, 0))
+    if summary.edges is not None:
+        doc["edges"] = [_number(edge) for edge in summary.edges]
+        doc["bin_counts"] = [int(count) for count in summary.bin_counts or ()]
+    return doc
+
+
+def _field_summary(doc: Mapping[str, Any]) -> FieldSummary:
+    values: dict[str, int] | None = None
+    if "values" in doc:
+        values = {str(value): int(count) for value, count in doc["values"]}
+        if doc.get("other"):
+            values[_OTHER] = int(doc["other"])
+    edges = bin_counts = None
+    if "edges" in doc:
+        edges = tuple(float(edge) for edge in doc["edges"])
+        bin_counts = tuple(int(count) for count in doc["bin_counts"])
+    return FieldSummary(int(doc["rows"]), float(doc["null_share"]), values, edges, bin_counts)
+
+
+@dataclass
+class _Owned:
+    """The reference of one owned partition and the stored version it was read or saved as."""
+
+    reference: Reference
+    version: StoredVersion | None
+    unsaved: bool = False
+
+
+class ReferenceTracker:
+    """The pinned drift reference of every owned partition: loaded, built, saved and scored against."""
+
+    def __init__(
+        self,
+        store: ReferenceStore,
+        *,
+        job: str,
+        topic: str,
+        name: str,
+        windows: int,
+        min_records: int,
+        replica: str = "",
+    ) -> None:
+        self.store = store
+        self.job = job
+        self.topic = topic
+        self.name = name
+        self.windows = windows
+        self.min_records = min_records
+        self.replica = replica
+        self._owned: dict[int, _Owned] = {}
+
+    def load(self, partitions: Iterable[int]) -> None:
+        """Read the stored references of ``partitions`` not loaded yet (a failure is retried later)."""
+        for partition in partitions:
+            if partition not in self._owned:
+                self._load(partition)
+
+    def observe(
+        self,
+        partition: int,
+        start_offset: int,
+        end_offset: int,
+        leaves: pa.Table,
+        summaries: Mapping[str, FieldSummary] | None = None,
+    ) -> dict[str, float]:
+        """Per leaf field, the drift of this window against the partition's pinned reference ({} while
+        the reference is built or unreadable, and below ``min_records`` rows). A window of a reference
+        still being built is merged into it and the reference saved."""
+        if leaves.num_rows < self.min_records:
+            return {}
+        owned = self._owned.get(partition) or self._load(partition)
+        if owned is None:
+            return {}  # not loaded: neither merged (what is stored is unknown) nor scored
+        if summaries is None:
+            summaries = summarize_leaves(leaves)
+        reference = owned.reference
+        if reference.pinned:
+            if owned.unsaved:
+                self._save(partition, owned)
+            return reference.scores(leaves, summaries)
+        if start_offset > reference.merged_until:
+            reference.merge(leaves, summaries, end_offset)
+            owned.unsaved = True
+            self._export(partition, reference)
+            if reference.pinned:
+                logger.info("drift_reference_pinned", extra=self._context(partition, reference))
+        if owned.unsaved:
+            self._save(partition, owned)
+        return {}
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        """Partitions revoked or lost: their next owner loads the stored reference."""
+        for partition in partitions:
+            if self._owned.pop(partition, None) is not None:
+                metrics.DRIFT_REFERENCE_WINDOWS.remove(self.job, self.topic, str(partition))
+
+    def reference(self, partition: int) -> Reference | None:
+        """The loaded reference of ``partition`` (None: not loaded)."""
+        owned = self._owned.get(partition)
+        return None if owned is None else owned.reference
+
+    @property
+    def partitions(self) -> list[int]:
+        return sorted(self._owned)
+
+    def _load(self, partition: int) -> _Owned | None:
+        doc_id = reference_id(self.job, self.topic, partition, self.name)
+        try:
+            stored = self.store.get_reference(doc_id)
+            if stored is None:
+                owned = _Owned(Reference(self.windows), None)
+            else:
+                document, version = stored
+                owned = _Owned(Reference.from_document(document, self.windows), version)
+                # A reference stored unpinned that the current setting pins: store it pinned.
+                owned.unsaved = owned.reference.pinned and not document.get("pinned")
+        except (SinkError, KeyError, TypeError, ValueError) as exc:
+            metrics.DRIFT_REFERENCE_FAILURES.labels("load").inc()
+            logger.warning(
+                "drift_reference_load_failed",
+                extra={"partition": partition, "id": doc_id, "error": str(exc), "retry": "next window"},
+            )
+            return None
+        self._owned[partition] = owned
+        self._export(partition, owned.reference)
+        logger.info(
+            "drift_reference_loaded",
+            extra={**self._context(partition, owned.reference), "stored": stored is not None},
+        )
+        return owned
+
+    def _save(self, partition: int, owned: _Owned) -> None:
+        reference = owned.reference
+        doc_id = reference_id(self.job, self.topic, partition, self.name)
+        document = {
+            "updated_at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "job": self.job,
+            "topic": self.topic,
+            "partition": partition,
+            "name": self.name,
+            "replica": self.replica,
+            **reference.to_document(),
+        }
+        try:
+            owned.version = self.store.put_reference(doc_id, document, owned.version)
+        except ReferenceConflict as exc:
+            # Another owner stored a newer version (this replica held a partition it no longer owns, or a
+            # save it saw fail had succeeded): take the stored one.
+            metrics.DRIFT_REFERENCE_FAILURES.labels("conflict").inc()
+            logger.warning(
+                "drift_reference_conflict",
+                extra={**self._context(partition, reference), "error": str(exc), "then": "reloaded"},
+            )
+            self.forget([partition])
+            self._load(partition)
+            return
+        except SinkError as exc:
+            metrics.DRIFT_REFERENCE_FAILURES.labels("save").inc()
+            logger.warning(
+                "drift_reference_save_failed",
+                extra={**self._context(partition, reference), "error": str(exc), "retry": "next window"},
+            )
+            return
+        owned.unsaved = False
+
+    def _export(self, partition: int, reference: Reference) -> None:
+        metrics.DRIFT_REFERENCE_WINDOWS.labels(self.job, self.topic, str(partition)).set(reference.windows)
+
+    def _context(self, partition: int, reference: Reference) -> dict[str, Any]:
+        return {
+            "partition": partition,
+            "reference": self.name,
+            "windows": reference.windows,
+            "pinned": reference.pinned,
+            "merged_until": reference.merged_until,
+        }
