@@ -363,6 +363,7 @@ def test_grafana_provisioning_is_well_formed() -> None:
             "alerts.slaMiss.thresholdMs": "7000",
             "alerts.lagSeconds.thresholdSeconds": "90",
             "alerts.drift.threshold": "0.4",
+            "alerts.driftReference.threshold": "0.35",
         }
     )
     files = _grafana_files(manifests)
@@ -391,6 +392,10 @@ def test_grafana_provisioning_is_well_formed() -> None:
     assert sla["data"][-1]["model"]["conditions"][0]["evaluator"]["params"] == [7000]
     drift = next(r for g in rules["groups"] for r in g["rules"] if r["title"] == "field drift")
     assert drift["data"][-1]["model"]["conditions"][0]["evaluator"]["params"] == [0.4]
+    reference = next(
+        r for g in rules["groups"] for r in g["rules"] if r["title"] == "field drift from reference"
+    )
+    assert reference["data"][-1]["model"]["conditions"][0]["evaluator"]["params"] == [0.35]
 
     dashboards = _dashboards(manifests)
     assert {"sla.json", "observation.json"} <= set(dashboards)
@@ -409,6 +414,13 @@ def test_grafana_provisioning_is_well_formed() -> None:
     )
     steps = drift_panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
     assert steps[-1]["value"] == 0.4, "the drift line follows alerts.drift.threshold"
+    (reference_panel,) = [
+        p
+        for p in dashboards["observation.json"]["panels"]
+        if "observer_field_drift_reference" in str(p["targets"])
+    ]
+    steps = reference_panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert steps[-1]["value"] == 0.35, "the reference drift line follows alerts.driftReference.threshold"
     titles = {p["title"] for d in dashboards.values() for p in d["panels"]}
     assert {
         "Invalid records per minute",
@@ -493,6 +505,16 @@ def test_chart_values_of_shared_names_are_the_services_defaults() -> None:
         (values["passthrough"]["settings"]["push_job"], settings["passthrough"], "push_job"),
         (values["observer"]["settings"]["index"], settings["observer"], "index"),
         (values["observer"]["settings"]["drift_min_records"], settings["observer"], "drift_min_records"),
+        (
+            values["observer"]["settings"]["drift_reference_windows"],
+            settings["observer"],
+            "drift_reference_windows",
+        ),
+        (
+            values["observer"]["settings"]["drift_reference_name"],
+            settings["observer"],
+            "drift_reference_name",
+        ),
         (
             values["profilePublisher"]["settings"]["elasticsearch_index"],
             settings["profile-publisher"],
@@ -704,6 +726,7 @@ JUDGEMENT_METRICS = {
     "observer_lag_evaluation",
     "observer_lag_seconds",
     "observer_field_drift",
+    "observer_field_drift_reference",
     "streamwatch:observer_completeness_gap_records",
 }
 JUDGEMENT_FIELDS = {"window": {"drift_max"}, "lag": {"evaluation"}}
