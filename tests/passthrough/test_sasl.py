@@ -8,6 +8,7 @@ password never reaches a log."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import signal
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from pyspark.sql.streaming.datasource import ReadAllAvailable
 
+from streamwatch_common.errors import SourceError
 from streamwatch_common.kafka import KafkaSettings
 from streamwatch_common.spark.kafka_range_read import read_range
 from streamwatch_common.spark.kafka_source import KafkaStreamReader
@@ -74,6 +76,25 @@ def test_the_listener_refuses_a_wrong_password(sasl_kafka: KafkaBroker) -> None:
         admin.list_topics(timeout=3)
     admin.poll(1)  # serves the error callback
     assert KafkaError._AUTHENTICATION in [e.code() for e in errors], errors
+
+
+def test_the_python_sources_planner_fails_at_once_on_a_wrong_password(
+    sasl_kafka: KafkaBroker, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # What no wait can mend fails the look-up in its one retry loop; no second loop retries it.
+    for name, value in _sasl_env(sasl_kafka, password="not-the-password").items():
+        monkeypatch.setenv(name, value)
+    settings = KafkaSettings()
+    reader = KafkaStreamReader(kafka_stream_options(settings.consumer_config(group_id="sasl"), "visits"))
+    caplog.set_level(logging.WARNING)
+    try:
+        with pytest.raises(SourceError, match="unavailable") as failed:
+            reader.initialOffset()
+    finally:
+        reader.stop()
+    assert "not-the-password" not in str(failed.value)
+    retries = [r.getMessage() for r in caplog.records if r.name.startswith("streamwatch_common.spark")]
+    assert retries == [], retries
 
 
 def test_the_python_paths_reader_and_writer_copy_over_scram(

@@ -289,3 +289,11 @@ def test_what_a_broker_restart_looks_like_is_waited_out_and_bad_credentials_are_
     code: int, waited_out: bool
 ) -> None:
     assert transient(KafkaException(KafkaError(code))) is waited_out
+
+
+@pytest.mark.parametrize("option", ["fetchOffset.numRetries", "fetchoffset.retryintervalms"])
+def test_spark_only_retry_options_are_refused_by_name(option: str) -> None:
+    # Each offset look-up waits out the broker in one loop: a retry count around it would not mean what
+    # it means in Spark's own source.
+    with pytest.raises(SourceError, match=r"(?i)fetchOffset\.(numRetries|retryIntervalMs) is for Spark"):
+        KafkaStreamReader({"kafka.bootstrap.servers": "127.0.0.1:1", "subscribe": "t", option: "3"})

@@ -2,7 +2,9 @@
 
 librdkafka answers "all brokers down" at once where Spark's JVM consumer blocks until the broker is back,
 so the planner's offset look-ups and a task's reads retry with back-off, on a fresh consumer, for
-:data:`BROKER_WAIT_S`, and fail at once on what no wait can mend (credentials, authorization).
+:data:`BROKER_WAIT_S`, and fail at once on what no wait can mend (credentials, authorization). A refused
+SASL handshake reaches only the client's error callback, the look-up itself failing as if no broker
+answered: it is checked after each failure, so a wrong password fails at once instead of being waited out.
 """
 
 from __future__ import annotations
@@ -49,11 +51,23 @@ class RenewableConsumer:
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.config = dict(config)
         self._consumer: Consumer | None = None
+        self._hopeless: KafkaError | None = None
 
     def get(self) -> Consumer:
         if self._consumer is None:
-            self._consumer = Consumer(consumer_config(self.config))
+            self._consumer = Consumer({**consumer_config(self.config), "error_cb": self._on_error})
         return self._consumer
+
+    def hopeless_error(self) -> KafkaError | None:
+        """An error no wait can mend that the client reported on its own (a refused SASL handshake): the
+        failed request itself says only that no broker answered."""
+        if self._consumer is not None and not self._consumer.assignment():
+            self._consumer.poll(0)  # serves the error callback; with nothing assigned, consumes nothing
+        return self._hopeless
+
+    def _on_error(self, error: KafkaError) -> None:
+        if error.fatal() or error.code() in HOPELESS:
+            self._hopeless = error
 
     def close(self) -> None:
         if self._consumer is not None:
@@ -72,6 +86,8 @@ def while_brokers_down(call: Callable[[Consumer], T], client: RenewableConsumer,
         except KafkaException as exc:
             if not transient(exc) or time.monotonic() >= deadline:
                 raise
+            if (hopeless := client.hopeless_error()) is not None:
+                raise KafkaException(hopeless) from exc
             client.close()
             delay = backoff.next_delay()
             logger.warning(

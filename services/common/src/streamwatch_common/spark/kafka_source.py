@@ -31,8 +31,10 @@ Options (Spark's Kafka option names, so one options dict serves both connectors)
   caps at the offsets seen when the query started instead);
 - ``failOnDataLoss``: ``true`` (default) fails the batch when records it must read were deleted by
   retention; ``false`` reads what is left;
-- ``fetchOffset.numRetries`` (default 3) and ``fetchOffset.retryIntervalMs`` (default 1000): how often
-  the planner retries a failed metadata/watermark request before the query fails.
+- not ``fetchOffset.numRetries`` and ``fetchOffset.retryIntervalMs``, refused here: each planner
+  look-up waits out an unreachable broker in one loop (:func:`while_brokers_down`, up to
+  :data:`BROKER_WAIT_S`) and fails at once on what no wait can mend, so a count of retries around that
+  wait would mean something else than in Spark's own source.
 
 The module is imported by Spark's Python workers (it is part of the installed package); the reader holds
 no client in its picklable state, clients are opened where they are used.
@@ -40,10 +42,8 @@ no client in its picklable state, clients are opened where they are used.
 
 from __future__ import annotations
 
-import json
 import logging
-import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaException, TopicPartition
@@ -65,6 +65,7 @@ from streamwatch_common.spark.kafka_broker_wait import (
     while_brokers_down,
 )
 from streamwatch_common.spark.kafka_range_read import KafkaRange, read_range
+from streamwatch_common.spark.kafka_source_options import EARLIEST, LATEST, SourceOptions
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -75,44 +76,10 @@ logger = logging.getLogger(__name__)
 FORMAT_NAME = "streamwatch_kafka"
 SCHEMA = "key binary, value binary, topic string, partition int, offset long, timestamp timestamp"
 
-EARLIEST = -2
-LATEST = -1
-
 
 def register_kafka_source(spark: SparkSession) -> None:
     """Make ``spark.readStream.format("streamwatch_kafka")`` available in this session."""
     spark.dataSource.register(KafkaDataSource)
-
-
-def client_config(options: Mapping[str, str]) -> dict[str, Any]:
-    """librdkafka configuration from the source options (``kafka.*`` and the ``kafkaProperties`` JSON)."""
-    config: dict[str, Any] = {}
-    raw = options.get("kafkaproperties") or options.get("kafkaProperties")
-    if raw:
-        extra = json.loads(raw)
-        if not isinstance(extra, dict):
-            raise SourceError("option kafkaProperties must be a JSON object")
-        config.update(extra)
-    for key, value in options.items():
-        if key.lower().startswith("kafka."):
-            config[key[len("kafka.") :]] = value
-    if not config.get("bootstrap.servers"):
-        raise SourceError("option kafka.bootstrap.servers is required")
-    return config
-
-
-def parse_starting_offsets(value: str) -> str | Offsets:
-    """``earliest``, ``latest`` or the JSON offsets (partition keys as strings)."""
-    text = value.strip()
-    if text.lower() in ("earliest", "latest"):
-        return text.lower()
-    try:
-        parsed = json.loads(text)
-    except ValueError as exc:
-        raise SourceError(f"startingOffsets: not earliest, latest or JSON: {value!r}") from exc
-    if not isinstance(parsed, dict) or not all(isinstance(v, dict) for v in parsed.values()):
-        raise SourceError(f'startingOffsets JSON must look like {{"topic": {{"0": 42}}}}: {value!r}')
-    return {str(t): {str(p): int(o) for p, o in parts.items()} for t, parts in parsed.items()}
 
 
 def split_read_limit(start: Offsets, latest: Offsets, max_rows: int) -> Offsets:
@@ -160,20 +127,12 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
     """Plans micro-batches from broker watermarks and reads each partition range in its own task."""
 
     def __init__(self, options: dict[str, str]) -> None:
-        lowered = {k.lower(): v for k, v in options.items()}
-        self.config = client_config(lowered)
-        topics = [t.strip() for t in lowered.get("subscribe", "").split(",") if t.strip()]
-        if not topics:
-            raise SourceError("option subscribe (comma-separated topics) is required")
-        self.topics = topics
-        self.starting = parse_starting_offsets(lowered.get("startingoffsets", "earliest"))
-        max_rows = lowered.get("maxoffsetspertrigger")
-        self.max_rows = int(max_rows) if max_rows not in (None, "", "0") else None
-        if self.max_rows is not None and self.max_rows < 0:
-            raise SourceError(f"maxOffsetsPerTrigger must be positive: {max_rows!r}")
-        self.fail_on_data_loss = lowered.get("failondataloss", "true").lower() != "false"
-        self.fetch_retries = int(lowered.get("fetchoffset.numretries", "3"))
-        self.fetch_retry_interval_s = int(lowered.get("fetchoffset.retryintervalms", "1000")) / 1000
+        parsed = SourceOptions.parse(options)
+        self.config = parsed.config
+        self.topics = parsed.topics
+        self.starting = parsed.starting
+        self.max_rows = parsed.max_rows
+        self.fail_on_data_loss = parsed.fail_on_data_loss
         self._available_now_target: Offsets | None = None
         self._metadata = RenewableConsumer(self.config)
 
@@ -186,19 +145,12 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
     # --- driver side: planning ----------------------------------------------------------------------
 
     def _watermarks(self) -> dict[str, dict[str, tuple[int, int]]]:
-        # A broker blip should cost a retry, not the whole query (Spark's own source retries too).
-        for attempt in range(self.fetch_retries + 1):
-            try:
-                return self._fetch_watermarks()
-            except KafkaException as exc:
-                if attempt >= self.fetch_retries:
-                    raise SourceError(f"offsets of {self.topics} unavailable: {exc}") from exc
-                logger.warning(
-                    "kafka_source_offsets_retry", extra={"attempt": attempt + 1, "error": str(exc)}
-                )
-                self.stop()  # a fresh client on the next attempt
-                time.sleep(self.fetch_retry_interval_s)
-        raise AssertionError("unreachable")
+        # Each look-up already waits out a broker restart; what is left is an error no wait can mend.
+        try:
+            return self._fetch_watermarks()
+        except KafkaException as exc:
+            self.stop()  # the next plan starts with a fresh client
+            raise SourceError(f"offsets of {self.topics} unavailable: {exc}") from exc
 
     def _fetch_watermarks(self) -> dict[str, dict[str, tuple[int, int]]]:
         result: dict[str, dict[str, tuple[int, int]]] = {}
