@@ -6,17 +6,18 @@ list, and its bootstrap brokers went after the first metadata, so a client that 
 left holding none. It reports no error after that, never sends another request and never bootstraps
 again: a producer queues records until they time out, a consumer never finds its group coordinator. Only
 a new client gets back. :class:`BrokerLoss` follows the broker handles a client reports in its statistics;
-the long-lived clients (the generator's producer, the observer's consumer) replace themselves once they
-have held none for :data:`RENEW_AFTER_SECONDS` (README, "Broker restarts and librdkafka").
+the long-lived clients (the generator's producer, the observer's consumer and lag probe) sit behind a
+``kafka_renewable.RenewableClient``, which replaces them once they have held none for
+:data:`RENEW_AFTER_SECONDS` (README, "Broker restarts and librdkafka").
 
-Usage::
+Usage (what ``RenewableClient`` does)::
 
     loss = BrokerLoss("producer")
     producer = Producer(loss.configure(settings.producer_config()))
     ...
     producer.poll(0)  # statistics are served by poll, like delivery reports
     if loss.orphaned(time.monotonic()):
-        producer = Producer(loss.configure(settings.producer_config()))  # after purging the old one
+        ...  # a new client, then
         loss.renewed("held no broker")
 """
 
