@@ -14,7 +14,7 @@ import yaml
 from chart.test_contract import promql_metric_names
 
 from streamwatch_common.kafka_health import RENEWALS
-from streamwatch_common.spark.batch_metrics import VISITS_SYNC
+from streamwatch_common.spark.batch_metric_names import VISITS_SYNC
 from streamwatch_dev.chart import render
 from streamwatch_observer.metrics import ASSIGNED, COMMIT_FAILURES, PAUSED, SINK_FAILURES
 

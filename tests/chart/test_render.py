@@ -12,7 +12,7 @@ import yaml
 from chart.conftest import VARIANTS
 
 from streamwatch_common.settings_doc import registered_settings
-from streamwatch_common.spark.batch_metrics import STREAMING_BATCH, VISITS_SYNC
+from streamwatch_common.spark.batch_metric_names import STREAMING_BATCH, VISITS_SYNC
 from streamwatch_dev.chart import CHART, helm, render
 from streamwatch_dev.services import VENV_BIN
 from streamwatch_dev.workloads import service_containers

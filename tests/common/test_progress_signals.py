@@ -17,14 +17,8 @@ import pytest
 from prometheus_client import REGISTRY, generate_latest
 from pyspark.sql.streaming.listener import StreamingQueryProgress
 
-from streamwatch_common.spark.batch_metrics import (
-    STREAMING_BATCH,
-    VISITS_SYNC,
-    BatchMetrics,
-    OffsetsBehind,
-    offsets_behind,
-    parse_offsets,
-)
+from streamwatch_common.spark.batch_metric_names import STREAMING_BATCH, VISITS_SYNC
+from streamwatch_common.spark.batch_metrics import BatchMetrics, OffsetsBehind, offsets_behind, parse_offsets
 from streamwatch_common.spark.listener import BatchMetricsPusher
 from streamwatch_dev.process import free_port, wait_until
 
@@ -211,7 +205,7 @@ def test_the_pusher_counts_and_logs_unreadable_parts_and_still_pushes_the_batch(
         assert line.__dict__["end_offsets"] == {f"{TOPIC}/1": 7}
         assert line.__dict__["offsets_behind_latest"] == {"min": 2, "avg": 2.0, "max": 2}
         # What would have been pushed: the valid source's partition, the batch's own numbers.
-        text = generate_latest(pusher._batch_registry(BatchMetrics.from_progress(bad))).decode()
+        text = generate_latest(pusher.group.batch_registry(BatchMetrics.from_progress(bad))).decode()
         assert 'visits_sync_source_end_offset{partition="1",topic="visits"} 7.0' in text
         assert "visits_sync_offsets_behind_latest_max 2.0" in text
         assert "visits_sync_duration 1500.0" in text

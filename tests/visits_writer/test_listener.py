@@ -12,7 +12,8 @@ from types import SimpleNamespace
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from streamwatch_common.spark.batch_metrics import VISITS_SYNC, BatchMetrics, OffsetsBehind, duration_buckets
+from streamwatch_common.spark.batch_metric_names import VISITS_SYNC, duration_buckets
+from streamwatch_common.spark.batch_metrics import BatchMetrics, OffsetsBehind
 from streamwatch_common.spark.listener import BatchMetricsPusher
 from streamwatch_dev.process import free_port, wait_until
 from streamwatch_dev.prometheus import Pushgateway

@@ -19,7 +19,8 @@ from types import SimpleNamespace
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from streamwatch_common.spark.batch_metrics import VISITS_SYNC, BatchMetrics
+from streamwatch_common.spark.batch_metric_names import VISITS_SYNC
+from streamwatch_common.spark.batch_metrics import BatchMetrics
 from streamwatch_common.spark.listener import BatchMetricsPusher, batch_metrics_pusher
 from streamwatch_dev.chart import render, render_rule_files
 from streamwatch_dev.process import wait_until

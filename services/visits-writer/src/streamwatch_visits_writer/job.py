@@ -12,7 +12,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from streamwatch_common.shutdown import GracefulShutdown
-from streamwatch_common.spark.batch_metrics import VISITS_SYNC
+from streamwatch_common.spark.batch_metric_names import VISITS_SYNC
 from streamwatch_common.spark.runner import EXIT_FAILED, EXIT_OK, StreamingJob, run_streaming_job
 from streamwatch_visits_writer import metrics
 from streamwatch_visits_writer.batch import VisitsBatchWriter
