@@ -6,7 +6,7 @@ import hashlib
 import re
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,9 +38,9 @@ def report_id_for(key: str | None) -> str:
     return hashlib.sha256(b"streamwatch-report\0" + key.encode("utf-8")).hexdigest()[:32]
 
 
-@dataclass(frozen=True)
-class UploadMetadata:
-    """The metadata a client sends with a report (query parameters of ``POST /api/reports``)."""
+@dataclass(frozen=True, kw_only=True)
+class ReportSubject:
+    """What a report is about: the job, partitions and window it profiles, and the window's drift."""
 
     job: str
     partitions: tuple[int, ...]
@@ -48,10 +48,20 @@ class UploadMetadata:
     window_end: datetime
     rows: int
     replica: str
-    key: str | None
     # The most drifted field of the window against the partition's previous one, and its score.
     drift_field: str | None = None
     drift_max: float | None = None
+
+    def subject(self) -> dict[str, Any]:
+        """The :class:`ReportSubject` fields alone, to build another kind of record about the same."""
+        return {field.name: getattr(self, field.name) for field in fields(ReportSubject)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class UploadMetadata(ReportSubject):
+    """The metadata a client sends with a report (query parameters of ``POST /api/reports``)."""
+
+    key: str | None
 
     @classmethod
     def from_query(cls, params: Mapping[str, Sequence[str]]) -> UploadMetadata:
@@ -81,24 +91,16 @@ class UploadMetadata:
         )
 
 
-@dataclass(frozen=True)
-class ReportRecord:
-    """A stored report: its metadata, size, checksum and when it was (last) uploaded."""
+@dataclass(frozen=True, kw_only=True)
+class ReportRecord(ReportSubject):
+    """A stored report: what it is about, its size, checksum and when it was (last) uploaded."""
 
     id: str
-    job: str
-    partitions: tuple[int, ...]
-    window_start: datetime
-    window_end: datetime
-    rows: int
-    replica: str
     bytes: int
     sha256: str
     charset: str
     uploaded_at: datetime
     first_uploaded_at: datetime
-    drift_field: str | None = None
-    drift_max: float | None = None
 
     @property
     def url(self) -> str:
@@ -107,7 +109,7 @@ class ReportRecord:
 
     def to_json(self) -> dict[str, Any]:
         """JSON-safe form, used for the sidecar file and the API."""
-        doc = asdict(self)
+        doc = {"id": self.id, **asdict(self)}
         doc["partitions"] = list(self.partitions)
         for name in ("window_start", "window_end", "uploaded_at", "first_uploaded_at"):
             doc[name] = _iso(getattr(self, name))
