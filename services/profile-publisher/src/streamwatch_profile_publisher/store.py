@@ -6,7 +6,8 @@ Layout under the store directory::
     reports/<id>.json   its metadata (:class:`ReportRecord`); a report exists when both exist
     reports/.tmp-*      uploads in progress (same file system, so the final rename is atomic)
 
-The sidecars are the index: they are read once at start, then kept in memory behind one lock.
+The sidecars are the index: they are read once at start (:mod:`recovery`), then kept in memory
+behind one lock; :mod:`files` writes and removes the files.
 
 Usage::
 
@@ -18,64 +19,25 @@ Usage::
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
-import secrets
 import stat
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
 
 from streamwatch_common.errors import StreamwatchError
+from streamwatch_profile_publisher.files import PendingUpload, fsync_dir, remove_file, write_json
 from streamwatch_profile_publisher.metadata import REPORT_ID, ReportRecord, UploadMetadata, report_id_for
 from streamwatch_profile_publisher.metrics import REPORTS_KEPT, STORAGE_ERRORS, STORED_BYTES
+from streamwatch_profile_publisher.recovery import load_records
 from streamwatch_profile_publisher.retention import RemovalReason, RetentionPolicy
 
 logger = logging.getLogger(__name__)
 
-_TMP_PREFIX = ".tmp-"
-
 
 class StoreError(StreamwatchError):
     """The store directory cannot be used (missing, not writable, damaged beyond repair)."""
-
-
-class PendingUpload:
-    """A report body being received into a temporary file next to its final place."""
-
-    def __init__(self, directory: Path) -> None:
-        self.path = directory / f"{_TMP_PREFIX}{secrets.token_hex(8)}.html"
-        self._file: BinaryIO = self.path.open("xb")
-        self._hash = hashlib.sha256()
-        self.size = 0
-
-    def write(self, chunk: bytes) -> None:
-        self._file.write(chunk)
-        self._hash.update(chunk)
-        self.size += len(chunk)
-
-    @property
-    def sha256(self) -> str:
-        return self._hash.hexdigest()
-
-    def finish(self) -> None:
-        """Flush and fsync: the bytes are on disk before the rename makes them visible."""
-        if not self._file.closed:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
-
-    def discard(self) -> None:
-        """Close and delete the temporary file; safe to call twice."""
-        self._file.close()
-        try:
-            self.path.unlink(missing_ok=True)
-        except OSError as exc:
-            STORAGE_ERRORS.labels(operation="discard").inc()
-            logger.error("upload_discard_failed", extra={"path": str(self.path), "error": repr(exc)})
 
 
 class ReportStore:
@@ -107,59 +69,9 @@ class ReportStore:
         return self
 
     def _load(self) -> None:
-        entries = {entry.name: entry for entry in os.scandir(self.reports_dir)}
-        for name, entry in entries.items():
-            if name.startswith(_TMP_PREFIX):
-                self._remove_file(Path(entry.path), "interrupted_upload")
-        for name, entry in sorted(entries.items()):
-            stem, _, suffix = name.partition(".")
-            if name.startswith(_TMP_PREFIX) or suffix not in ("html", "json") or not REPORT_ID.match(stem):
-                if not name.startswith(_TMP_PREFIX):
-                    logger.warning("store_entry_ignored", extra={"file": name})
-                continue
-            if not entry.is_file(follow_symlinks=False):
-                # A symlink or directory under a report name is never served; leave it for a human.
-                STORAGE_ERRORS.labels(operation="load").inc()
-                logger.error("store_entry_not_regular_file", extra={"file": name})
-                continue
-            if suffix == "html" and f"{stem}.json" not in entries:
-                self._remove_file(Path(entry.path), "orphan_report_without_metadata")
-            elif suffix == "json":
-                self._load_record(stem, Path(entry.path), entries.get(f"{stem}.html"))
+        self._records = load_records(self.reports_dir)
+        self._bytes = sum(record.bytes for record in self._records.values())
         self._publish_gauges()
-
-    def _load_record(self, report_id: str, sidecar: Path, html: os.DirEntry[str] | None) -> None:
-        if html is None:
-            self._remove_file(sidecar, "orphan_metadata_without_report")
-            return
-        if not html.is_file(follow_symlinks=False):
-            return  # logged and counted with the report file; left for a human to inspect
-        try:
-            record = ReportRecord.from_json(json.loads(sidecar.read_text(encoding="utf-8")))
-            if record.id != report_id:
-                raise ValueError(f"sidecar id {record.id!r} does not match its file name")
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            STORAGE_ERRORS.labels(operation="load").inc()
-            logger.error("store_metadata_unreadable", extra={"file": sidecar.name, "error": repr(exc)})
-            return
-        size = html.stat(follow_symlinks=False).st_size
-        if size != record.bytes:
-            # A crash between the report's rename and its sidecar's: the file on disk is the truth.
-            record = self._repaired(record, Path(html.path))
-            self._write_sidecar(record)
-            logger.warning("store_metadata_repaired", extra={"report_id": record.id, "bytes": record.bytes})
-        self._records[record.id] = record
-        self._bytes += record.bytes
-
-    @staticmethod
-    def _repaired(record: ReportRecord, html: Path) -> ReportRecord:
-        digest = hashlib.sha256()
-        with html.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-        data = record.to_json()
-        data.update(bytes=html.stat().st_size, sha256=digest.hexdigest())
-        return ReportRecord.from_json(data)
 
     # writes ------------------------------------------------------------------------------------------
     def new_upload(self) -> PendingUpload:
@@ -179,25 +91,18 @@ class ReportStore:
         with self._lock:
             previous = self._records.get(report_id)
             record = ReportRecord(
+                **metadata.subject(),
                 id=report_id,
-                job=metadata.job,
-                partitions=metadata.partitions,
-                window_start=metadata.window_start,
-                window_end=metadata.window_end,
-                rows=metadata.rows,
-                replica=metadata.replica,
                 bytes=upload.size,
                 sha256=upload.sha256,
                 charset=charset,
                 uploaded_at=now,
                 first_uploaded_at=previous.first_uploaded_at if previous else now,
-                drift_field=metadata.drift_field,
-                drift_max=metadata.drift_max,
             )
             try:
                 os.replace(upload.path, self.reports_dir / f"{report_id}.html")
-                self._write_sidecar(record)
-                self._fsync_dir()
+                write_json(self.reports_dir / f"{report_id}.json", record.to_json())
+                fsync_dir(self.reports_dir)
             except OSError:
                 STORAGE_ERRORS.labels(operation="commit").inc()
                 upload.discard()
@@ -206,24 +111,6 @@ class ReportStore:
             self._bytes += record.bytes - (previous.bytes if previous else 0)
             self._publish_gauges()
         return record, previous is None
-
-    def _write_sidecar(self, record: ReportRecord) -> None:
-        tmp = self.reports_dir / f"{_TMP_PREFIX}{secrets.token_hex(8)}.json"
-        try:
-            with tmp.open("x", encoding="utf-8") as handle:
-                json.dump(record.to_json(), handle, indent=1)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.reports_dir / f"{record.id}.json")
-        finally:
-            tmp.unlink(missing_ok=True)
-
-    def _fsync_dir(self) -> None:
-        fd = os.open(self.reports_dir, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
     def apply_retention(
         self, policy: RetentionPolicy, now: datetime | None = None
@@ -235,27 +122,16 @@ class ReportStore:
         with self._lock:
             for record, reason in policy.removals(list(self._records.values()), now or datetime.now(UTC)):
                 # Metadata first: a crash in between leaves an orphan report that the next start deletes.
-                if not self._remove_file(self.reports_dir / f"{record.id}.json", f"retention_{reason}"):
+                if not remove_file(self.reports_dir / f"{record.id}.json", f"retention_{reason}"):
                     continue
-                self._remove_file(self.reports_dir / f"{record.id}.html", f"retention_{reason}")
+                remove_file(self.reports_dir / f"{record.id}.html", f"retention_{reason}")
                 del self._records[record.id]
                 self._bytes -= record.bytes
                 removed.append((record, reason))
             if removed:
-                self._fsync_dir()
+                fsync_dir(self.reports_dir)
             self._publish_gauges()
         return removed
-
-    def _remove_file(self, path: Path, why: str) -> bool:
-        try:
-            path.unlink(missing_ok=True)
-        except OSError as exc:
-            STORAGE_ERRORS.labels(operation="remove").inc()
-            logger.error("store_remove_failed", extra={"file": path.name, "reason": why, "error": repr(exc)})
-            return False
-        if not why.startswith("retention_"):
-            logger.warning("store_file_removed", extra={"file": path.name, "reason": why})
-        return True
 
     def _publish_gauges(self) -> None:
         REPORTS_KEPT.set(len(self._records))
