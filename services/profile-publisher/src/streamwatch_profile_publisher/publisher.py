@@ -1,13 +1,17 @@
-"""The publisher's domain operations: store a report, index its metadata, apply retention.
+"""The publisher's domain operations: store a report, index its metadata, apply retention; and its
+lifecycle: :meth:`Publisher.start` starts the indexer and the retention sweep, :meth:`Publisher.stop`
+stops them.
 
-The HTTP layer (:mod:`app`) only translates requests into these calls.
+The HTTP layer (:mod:`upload`, :mod:`browse`) only translates requests into these calls.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import UTC, datetime
 
+from streamwatch_profile_publisher.files import PendingUpload
 from streamwatch_profile_publisher.indexer import MetadataIndexer
 from streamwatch_profile_publisher.metadata import ReportRecord, UploadMetadata
 from streamwatch_profile_publisher.metrics import (
@@ -18,13 +22,16 @@ from streamwatch_profile_publisher.metrics import (
 )
 from streamwatch_profile_publisher.retention import RetentionPolicy
 from streamwatch_profile_publisher.settings import ProfilePublisherSettings
-from streamwatch_profile_publisher.store import PendingUpload, ReportStore
+from streamwatch_profile_publisher.store import ReportStore
 
 logger = logging.getLogger(__name__)
 
 
 class Publisher:
     """Store + metadata indexer + retention, wired from the settings.
+
+    Between :meth:`start` and :meth:`stop` a thread applies retention every ``sweep_seconds``: count
+    and bytes are applied on every upload, but age also needs the clock to move.
 
     Usage::
 
@@ -35,12 +42,20 @@ class Publisher:
     """
 
     def __init__(
-        self, store: ReportStore, indexer: MetadataIndexer, retention: RetentionPolicy, public_base: str
+        self,
+        store: ReportStore,
+        indexer: MetadataIndexer,
+        retention: RetentionPolicy,
+        public_base: str,
+        sweep_seconds: float = 60.0,
     ) -> None:
         self.store = store
         self.indexer = indexer
         self.retention = retention
         self.public_base = public_base
+        self._sweep_seconds = sweep_seconds
+        self._stopping = threading.Event()
+        self._sweeper = threading.Thread(target=self._sweep, name="retention-sweep", daemon=True)
 
     @classmethod
     def from_settings(cls, settings: ProfilePublisherSettings) -> Publisher:
@@ -58,14 +73,28 @@ class Publisher:
             max_age_days=settings.retention_max_age_days,
             max_bytes=settings.retention_max_bytes,
         )
-        return cls(store, indexer, retention, settings.public_base())
+        return cls(store, indexer, retention, settings.public_base(), settings.retention_interval_seconds)
 
     def start(self) -> None:
+        """Start indexing, apply retention once, then every ``sweep_seconds`` until :meth:`stop`."""
         self.indexer.start()
         self.enforce_retention()
+        self._sweeper.start()
 
     def stop(self) -> None:
+        """Stop the sweep, then the indexer; writes it has not done stay queued for the next start."""
+        self._stopping.set()
+        if self._sweeper.is_alive():
+            self._sweeper.join()
         self.indexer.stop()
+
+    def _sweep(self) -> None:
+        while not self._stopping.wait(self._sweep_seconds):
+            try:
+                self.enforce_retention()
+            except Exception:
+                STORAGE_ERRORS.labels(operation="retention").inc()
+                logger.exception("retention_sweep_failed")
 
     def publish(
         self, upload: PendingUpload, metadata: UploadMetadata, charset: str
