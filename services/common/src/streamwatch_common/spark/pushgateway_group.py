@@ -71,7 +71,7 @@ class PushgatewayGroup:
         self.job = job
         self.names = names
         # Grouping key: stable across the job's pods. The pod is a plain label of every gauge.
-        self.instance = instance
+        self.grouping_key = {"instance": instance}
         self.pod = pod
         self.timeout = timeout
         # Outside any registry: each push collects it into the registry of that push.
@@ -183,7 +183,7 @@ class PushgatewayGroup:
                 self.pushgateway_url,
                 job=self.job,
                 registry=registry,
-                grouping_key={"instance": self.instance},
+                grouping_key=self.grouping_key,
                 timeout=self.timeout,
             )
         except Exception as exc:  # noqa: BLE001 - any failure must leave the pushing thread alive
@@ -192,7 +192,7 @@ class PushgatewayGroup:
                 "push_failed",
                 extra={
                     "job": self.job,
-                    "instance": self.instance,
+                    **self.grouping_key,
                     "pod": self.pod,
                     "pushgateway_url": self.pushgateway_url,
                     "batch_id": batch_id,
