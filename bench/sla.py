@@ -16,6 +16,7 @@ from typing import Any
 
 from bench.report import BenchRun
 from bench.stack import Infra, PeakRss, stamp
+from bench.visits_writer import writer_env
 from streamwatch_dev.chart import render_rule_files
 from streamwatch_dev.prometheus import Prometheus
 from streamwatch_dev.services import ServiceProcess, service_env
@@ -38,38 +39,19 @@ def run(run_: BenchRun, infra: Infra, work: Path, quick: bool) -> None:
     prometheus = Prometheus.start(
         work / "sla-prometheus", [rule_file], pushgateway=gateway.url, interval=f"{interval_s}s"
     )
-    kafka = infra.kafka
-    topic = kafka.create_topic(f"bench-sla-{int(time.time())}", 2)
-    generator = ServiceProcess(
-        "streamwatch-generator",
-        work / "sla-generator.log",
-        # Clean visits: detection latency must not depend on the dead-letter path.
-        service_env(
-            **kafka.env(),
-            GENERATOR_TOPIC=topic,
-            GENERATOR_RATE="100",
-            GENERATOR_TOTAL="0",
-            GENERATOR_MISSING_FIELDS_PERCENT="0",
-            GENERATOR_DUPLICATE_PERCENT="0",
-            GENERATOR_UNPARSEABLE_PERCENT="0",
-        ),
-    )
-    root = work / "sla-writer"
+    topic = infra.kafka.create_topic(f"bench-sla-{int(time.time())}", 2)
+    generator = _generator(infra, work, topic)
     writer = ServiceProcess(
         "streamwatch-visits-writer",
         work / "sla-writer.log",
-        service_env(
-            **kafka.env(),
-            VISITS_WRITER_SOURCE_TOPIC=topic,
-            VISITS_WRITER_VISITS_TABLE_PATH=str(root / "visits"),
-            VISITS_WRITER_DEAD_LETTER_TABLE_PATH=str(root / "dead_letters"),
-            VISITS_WRITER_CHECKPOINT_PATH=str(root / "checkpoint"),
-            VISITS_WRITER_SPARK_MASTER="local[2]",
-            VISITS_WRITER_TRIGGER_INTERVAL_SECONDS="0",
-            VISITS_WRITER_MAX_RECORDS_PER_TRIGGER="1000",
+        writer_env(
+            infra,
+            topic,
+            work / "sla-writer",
+            batch=1000,
+            instance=INSTANCE,
             VISITS_WRITER_SIMULATED_LATENCY_SECONDS=str(latency_s),
             VISITS_WRITER_PUSHGATEWAY_URL=gateway.url,
-            VISITS_WRITER_INSTANCE=INSTANCE,
         ),
     )
     rss: PeakRss | None = None
@@ -77,20 +59,7 @@ def run(run_: BenchRun, infra: Infra, work: Path, quick: bool) -> None:
         generator.start_ready(timeout=60)
         writer.start()
         rss = PeakRss(writer.pid)
-        fired_at = pending_at = None
-        deadline = time.monotonic() + 300
-        while fired_at is None and time.monotonic() < deadline:
-            if not writer.running:
-                raise RuntimeError(f"visits writer exited:\n{writer.tail()}")
-            alerts = _ours(prometheus)
-            states = {a["state"] for a in alerts}
-            if pending_at is None and states & {"pending", "firing"}:
-                pending_at = time.time()
-            if "firing" in states:
-                fired_at = time.time()
-            time.sleep(_POLL_S)
-        if fired_at is None:
-            raise TimeoutError(f"alert never fired:\n{writer.tail()}")
+        pending_at, fired_at = _wait_firing(prometheus, writer)
         slow = [b for b in writer.events("batch_written") if b.get("records") and b["seconds"] > 1]
         first_slow = min(stamp(b) for b in slow)
         active_at = min(_unix(a["activeAt"]) for a in _ours(prometheus))
@@ -100,9 +69,66 @@ def run(run_: BenchRun, infra: Infra, work: Path, quick: bool) -> None:
         prometheus.stop()
         if rss is not None:
             rss.stop()
-    minimum = for_s + 2 * interval_s
+    _report(
+        run_,
+        f"for {for_s}s, scrape {interval_s}s, evaluation {interval_s}s, SLA {threshold_ms} ms",
+        minimum=for_s + 2 * interval_s,
+        first_slow=first_slow,
+        active_at=active_at,
+        pending_seen=pending_at or fired_at,
+        fired_at=fired_at,
+    )
+    if rss is not None:
+        run_.memory.append(rss.memory("visits-writer", "SLA run (1,000 records/trigger, 100 visits/s)"))
+
+
+def _generator(infra: Infra, work: Path, topic: str) -> ServiceProcess:
+    """The generator at 100 visits/s, clean: detection latency must not depend on the dead-letter path."""
+    return ServiceProcess(
+        "streamwatch-generator",
+        work / "sla-generator.log",
+        service_env(
+            **infra.kafka.env(),
+            GENERATOR_TOPIC=topic,
+            GENERATOR_RATE="100",
+            GENERATOR_TOTAL="0",
+            GENERATOR_MISSING_FIELDS_PERCENT="0",
+            GENERATOR_DUPLICATE_PERCENT="0",
+            GENERATOR_UNPARSEABLE_PERCENT="0",
+        ),
+    )
+
+
+def _wait_firing(prometheus: Prometheus, writer: ServiceProcess) -> tuple[float | None, float]:
+    """Poll the alert until it fires: when the poll first saw it pending (None: never) and firing."""
+    fired_at = pending_at = None
+    deadline = time.monotonic() + 300
+    while fired_at is None and time.monotonic() < deadline:
+        if not writer.running:
+            raise RuntimeError(f"visits writer exited:\n{writer.tail()}")
+        states = {a["state"] for a in _ours(prometheus)}
+        if pending_at is None and states & {"pending", "firing"}:
+            pending_at = time.time()
+        if "firing" in states:
+            fired_at = time.time()
+        time.sleep(_POLL_S)
+    if fired_at is None:
+        raise TimeoutError(f"alert never fired:\n{writer.tail()}")
+    return pending_at, fired_at
+
+
+def _report(
+    run_: BenchRun,
+    note: str,
+    *,
+    minimum: float,
+    first_slow: float,
+    active_at: float,
+    pending_seen: float,
+    fired_at: float,
+) -> None:
+    """The latencies from the end of the first slow batch, against the theoretical minimum."""
     latency = fired_at - first_slow
-    note = f"for {for_s}s, scrape {interval_s}s, evaluation {interval_s}s, SLA {threshold_ms} ms"
     run_.add(NAME, "first slow batch → firing", "latency", latency, "s", note=note)
     run_.add(
         NAME,
@@ -119,11 +145,8 @@ def run(run_: BenchRun, infra: Infra, work: Path, quick: bool) -> None:
         "excess",
         latency - minimum,
         "s",
-        note=f"poll resolution {_POLL_S}s; pending seen by the poll"
-        f" at +{(pending_at or fired_at) - first_slow:.1f}s",
+        note=f"poll resolution {_POLL_S}s; pending seen by the poll at +{pending_seen - first_slow:.1f}s",
     )
-    if rss is not None:
-        run_.memory.append(rss.memory("visits-writer", "SLA run (1,000 records/trigger, 100 visits/s)"))
 
 
 def _ours(prometheus: Prometheus) -> list[dict[str, Any]]:

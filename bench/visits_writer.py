@@ -19,6 +19,26 @@ from streamwatch_dev.spark import spark_jars_dir
 NAME = "visits-writer"
 
 
+def writer_env(
+    infra: Infra, topic: str, root: Path, *, batch: int, instance: str, **settings: str
+) -> dict[str, str]:
+    """A bench run's visits writer environment: ``topic`` into fresh tables under ``root``, local Spark,
+    no trigger interval, ``batch`` records a trigger, the Pushgateway group ``instance``; ``settings``
+    adds other ``VISITS_WRITER_*`` values."""
+    return service_env(
+        **infra.kafka.env(),
+        VISITS_WRITER_SOURCE_TOPIC=topic,
+        VISITS_WRITER_VISITS_TABLE_PATH=str(root / "visits"),
+        VISITS_WRITER_DEAD_LETTER_TABLE_PATH=str(root / "dead_letters"),
+        VISITS_WRITER_CHECKPOINT_PATH=str(root / "checkpoint"),
+        VISITS_WRITER_SPARK_MASTER="local[2]",
+        VISITS_WRITER_TRIGGER_INTERVAL_SECONDS="0",
+        VISITS_WRITER_MAX_RECORDS_PER_TRIGGER=str(batch),
+        VISITS_WRITER_INSTANCE=instance,
+        **settings,
+    )
+
+
 def _run_writer(
     infra: Infra,
     work: Path,
@@ -30,20 +50,15 @@ def _run_writer(
     run_id: str,
     connector: str = "python",
 ) -> tuple[Steady, float, PeakRss]:
-    root = work / f"writer-{run_id}"
     extra = {"VISITS_WRITER_PUSHGATEWAY_URL": infra.pushgateway.url} if listener else {}
     if connector == "jvm":
         extra["VISITS_WRITER_SPARK_JARS_DIR"] = str(spark_jars_dir())
-    env = service_env(
-        **infra.kafka.env(),
-        VISITS_WRITER_SOURCE_TOPIC=topic,
-        VISITS_WRITER_VISITS_TABLE_PATH=str(root / "visits"),
-        VISITS_WRITER_DEAD_LETTER_TABLE_PATH=str(root / "dead_letters"),
-        VISITS_WRITER_CHECKPOINT_PATH=str(root / "checkpoint"),
-        VISITS_WRITER_SPARK_MASTER="local[2]",
-        VISITS_WRITER_TRIGGER_INTERVAL_SECONDS="0",
-        VISITS_WRITER_MAX_RECORDS_PER_TRIGGER=str(batch),
-        VISITS_WRITER_INSTANCE=f"bench-{run_id}",
+    env = writer_env(
+        infra,
+        topic,
+        work / f"writer-{run_id}",
+        batch=batch,
+        instance=f"bench-{run_id}",
         VISITS_WRITER_CONNECTOR=connector,
         **extra,
     )
