@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from observer.units import unit_settings
+from observer.units import ORIGIN, document
 
-from streamwatch_observer.documents import iso, lag_document, window_document
+from streamwatch_observer.documents import iso, lag_document
 from streamwatch_observer.lag import PartitionLag
 from streamwatch_observer.quality import WindowQuality
 from streamwatch_observer.window import ClosedWindow
@@ -20,10 +20,9 @@ def _window() -> ClosedWindow:
 
 
 def test_window_document_id_is_its_offset_range_and_counts_are_its_quality() -> None:
-    settings = unit_settings()
-    doc_id, doc = window_document(settings, _window(), {1: 7, 0: 3})
+    doc_id, doc = document(_window(), {1: 7, 0: 3})
     assert doc_id == "passthrough-processed_visits-1-100-109"
-    assert window_document(settings, _window(), {})[0] == doc_id  # a replay overwrites
+    assert document(_window())[0] == doc_id  # a replay overwrites
     assert doc["@timestamp"] == doc["window_end"] == "2026-11-22T10:01:00.123Z"
     assert (doc["all_events"], doc["unparseable"], doc["duplicates"], doc["invalid_records"]) == (10, 1, 2, 5)
     assert doc["invalid_user_id"] == 3
@@ -38,19 +37,18 @@ def test_window_document_carries_the_drift_of_its_reported_fields_and_their_maxi
     window = _window()
     window.drift = {"user_id": 0.05, "context.user.ip": 0.31, "context.user.login": 0.9}
     # Two reported fields: the required ones always come first, so context.user.ip is left out too.
-    doc = window_document(unit_settings(max_reported_fields=3), window, {})[1]
+    doc = document(window, max_fields=3)[1]
     assert doc["drift"] == {"user_id": 0.05}
     assert doc["drift_max"] == 0.05
-    doc = window_document(unit_settings(), window, {})[1]
+    doc = document(window)[1]
     assert doc["drift"] == {"user_id": 0.05, "context__user__ip": 0.31}  # login: no null count, no field
     assert doc["drift_max"] == 0.31
-    assert window_document(unit_settings(), _window(), {})[1]["drift_max"] is None
+    assert document(_window())[1]["drift_max"] is None
 
 
 def test_lag_document_is_stamped_with_its_bucket_and_named_by_it() -> None:
-    settings = unit_settings(lag_interval_seconds=15)
     lag = PartitionLag(2, "ok", 40, 52, 12, 1.23456, 7, commit_time=1.0, evaluation="stall")
-    doc_id, doc = lag_document(settings, lag, bucket=117_586_667)
+    doc_id, doc = lag_document(ORIGIN, lag, bucket=117_586_667, interval_seconds=15)
     assert doc_id == "passthrough-lag-2-117586667"
     assert doc["@timestamp"] == iso(datetime.fromtimestamp(117_586_667 * 15, tz=UTC))
     assert (doc["topic"], doc["lag_offsets"], doc["status"]) == ("visits", 12, "ok")

@@ -47,10 +47,8 @@ class FakeClient:
 
 
 def probe(checkpoint: Path, client: Any) -> LagProbe:
-    lag_probe = LagProbe({"bootstrap.servers": "127.0.0.1:9", "group.id": "unit"}, TOPIC, checkpoint, 60.0)
-    lag_probe._consumer.close()
-    lag_probe._consumer = client
-    return lag_probe
+    config = {"bootstrap.servers": "127.0.0.1:9", "group.id": "unit"}
+    return LagProbe(config, TOPIC, checkpoint, 60.0, factory=lambda _config: client)
 
 
 def series(gauge: Any, partition: int) -> float | None:

@@ -1,6 +1,6 @@
-"""A consumer that held no broker is replaced (``streamwatch_common.kafka_health``): the observer leaves
-the group with the old consumer and joins with a new one, and its windows still cover every offset of
-every partition exactly once, committed up to the end."""
+"""A consumer that held no broker is replaced through its handle (``streamwatch_common.kafka_renewable``):
+the observer leaves the group with the old consumer and joins with a new one, and its windows still cover
+every offset of every partition exactly once, committed up to the end."""
 
 from __future__ import annotations
 
@@ -74,9 +74,9 @@ def test_a_renewed_consumer_rejoins_and_the_windows_still_cover_every_offset_onc
     observer.start()
     try:
         wait_until(lambda: covered(BEFORE), 90, interval=0, what="windows up to the first records' end")
-        old = observer.consumer
-        observer.renew_consumer()
-        assert observer.consumer is not old and observer.writer.offsets is observer.consumer
+        old = observer.consumer.client
+        observer.consumer.renew("held no broker")  # what renew_if_orphaned does after 30 s without one
+        assert observer.consumer.client is not old and observer.writer.consumer is observer.consumer
         assert not observer.ownership.assigned  # the old consumer's partitions were given up
         _produce(kafka, observers.topic, BEFORE, AFTER)
         wait_until(lambda: covered(BEFORE + AFTER), 90, interval=0, what="windows after the renewal")

@@ -12,13 +12,12 @@ import pyarrow as pa
 import pytest
 import yaml
 from observer.test_writer import FlakySink, _window, _writer
-from observer.units import unit_settings
+from observer.units import document, unit_settings
 from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
 from streamwatch_common.errors import SinkError
 from streamwatch_dev.process import REPO_ROOT
-from streamwatch_observer.documents import window_document
 from streamwatch_observer.drift import _OTHER, TOP_VALUES, DriftTracker, FieldSummary, summarize
 from streamwatch_observer.reference import Reference, ReferenceTracker, reference_id
 from streamwatch_observer.sink import ReferenceConflict, StoredVersion
@@ -281,15 +280,15 @@ def test_window_documents_and_gauges_carry_the_reference_scores_and_drop_them_wi
     for window in windows:
         window.quality.null_counts = {"page": 0, "context.user.ip": 0}
     windows[0].drift_reference = {"page": 0.31, "context.user.ip": 0.02, "unreported": 0.9}
-    _id, doc = window_document(unit_settings(), windows[0], {})
+    _id, doc = document(windows[0])
     assert doc["drift_reference"] == {"page": 0.31, "context__user__ip": 0.02}  # reported names and cap
     assert doc["drift_reference_max"] == 0.31
-    assert window_document(unit_settings(), windows[1], {})[1]["drift_reference_max"] is None
+    assert document(windows[1])[1]["drift_reference_max"] is None
     windows[1].drift_reference = {"page": 0.05}
     writer.add_windows(windows)
     assert writer.flush()
     assert (gauge(0, "page"), gauge(0, "context__user__ip"), gauge(1, "page")) == (0.31, 0.02, 0.05)
-    writer.forget([0])  # revoked: its next owner exports them
+    writer.reporter.forget([0])  # revoked: its next owner exports them
     assert gauge(0, "page") is None and gauge(0, "context__user__ip") is None
     assert gauge(1, "page") == 0.05
     unscored = _window(1, 10, 19)  # a window without reference scores clears the partition's series

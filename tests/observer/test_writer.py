@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import KafkaError, TopicPartition
-from observer.units import unit_settings
+from observer.units import ORIGIN, REQUIRED
 from prometheus_client import REGISTRY
 
 from streamwatch_common.errors import SinkError
@@ -15,6 +15,7 @@ from streamwatch_observer.documents import Document
 from streamwatch_observer.ownership import Ownership
 from streamwatch_observer.quality import WindowQuality
 from streamwatch_observer.window import ClosedWindow
+from streamwatch_observer.window_metrics import WindowMetrics
 from streamwatch_observer.writer import ObservationWriter, commit_result
 
 
@@ -50,16 +51,36 @@ class Offsets:
         self.calls.append(("resume", [(tp.partition, tp.offset) for tp in partitions]))
 
 
+class Handle:
+    """Serves the stand-in consumer, as ``RenewableClient`` serves the real one."""
+
+    def __init__(self, client: Offsets) -> None:
+        self.client = client
+
+
 def _window(partition: int, start: int, end: int) -> ClosedWindow:
     now = datetime.now(UTC)
     return ClosedWindow(partition, start, end, now, now, WindowQuality(end - start + 1, 0, 0, {}), 0.0)
 
 
-def _writer(sink: FlakySink, **settings: Any) -> tuple[ObservationWriter, Offsets]:
+def _writer(
+    sink: FlakySink, *, max_backoff: float = 30.0, pending_lag_documents: int = 1000
+) -> tuple[ObservationWriter, Offsets]:
     owned = Ownership(lag_interval_seconds=15, replica="r0")
     owned.gain([0, 1], now=0.0)
     offsets = Offsets()
-    return ObservationWriter(unit_settings(**settings), offsets, sink, owned), offsets
+    writer = ObservationWriter(
+        Handle(offsets),
+        sink,
+        owned,
+        WindowMetrics(job=ORIGIN.job, topic=ORIGIN.topic),
+        origin=ORIGIN,
+        required_fields=REQUIRED,
+        max_reported_fields=100,
+        max_backoff=max_backoff,
+        pending_lag_documents=pending_lag_documents,
+    )
+    return writer, offsets
 
 
 def test_offsets_are_committed_after_the_write_at_the_last_window_of_each_partition() -> None:
@@ -80,7 +101,7 @@ def test_offsets_are_committed_after_the_write_at_the_last_window_of_each_partit
 
 def test_a_refused_write_pauses_backs_off_and_commits_nothing_until_it_succeeds() -> None:
     sink = FlakySink(failures=2)
-    writer, offsets = _writer(sink, sink_max_backoff_seconds=0.75)
+    writer, offsets = _writer(sink, max_backoff=0.75)
     writer.add_windows([_window(0, 0, 9)])
     assert not writer.flush()
     assert writer.paused and writer.delay == 0.5
@@ -119,7 +140,7 @@ def test_drift_gauges_follow_written_windows_and_leave_with_the_partition() -> N
     writer.add_windows(windows)
     assert writer.flush()
     assert (_drift(0, "page"), _drift(0, "user_id"), _drift(1, "page")) == (0.4, 0.01, 0.02)
-    writer.forget([0])
+    writer.reporter.forget([0])
     assert _drift(0, "page") is None and _drift(0, "user_id") is None
     assert _drift(1, "page") == 0.02  # the partition still owned keeps its series
     # A window without a score (too small) clears its partition's series: no old score holds an alert.
@@ -137,14 +158,14 @@ def _counted(partition: int) -> float | None:
 
 def test_counted_offset_follows_written_windows_only_and_leaves_with_the_partition() -> None:
     sink = FlakySink(failures=1)
-    writer, _offsets = _writer(sink, topic="processed_visits")
-    writer.forget([0, 1])  # another test's windows may have set these series
+    writer, _offsets = _writer(sink)
+    writer.reporter.forget([0, 1])  # another test's windows may have set these series
     writer.add_windows([_window(0, 0, 9), _window(0, 10, 19), _window(1, 0, 4)])
     assert not writer.flush()
     assert _counted(0) is None, "a window not yet stored is not counted"
     assert writer.flush()
     assert (_counted(0), _counted(1)) == (20, 5)
-    writer.forget([0])
+    writer.reporter.forget([0])
     assert _counted(0) is None and _counted(1) == 5
 
 

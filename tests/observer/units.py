@@ -1,4 +1,5 @@
-"""Helpers of the observer's unit tests (no broker, no search server): settings and consumed messages."""
+"""Helpers of the observer's unit tests (no broker, no search server): settings, consumed messages, and
+window documents, which need no settings at all."""
 
 from __future__ import annotations
 
@@ -6,7 +7,13 @@ from typing import Any
 
 from confluent_kafka import Message
 
+from streamwatch_common.visit_record import DEFAULT_REQUIRED_FIELDS
+from streamwatch_observer.documents import Document, Origin, reported_fields, window_document
 from streamwatch_observer.settings import ObserverSettings
+from streamwatch_observer.window import ClosedWindow
+
+ORIGIN = Origin(job="passthrough", topic="processed_visits", source_topic="visits", replica="r0")
+REQUIRED = list(DEFAULT_REQUIRED_FIELDS)
 
 
 def unit_settings(**overrides: Any) -> ObserverSettings:
@@ -22,3 +29,8 @@ def unit_settings(**overrides: Any) -> ObserverSettings:
 def message(partition: int, offset: int, value: bytes | None, ts_ms: int = 1_763_800_000_000) -> Message:
     """A consumed record as the client hands it over."""
     return Message(topic="t", partition=partition, offset=offset, value=value, timestamp=(1, ts_ms))
+
+
+def document(window: ClosedWindow, latest: dict[int, int] | None = None, max_fields: int = 100) -> Document:
+    """The window's document as the writer makes it (default required fields and cap)."""
+    return window_document(ORIGIN, window, reported_fields(window, REQUIRED, max_fields), latest or {})

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -20,7 +21,7 @@ from typing import Any, Literal
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from streamwatch_common.errors import CheckpointError
-from streamwatch_common.kafka_health import BrokerLoss
+from streamwatch_common.kafka_renewable import RenewableClient
 from streamwatch_observer import metrics
 from streamwatch_observer.checkpoint import Committed, read_committed
 from streamwatch_observer.lag_evaluation import EVALUATIONS, Evaluation, LagEvaluator, Sample
@@ -48,7 +49,8 @@ class PartitionLag:
 
 
 class LagProbe:
-    """Measures lag with its own consumer (assign only, never joins the group, never commits).
+    """Measures lag with its own consumer (assign only, never joins the group, never commits), behind a
+    renewable handle: a consumer left holding no broker is closed and replaced (``kafka_renewable``).
 
     Usage::
 
@@ -62,28 +64,26 @@ class LagProbe:
         source_topic: str,
         checkpoint: Path,
         evaluation_window_seconds: float,
+        *,
         timeout: float = 5.0,
+        factory: Callable[[dict[str, Any]], Consumer] = Consumer,
     ) -> None:
         self.source_topic = source_topic
         self.checkpoint = checkpoint
         self.timeout = timeout
         self.evaluator = LagEvaluator(evaluation_window_seconds)
-        self.loss = BrokerLoss("observer-lag-probe")
-        self._config = {**consumer_config, "enable.auto.commit": False}
-        self._consumer = Consumer(self.loss.configure(self._config))
+        config = {**consumer_config, "enable.auto.commit": False}
+        self.kafka = RenewableClient("observer-lag-probe", config, factory, on_renew=_close_old)
 
     def close(self) -> None:
-        self._consumer.close()
+        self.kafka.client.close()
 
     def measure(self, partitions: list[int]) -> list[PartitionLag]:
         """Lag of each given source partition; never raises for a missing or partial checkpoint."""
         # The probe never consumes: this serves its queued client log lines (see LibrdkafkaLog) and its
         # statistics, which say whether it still holds a broker (streamwatch_common.kafka_health).
-        self._consumer.poll(0)
-        if self.loss.orphaned(time.monotonic()):
-            self._consumer.close()
-            self._consumer = Consumer(self.loss.configure(self._config))
-            self.loss.renewed("held no broker")
+        self.kafka.client.poll(0)
+        self.kafka.renew_if_orphaned(time.monotonic())
         try:
             committed = read_committed(self.checkpoint, self.source_topic)
         except CheckpointError as exc:
@@ -117,7 +117,7 @@ class LagProbe:
         return self.evaluator.observe(lag.partition, sample)
 
     def _partition(self, partition: int, committed: Committed) -> PartitionLag:
-        marks = watermarks(self._consumer, self.source_topic, partition, self.timeout)
+        marks = watermarks(self.kafka.client, self.source_topic, partition, self.timeout)
         if marks is None:
             return PartitionLag(partition, "unknown", None, None, None, None, committed.batch_id)
         low, high = marks
@@ -148,11 +148,12 @@ class LagProbe:
         if not starts:
             return {}
         ages: dict[int, float] = {}
+        consumer = self.kafka.client
         try:
-            self._consumer.assign([TopicPartition(self.source_topic, p, o) for p, o in starts.items()])
+            consumer.assign([TopicPartition(self.source_topic, p, o) for p, o in starts.items()])
             deadline = time.monotonic() + self.timeout
             while len(ages) < len(starts) and time.monotonic() < deadline:
-                msg = self._consumer.poll(0.2)
+                msg = consumer.poll(0.2)
                 if msg is None or msg.error() is not None:
                     continue
                 partition = msg.partition()
@@ -161,7 +162,7 @@ class LagProbe:
                 kind, stamp = msg.timestamp()
                 if kind != 0 and stamp > 0:  # 0 = TIMESTAMP_NOT_AVAILABLE
                     ages[partition] = max(0.0, time.time() - stamp / 1000.0)
-            self._consumer.unassign()
+            consumer.unassign()
         except KafkaException as exc:
             metrics.LAG_FAILURES.labels("record_age").inc()
             logger.warning("lag_record_age_failed", extra={"error": str(exc)})
@@ -223,6 +224,10 @@ def watermarks(client: Consumer, topic: str, partition: int, timeout: float) -> 
         return None
     low, high = marks
     return int(low), int(high)
+
+
+def _close_old(old: Consumer, new: Consumer) -> None:
+    old.close()
 
 
 def _has(metric: Any, labels: tuple[str, ...]) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from streamwatch_common.backoff import Backoff
 from streamwatch_common.errors import SinkError
@@ -18,6 +19,7 @@ from streamwatch_observer.observer import Observer
 from streamwatch_observer.profiler import Profiler
 from streamwatch_observer.settings import ObserverSettings
 from streamwatch_observer.sink import ObservationSink
+from streamwatch_observer.writer import commit_result
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +42,18 @@ def _destination(settings: ObserverSettings) -> Destination:
             timeout=settings.profile_publisher_timeout_seconds,
         )
     return DirectoryDestination(Path(settings.profile_dir))
+
+
+def consumer_config(settings: ObserverSettings) -> dict[str, Any]:
+    """The observer consumer's configuration, all of it but the statistics its handle adds: the prefetch
+    cap unless ``KAFKA_CONSUMER_PROPERTIES`` sets another, librdkafka's own lines through logging (JSON,
+    not stderr text), and the result of each asynchronous commit logged and counted."""
+    return {
+        "queued.max.messages.kbytes": PREFETCH_KIB,
+        **settings.consumer_config(settings.group_id),
+        "logger": LibrdkafkaLog(),
+        "on_commit": commit_result,
+    }
 
 
 def _wait_for_template(sink: ObservationSink, shutdown: GracefulShutdown, max_backoff: float) -> bool:
@@ -88,12 +102,6 @@ def run(settings: ObserverSettings, shutdown: GracefulShutdown) -> None:
             return
         if settings.profile_enabled:
             profiler = Profiler(_destination(settings), settings.profile_max_rows).start()
-        # librdkafka's own lines (a broker going away, say) go through logging: JSON, not stderr text.
-        consumer_config = {
-            "queued.max.messages.kbytes": PREFETCH_KIB,
-            **settings.consumer_config(settings.group_id),
-            "logger": LibrdkafkaLog(),
-        }
         probe = LagProbe(
             {**settings.consumer_config(f"{settings.group_id}-lag-probe"), "logger": LibrdkafkaLog()},
             settings.source_topic,
@@ -103,7 +111,7 @@ def run(settings: ObserverSettings, shutdown: GracefulShutdown) -> None:
         observer = Observer(
             settings=settings,
             shutdown=shutdown,
-            consumer_config=consumer_config,
+            consumer_config=consumer_config(settings),
             sink=sink,
             probe=probe,
             profiler=profiler,

@@ -13,9 +13,10 @@ is measured at the same interval, for the partitions the replica owns. A partiti
 (window-to-window drift) is forgotten with it; its pinned drift reference is kept in Elasticsearch and
 loaded by the next owner on the measuring worker (``reference``).
 
-A group consumer left holding no broker (``streamwatch_common.kafka_health``) is replaced by a new one,
-which joins the group afresh; what the old one owned is re-observed from the committed offsets, as after
-a lost assignment.
+A group consumer left holding no broker (``streamwatch_common.kafka_health``) is replaced by a new one
+through its handle (``streamwatch_common.kafka_renewable``), which joins the group afresh; what the old
+one owned is re-observed from the committed offsets, as after a lost assignment. Nothing here keeps the
+consumer: the loop, the writer and the group-lag measurement ask the handle at each use.
 
 Usage::
 
@@ -30,10 +31,10 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
-from streamwatch_common.kafka_health import BrokerLoss
+from streamwatch_common.kafka_renewable import RenewableClient
 from streamwatch_common.shutdown import GracefulShutdown
 from streamwatch_observer.consumer_lag import ConsumerLag
-from streamwatch_observer.documents import lag_document
+from streamwatch_observer.documents import Origin, lag_document
 from streamwatch_observer.drift import DriftTracker
 from streamwatch_observer.lag import LagProbe
 from streamwatch_observer.measure import WindowMeasurer
@@ -45,7 +46,8 @@ from streamwatch_observer.reference import ReferenceTracker
 from streamwatch_observer.settings import ObserverSettings
 from streamwatch_observer.sink import ObservationSink
 from streamwatch_observer.window import OpenWindows
-from streamwatch_observer.writer import ObservationWriter, commit_result
+from streamwatch_observer.window_metrics import WindowMetrics
+from streamwatch_observer.writer import ObservationWriter
 
 logger = logging.getLogger(__name__)
 
@@ -68,13 +70,12 @@ class Observer:
     ) -> None:
         self.settings = settings
         self.shutdown = shutdown
-        self.loss = BrokerLoss("observer-consumer")
-        self._consumer_config = {**consumer_config, "on_commit": commit_result}
-        self.consumer = Consumer(self.loss.configure(self._consumer_config))
+        self.consumer = RenewableClient("observer-consumer", consumer_config, Consumer, on_renew=self._rejoin)
         self.sink = sink
         self.probe = probe
+        self.origin = Origin(settings.job, settings.topic, settings.source_topic, settings.replica_name)
         # The group's own lag on the observed topic (what more replicas lower), beside the job's lag.
-        reset = str(self._consumer_config.get("auto.offset.reset", "earliest"))
+        reset = str(consumer_config.get("auto.offset.reset", "earliest"))
         self.consumer_lag = ConsumerLag(settings.topic, auto_offset_reset=reset)
         self.ownership = Ownership(settings.lag_interval_seconds, settings.replica_name)
         self.windows = OpenWindows(settings.window_records)
@@ -92,7 +93,18 @@ class Observer:
                 replica=settings.replica_name,
             )
         self.measurer = WindowMeasurer(meter, profiler, settings.job, drift=drift, reference=reference)
-        self.writer = ObservationWriter(settings, self.consumer, sink, self.ownership)
+        self.reporter = WindowMetrics(job=settings.job, topic=settings.topic)
+        self.writer = ObservationWriter(
+            self.consumer,
+            sink,
+            self.ownership,
+            self.reporter,
+            origin=self.origin,
+            required_fields=settings.required_fields,
+            max_reported_fields=settings.max_reported_fields,
+            max_backoff=settings.sink_max_backoff_seconds,
+            pending_lag_documents=settings.pending_lag_documents,
+        )
         self.subscribed = False
         self._next_lag = 0.0
 
@@ -116,35 +128,31 @@ class Observer:
 
     def close(self) -> None:
         self.measurer.close()
-        self.consumer.close()
+        self.consumer.client.close()
         logger.info("observer_stopped")
 
-    def _subscribe(self) -> None:
-        self.consumer.subscribe(
+    def _subscribe(self, consumer: Consumer | None = None) -> None:
+        (consumer or self.consumer.client).subscribe(
             [self.settings.topic],
             on_assign=guarded("assign", self._on_assign),
             on_revoke=guarded("revoke", self._on_revoke),
             on_lost=guarded("lost", self._on_lost),
         )
 
-    def renew_consumer(self) -> None:
-        """Leave the group with the current consumer (revoking what it owns) and join with a new one."""
-        old = self.consumer
+    def _rejoin(self, old: Consumer, new: Consumer) -> None:
+        """The consumer's renew hook: leave the group with the old consumer (revoking what it owns; the
+        handle still serves it meanwhile) and join with the new one."""
         old.close()  # serves the revoke (or lost) callback of whatever it still owned
         if self.ownership.assigned:  # no callback came for these: they are lost with the old consumer
             self._on_lost(old, [TopicPartition(self.settings.topic, p) for p in self.ownership.sorted()])
-        self.consumer = Consumer(self.loss.configure(self._consumer_config))
-        self.writer.offsets = self.consumer
-        self.loss.renewed("held no broker")
-        self._subscribe()
+        self._subscribe(new)
 
     def step(self) -> None:
         """One round: replace a consumer left without a broker, consume a batch into windows, hand full or
         old windows to the measurer, measure lag when due, write what is measured (after a back-off when
         the sink refused the last write)."""
-        if self.loss.orphaned(time.monotonic()):
-            self.renew_consumer()
-        messages = self.consumer.consume(self.settings.consume_batch, timeout=_POLL_SECONDS)
+        self.consumer.renew_if_orphaned(time.monotonic())
+        messages = self.consumer.client.consume(self.settings.consume_batch, timeout=_POLL_SECONDS)
         closed = self.windows.add(messages, self.ownership.assigned) if messages else []
         now = time.monotonic()
         closed += self.windows.due(now, self.settings.window_seconds)
@@ -162,8 +170,9 @@ class Observer:
             return
         bucket = self.ownership.bucket()
         lags = self.ownership.reportable(self.probe.measure(self.ownership.sorted()), bucket)
-        self.writer.add_lag([lag_document(self.settings, lag, bucket) for lag in lags])
-        consumer_lag = self.consumer_lag.measure(self.consumer, self.ownership.sorted())
+        interval = self.settings.lag_interval_seconds
+        self.writer.add_lag([lag_document(self.origin, lag, bucket, interval) for lag in lags])
+        consumer_lag = self.consumer_lag.measure(self.consumer.client, self.ownership.sorted())
         logger.info(
             "lag_measured",
             extra={
@@ -202,6 +211,7 @@ class Observer:
 
     def _forget(self, lost: list[int], event: str) -> None:
         dropped = self.writer.forget(lost)
+        self.reporter.forget(lost)  # the next owner exports these partitions' drift and position
         open_records = self.windows.drop(lost)
         self.ownership.lose(lost)
         self.probe.forget(lost)

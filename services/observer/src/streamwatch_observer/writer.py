@@ -5,7 +5,8 @@ then are the windows' offsets committed (end offset + 1 of the written window), 
 most the unwritten windows, whose deterministic ids make the replay overwrite. While the sink refuses
 writes, the owned partitions are paused and writes are retried after an exponential back-off: memory
 holds at most the open windows, the windows being measured and one consume batch, however long the
-outage lasts. Lag documents are bounded separately (the oldest are dropped and counted).
+outage lasts. Lag documents are bounded separately (the oldest are dropped and counted). What a written
+window counted is exported by ``window_metrics``.
 """
 
 from __future__ import annotations
@@ -17,16 +18,14 @@ from collections.abc import Sequence
 from typing import Literal, Protocol
 
 from confluent_kafka import KafkaError, TopicPartition
-from prometheus_client import Gauge
 
 from streamwatch_common.backoff import Backoff
 from streamwatch_common.errors import SinkError
 from streamwatch_observer import metrics
-from streamwatch_observer.documents import Document, window_document
-from streamwatch_observer.fields import reported_counts, reported_scores, safe_name
+from streamwatch_observer.documents import Document, Origin, reported_fields, window_document
 from streamwatch_observer.ownership import Ownership
-from streamwatch_observer.settings import ObserverSettings
 from streamwatch_observer.window import ClosedWindow
+from streamwatch_observer.window_metrics import WindowMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +44,14 @@ class Offsets(Protocol):
     def resume(self, partitions: list[TopicPartition]) -> None: ...
 
 
+class ConsumerHandle(Protocol):
+    """The handle of a consumer that can be replaced (``streamwatch_common.kafka_renewable``): the writer
+    asks it for the consumer at each use and never keeps one."""
+
+    @property
+    def client(self) -> Offsets: ...
+
+
 class Sink(Protocol):
     """What the writer needs of the sink (:class:`~streamwatch_observer.sink.ObservationSink` has it)."""
 
@@ -56,32 +63,42 @@ class ObservationWriter:
 
     Usage::
 
-        writer = ObservationWriter(settings, consumer, sink, ownership)
+        writer = ObservationWriter(
+            consumer, sink, ownership, WindowMetrics(job=job, topic=topic), origin=origin,
+            required_fields=["user_id"], max_reported_fields=64, max_backoff=30.0, pending_lag_documents=1000,
+        )
         writer.add_windows(measured)
         if writer.due(time.monotonic()):
             writer.flush()
     """
 
     def __init__(
-        self, settings: ObserverSettings, offsets: Offsets, sink: Sink, ownership: Ownership
+        self,
+        consumer: ConsumerHandle,
+        sink: Sink,
+        ownership: Ownership,
+        reporter: WindowMetrics,
+        *,
+        origin: Origin,
+        required_fields: Sequence[str],
+        max_reported_fields: int,
+        max_backoff: float,
+        pending_lag_documents: int,
     ) -> None:
-        self.settings = settings
-        self.offsets = offsets
+        self.consumer = consumer
         self.sink = sink
         self.ownership = ownership
+        self.reporter = reporter
+        self.origin = origin
+        self.required_fields = list(required_fields)
+        self.max_reported_fields = max_reported_fields
+        self.pending_lag_documents = pending_lag_documents
         self.windows: list[ClosedWindow] = []
         self.lag: deque[Document] = deque()
-        self.backoff = Backoff(first=_FIRST_BACKOFF, maximum=settings.sink_max_backoff_seconds)
+        self.backoff = Backoff(first=_FIRST_BACKOFF, maximum=max_backoff)
         self.delay = 0.0
         self.paused = False
         self._retry_at = 0.0
-        # Per drift gauge and partition, the fields whose series this replica exports (see _export_drift).
-        self._drift_fields: dict[Gauge, dict[int, set[str]]] = {
-            metrics.FIELD_DRIFT: {},
-            metrics.FIELD_DRIFT_REFERENCE: {},
-        }
-        # Partitions whose counted offset this replica exports (dropped with the partition).
-        self._counted: set[int] = set()
 
     @property
     def pending(self) -> bool:
@@ -93,7 +110,7 @@ class ObservationWriter:
     def add_lag(self, documents: Sequence[Document]) -> None:
         """Queue lag documents; beyond the bound the oldest are dropped (the sink stayed down too long)."""
         for document in documents:
-            if len(self.lag) >= self.settings.pending_lag_documents:
+            if len(self.lag) >= self.pending_lag_documents:
                 self.lag.popleft()
                 metrics.LAG_DOCUMENTS_DROPPED.inc()
             self.lag.append(document)
@@ -107,10 +124,11 @@ class ObservationWriter:
         windows = list(self.windows)
         lags = list(self.lag)
         latest = self.ownership.latest_lag
-        documents = [window_document(self.settings, w, latest) for w in windows] + lags
+        fields = [reported_fields(w, self.required_fields, self.max_reported_fields) for w in windows]
+        documents = [window_document(self.origin, w, f, latest) for w, f in zip(windows, fields, strict=True)]
         started = time.perf_counter()
         try:
-            self.sink.write(documents)
+            self.sink.write(documents + lags)
         except SinkError as exc:
             metrics.SINK_FAILURES.labels("elasticsearch").inc()
             self.delay = self.backoff.next_delay()
@@ -118,7 +136,7 @@ class ObservationWriter:
             logger.warning(
                 "sink_write_failed",
                 extra={
-                    "documents": len(documents),
+                    "documents": len(documents) + len(lags),
                     "windows": len(windows),
                     "retry_in_seconds": self.delay,
                     "error": str(exc),
@@ -131,8 +149,8 @@ class ObservationWriter:
         for _ in lags:
             self.lag.popleft()
         self._commit(windows)
-        for window in windows:
-            self._count(window)
+        for window, window_fields in zip(windows, fields, strict=True):
+            self.reporter.written(window, window_fields)
         self.backoff.reset()
         self.delay = 0.0
         self._resume()
@@ -142,24 +160,19 @@ class ObservationWriter:
         """Drop the unwritten windows of ``partitions`` (their next owner re-observes them)."""
         before = len(self.windows)
         self.windows = [w for w in self.windows if w.partition not in partitions]
-        for partition in partitions:  # the next owner exports these partitions' drift and position
-            self._export_drift(partition, {}, {})
-            if partition in self._counted:
-                self._counted.discard(partition)
-                metrics.COUNTED_OFFSET.remove(self.settings.topic, str(partition))
         return before - len(self.windows)
 
     def pause_new(self, partitions: list[TopicPartition]) -> None:
         """Newly assigned partitions start paused while the sink refuses writes."""
         if self.paused and partitions:
-            self.offsets.pause(partitions)
+            self.consumer.client.pause(partitions)
 
     def _commit(self, windows: list[ClosedWindow]) -> None:
         # Windows of one partition are written in order, so the last one holds the committed position.
         positions: dict[int, int] = {}
         for window in windows:
             positions[window.partition] = window.end_offset + 1
-        topic = self.settings.topic
+        topic = self.origin.topic
         owned = self.ownership.assigned
         offsets = [TopicPartition(topic, p, o) for p, o in positions.items() if p in owned]
         if not offsets:
@@ -168,61 +181,13 @@ class ObservationWriter:
         # that waits for a group coordinator can hold the loop (and the renewal of a client that lost its
         # broker) for as long as the coordinator stays away.
         try:
-            self.offsets.commit(offsets=offsets, asynchronous=True)
+            self.consumer.client.commit(offsets=offsets, asynchronous=True)
         except Exception as exc:  # noqa: BLE001 - a lost commit only means a replay that overwrites
             metrics.COMMIT_FAILURES.inc()
             logger.warning("commit_failed", extra={"offsets": positions, "error": str(exc)})
 
-    def _count(self, window: ClosedWindow) -> None:
-        s = self.settings
-        q = window.quality
-        labels = (s.topic, str(window.partition))
-        metrics.RECORDS.labels(*labels).inc(q.records)
-        metrics.UNPARSEABLE.labels(*labels).inc(q.unparseable)
-        metrics.DUPLICATES.labels(*labels).inc(q.duplicates)
-        metrics.WINDOWS.labels(*labels).inc()
-        metrics.COUNTED_OFFSET.labels(*labels).set(window.end_offset + 1)
-        self._counted.add(window.partition)
-        required = {safe_name(name) for name in s.required_fields}
-        counts, _left_out = reported_counts(q.null_counts, s.required_fields, s.max_reported_fields)
-        for name, count in counts.items():
-            metrics.INVALID.labels(s.topic, name, "true" if name in required else "false").inc(count)
-        self._export_drift(
-            window.partition,
-            reported_scores(window.drift, counts),
-            reported_scores(window.drift_reference, counts),
-        )
-        logger.info(
-            "window_written",
-            extra={
-                "partition": window.partition,
-                "start_offset": window.start_offset,
-                "end_offset": window.end_offset,
-                "records": q.records,
-                "unparseable": q.unparseable,
-                "duplicates": q.duplicates,
-                "invalid": {name: q.invalid(name) for name in s.required_fields},
-                "measure_seconds": round(window.measure_seconds, 4),
-            },
-        )
-
-    def _export_drift(self, partition: int, previous: dict[str, float], reference: dict[str, float]) -> None:
-        """The drift gauges of a partition (against its previous window, against its pinned reference)
-        become those of its last written window: a field without a score there (a window below the
-        minimum size, a reference still being built, a partition lost) loses its series, so an old score
-        cannot hold an alert."""
-        s = self.settings
-        for gauge, scores in ((metrics.FIELD_DRIFT, previous), (metrics.FIELD_DRIFT_REFERENCE, reference)):
-            exported = self._drift_fields[gauge]
-            for name in exported.pop(partition, set()) - set(scores):
-                gauge.remove(s.job, s.topic, str(partition), name)
-            for name, score in scores.items():
-                gauge.labels(s.job, s.topic, str(partition), name).set(score)
-            if scores:
-                exported[partition] = set(scores)
-
     def _owned(self) -> list[TopicPartition]:
-        return [TopicPartition(self.settings.topic, p) for p in self.ownership.sorted()]
+        return [TopicPartition(self.origin.topic, p) for p in self.ownership.sorted()]
 
     def _pause(self) -> None:
         if not self.paused:
@@ -230,14 +195,14 @@ class ObservationWriter:
             metrics.PAUSED.set(1)
             logger.info("consumption_paused", extra={"partitions": self.ownership.sorted()})
         if self.ownership.assigned:
-            self.offsets.pause(self._owned())
+            self.consumer.client.pause(self._owned())
 
     def _resume(self) -> None:
         if self.paused:
             self.paused = False
             metrics.PAUSED.set(0)
             if self.ownership.assigned:
-                self.offsets.resume(self._owned())
+                self.consumer.client.resume(self._owned())
             logger.info("consumption_resumed", extra={"partitions": self.ownership.sorted()})
 
 
