@@ -234,8 +234,7 @@ class VisitsGenerator:
         """
         assert self.tally is not None
         now = time.monotonic()
-        if self._kafka.loss.orphaned(now):
-            self._kafka.renew()
+        self._kafka.renew_if_orphaned(now)
         reports = self.tally.total + self.tally.failures
         if reports != self._reports_seen or not len(self._producer):
             if self._stalled_since is not None:
