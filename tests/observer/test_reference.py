@@ -19,7 +19,8 @@ from pydantic import ValidationError
 from streamwatch_common.errors import SinkError
 from streamwatch_dev.process import REPO_ROOT
 from streamwatch_observer.drift import _OTHER, TOP_VALUES, DriftTracker, FieldSummary, summarize
-from streamwatch_observer.reference import Reference, ReferenceTracker, reference_id
+from streamwatch_observer.reference import ReferenceTracker, reference_id
+from streamwatch_observer.reference_summary import Reference
 from streamwatch_observer.sink import ReferenceConflict, StoredVersion
 
 MIN_RECORDS = 200
