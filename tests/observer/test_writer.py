@@ -11,7 +11,7 @@ from observer.units import ORIGIN, REQUIRED
 from prometheus_client import REGISTRY
 
 from streamwatch_common.errors import SinkError
-from streamwatch_observer.documents import Document
+from streamwatch_observer.documents import Document, WindowDocuments
 from streamwatch_observer.ownership import Ownership
 from streamwatch_observer.quality import WindowQuality
 from streamwatch_observer.window import ClosedWindow
@@ -64,21 +64,21 @@ def _window(partition: int, start: int, end: int) -> ClosedWindow:
 
 
 def _writer(
-    sink: FlakySink, *, max_backoff: float = 30.0, pending_lag_documents: int = 1000
+    sink: FlakySink, *, max_backoff: float = 30.0, bound: int = 1000
 ) -> tuple[ObservationWriter, Offsets]:
     owned = Ownership(lag_interval_seconds=15, replica="r0")
     owned.gain([0, 1], now=0.0)
     offsets = Offsets()
+    documents = WindowDocuments(ORIGIN, REQUIRED, max_reported_fields=100)
+    reporter = WindowMetrics(job=ORIGIN.job, topic=ORIGIN.topic)
     writer = ObservationWriter(
         Handle(offsets),
         sink,
         owned,
-        WindowMetrics(job=ORIGIN.job, topic=ORIGIN.topic),
-        origin=ORIGIN,
-        required_fields=REQUIRED,
-        max_reported_fields=100,
+        documents,
+        reporter,
         max_backoff=max_backoff,
-        pending_lag_documents=pending_lag_documents,
+        pending_lag_documents=bound,
     )
     return writer, offsets
 
@@ -170,7 +170,7 @@ def test_counted_offset_follows_written_windows_only_and_leaves_with_the_partiti
 
 
 def test_lag_documents_beyond_the_bound_drop_the_oldest_and_are_counted() -> None:
-    writer, _offsets = _writer(FlakySink(), pending_lag_documents=2)
+    writer, _offsets = _writer(FlakySink(), bound=2)
     before = REGISTRY.get_sample_value("observer_lag_documents_dropped_total") or 0.0
     writer.add_lag([("a", {}), ("b", {}), ("c", {})])
     assert [doc_id for doc_id, _ in writer.lag] == ["b", "c"]

@@ -13,7 +13,7 @@ from streamwatch_observer.settings import ObserverSettings
 from streamwatch_observer.window import ClosedWindow
 
 ORIGIN = Origin(job="passthrough", topic="processed_visits", source_topic="visits", replica="r0")
-REQUIRED = list(DEFAULT_REQUIRED_FIELDS)
+REQUIRED = DEFAULT_REQUIRED_FIELDS
 
 
 def unit_settings(**overrides: Any) -> ObserverSettings:

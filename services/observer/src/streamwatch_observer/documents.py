@@ -57,6 +57,20 @@ def reported_fields(window: ClosedWindow, required: Sequence[str], limit: int) -
     )
 
 
+@dataclass(frozen=True)
+class WindowDocuments:
+    """Makes the documents of this replica's windows: who observed them, which fields are reported."""
+
+    origin: Origin
+    required_fields: tuple[str, ...]
+    max_reported_fields: int
+
+    def make(self, window: ClosedWindow, latest_lag: Mapping[int, int]) -> tuple[Document, ReportedFields]:
+        """The window's document and the reported fields it holds (its metrics report the same)."""
+        fields = reported_fields(window, self.required_fields, self.max_reported_fields)
+        return window_document(self.origin, window, fields, latest_lag), fields
+
+
 def iso(moment: datetime) -> str:
     """UTC, milliseconds, ``Z``: the shape of every date field of the index."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -34,7 +34,7 @@ from confluent_kafka import Consumer, TopicPartition
 from streamwatch_common.kafka_renewable import RenewableClient
 from streamwatch_common.shutdown import GracefulShutdown
 from streamwatch_observer.consumer_lag import ConsumerLag
-from streamwatch_observer.documents import Origin, lag_document
+from streamwatch_observer.documents import Origin, WindowDocuments, lag_document
 from streamwatch_observer.drift import DriftTracker
 from streamwatch_observer.lag import LagProbe
 from streamwatch_observer.measure import WindowMeasurer
@@ -94,14 +94,15 @@ class Observer:
             )
         self.measurer = WindowMeasurer(meter, profiler, settings.job, drift=drift, reference=reference)
         self.reporter = WindowMetrics(job=settings.job, topic=settings.topic)
+        documents = WindowDocuments(
+            self.origin, tuple(settings.required_fields), settings.max_reported_fields
+        )
         self.writer = ObservationWriter(
             self.consumer,
             sink,
             self.ownership,
+            documents,
             self.reporter,
-            origin=self.origin,
-            required_fields=settings.required_fields,
-            max_reported_fields=settings.max_reported_fields,
             max_backoff=settings.sink_max_backoff_seconds,
             pending_lag_documents=settings.pending_lag_documents,
         )

@@ -22,7 +22,7 @@ from confluent_kafka import KafkaError, TopicPartition
 from streamwatch_common.backoff import Backoff
 from streamwatch_common.errors import SinkError
 from streamwatch_observer import metrics
-from streamwatch_observer.documents import Document, Origin, reported_fields, window_document
+from streamwatch_observer.documents import Document, WindowDocuments
 from streamwatch_observer.ownership import Ownership
 from streamwatch_observer.window import ClosedWindow
 from streamwatch_observer.window_metrics import WindowMetrics
@@ -63,9 +63,10 @@ class ObservationWriter:
 
     Usage::
 
+        documents = WindowDocuments(origin, required_fields=("user_id",), max_reported_fields=64)
+        reporter = WindowMetrics(job=origin.job, topic=origin.topic)
         writer = ObservationWriter(
-            consumer, sink, ownership, WindowMetrics(job=job, topic=topic), origin=origin,
-            required_fields=["user_id"], max_reported_fields=64, max_backoff=30.0, pending_lag_documents=1000,
+            consumer, sink, ownership, documents, reporter, max_backoff=30.0, pending_lag_documents=1000
         )
         writer.add_windows(measured)
         if writer.due(time.monotonic()):
@@ -77,25 +78,21 @@ class ObservationWriter:
         consumer: ConsumerHandle,
         sink: Sink,
         ownership: Ownership,
+        documents: WindowDocuments,
         reporter: WindowMetrics,
         *,
-        origin: Origin,
-        required_fields: Sequence[str],
-        max_reported_fields: int,
         max_backoff: float,
         pending_lag_documents: int,
     ) -> None:
+        self.windows: list[ClosedWindow] = []
+        self.lag: deque[Document] = deque()
         self.consumer = consumer
         self.sink = sink
         self.ownership = ownership
+        self.documents = documents
         self.reporter = reporter
-        self.origin = origin
-        self.required_fields = list(required_fields)
-        self.max_reported_fields = max_reported_fields
-        self.pending_lag_documents = pending_lag_documents
-        self.windows: list[ClosedWindow] = []
-        self.lag: deque[Document] = deque()
         self.backoff = Backoff(first=_FIRST_BACKOFF, maximum=max_backoff)
+        self.pending_lag_documents = pending_lag_documents
         self.delay = 0.0
         self.paused = False
         self._retry_at = 0.0
@@ -124,8 +121,8 @@ class ObservationWriter:
         windows = list(self.windows)
         lags = list(self.lag)
         latest = self.ownership.latest_lag
-        fields = [reported_fields(w, self.required_fields, self.max_reported_fields) for w in windows]
-        documents = [window_document(self.origin, w, f, latest) for w, f in zip(windows, fields, strict=True)]
+        made = [self.documents.make(window, latest) for window in windows]
+        documents = [document for document, _fields in made]
         started = time.perf_counter()
         try:
             self.sink.write(documents + lags)
@@ -149,8 +146,8 @@ class ObservationWriter:
         for _ in lags:
             self.lag.popleft()
         self._commit(windows)
-        for window, window_fields in zip(windows, fields, strict=True):
-            self.reporter.written(window, window_fields)
+        for window, (_document, fields) in zip(windows, made, strict=True):
+            self.reporter.written(window, fields)
         self.backoff.reset()
         self.delay = 0.0
         self._resume()
@@ -172,7 +169,7 @@ class ObservationWriter:
         positions: dict[int, int] = {}
         for window in windows:
             positions[window.partition] = window.end_offset + 1
-        topic = self.origin.topic
+        topic = self.documents.origin.topic
         owned = self.ownership.assigned
         offsets = [TopicPartition(topic, p, o) for p, o in positions.items() if p in owned]
         if not offsets:
@@ -187,7 +184,7 @@ class ObservationWriter:
             logger.warning("commit_failed", extra={"offsets": positions, "error": str(exc)})
 
     def _owned(self) -> list[TopicPartition]:
-        return [TopicPartition(self.origin.topic, p) for p in self.ownership.sorted()]
+        return [TopicPartition(self.documents.origin.topic, p) for p in self.ownership.sorted()]
 
     def _pause(self) -> None:
         if not self.paused:
