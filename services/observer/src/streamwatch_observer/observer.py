@@ -121,7 +121,7 @@ class Observer:
 
     def start(self) -> None:
         """Join the group; :meth:`step` then does the work."""
-        self._subscribe()
+        self._subscribe(self.consumer.client)
         self.subscribed = True
         logger.info(
             "observer_subscribed", extra={"topic": self.settings.topic, "group_id": self.settings.group_id}
@@ -132,8 +132,8 @@ class Observer:
         self.consumer.client.close()
         logger.info("observer_stopped")
 
-    def _subscribe(self, consumer: Consumer | None = None) -> None:
-        (consumer or self.consumer.client).subscribe(
+    def _subscribe(self, consumer: Consumer) -> None:
+        consumer.subscribe(
             [self.settings.topic],
             on_assign=guarded("assign", self._on_assign),
             on_revoke=guarded("revoke", self._on_revoke),
