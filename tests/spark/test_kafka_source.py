@@ -14,6 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadMaxRows
 
 from streamwatch_common.errors import SourceError
+from streamwatch_common.spark.connector import JVM, PYTHON
 from streamwatch_common.spark.kafka_broker_wait import transient
 from streamwatch_common.spark.kafka_range_read import read_range
 from streamwatch_common.spark.kafka_source import KafkaStreamReader, split_read_limit
@@ -34,7 +35,7 @@ def _records(partition: int, start: int, count: int) -> list[tuple[bytes | None,
 
 def _stream(spark: SparkSession, kafka: KafkaBroker, topic: str, **extra: Any) -> DataFrame:
     options = kafka_stream_options({"bootstrap.servers": kafka.bootstrap}, topic, **extra)
-    return read_kafka_stream(spark, "python", options)
+    return read_kafka_stream(spark, PYTHON, options)
 
 
 def _run_available_now(df: DataFrame, checkpoint: Path, name: str) -> list[dict[str, Any]]:
@@ -228,7 +229,7 @@ def test_jvm_connector_gets_the_same_options_in_the_java_clients_terms(spark: Sp
     python = kafka_stream_options(client, "visits", starting_offsets="latest", max_offsets_per_trigger=500)
     assert python == {**common, "kafka.sasl.username": "u", "kafka.sasl.password": "s"}
     options = kafka_stream_options(
-        client, "visits", starting_offsets="latest", max_offsets_per_trigger=500, connector="jvm"
+        client, "visits", starting_offsets="latest", max_offsets_per_trigger=500, connector=JVM
     )
     assert options == {
         **common,
@@ -239,7 +240,7 @@ def test_jvm_connector_gets_the_same_options_in_the_java_clients_terms(spark: Sp
     # This session has no connector jars (spark.jars): asking for the JVM connector must fail loudly,
     # naming Spark's "kafka" format, rather than silently falling back to the Python source.
     with pytest.raises(Exception, match=r"(?i)kafka"):
-        read_kafka_stream(spark, "jvm", options)
+        read_kafka_stream(spark, JVM, options)
 
 
 def test_a_task_waits_for_a_restarting_broker(tmp_path: Path) -> None:

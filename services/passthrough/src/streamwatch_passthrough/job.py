@@ -16,7 +16,6 @@ import time
 from typing import TYPE_CHECKING
 
 from streamwatch_common.shutdown import GracefulShutdown
-from streamwatch_common.spark.kafka_writer import kafka_batch_writer, spark_kafka_batch_writer
 from streamwatch_common.spark.runner import StreamingJob, run_streaming_job
 from streamwatch_passthrough import metrics
 from streamwatch_passthrough.settings import PassthroughSettings
@@ -40,8 +39,9 @@ class Passthrough(StreamingJob):
         super().__init__(settings)
         self.passthrough_settings = settings
         self.target_topic = settings.target_topic
-        writer = spark_kafka_batch_writer if settings.connector == "jvm" else kafka_batch_writer
-        self._write = writer(settings.target_topic, settings.producer_config(), keep_partition=True)
+        self._write = self.connector.kafka_batch_writer(
+            settings.target_topic, settings.producer_config(), keep_partition=True
+        )
 
     def prepare(self, shutdown: GracefulShutdown) -> bool:
         return wait_for_topics(self.passthrough_settings, shutdown)

@@ -16,18 +16,14 @@ Usage::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Self
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic.fields import FieldInfo
-from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from streamwatch_common.kafka import KafkaSettings
 from streamwatch_common.settings import ServiceSettings, service_config
-from streamwatch_common.spark.java_client import JavaClientConfigError, java_client_properties
-
-# Which implementation reads Kafka and writes the job's output: both write the same checkpoint.
-Connector = Literal["python", "jvm"]
+from streamwatch_common.spark.connector import Connector, ConnectorName, connector_from
 
 _SPARK_MIN_DRIVER_MEMORY = 450 * 2**20
 _UNITS = {"k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
@@ -38,7 +34,9 @@ class SparkJobSettings(ServiceSettings, KafkaSettings):
 
     model_config = service_config("")
 
-    connector: Connector = Field(
+    # Which implementation reads Kafka and writes the job's output (both write the same checkpoint); the
+    # object behind the name is kafka_connector.
+    connector: ConnectorName = Field(
         default="python",
         description="`python`: the project's Python Kafka source and the job's Python writer (Kafka "
         'producer, delta-rs), no jars; `jvm`: Spark\'s `format("kafka")` source and the JVM writer '
@@ -119,10 +117,15 @@ class SparkJobSettings(ServiceSettings, KafkaSettings):
         every replaced pod's last values on the Pushgateway for the alerts to judge."""
         return self.instance or self.push_job
 
+    @property
+    def kafka_connector(self) -> Connector:
+        """The object behind :attr:`connector`: the source, the Kafka sink, and what they need."""
+        return connector_from(self.connector)
+
     @model_validator(mode="after")
-    def _jvm_connector_is_usable(self) -> Self:
-        self.require_jars()
-        self.require_java_client_properties()
+    def _connector_is_usable(self) -> Self:
+        # The jvm connector's jars and Java client properties: a ValidationError naming the variable.
+        self.kafka_connector.check(self)
         return self
 
     def jar_files(self) -> list[str]:
@@ -130,40 +133,6 @@ class SparkJobSettings(ServiceSettings, KafkaSettings):
         if not self.spark_jars_dir or not Path(self.spark_jars_dir).is_dir():
             return []
         return sorted(str(p) for p in Path(self.spark_jars_dir).glob("*.jar"))
-
-    def connector_conf(self) -> dict[str, str]:
-        """``spark.jars`` for the ``jvm`` connector (local files, nothing resolved at query start)."""
-        return {"spark.jars": ",".join(self.jar_files())} if self.connector == "jvm" else {}
-
-    def require_jars(self) -> None:
-        """Raise a ValidationError naming ``spark_jars_dir`` when the ``jvm`` connector has no jars.
-
-        Run by the model validator, so a missing jar directory stops the service at start with one line
-        naming the variable (exit 2) rather than failing at query start.
-        """
-        if self.connector != "jvm" or self.jar_files():
-            return
-        where = f"no *.jar in {self.spark_jars_dir}" if self.spark_jars_dir else "not set"
-        error = PydanticCustomError(
-            "jvm_connector_jars",
-            "the jvm connector needs Spark's connector jars ({where}; run make deps: .ci/install-deps.sh)",
-            {"where": where},
-        )
-        detail = InitErrorDetails(type=error, loc=("spark_jars_dir",), input=self.spark_jars_dir)
-        raise ValidationError.from_exception_data(type(self).__name__, [detail])
-
-    def require_java_client_properties(self) -> None:
-        """Raise a ValidationError naming ``KAFKA_PROPERTIES`` when the ``jvm`` connector's Java client
-        cannot be given the Kafka properties (e.g. SASL credentials without a mechanism)."""
-        if self.connector != "jvm":
-            return
-        try:
-            java_client_properties(self.consumer_config(group_id="settings-check"))
-            java_client_properties(self.producer_config())
-        except JavaClientConfigError as exc:
-            error = PydanticCustomError("java_client_properties", "{problem}", {"problem": str(exc)})
-            detail = InitErrorDetails(type=error, loc=("kafka_properties",), input=self.kafka_properties)
-            raise ValidationError.from_exception_data(type(self).__name__, [detail]) from exc
 
     def spark_session_conf(self, **job_conf: str) -> dict[str, str]:
         """Spark properties on top of the shared session defaults: memory caps, the connector's jars, the
@@ -173,7 +142,7 @@ class SparkJobSettings(ServiceSettings, KafkaSettings):
             "spark.driver.extraJavaOptions": self.spark_driver_java_options,
             # One Python worker per task slot, kept for the next batch instead of forked again.
             "spark.python.worker.reuse": "true",
-            **self.connector_conf(),
+            **self.kafka_connector.session_conf(self),
         }
         conf.update(job_conf)
         conf.update(self.spark_conf)

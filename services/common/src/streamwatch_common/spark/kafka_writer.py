@@ -4,11 +4,13 @@ Each partition is handed to Python as Arrow batches (``mapInArrow``, the Arrow c
 ``foreachPartition``): measured 2-3x faster than pickled ``Row`` objects for 100k records.
 
 The Python path's counterpart of the JVM ``format("kafka")`` sink (:func:`spark_kafka_batch_writer`, the
-``jvm`` connector). The producer is idempotent (a librdkafka retry never writes a
-record twice) and every partition task waits for all delivery reports: one failed delivery fails the task,
-so Spark fails the batch and retries it from the checkpoint instead of losing records. A replayed batch
-may write records again (at-least-once on the Kafka output); readers that need exactly-once dedupe on the
-source partition/offset, which the writer keeps aligned by writing row ``partition`` to that partition.
+``jvm`` connector's); a job gets the one of its connector from
+:meth:`~streamwatch_common.spark.connector.Connector.kafka_batch_writer`. The producer is idempotent (a
+librdkafka retry never writes a record twice) and every partition task waits for all delivery reports: one
+failed delivery fails the task, so Spark fails the batch and retries it from the checkpoint instead of
+losing records. A replayed batch may write records again (at-least-once on the Kafka output); readers that
+need exactly-once dedupe on the source partition/offset, which the writer keeps aligned by writing row
+``partition`` to that partition.
 
 Usage::
 
@@ -25,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from streamwatch_common.errors import SinkError
-from streamwatch_common.spark.kafka_stream import spark_client_options
+from streamwatch_common.spark.connector import JVM
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -140,9 +142,8 @@ def spark_kafka_batch_writer(
     ``partition`` column chooses its output partition, as above.
     The batch is cached for the record count, so the source is read once.
     """
-    options = spark_client_options(
-        {"enable.idempotence": True, "acks": "all", **producer_config}, producer=True, connector="jvm"
-    )
+    config = {"enable.idempotence": True, "acks": "all", **producer_config}
+    options = JVM.client_options(config, producer=True)
 
     def write_batch(batch_df: DataFrame, batch_id: int) -> int:
         columns = ["key", "value", *(["partition"] if keep_partition else [])]

@@ -7,8 +7,8 @@ topics), its Spark properties, what it keeps of the Kafka stream and its ``forea
 - the ops server, ``/readyz`` true while the query is active;
 - the Spark session (shared memory caps, the connector's jars, the job's and the user's properties) and the
   batch-metrics listener (:mod:`streamwatch_common.spark.listener`);
-- the query: the Kafka stream of the job's ``connector``, ``foreachBatch`` behind a :class:`BatchGate`,
-  the checkpoint, the processing-time trigger;
+- the query: the Kafka stream of the job's connector (:mod:`streamwatch_common.spark.connector`),
+  ``foreachBatch`` behind a :class:`BatchGate`, the checkpoint, the processing-time trigger;
 - a loop until SIGTERM/SIGINT or until the query ends, then the one stop mechanism,
   :func:`~streamwatch_common.spark.graceful_stop.stop_gracefully`: the running batch finishes and is
   committed before the query stops, a later batch is refused before it writes.
@@ -69,6 +69,8 @@ class StreamingJob(ABC):
 
     def __init__(self, settings: SparkJobSettings) -> None:
         self.settings = settings
+        #: The job's connector, chosen once from its settings: the Kafka source, sink, and session needs.
+        self.connector = settings.kafka_connector
 
     def prepare(self, shutdown: GracefulShutdown) -> bool:
         """Before Spark starts (create tables, wait for topics). False: a stop came first, exit cleanly.
@@ -172,9 +174,9 @@ def _start_query(spark: SparkSession, job: StreamingJob, gate: BatchGate) -> Str
         settings.source_topic,
         starting_offsets=settings.starting_offsets,
         max_offsets_per_trigger=settings.max_records_per_trigger or None,
-        connector=settings.connector,
+        connector=job.connector,
     )
-    stream = job.select(read_kafka_stream(spark, settings.connector, options))
+    stream = job.select(read_kafka_stream(spark, job.connector, options))
     # Both connectors write from foreachBatch, so the one batch gate serves either.
     writer = (
         stream.writeStream.queryName(job.query_name)
