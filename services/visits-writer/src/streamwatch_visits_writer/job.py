@@ -16,6 +16,7 @@ from streamwatch_common.spark.batch_metric_names import VISITS_SYNC
 from streamwatch_common.spark.runner import EXIT_FAILED, EXIT_OK, StreamingJob, run_streaming_job
 from streamwatch_visits_writer import metrics
 from streamwatch_visits_writer.batch import VisitsBatchWriter
+from streamwatch_visits_writer.batch_paths import batch_path
 from streamwatch_visits_writer.settings import VisitsWriterSettings
 from streamwatch_visits_writer.tables import IncompatibleTableError, create_tables
 
@@ -25,24 +26,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# delta-spark's SQL extension and catalog, for the opt-in JVM sink only. Delta rebuilds the table's
-# snapshot with 50 partitions by default: on a 2-core pod that made each append of a small batch take tens
-# of seconds (measured here); 2 matches the session's shuffle partitions.
-_DELTA_SPARK_CONF = {
-    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
-    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
-    "spark.databricks.delta.snapshotPartitions": "2",
-}
-
-
-def _job_conf(settings: VisitsWriterSettings) -> dict[str, str]:
-    """delta-spark's session extensions, needed only on the JVM path."""
-    return dict(_DELTA_SPARK_CONF) if settings.connector == "jvm" else {}
-
 
 def spark_conf(settings: VisitsWriterSettings) -> dict[str, str]:
-    """This job's Spark properties: the shared caps and jars, delta-spark's extensions, the user's."""
-    return settings.spark_session_conf(**_job_conf(settings))
+    """This job's Spark properties: the shared caps and jars, delta-spark's extensions on the jvm path, the
+    user's."""
+    path = batch_path(settings.kafka_connector, settings.required_fields)
+    return settings.spark_session_conf(**path.spark_conf)
 
 
 def create_tables_command(settings: VisitsWriterSettings) -> int:
@@ -66,7 +55,6 @@ class VisitsToDelta(StreamingJob):
 
     def __init__(self, settings: VisitsWriterSettings, shutdown: GracefulShutdown) -> None:
         super().__init__(settings)
-        self.job_conf = _job_conf(settings)
         self.writer = VisitsBatchWriter(
             settings.visits_table_path,
             settings.dead_letter_table_path,
@@ -74,7 +62,7 @@ class VisitsToDelta(StreamingJob):
             simulated_latency_seconds=settings.simulated_latency_seconds,
             # A stop request cuts the simulated latency short instead of waiting it out.
             sleep=shutdown.wait,
-            connector=settings.connector,
+            connector=self.connector,
         )
         self.tables = settings.visits_table_path, settings.dead_letter_table_path
         self.required_fields = list(settings.required_fields)
@@ -92,7 +80,7 @@ class VisitsToDelta(StreamingJob):
         return True
 
     def spark_conf(self) -> dict[str, str]:
-        return self.job_conf
+        return dict(self.writer.path.spark_conf)
 
     def listener_options(self) -> dict[str, Any]:
         from streamwatch_visits_writer.null_counts import QUALITY_OBSERVATION
