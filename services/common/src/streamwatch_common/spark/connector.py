@@ -59,12 +59,6 @@ class Connector(ABC):
         """The streaming DataFrame of Kafka records for ``options`` (Spark's Kafka option names)."""
 
     @abstractmethod
-    def kafka_batch_writer(
-        self, topic: str, producer_config: Mapping[str, Any], keep_partition: bool = True
-    ) -> BatchWriter:
-        """A ``foreachBatch`` function writing columns ``key``, ``value`` (and ``partition``) to ``topic``."""
-
-    @abstractmethod
     def pick(self, *, python: _T, jvm: _T) -> _T:
         """This connector's one of a job's two implementations of something (chosen once, at start)."""
 
@@ -78,6 +72,16 @@ class Connector(ABC):
         managed = () if producer else ("group.id", "enable.auto.commit", "auto.offset.reset")
         config = {key: value for key, value in client_config.items() if key not in managed}
         return {f"kafka.{key}": option_text(value) for key, value in self.client_properties(config).items()}
+
+    def kafka_batch_writer(
+        self, topic: str, producer_config: Mapping[str, Any], keep_partition: bool = True
+    ) -> BatchWriter:
+        """A ``foreachBatch`` function writing columns ``key``, ``value`` (and ``partition``) to ``topic``:
+        confluent-kafka's producer on ``python``, Spark's ``format("kafka")`` sink on ``jvm``."""
+        from streamwatch_common.spark import kafka_writer
+
+        write = self.pick(python=kafka_writer.kafka_batch_writer, jvm=kafka_writer.spark_kafka_batch_writer)
+        return write(topic, producer_config, keep_partition)
 
     def session_conf(self, settings: SparkJobSettings) -> dict[str, str]:
         """Spark properties this connector needs in the job's session (none by default)."""
@@ -107,13 +111,6 @@ class PythonConnector(Connector):
         register_kafka_source(spark)
         return spark.readStream.format(FORMAT_NAME).options(**options).load()
 
-    def kafka_batch_writer(
-        self, topic: str, producer_config: Mapping[str, Any], keep_partition: bool = True
-    ) -> BatchWriter:
-        from streamwatch_common.spark.kafka_writer import kafka_batch_writer
-
-        return kafka_batch_writer(topic, producer_config, keep_partition)
-
     def pick(self, *, python: _T, jvm: _T) -> _T:
         return python
 
@@ -130,13 +127,6 @@ class JvmConnector(Connector):
     def read_stream(self, spark: SparkSession, options: Mapping[str, str]) -> DataFrame:
         # Canonical Spark Kafka source; needs org.apache.spark:spark-sql-kafka-0-10 on the classpath.
         return spark.readStream.format("kafka").options(**options).load()
-
-    def kafka_batch_writer(
-        self, topic: str, producer_config: Mapping[str, Any], keep_partition: bool = True
-    ) -> BatchWriter:
-        from streamwatch_common.spark.kafka_writer import spark_kafka_batch_writer
-
-        return spark_kafka_batch_writer(topic, producer_config, keep_partition)
 
     def pick(self, *, python: _T, jvm: _T) -> _T:
         return jvm
