@@ -8,16 +8,14 @@ pending phase, which ``alert_rule_test`` cannot (it lists firing alerts only).
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from rules.conftest import RUNBOOK, assert_passes, promtool_test, run_promtool
 
-from streamwatch_dev.chart import render_rule_files
-from streamwatch_dev.prometheus import promtool
-
+RULE_FILE = "observer.rules.yaml"  # the ``rule_file`` fixture renders it
 LAG = "passthrough lag"
 LAG_SECONDS = "passthrough lag seconds"
 EVALUATION_ALERTS = {
@@ -29,21 +27,8 @@ DRIFT = "field drift"
 DRIFT_REFERENCE = "field drift from reference"
 INCOMPLETE = "observer incomplete"
 GAP = "streamwatch:observer_completeness_gap_records"
-# The README section of each alert (tests/rules/test_runbooks.py checks that the anchors exist).
-RUNBOOK = "https://github.com/streamwatch/streamwatch/blob/main/README.md#"
 # The namespace `helm template` renders into (the completeness series are labelled with it).
 NAMESPACE = "default"
-
-
-@pytest.fixture(scope="module")
-def rule_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    rendered = render_rule_files(tmp_path_factory.mktemp("rules"))
-    (path,) = [p for p in rendered if p.name == "observer.rules.yaml"]
-    return path
-
-
-def run_promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([promtool(), *args], capture_output=True, text=True, check=False)
 
 
 def lag_series(partition: str, values: str, instance: str = "observer-a:8080") -> dict[str, str]:
@@ -82,8 +67,7 @@ def alerts(state: str, at: str, partitions: list[str]) -> dict[str, Any]:
 
 
 def test_rule_file_is_valid(rule_file: Path) -> None:
-    result = run_promtool("check", "rules", str(rule_file))
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_passes(run_promtool("check", "rules", str(rule_file)))
     listed = yaml.safe_load(rule_file.read_text())["groups"][0]["rules"]
     rules = {r.get("alert") or r["record"]: r for r in listed}
     assert set(rules) == {
@@ -110,66 +94,42 @@ def test_fires_and_does_not_fire(rule_file: Path, tmp_path: Path) -> None:
     # p0: 40 records behind from minute 2 to 10, then caught up -> pending at 3m, firing from 7m, gone at 12m.
     # p1: lag of exactly 15 (not above) for 10 minutes, then spikes above for only 3 minutes -> never fires.
     # p2: the partition moves from replica a to replica b at 6m while lagging: still one alert, still firing.
-    tests = {
-        "rule_files": [str(rule_file)],
-        "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": [
-                    lag_series("0", "0 0 40x8 0x5"),
-                    lag_series("1", "15x10 90x3 0x2"),
-                    lag_series("2", "30x6 _x9"),
-                    lag_series("2", "_x6 30x9", instance="observer-b:8080"),
-                ],
-                "alert_rule_test": [
-                    {"eval_time": "4m", "alertname": LAG, "exp_alerts": []},
-                    {"eval_time": "8m", "alertname": LAG, "exp_alerts": [firing("0", 40), firing("2", 30)]},
-                    {"eval_time": "12m", "alertname": LAG, "exp_alerts": [firing("2", 30)]},
-                    {"eval_time": "14m", "alertname": LAG, "exp_alerts": [firing("2", 30)]},
-                ],
-                "promql_expr_test": [
-                    alerts("pending", "3m", ["0", "2"]),
-                    alerts("pending", "12m", ["1"]),
-                    alerts("firing", "7m", ["0", "2"]),
-                ],
-            }
+    run_cases(
+        rule_file,
+        tmp_path,
+        [
+            lag_series("0", "0 0 40x8 0x5"),
+            lag_series("1", "15x10 90x3 0x2"),
+            lag_series("2", "30x6 _x9"),
+            lag_series("2", "_x6 30x9", instance="observer-b:8080"),
         ],
-    }
-    path = tmp_path / "observer-rules-test.yaml"
-    path.write_text(yaml.safe_dump(tests, sort_keys=False))
-    result = run_promtool("test", "rules", str(path))
-    assert result.returncode == 0, result.stdout + result.stderr
+        alert_rule_test=[
+            {"eval_time": "4m", "alertname": LAG, "exp_alerts": []},
+            {"eval_time": "8m", "alertname": LAG, "exp_alerts": [firing("0", 40), firing("2", 30)]},
+            {"eval_time": "12m", "alertname": LAG, "exp_alerts": [firing("2", 30)]},
+            {"eval_time": "14m", "alertname": LAG, "exp_alerts": [firing("2", 30)]},
+        ],
+        promql_expr_test=[
+            alerts("pending", "3m", ["0", "2"]),
+            alerts("pending", "12m", ["1"]),
+            alerts("firing", "7m", ["0", "2"]),
+        ],
+    )
 
 
 def test_broken_expectation_is_caught(rule_file: Path, tmp_path: Path) -> None:
     """The harness can fail: a lag that never exceeds the threshold must not be reported as firing."""
-    tests = {
-        "rule_files": [str(rule_file)],
-        "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": [lag_series("0", "10x10")],
-                "alert_rule_test": [{"eval_time": "9m", "alertname": LAG, "exp_alerts": [firing("0", 10)]}],
-            }
-        ],
+    case = {
+        "interval": "1m",
+        "input_series": [lag_series("0", "10x10")],
+        "alert_rule_test": [{"eval_time": "9m", "alertname": LAG, "exp_alerts": [firing("0", 10)]}],
     }
-    path = tmp_path / "broken.yaml"
-    path.write_text(yaml.safe_dump(tests, sort_keys=False))
-    assert run_promtool("test", "rules", str(path)).returncode != 0
+    assert promtool_test(tmp_path / "broken.yaml", [rule_file], "1m", [case]).returncode != 0
 
 
 def run_cases(rule_file: Path, tmp_path: Path, input_series: list[dict[str, str]], **checks: Any) -> None:
-    tests = {
-        "rule_files": [str(rule_file)],
-        "evaluation_interval": "1m",
-        "tests": [{"interval": "1m", "input_series": input_series, **checks}],
-    }
-    path = tmp_path / "observer-rules-test.yaml"
-    path.write_text(yaml.safe_dump(tests, sort_keys=False))
-    result = run_promtool("test", "rules", str(path))
-    assert result.returncode == 0, result.stdout + result.stderr
+    case = {"interval": "1m", "input_series": input_series, **checks}
+    assert_passes(promtool_test(tmp_path / "observer-rules-test.yaml", [rule_file], "1m", [case]))
 
 
 def seconds_series(partition: str, values: str) -> dict[str, str]:

@@ -18,11 +18,10 @@ from typing import Any
 
 import pytest
 import yaml
+from rules.conftest import RUNBOOK, assert_passes, promtool_test
 
 from streamwatch_dev.chart import CHART, helm
-from streamwatch_dev.prometheus import promtool
 
-RUNBOOK = "https://github.com/streamwatch/streamwatch/blob/main/README.md#"
 JOB = "visits_to_delta_synchronizer"
 A_WRITER, B_WRITER = "team-a/a-streamwatch-visits-writer", "team-b/b-streamwatch-visits-writer"
 A_PASSTHROUGH, B_PASSTHROUGH = "team-a/a-streamwatch-passthrough", "team-b/b-streamwatch-passthrough"
@@ -267,20 +266,7 @@ def the_case() -> dict[str, Any]:
 
 
 def run(tmp_path: Path, rule_files: list[Path]) -> subprocess.CompletedProcess[str]:
-    path = tmp_path / "releases.test.yaml"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "rule_files": [str(p) for p in rule_files],
-                "evaluation_interval": "1m",
-                "tests": [the_case()],
-            },
-            sort_keys=False,
-        )
-    )
-    return subprocess.run(
-        [promtool(), "test", "rules", str(path)], capture_output=True, text=True, check=False
-    )
+    return promtool_test(tmp_path / "releases.test.yaml", rule_files, "1m", [the_case()])
 
 
 def test_two_releases_in_one_prometheus_keep_their_alerts_apart(
@@ -291,8 +277,7 @@ def test_two_releases_in_one_prometheus_keep_their_alerts_apart(
         for release in ("a", "b")
         for name in ("observer.rules.yaml", "targets.rules.yaml", "visits-writer.rules.yaml")
     ]
-    result = run(tmp_path, rule_files)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_passes(run(tmp_path, rule_files))
 
 
 def _unselective(text: str) -> str:

@@ -7,26 +7,14 @@ phase, which ``alert_rule_test`` cannot (it lists firing alerts only).
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
+from rules.conftest import RUNBOOK, assert_passes, promtool_test, rendered_rule_file
 
-from streamwatch_dev.chart import render_rule_files
-from streamwatch_dev.prometheus import promtool
-
+RULE_FILE = "targets.rules.yaml"  # the ``rule_file`` fixture renders it
 DOWN = "streamwatch target down"
-RUNBOOK = "https://github.com/streamwatch/streamwatch/blob/main/README.md#streamwatch-target-down"
-
-
-@pytest.fixture(scope="module")
-def rule_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    (path,) = [
-        p for p in render_rule_files(tmp_path_factory.mktemp("rules")) if p.name == "targets.rules.yaml"
-    ]
-    return path
 
 
 def up(labels: dict[str, str], values: str) -> dict[str, str]:
@@ -46,7 +34,7 @@ def down(labels: dict[str, str], what: str) -> dict[str, Any]:
     return {
         "exp_labels": {"severity": "warning", **labels},
         "exp_annotations": {
-            "runbook_url": RUNBOOK,
+            "runbook_url": RUNBOOK + "streamwatch-target-down",
             "summary": f"{labels['job']} target {labels['instance']} is down",
             "description": f"Prometheus has not scraped {labels['instance']} ({what}) for 5m.",
         },
@@ -77,86 +65,71 @@ def test_fires_for_a_target_down_longer_than_for_and_for_no_other(rule_file: Pat
     foreign = {"namespace": "default", "job": "kube-state-metrics", "instance": "10.0.0.9:8080"}
     other_release = {**OBSERVER, "namespace": "team-b", "instance": "10.0.1.1:8080"}
     unlabelled = {"job": "pushgateway", "instance": "127.0.0.1:9091"}
-    tests = {
-        "rule_files": [str(rule_file)],
-        "evaluation_interval": "1m",
-        "tests": [
+    case = {
+        "interval": "1m",
+        "input_series": [
+            up(OBSERVER, "1 1 0x9 1x4"),
+            up(generator, "1 1 0x2 1x10"),
+            up(pushgateway, "1x15"),
+            up(foreign, "0x15"),
+            up(other_release, "0x15"),
+            up(unlabelled, "0x15"),
+        ],
+        "alert_rule_test": [
+            {"eval_time": "4m", "alertname": DOWN, "exp_alerts": []},
             {
-                "interval": "1m",
-                "input_series": [
-                    up(OBSERVER, "1 1 0x9 1x4"),
-                    up(generator, "1 1 0x2 1x10"),
-                    up(pushgateway, "1x15"),
-                    up(foreign, "0x15"),
-                    up(other_release, "0x15"),
-                    up(unlabelled, "0x15"),
+                "eval_time": "5m",
+                "alertname": DOWN,
+                "exp_alerts": [down(unlabelled, "job pushgateway")],
+            },
+            {
+                "eval_time": "7m",
+                "alertname": DOWN,
+                "exp_alerts": [
+                    down(OBSERVER, "job streamwatch, observer"),
+                    down(unlabelled, "job pushgateway"),
                 ],
-                "alert_rule_test": [
-                    {"eval_time": "4m", "alertname": DOWN, "exp_alerts": []},
-                    {
-                        "eval_time": "5m",
-                        "alertname": DOWN,
-                        "exp_alerts": [down(unlabelled, "job pushgateway")],
-                    },
-                    {
-                        "eval_time": "7m",
-                        "alertname": DOWN,
-                        "exp_alerts": [
-                            down(OBSERVER, "job streamwatch, observer"),
-                            down(unlabelled, "job pushgateway"),
-                        ],
-                    },
-                    {
-                        "eval_time": "11m",
-                        "alertname": DOWN,
-                        "exp_alerts": [
-                            down(OBSERVER, "job streamwatch, observer"),
-                            down(unlabelled, "job pushgateway"),
-                        ],
-                    },
-                    {
-                        "eval_time": "12m",
-                        "alertname": DOWN,
-                        "exp_alerts": [down(unlabelled, "job pushgateway")],
-                    },
+            },
+            {
+                "eval_time": "11m",
+                "alertname": DOWN,
+                "exp_alerts": [
+                    down(OBSERVER, "job streamwatch, observer"),
+                    down(unlabelled, "job pushgateway"),
                 ],
-                "promql_expr_test": [
-                    {
-                        "expr": f'ALERTS{{alertname="{DOWN}", alertstate="pending", component!=""}}',
-                        "eval_time": "3m",
-                        "exp_samples": [
-                            {"labels": pending(component, instance), "value": 1}
-                            for component, instance in (
-                                ("generator", "10.0.0.2:8080"),
-                                ("observer", "10.0.0.1:8080"),
-                            )
-                        ],
-                    },
-                    # The generator's restart never reached firing.
-                    {
-                        "expr": f'max_over_time(ALERTS{{alertname="{DOWN}", alertstate="firing",'
-                        ' component="generator"}[15m])',
-                        "eval_time": "14m",
-                        "exp_samples": [],
-                    },
+            },
+            {
+                "eval_time": "12m",
+                "alertname": DOWN,
+                "exp_alerts": [down(unlabelled, "job pushgateway")],
+            },
+        ],
+        "promql_expr_test": [
+            {
+                "expr": f'ALERTS{{alertname="{DOWN}", alertstate="pending", component!=""}}',
+                "eval_time": "3m",
+                "exp_samples": [
+                    {"labels": pending(component, instance), "value": 1}
+                    for component, instance in (
+                        ("generator", "10.0.0.2:8080"),
+                        ("observer", "10.0.0.1:8080"),
+                    )
                 ],
-            }
+            },
+            # The generator's restart never reached firing.
+            {
+                "expr": f'max_over_time(ALERTS{{alertname="{DOWN}", alertstate="firing",'
+                ' component="generator"}[15m])',
+                "eval_time": "14m",
+                "exp_samples": [],
+            },
         ],
     }
-    path = tmp_path / "targets.test.yaml"
-    path.write_text(yaml.safe_dump(tests, sort_keys=False))
-    result = subprocess.run(
-        [promtool(), "test", "rules", str(path)], capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_passes(promtool_test(tmp_path / "targets.test.yaml", [rule_file], "1m", [case]))
 
 
 def test_the_duration_comes_from_the_chart(tmp_path: Path) -> None:
-    (path,) = [
-        p
-        for p in render_rule_files(tmp_path, {"alerts.targetDown.for": "90s"})
-        if p.name == "targets.rules.yaml"
-    ]
+    path = rendered_rule_file(tmp_path, "targets.rules.yaml", {"alerts.targetDown.for": "90s"})
     (rule,) = yaml.safe_load(path.read_text())["groups"][0]["rules"]
     assert rule["alert"] == DOWN and rule["for"] == "90s"
     assert rule["expr"] == 'up{job=~"streamwatch|pushgateway", namespace=~"default|"} == 0'

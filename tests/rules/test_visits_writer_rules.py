@@ -7,33 +7,20 @@ Series are 15 s apart (Pushgateway scrapes), rules are evaluated every 15 s. Def
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from rules.conftest import RUNBOOK, assert_passes, promtool_test, rendered_rule_file, run_promtool
 
-from streamwatch_dev.chart import render, render_rule_files
-from streamwatch_dev.prometheus import promtool
+from streamwatch_dev.chart import render
 from streamwatch_dev.workloads import service_containers
 
+RULE_FILE = "visits-writer.rules.yaml"  # the ``rule_file`` fixture renders it
 SLA = "SLA miss visits synchronizer"
 STALLED = "visits synchronizer stalled"
 JOB = "visits_to_delta_synchronizer"
-# The README section of each alert (tests/rules/test_runbooks.py checks that the anchors exist).
-RUNBOOK = "https://github.com/streamwatch/streamwatch/blob/main/README.md#"
-
-
-@pytest.fixture(scope="module")
-def rule_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    rendered = render_rule_files(tmp_path_factory.mktemp("rules"))
-    (path,) = [p for p in rendered if p.name == "visits-writer.rules.yaml"]
-    return path
-
-
-def run_promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([promtool(), *args], capture_output=True, text=True, check=False)
 
 
 def alerts_at(name: str, state: str, at: str, instances: list[str]) -> dict[str, Any]:
@@ -258,19 +245,8 @@ POD_REPLACED = [
 def test_after_a_pod_is_replaced_the_job_is_judged_by_the_new_pod(
     rule_file: Path, tmp_path: Path, last_push: int, takeover: int
 ) -> None:
-    test_file = tmp_path / "pod-replaced.test.yaml"
-    test_file.write_text(
-        yaml.safe_dump(
-            {
-                "rule_files": [str(rule_file)],
-                "evaluation_interval": "15s",
-                "tests": [pod_replaced_case(last_push, takeover)],
-            },
-            sort_keys=False,
-        )
-    )
-    result = run_promtool("test", "rules", str(test_file))
-    assert result.returncode == 0, result.stdout + result.stderr
+    case = pod_replaced_case(last_push, takeover)
+    assert_passes(promtool_test(tmp_path / "pod-replaced.test.yaml", [rule_file], "15s", [case]))
 
 
 def test_the_pod_replaced_cases_use_the_charts_group() -> None:
@@ -282,24 +258,18 @@ def test_the_pod_replaced_cases_use_the_charts_group() -> None:
 
 def test_rendered_rules_pass_promtool_check(rule_file: Path) -> None:
     result = run_promtool("check", "rules", str(rule_file))
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_passes(result)
     assert "SUCCESS: 2 rules found" in result.stdout
 
 
 def test_rule_values_come_from_the_chart(tmp_path: Path) -> None:
-    (path,) = [
-        p
-        for p in render_rule_files(
-            tmp_path,
-            {
-                "alerts.slaMiss.thresholdMs": 2500,
-                "alerts.slaMiss.for": "5s",
-                "alerts.stalled.afterSeconds": 42,
-                "visitsWriter.settings.push_job": "renamed_writer",
-            },
-        )
-        if p.name == "visits-writer.rules.yaml"
-    ]
+    values = {
+        "alerts.slaMiss.thresholdMs": 2500,
+        "alerts.slaMiss.for": "5s",
+        "alerts.stalled.afterSeconds": 42,
+        "visitsWriter.settings.push_job": "renamed_writer",
+    }
+    path = rendered_rule_file(tmp_path, "visits-writer.rules.yaml", values)
     rules = {r["alert"]: r for r in yaml.safe_load(path.read_text())["groups"][0]["rules"]}
     assert rules[SLA]["expr"].endswith("> 2500") and rules[SLA]["for"] == "5s"
     assert rules[STALLED]["expr"].endswith("> 42")
@@ -309,11 +279,9 @@ def test_rule_values_come_from_the_chart(tmp_path: Path) -> None:
 
 
 def test_sla_alert_fires_for_a_renamed_job_only(tmp_path: Path) -> None:
-    (path,) = [
-        p
-        for p in render_rule_files(tmp_path, {"visitsWriter.settings.push_job": "renamed_writer"})
-        if p.name == "visits-writer.rules.yaml"
-    ]
+    path = rendered_rule_file(
+        tmp_path, "visits-writer.rules.yaml", {"visitsWriter.settings.push_job": "renamed_writer"}
+    )
     slow = "15000x18"
     case = {
         "interval": "15s",
@@ -334,26 +302,15 @@ def test_sla_alert_fires_for_a_renamed_job_only(tmp_path: Path) -> None:
             }
         ],
     }
-    test_file = tmp_path / "renamed.test.yaml"
-    test_file.write_text(
-        yaml.safe_dump({"rule_files": [str(path)], "evaluation_interval": "15s", "tests": [case]})
-    )
-    result = run_promtool("test", "rules", str(test_file))
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_passes(promtool_test(tmp_path / "renamed.test.yaml", [path], "15s", [case]))
 
 
 def test_alerts_go_pending_firing_resolved_and_stay_quiet_when_they_must(
     rule_file: Path, tmp_path: Path
 ) -> None:
-    tests = {
-        "rule_files": [str(rule_file)],
-        "evaluation_interval": "15s",
-        "tests": [sla_case(), stalled_case()],
-    }
-    test_file = tmp_path / "visits-writer.rules.test.yaml"
-    test_file.write_text(yaml.safe_dump(tests, sort_keys=False))
-    result = run_promtool("test", "rules", str(test_file))
-    assert result.returncode == 0, result.stdout + result.stderr
+    cases = [sla_case(), stalled_case()]
+    result = promtool_test(tmp_path / "visits-writer.rules.test.yaml", [rule_file], "15s", cases)
+    assert_passes(result)
     assert "SUCCESS" in result.stdout
 
 
@@ -368,9 +325,4 @@ def test_promtool_test_can_fail(rule_file: Path, tmp_path: Path) -> None:
         }
     ]
     case["promql_expr_test"] = []
-    test_file = tmp_path / "wrong.test.yaml"
-    test_file.write_text(
-        yaml.safe_dump({"rule_files": [str(rule_file)], "evaluation_interval": "15s", "tests": [case]})
-    )
-    result = run_promtool("test", "rules", str(test_file))
-    assert result.returncode != 0
+    assert promtool_test(tmp_path / "wrong.test.yaml", [rule_file], "15s", [case]).returncode != 0
