@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from jsonschema import Draft7Validator
 
 from streamwatch_dev.chart import CHART, render
 from streamwatch_dev.process import REPO_ROOT
@@ -41,6 +43,20 @@ def strict_schema(schema: Any) -> Any:
     if isinstance(schema, list):
         return [strict_schema(item) for item in schema]
     return schema
+
+
+def crd_validator(crd_file: Path, api_version: str, kind: str) -> Draft7Validator:
+    """A strict validator of ``kind`` at ``api_version`` (``group/version``), from its CRD's file."""
+    group, version = api_version.split("/")
+    crd = yaml.safe_load(crd_file.read_text())
+    assert crd["spec"]["group"] == group and crd["spec"]["names"]["kind"] == kind
+    (served,) = [v for v in crd["spec"]["versions"] if v["name"] == version]
+    return Draft7Validator(strict_schema(served["schema"]["openAPIV3Schema"]))
+
+
+def schema_errors(validator: Draft7Validator, manifest: Manifest) -> list[str]:
+    """``path: message`` of each way ``manifest`` breaks the schema (none: valid)."""
+    return [f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(manifest)]
 
 
 @pytest.fixture(scope="session")

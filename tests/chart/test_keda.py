@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from chart.conftest import VARIANTS, Manifest, strict_schema
+from chart.conftest import VARIANTS, Manifest, crd_validator, schema_errors
 from jsonschema import Draft7Validator
 
 from streamwatch_dev.chart import CHART, helm, render
@@ -24,6 +24,7 @@ from streamwatch_observer.settings import ObserverSettings
 
 KEDA = VARIANTS["observer-keda"]
 CRDS = REPO_ROOT / "k8s" / "offline" / "keda-crds"
+API_VERSION = "keda.sh/v1alpha1"
 CRD_FILES = {
     "ScaledObject": "keda.sh_scaledobjects.yaml",
     "TriggerAuthentication": "keda.sh_triggerauthentications.yaml",
@@ -39,18 +40,12 @@ SASL = {
 
 @cache
 def _validator(kind: str) -> Draft7Validator:
-    crd = yaml.safe_load((CRDS / CRD_FILES[kind]).read_text())
-    assert crd["spec"]["group"] == "keda.sh" and crd["spec"]["names"]["kind"] == kind
-    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1"]
-    return Draft7Validator(strict_schema(version["schema"]["openAPIV3Schema"]))
+    return crd_validator(CRDS / CRD_FILES[kind], API_VERSION, kind)
 
 
 def errors(manifest: Manifest) -> list[str]:
-    assert manifest["apiVersion"] == "keda.sh/v1alpha1"
-    return [
-        f"{'.'.join(map(str, e.absolute_path))}: {e.message}"
-        for e in _validator(manifest["kind"]).iter_errors(manifest)
-    ]
+    assert manifest["apiVersion"] == API_VERSION
+    return schema_errors(_validator(manifest["kind"]), manifest)
 
 
 def scaled_object(manifests: list[Manifest]) -> Manifest:

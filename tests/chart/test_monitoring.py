@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from chart.conftest import VARIANTS, Manifest, strict_schema
+from chart.conftest import VARIANTS, Manifest, crd_validator, schema_errors
 from jsonschema import Draft7Validator
 
 from streamwatch_dev.chart import CHART, render
@@ -21,6 +21,7 @@ from streamwatch_dev.process import REPO_ROOT
 
 MONITORING = VARIANTS["monitoring"]
 CRD_SCRIPT = REPO_ROOT / ".ci" / "prometheus-operator-crds.sh"
+API_VERSION = "monitoring.coreos.com/v1"
 CRD_FILES = {
     "ServiceMonitor": "monitoring.coreos.com_servicemonitors.yaml",
     "PrometheusRule": "monitoring.coreos.com_prometheusrules.yaml",
@@ -39,18 +40,12 @@ def _validator(kind: str) -> Draft7Validator:
     path = _crd_dir() / CRD_FILES[kind]
     # No skip: without the CRDs the monitoring resources are not shown to be valid.
     assert path.is_file(), f"{path} missing: run `make deps` (.ci/prometheus-operator-crds.sh)"
-    crd = yaml.safe_load(path.read_text())
-    assert crd["spec"]["names"]["kind"] == kind
-    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
-    return Draft7Validator(strict_schema(version["schema"]["openAPIV3Schema"]))
+    return crd_validator(path, API_VERSION, kind)
 
 
 def _errors(manifest: Manifest) -> list[str]:
-    assert manifest["apiVersion"] == "monitoring.coreos.com/v1"
-    return [
-        f"{'.'.join(map(str, e.absolute_path))}: {e.message}"
-        for e in _validator(manifest["kind"]).iter_errors(manifest)
-    ]
+    assert manifest["apiVersion"] == API_VERSION
+    return schema_errors(_validator(manifest["kind"]), manifest)
 
 
 def _of_kind(manifests: list[Manifest], kind: str) -> list[Manifest]:
