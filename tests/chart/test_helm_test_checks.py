@@ -92,6 +92,16 @@ def names(kafka: KafkaBroker, elasticsearch: ElasticsearchNode, pushgateway: Pus
     return names
 
 
+def _check_with_both_groups_pushed(
+    names: dict[str, str], pushgateway: Pushgateway
+) -> tuple[str, dict[str, Any]]:
+    """The check rendered for ``names``, the visits writer and the passthrough each pushed to its group."""
+    script, plan = _rendered_check(names)
+    for job in ("visitsWriter.settings.push_job", "passthrough.settings.push_job"):
+        _push(pushgateway, plan, names[job])
+    return script, plan
+
+
 def _local(plan: dict[str, Any], pushgateway: Pushgateway, deadline: int) -> dict[str, Any]:
     """The plan with cluster DNS names swapped for the local components (the names stay the chart's)."""
     plan = dict(plan, deadlineSeconds=deadline, pushgateway=pushgateway.url)
@@ -102,9 +112,7 @@ def _local(plan: dict[str, Any], pushgateway: Pushgateway, deadline: int) -> dic
 def test_checks_pass_when_everything_users_depend_on_is_there(
     names: dict[str, str], kafka: KafkaBroker, elasticsearch: ElasticsearchNode, pushgateway: Pushgateway
 ) -> None:
-    script, plan = _rendered_check(names)
-    _push(pushgateway, plan, names["visitsWriter.settings.push_job"])
-    _push(pushgateway, plan, names["passthrough.settings.push_job"])
+    script, plan = _check_with_both_groups_pushed(names, pushgateway)
     code, output = _run(script, _local(plan, pushgateway, 30), kafka, elasticsearch)
     assert code == 0, output
     for expected in (
@@ -148,9 +156,7 @@ def test_checks_fail_and_say_what_is_missing(
 def test_wrong_elasticsearch_password_fails_the_index_check_without_printing_it(
     names: dict[str, str], kafka: KafkaBroker, elasticsearch: ElasticsearchNode, pushgateway: Pushgateway
 ) -> None:
-    script, plan = _rendered_check(names)
-    _push(pushgateway, plan, names["visitsWriter.settings.push_job"])
-    _push(pushgateway, plan, names["passthrough.settings.push_job"])
+    script, plan = _check_with_both_groups_pushed(names, pushgateway)
     wrong = "wrong-" + uuid.uuid4().hex
     code, output = _run(script, _local(plan, pushgateway, 1), kafka, elasticsearch, password=wrong)
     assert code == 1, output
