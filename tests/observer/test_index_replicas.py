@@ -55,8 +55,9 @@ def test_the_observer_gives_an_existing_index_the_replica_count_at_start(
     observer = ServiceProcess("streamwatch-observer", output_dir / "observer.log", env)
     observer.start()
     try:
-        (ready,) = observer.wait_for_event("index_template_ready", timeout=60)
-        assert ready["replicas"] == 0
+        # One template per index the observer writes (observations, drift references), each logged.
+        ready = observer.wait_for_event("index_template_ready", timeout=60, count=2)
+        assert {(e["index"], e["replicas"]) for e in ready} == {(index, 0), (f"{index}_drift_reference", 0)}
         wait_until(lambda: _green(elasticsearch, index), 30, what="existing index green")
         template = elasticsearch.request("GET", f"/_index_template/{index}")["index_templates"][0]
         assert template["index_template"]["template"]["settings"]["index"]["number_of_replicas"] == "0"
