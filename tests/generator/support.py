@@ -36,6 +36,20 @@ def read_rows(kafka: KafkaBroker, topic: str) -> list[Row]:
     return sorted(rows, key=lambda r: (r.partition, r.offset))
 
 
+def run_to_total(
+    kafka: KafkaBroker, start_generator: StartGenerator, partitions: int, total: int, **settings: str
+) -> tuple[ServiceProcess, list[Row]]:
+    """The generator run at full speed to ``total`` records on a fresh topic of ``partitions`` (it exits 0
+    within 120 s), and every record of that topic as a consumer reads it back."""
+    topic = kafka.create_topic(partitions=partitions)
+    # Not waiting for readiness: it runs to its total and exits, maybe before a readiness probe.
+    process = start_generator(
+        topic, wait_ready=False, GENERATOR_RATE="0", GENERATOR_TOTAL=str(total), **settings
+    )
+    assert process.wait(120) == 0
+    return process, read_rows(kafka, topic)
+
+
 def summary(process: ServiceProcess) -> dict[str, Any]:
     """The single ``generator_summary`` event of a finished run."""
     (event,) = process.events("generator_summary")

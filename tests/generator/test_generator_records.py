@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from generator.support import Row, StartGenerator, assert_every_line_is_json, read_rows, summary
+from generator.support import (
+    Row,
+    StartGenerator,
+    assert_every_line_is_json,
+    read_rows,
+    run_to_total,
+    summary,
+)
 
 from streamwatch_dev.kafka import KafkaBroker
 
@@ -43,21 +50,18 @@ def by_partition(rows: list[Row]) -> dict[str, int]:
 def test_10k_records_exact_counts_and_composition(
     kafka: KafkaBroker, start_generator: StartGenerator
 ) -> None:
-    topic = kafka.create_topic(partitions=3)
     total = 10_000
-    process = start_generator(
-        topic,
-        wait_ready=False,  # runs to its total and exits, maybe before a readiness probe
-        GENERATOR_RATE="0",
-        GENERATOR_TOTAL=str(total),
+    process, rows = run_to_total(
+        kafka,
+        start_generator,
+        partitions=3,
+        total=total,
         GENERATOR_MISSING_FIELDS_PERCENT="10",
         GENERATOR_DUPLICATE_PERCENT="5",
         GENERATOR_UNPARSEABLE_PERCENT="3",
         **SEEDED,
     )
-    assert process.wait(120) == 0
     report = summary(process)
-    rows = read_rows(kafka, topic)
 
     # exact count, per partition, matching what the generator says it delivered
     assert len(rows) == total == report["delivered"]
@@ -119,19 +123,17 @@ def test_10k_records_exact_counts_and_composition(
 def test_missing_fields_setting_limits_which_fields_are_nulled(
     kafka: KafkaBroker, start_generator: StartGenerator
 ) -> None:
-    topic = kafka.create_topic(partitions=1)
-    process = start_generator(
-        topic,
-        wait_ready=False,  # runs to its total and exits, maybe before a readiness probe
-        GENERATOR_RATE="0",
-        GENERATOR_TOTAL="300",
+    _, rows = run_to_total(
+        kafka,
+        start_generator,
+        partitions=1,
+        total=300,
         GENERATOR_MISSING_FIELDS_PERCENT="100",
         GENERATOR_DUPLICATE_PERCENT="0",
         GENERATOR_UNPARSEABLE_PERCENT="0",
         GENERATOR_MISSING_FIELDS="page",
     )
-    assert process.wait(60) == 0
-    docs = [json.loads(r.value) for r in read_rows(kafka, topic)]
+    docs = [json.loads(r.value) for r in rows]
     assert len(docs) == 300
     assert all(d["page"] is None and d["user_id"] and d["event_time"] for d in docs)
 
@@ -154,18 +156,15 @@ def test_same_seed_gives_byte_identical_records(kafka: KafkaBroker, start_genera
 def test_skew_more_sends_the_configured_share_to_one_partition(
     kafka: KafkaBroker, start_generator: StartGenerator
 ) -> None:
-    topic = kafka.create_topic(partitions=3)
-    process = start_generator(
-        topic,
-        wait_ready=False,  # runs to its total and exits, maybe before a readiness probe
-        GENERATOR_RATE="0",
-        GENERATOR_TOTAL="3000",
+    process, rows = run_to_total(
+        kafka,
+        start_generator,
+        partitions=3,
+        total=3000,
         GENERATOR_SKEW_PARTITION="2",
         GENERATOR_SKEW_MODE="more",
         GENERATOR_SKEW_SHARE_PERCENT="70",
     )
-    assert process.wait(60) == 0
-    rows = read_rows(kafka, topic)
     counts = by_partition(rows)
     assert counts == summary(process)["by_partition"]
     assert abs(100 * counts["2"] / 3000 - 70) <= 3, counts
@@ -175,12 +174,11 @@ def test_skew_more_sends_the_configured_share_to_one_partition(
 def test_skew_pause_stops_one_partition_after_n_records(
     kafka: KafkaBroker, start_generator: StartGenerator
 ) -> None:
-    topic = kafka.create_topic(partitions=3)
-    process = start_generator(
-        topic,
-        wait_ready=False,  # runs to its total and exits, maybe before a readiness probe
-        GENERATOR_RATE="0",
-        GENERATOR_TOTAL="2000",
+    process, rows = run_to_total(
+        kafka,
+        start_generator,
+        partitions=3,
+        total=2000,
         GENERATOR_SKEW_PARTITION="0",
         GENERATOR_SKEW_MODE="pause",
         GENERATOR_SKEW_PAUSE_AFTER="50",
@@ -188,8 +186,6 @@ def test_skew_pause_stops_one_partition_after_n_records(
         GENERATOR_UNPARSEABLE_PERCENT="0",
         **SEEDED,
     )
-    assert process.wait(60) == 0
-    rows = read_rows(kafka, topic)
     report = summary(process)
     assert by_partition(rows) == report["by_partition"]
     assert report["by_partition"]["0"] == 50
