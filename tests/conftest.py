@@ -10,8 +10,9 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import pytest
 
@@ -89,34 +90,44 @@ def output_dir(request: pytest.FixtureRequest, output_root: Path) -> Path:
     return path
 
 
+class _Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+_Component = TypeVar("_Component", bound=_Stoppable)
+
+
+def _session_component(
+    start: Callable[[Path], _Component], output_root: Path
+) -> Generator[_Component, None, _Component]:
+    """A session fixture's body: the component started with its files under ``_infra``, yielded, stopped
+    at the end of the session (and returned, for a fixture that cleans up after it)."""
+    component = start(output_root / "_infra")
+    yield component
+    component.stop()
+    return component
+
+
 @pytest.fixture(scope="session")
 def kafka(output_root: Path) -> Iterator[KafkaBroker]:
-    broker = KafkaBroker.start(output_root / "_infra")
-    yield broker
-    broker.stop()
+    broker = yield from _session_component(KafkaBroker.start, output_root)
     shutil.rmtree(broker.data_dir, ignore_errors=True)  # tens of MB per session; its log file stays
 
 
 @pytest.fixture(scope="session")
 def pushgateway(output_root: Path) -> Iterator[Pushgateway]:
-    gateway = Pushgateway.start(output_root / "_infra")
-    yield gateway
-    gateway.stop()
+    yield from _session_component(Pushgateway.start, output_root)
 
 
 @pytest.fixture(scope="session")
 def search(output_root: Path) -> Iterator[SearchServer]:
-    server = SearchServer.start(output_root / "_infra")
-    yield server
-    server.stop()
+    yield from _session_component(SearchServer.start, output_root)
 
 
 @pytest.fixture(scope="session")
 def elasticsearch(output_root: Path) -> Iterator[ElasticsearchNode]:
     """A real Elasticsearch 8 node with basic auth; for what depends on Elasticsearch's own behaviour."""
-    node = ElasticsearchNode.start(output_root / "_infra")
-    yield node
-    node.stop()
+    yield from _session_component(ElasticsearchNode.start, output_root)
 
 
 @pytest.fixture
@@ -133,9 +144,7 @@ def search_backend(request: pytest.FixtureRequest) -> SearchBackend:
 # the image this run built; the infrastructure images with the references k8s/offline names.
 @pytest.fixture(scope="session")
 def docker_engine(output_root: Path) -> Iterator[DockerEngine]:
-    engine = DockerEngine.connect_or_start(output_root / "_infra")
-    yield engine
-    engine.stop()
+    yield from _session_component(DockerEngine.connect_or_start, output_root)
 
 
 @pytest.fixture(scope="session")
