@@ -71,6 +71,11 @@ class ObserverFactory:
         self.kafka.create_topic(self.source, partitions)
         self.kafka.create_topic(self.topic, partitions)
 
+    def produce_visits(self, topic: str, ids_by_partition: dict[int, range]) -> None:
+        """``visit(i)`` for each id of a partition's range, produced in order to that partition."""
+        for partition, ids in ids_by_partition.items():
+            self.kafka.produce(topic, [(None, visit(i)) for i in ids], partition=partition)
+
     def env(self, **extra: str) -> dict[str, str]:
         return service_env(
             **self.kafka.env(),

@@ -4,7 +4,7 @@ rebalance, so every partition has one series however the group is scaled."""
 
 from __future__ import annotations
 
-from observer.conftest import ObserverFactory, committed_offsets, visit
+from observer.conftest import ObserverFactory, committed_offsets
 from prometheus_client.parser import text_string_to_metric_families
 
 from streamwatch_dev.kafka import KafkaBroker
@@ -35,8 +35,7 @@ def test_each_replica_exports_the_group_lag_of_the_partitions_it_owns(
     observers.topics(partitions=2)
     # Windows of 25 records: 50 of partition 0's 60 and 25 of partition 1's 35 are written and committed;
     # 10 of each wait in an open window (it closes only after 600 s), read but not yet committed.
-    kafka.produce(observers.topic, [(None, visit(i)) for i in range(60)], partition=0)
-    kafka.produce(observers.topic, [(None, visit(1000 + i)) for i in range(35)], partition=1)
+    observers.produce_visits(observers.topic, {0: range(60), 1: range(1000, 1035)})
     a = observers.start("replica-a", **SETTINGS)
     wait_until(
         lambda: committed_offsets(kafka, observers.group, observers.topic, 2) == {0: 50, 1: 25},

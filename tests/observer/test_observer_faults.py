@@ -32,16 +32,14 @@ def test_sigkill_mid_window_then_restart_misses_and_duplicates_nothing(
     kafka: KafkaBroker, observers: ObserverFactory
 ) -> None:
     observers.topics(partitions=2)
-    kafka.produce(observers.topic, [(None, visit(i)) for i in range(120)], partition=0)
-    kafka.produce(observers.topic, [(None, visit(1000 + i)) for i in range(70)], partition=1)
+    observers.produce_visits(observers.topic, {0: range(120), 1: range(1000, 1070)})
     settings = {"OBSERVER_WINDOW_RECORDS": "50", "OBSERVER_WINDOW_SECONDS": "600", **NO_PROFILE}
     first = observers.start("first", **settings)
     first.wait_for_event("window_written", count=3, timeout=60)
     # Windows p0 100-119 and p1 50-69 are open: SIGKILL now, mid-window.
     first.kill()
     assert committed_offsets(kafka, observers.group, observers.topic, 2) == {0: 100, 1: 50}
-    kafka.produce(observers.topic, [(None, visit(120 + i)) for i in range(30)], partition=0)
-    kafka.produce(observers.topic, [(None, visit(1070 + i)) for i in range(30)], partition=1)
+    observers.produce_visits(observers.topic, {0: range(120, 150), 1: range(1070, 1100)})
     second = observers.start("second", **settings)
     wait_until(lambda: covered(observers) == 250, 60, what="windows covering all 250 records")
     cover = coverage(observers.docs("window"))
@@ -66,12 +64,12 @@ def test_search_outage_retries_without_commit_then_catches_up(
     kafka: KafkaBroker, search: SearchServer, observers: ObserverFactory
 ) -> None:
     observers.topics(partitions=1)
-    kafka.produce(observers.topic, [(None, visit(i)) for i in range(60)], partition=0)
+    observers.produce_visits(observers.topic, {0: range(60)})
     observer = observers.start(OBSERVER_WINDOW_RECORDS="20", OBSERVER_WINDOW_SECONDS="600", **NO_PROFILE)
     observer.wait_for_event("window_written", count=3, timeout=60)
     search.go_down()
     try:
-        kafka.produce(observers.topic, [(None, visit(60 + i)) for i in range(40)], partition=0)
+        observers.produce_visits(observers.topic, {0: range(60, 100)})
         observer.wait_for_event("sink_write_failed", count=3, timeout=60)
         text = observer.metrics()
         assert (metric_value(text, "observer_sink_failures_total", sink="elasticsearch") or 0) >= 3
@@ -154,7 +152,7 @@ def test_windows_written_but_not_committed_are_not_observed_again(
 ) -> None:
     """A replica that died between a write and its commit: the next one starts after the stored windows."""
     observers.topics(partitions=1)
-    kafka.produce(observers.topic, [(None, visit(i)) for i in range(60)], partition=0)
+    observers.produce_visits(observers.topic, {0: range(60)})
     settings = {"OBSERVER_WINDOW_RECORDS": "25", "OBSERVER_WINDOW_SECONDS": "2", **NO_PROFILE}
     first = observers.start("first", **settings)
     wait_until(lambda: covered(observers) == 60, 60, what="all records observed")
@@ -163,7 +161,7 @@ def test_windows_written_but_not_committed_are_not_observed_again(
     consumer = kafka.consumer(observers.group)
     consumer.commit(offsets=[TopicPartition(observers.topic, 0, 25)], asynchronous=False)
     consumer.close()
-    kafka.produce(observers.topic, [(None, visit(60 + i)) for i in range(10)], partition=0)
+    observers.produce_visits(observers.topic, {0: range(60, 70)})
     second = observers.start("second", **settings)
     (moved,) = second.wait_for_event("assignment_moved_past_written_windows", timeout=60)
     assert moved["starts"] == {"0": 60}

@@ -5,29 +5,37 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
-from observer.conftest import ObserverFactory, visit
+from observer.conftest import ObserverFactory
 from profile_publisher import conftest as publisher_fixtures
 from profile_publisher.publisher_client import Publisher
 
 from streamwatch_dev.kafka import KafkaBroker
 from streamwatch_dev.process import wait_until
-from streamwatch_dev.services import metric_value
+from streamwatch_dev.services import ServiceProcess, metric_value
 
 # The publisher's own fixture: starts its console script with a fresh store, index and token.
 start_publisher = publisher_fixtures.start_publisher
+
+
+def observing_to(
+    observers: ObserverFactory, publisher: Publisher, records: int, window: int, token: str
+) -> ServiceProcess:
+    """An observer delivering its profiles to ``publisher`` with ``token``, windows of ``window`` records
+    over ``records`` visits produced to its one-partition topic."""
+    observers.topics(partitions=1)
+    observers.produce_visits(observers.topic, {0: range(records)})
+    return observers.start(
+        OBSERVER_WINDOW_RECORDS=str(window),
+        OBSERVER_PROFILE_PUBLISHER_URL=publisher.url,
+        OBSERVER_PROFILE_PUBLISHER_TOKEN=token,
+    )
 
 
 def test_profile_reaches_the_publisher_and_is_served(
     kafka: KafkaBroker, observers: ObserverFactory, start_publisher: Callable[..., Publisher]
 ) -> None:
     publisher = start_publisher()
-    observers.topics(partitions=1)
-    kafka.produce(observers.topic, [(None, visit(i)) for i in range(30)], partition=0)
-    observer = observers.start(
-        OBSERVER_WINDOW_RECORDS="30",
-        OBSERVER_PROFILE_PUBLISHER_URL=publisher.url,
-        OBSERVER_PROFILE_PUBLISHER_TOKEN=publisher.token,
-    )
+    observer = observing_to(observers, publisher, records=30, window=30, token=publisher.token)
     (written,) = observer.wait_for_event("profile_written", timeout=120)
     assert written["target"] == "publisher"
     assert written["key"] == "passthrough_p0-0-29"
@@ -47,13 +55,7 @@ def test_refused_delivery_is_counted_and_observation_continues(
     kafka: KafkaBroker, observers: ObserverFactory, start_publisher: Callable[..., Publisher]
 ) -> None:
     publisher = start_publisher()
-    observers.topics(partitions=1)
-    kafka.produce(observers.topic, [(None, visit(i)) for i in range(20)], partition=0)
-    observer = observers.start(
-        OBSERVER_WINDOW_RECORDS="10",
-        OBSERVER_PROFILE_PUBLISHER_URL=publisher.url,
-        OBSERVER_PROFILE_PUBLISHER_TOKEN="wrong-token",
-    )
+    observer = observing_to(observers, publisher, records=20, window=10, token="wrong-token")
     observer.wait_for_event("profile_failed", timeout=120)
     wait_until(lambda: len(observers.docs("window")) == 2, 30, what="both windows written")
     failures = metric_value(observer.metrics(), "observer_profile_failures_total", target="publisher")

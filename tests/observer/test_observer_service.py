@@ -27,8 +27,7 @@ from streamwatch_dev.services import metric_value
 def test_quality_lag_and_profile_of_known_records(kafka: KafkaBroker, observers: ObserverFactory) -> None:
     observers.topics(partitions=2)
     # Source: p0 has 30 records, p1 has 50. The passthrough "copied" all of p0 and 20 of p1.
-    kafka.produce(observers.source, [(None, visit(i)) for i in range(30)], partition=0)
-    kafka.produce(observers.source, [(None, visit(100 + i)) for i in range(50)], partition=1)
+    observers.produce_visits(observers.source, {0: range(30), 1: range(100, 150)})
     p0 = [visit(i) for i in range(30)]
     p0[2] = visit(2, user_id=None)
     p0[3] = visit(3, page="")
@@ -139,8 +138,7 @@ def test_partition_unknown_to_the_checkpoint_is_reported_as_new(
     kafka: KafkaBroker, observers: ObserverFactory
 ) -> None:
     observers.topics(partitions=2)
-    kafka.produce(observers.source, [(None, visit(i)) for i in range(10)], partition=0)
-    kafka.produce(observers.source, [(None, visit(100 + i)) for i in range(7)], partition=1)
+    observers.produce_visits(observers.source, {0: range(10), 1: range(100, 107)})
     write_checkpoint(observers.checkpoint, 3, {0: 10}, observers.source)  # written before p1 existed
     observer = observers.start(OBSERVER_PROFILE_ENABLED="false")
 
