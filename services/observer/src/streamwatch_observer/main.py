@@ -9,7 +9,7 @@ from typing import Any
 from streamwatch_common.backoff import Backoff
 from streamwatch_common.errors import SinkError
 from streamwatch_common.kafka import LibrdkafkaLog
-from streamwatch_common.ops import OpsServer
+from streamwatch_common.ops import OpsServer, Readiness
 from streamwatch_common.service import fatal_errors, start_service
 from streamwatch_common.shutdown import GracefulShutdown
 from streamwatch_observer import metrics
@@ -80,14 +80,10 @@ def main() -> None:
 
 def run(settings: ObserverSettings, shutdown: GracefulShutdown) -> None:
     """Serve the ops endpoints, wait for the index template, then observe until shutdown."""
-    state: dict[str, Observer] = {}
-    template_ready = False
-
-    def ready() -> bool:
-        observer = state.get("observer")
-        return template_ready and observer is not None and observer.subscribed
-
-    ops = OpsServer(settings.ops_host, settings.ops_port, ready=ready).start()
+    readiness = Readiness()
+    readiness.set("index_template", False)
+    readiness.set("subscribed", False)
+    ops = OpsServer(settings.ops_host, settings.ops_port, ready=readiness).start()
     profiler = None
     probe = None
     try:
@@ -97,9 +93,9 @@ def run(settings: ObserverSettings, shutdown: GracefulShutdown) -> None:
             settings.required_fields,
             replicas=settings.elasticsearch_index_replicas,
         )
-        template_ready = _wait_for_template(sink, shutdown, settings.sink_max_backoff_seconds)
-        if not template_ready:
+        if not _wait_for_template(sink, shutdown, settings.sink_max_backoff_seconds):
             return
+        readiness.set("index_template", True)
         if settings.profile_enabled:
             profiler = Profiler(_destination(settings), settings.profile_max_rows).start()
         probe = LagProbe(
@@ -116,7 +112,7 @@ def run(settings: ObserverSettings, shutdown: GracefulShutdown) -> None:
             probe=probe,
             profiler=profiler,
         )
-        state["observer"] = observer
+        readiness.check("subscribed", lambda: observer.subscribed)
         observer.run()
     finally:
         if probe is not None:
