@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -83,10 +84,11 @@ def run(settings: ObserverSettings, shutdown: GracefulShutdown) -> None:
     readiness = Readiness()
     readiness.set("index_template", False)
     readiness.set("subscribed", False)
-    ops = OpsServer(settings.ops_host, settings.ops_port, ready=readiness).start()
-    profiler = None
-    probe = None
-    try:
+    # Stopped in the reverse order of starting, whatever happened in between (ExitStack).
+    with ExitStack() as running:
+        ops = OpsServer(settings.ops_host, settings.ops_port, ready=readiness).start()
+        running.callback(logger.info, "service_stopped")
+        running.callback(ops.stop)
         sink = ObservationSink(
             settings.elasticsearch_client(),
             settings.index,
@@ -96,14 +98,17 @@ def run(settings: ObserverSettings, shutdown: GracefulShutdown) -> None:
         if not _wait_for_template(sink, shutdown, settings.sink_max_backoff_seconds):
             return
         readiness.set("index_template", True)
+        profiler = None
         if settings.profile_enabled:
             profiler = Profiler(_destination(settings), settings.profile_max_rows).start()
+            running.callback(profiler.close, _PROFILE_STOP_SECONDS)
         probe = LagProbe(
             {**settings.consumer_config(f"{settings.group_id}-lag-probe"), "logger": LibrdkafkaLog()},
             settings.source_topic,
             Path(settings.checkpoint_path),
             settings.lag_evaluation_window_seconds,
         )
+        running.callback(probe.close)
         observer = Observer(
             settings=settings,
             shutdown=shutdown,
@@ -114,13 +119,6 @@ def run(settings: ObserverSettings, shutdown: GracefulShutdown) -> None:
         )
         readiness.check("subscribed", lambda: observer.subscribed)
         observer.run()
-    finally:
-        if probe is not None:
-            probe.close()
-        if profiler is not None:
-            profiler.close(_PROFILE_STOP_SECONDS)
-        ops.stop()
-        logger.info("service_stopped")
 
 
 if __name__ == "__main__":
