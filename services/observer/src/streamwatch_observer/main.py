@@ -26,10 +26,6 @@ logger = logging.getLogger(__name__)
 
 _PROFILE_STOP_SECONDS = 30.0
 _FIRST_BACKOFF = 0.5
-PREFETCH_KIB = 8192
-"""The observer consumer's ``queued.max.messages.kbytes`` unless ``KAFKA_CONSUMER_PROPERTIES`` sets it.
-librdkafka's own default lets its fetcher queue tens of MiB while the loop waits on a slow sink, so memory
-grew with the backlog; a few consume batches' worth keeps the loop fed and the back-pressure end to end."""
 
 
 def _destination(settings: ObserverSettings) -> Destination:
@@ -46,11 +42,10 @@ def _destination(settings: ObserverSettings) -> Destination:
 
 
 def consumer_config(settings: ObserverSettings) -> dict[str, Any]:
-    """The observer consumer's configuration, all of it but the statistics its handle adds: the prefetch
-    cap unless ``KAFKA_CONSUMER_PROPERTIES`` sets another, librdkafka's own lines through logging (JSON,
-    not stderr text), and the result of each asynchronous commit logged and counted."""
+    """The observer consumer's configuration, all of it but the statistics its handle adds: librdkafka's
+    own lines through logging (JSON, not stderr text), and the result of each asynchronous commit logged
+    and counted."""
     return {
-        "queued.max.messages.kbytes": PREFETCH_KIB,
         **settings.consumer_config(settings.group_id),
         "logger": LibrdkafkaLog(),
         "on_commit": commit_result,
