@@ -251,25 +251,36 @@ def test_each_evaluation_alert_fires_for_its_status_only(
     )
 
 
-def drift_series(
-    partition: str, field: str, values: str, instance: str = "observer-a:8080"
+def field_series(
+    metric: str, partition: str, field: str, values: str, instance: str = "observer-a:8080"
 ) -> dict[str, str]:
+    """One per-field score series of the observer (window-to-window drift or drift from the reference)."""
     return {
-        "series": f'observer_field_drift{{job="passthrough", topic="processed_visits",'
+        "series": f'{metric}{{job="passthrough", topic="processed_visits",'
         f' partition="{partition}", field="{field}", instance="{instance}"}}',
         "values": values,
     }
 
 
+def drift_series(
+    partition: str, field: str, values: str, instance: str = "observer-a:8080"
+) -> dict[str, str]:
+    return field_series("observer_field_drift", partition, field, values, instance)
+
+
+def field_alert_labels(partition: str, field: str) -> dict[str, str]:
+    return {
+        "severity": "warning",
+        "job": "passthrough",
+        "topic": "processed_visits",
+        "partition": partition,
+        "field": field,
+    }
+
+
 def drifted(partition: str, field: str, value: float) -> dict[str, Any]:
     return {
-        "exp_labels": {
-            "severity": "warning",
-            "job": "passthrough",
-            "topic": "processed_visits",
-            "partition": partition,
-            "field": field,
-        },
+        "exp_labels": field_alert_labels(partition, field),
         "exp_annotations": {
             "runbook_url": RUNBOOK + "field-drift",
             "summary": f"Field {field} drifted on processed_visits partition {partition}",
@@ -307,22 +318,12 @@ def test_drift_fires_on_one_window_above_the_threshold_and_not_at_it(rule_file: 
 def reference_series(
     partition: str, field: str, values: str, instance: str = "observer-a:8080"
 ) -> dict[str, str]:
-    return {
-        "series": f'observer_field_drift_reference{{job="passthrough", topic="processed_visits",'
-        f' partition="{partition}", field="{field}", instance="{instance}"}}',
-        "values": values,
-    }
+    return field_series("observer_field_drift_reference", partition, field, values, instance)
 
 
 def drifted_from_reference(partition: str, field: str, value: float) -> dict[str, Any]:
     return {
-        "exp_labels": {
-            "severity": "warning",
-            "job": "passthrough",
-            "topic": "processed_visits",
-            "partition": partition,
-            "field": field,
-        },
+        "exp_labels": field_alert_labels(partition, field),
         "exp_annotations": {
             "runbook_url": RUNBOOK + "field-drift-from-reference",
             "summary": f"Field {field} drifted from its reference on processed_visits partition {partition}",
