@@ -42,14 +42,14 @@ def test_property_layers_and_precedence(clean_env: pytest.MonkeyPatch) -> None:
 def test_librdkafka_clients_keep_their_connections_and_the_java_client_never_sees_that_key(
     clean_env: pytest.MonkeyPatch,
 ) -> None:
-    from streamwatch_common.spark.kafka_stream import spark_client_options
+    from streamwatch_common.spark.connector import PYTHON
 
     clean_env.setenv("KAFKA_BOOTSTRAP_SERVERS", "b1:9092")
     settings = KafkaSettings()
     for config in (settings.producer_config(), settings.consumer_config("g"), settings.admin_config()):
         assert config["enable.sparse.connections"] is False
         assert config["metadata.recovery.rebootstrap.trigger.ms"] == REBOOTSTRAP_AFTER_MS
-    java = spark_client_options(settings.producer_config(), producer=True)
+    java = PYTHON.client_options(settings.producer_config(), producer=True)
     assert java["kafka.bootstrap.servers"] == "b1:9092"
     assert not [key for key in java if "sparse" in key or "rebootstrap" in key], java
     clean_env.setenv("KAFKA_PROPERTIES", '{"enable.sparse.connections": true}')

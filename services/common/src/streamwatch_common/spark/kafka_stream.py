@@ -48,18 +48,6 @@ def kafka_stream_options(
     return options
 
 
-def spark_client_options(
-    client_config: Mapping[str, Any], producer: bool = False, connector: Connector = PYTHON
-) -> dict[str, str]:
-    """Client properties as ``kafka.``-prefixed options, without the keys the connectors manage themselves.
-
-    Consumer-group keys are dropped for a reader: progress lives in the checkpoint, not in a group. For the
-    ``jvm`` connector the librdkafka properties become the Java client's (:mod:`.java_client`; raises
-    :class:`~streamwatch_common.spark.java_client.JavaClientConfigError` for one it cannot translate).
-    """
-    return connector.client_options(client_config, producer=producer)
-
-
 def read_kafka_stream(spark: SparkSession, connector: Connector, options: Mapping[str, str]) -> DataFrame:
     """A streaming DataFrame with ``key, value, topic, partition, offset, timestamp``."""
     return connector.read_stream(spark, options).select(*COLUMNS)
