@@ -16,8 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import machine, observer, passthrough, sla, visits_writer
-from bench.report import BenchRun, Target
+from bench.report import BenchRun
 from bench.stack import Infra
+from bench.targets import targets
 from streamwatch_common.logs import configure_logging
 from streamwatch_dev.process import OUTPUT_ROOT, REPO_ROOT
 
@@ -31,7 +32,6 @@ BENCHMARKS: dict[str, Benchmark] = {
     "sla": sla.run,
 }
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
-GIB_MIB = 1024.0
 
 
 def _selection(text: str | None) -> list[str]:
@@ -44,68 +44,26 @@ def _selection(text: str | None) -> list[str]:
     return [name for name in BENCHMARKS if name in chosen]
 
 
-def targets(run: BenchRun) -> list[Target]:
-    """The issue's targets, filled in from what this run measured."""
-    # The better connector is the one with the higher ratio at the largest batch; its numbers are judged.
-    largest = max(
-        (m for m in run.measurements if m.benchmark == "passthrough" and m.metric == "ratio to raw loop"),
-        key=lambda m: (int(m.case.split()[-1].replace(",", "")), m.value),
-        default=None,
+def _run_one(
+    name: str, rounds: tuple[int, int], run: BenchRun, infra: Infra, work: Path, *, quick: bool
+) -> None:
+    """Round ``rounds[0]`` of ``rounds[1]`` of one benchmark; a failure is recorded, the others run."""
+    round_, repeat = rounds
+    if name in run.errors:
+        return  # it failed in an earlier round: its later rounds would fail the same way
+    logger.info(
+        "benchmark_started", extra={"benchmark": name, "round": f"{round_}/{repeat}", "logs": str(work)}
     )
-    big_batch = largest is not None and int(largest.case.split()[-1].replace(",", "")) >= 100_000
-    better = largest.case.split()[0] if largest is not None else None
-    profile_100k = run.value("observer", "quality + lag + profile 100k", "profile build (slowest)")
-    latency = run.value("sla-detection", "above theoretical minimum", "excess")
-    # Memory of the Spark jobs on the better path (a passthrough label starts with its connector; the
-    # visits writer's jvm runs are labelled delta-spark).
-    spark = [
-        p
-        for p in run.memory
-        if (p.service == "passthrough" and p.load.split()[0] == better)
-        or (p.service == "visits-writer" and ("delta-spark" in p.load) == (better == "jvm"))
-    ]
-    observer_100k = [p for p in run.memory if p.service == "observer" and "profile 100k" in p.load]
-    return [
-        Target(
-            "passthrough ≥ 0.8x raw loop at 100k-record batches (better connector)",
-            0.8,
-            ">=",
-            "x",
-            largest.value if largest is not None and big_batch else None,
-            f"connector: {better}" if big_batch else "quick mode: batches < 100k",
-        ),
-        Target(
-            "observer quality statistics ≥ 200k records/s per replica",
-            200_000,
-            ">=",
-            "records/s",
-            run.value("observer", "quality only", "records/s per replica"),
-        ),
-        Target("100k-row profile ≤ 6 s", 6.0, "<=", "s", profile_100k),
-        Target("detection latency ≤ theoretical minimum + 2 s", 2.0, "<=", "s over minimum", latency),
-        Target(
-            "Spark job peak memory ≤ 1 GiB on the better connector (PSS summed: shared pages once)",
-            GIB_MIB,
-            "<=",
-            "MiB",
-            max(p.peak_pss_mib for p in spark) if spark else None,
-            f"connector: {better}" if better else "",
-        ),
-        Target(
-            "observer peak RSS ≤ 700 MiB with 100k-row profiles (RSS summed: observer + profile worker)",
-            700.0,
-            "<=",
-            "MiB",
-            max(p.peak_rss_mib for p in observer_100k) if observer_100k else None,
-        ),
-        Target(
-            "observer peak memory ≤ 700 MiB with 100k-row profiles (PSS summed: shared pages once)",
-            700.0,
-            "<=",
-            "MiB",
-            max(p.peak_pss_mib for p in observer_100k) if observer_100k else None,
-        ),
-    ]
+    started = time.monotonic()
+    # Each round in its own directory: a checkpoint or table left by an earlier round would be resumed.
+    round_work = work / f"round-{round_}" if repeat > 1 else work
+    round_work.mkdir(parents=True, exist_ok=True)
+    try:
+        BENCHMARKS[name](run, infra, round_work, quick)
+    except Exception as exc:  # noqa: BLE001 - report the failure, run the other benchmarks
+        run.errors[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        logger.error("benchmark_failed", extra={"benchmark": name, "traceback": traceback.format_exc()})
+    run.durations_s[name] = round(run.durations_s.get(name, 0.0) + time.monotonic() - started, 1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,11 +71,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--only", help=f"comma-separated subset of: {', '.join(BENCHMARKS)}")
     parser.add_argument("--quick", action="store_true", help="small data, for smoke tests (not comparable)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=None,
+        help="rounds of every chosen benchmark, side by side; each number is the median (default 3, quick 1)",
+    )
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--work-dir", type=Path, default=None, help="logs and data (default test-output/)")
     args = parser.parse_args(argv)
     configure_logging("bench", "console", "INFO")
     chosen = _selection(args.only)
+    repeat = args.repeat if args.repeat is not None else (1 if args.quick else 3)
+    if repeat < 1:
+        raise SystemExit(f"--repeat must be at least 1, got {repeat}")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     work = args.work_dir or OUTPUT_ROOT / f"bench-{stamp}"
     work.mkdir(parents=True, exist_ok=True)
@@ -129,19 +96,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     infra = Infra(work)
     try:
-        for name in chosen:
-            logger.info("benchmark_started", extra={"benchmark": name, "logs": str(work)})
-            started = time.monotonic()
-            try:
-                BENCHMARKS[name](run, infra, work, args.quick)
-            except Exception as exc:  # noqa: BLE001 - report the failure, run the other benchmarks
-                run.errors[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                logger.error(
-                    "benchmark_failed", extra={"benchmark": name, "traceback": traceback.format_exc()}
-                )
-            run.durations_s[name] = round(time.monotonic() - started, 1)
+        # Round after round of every benchmark, so each case's rounds share the run's conditions.
+        for round_ in range(1, repeat + 1):
+            for name in chosen:
+                _run_one(name, (round_, repeat), run, infra, work, quick=args.quick)
     finally:
         infra.stop()
+    run.keep_medians()
     run.targets = targets(run)
     run.load_average_end = machine.load_average()
     run.finished_at = datetime.now(UTC).isoformat(timespec="seconds")

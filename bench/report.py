@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import operator
+import statistics
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -81,6 +82,18 @@ class BenchRun:
                 return m.value
         return None
 
+    def keep_medians(self) -> None:
+        """Collapse the rounds of a repeated run into one row per case: each number becomes the median of
+        its rounds (the note lists them all), each peak memory the round with the median PSS."""
+        groups: dict[tuple[str, str, str], list[Measurement]] = {}
+        for m in self.measurements:
+            groups.setdefault((m.benchmark, m.case, m.metric), []).append(m)
+        self.measurements = [_median_measurement(rounds) for rounds in groups.values()]
+        peaks: dict[tuple[str, str], list[PeakMemory]] = {}
+        for p in self.memory:
+            peaks.setdefault((p.service, p.load), []).append(p)
+        self.memory = [_median_peak(rounds) for rounds in peaks.values()]
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         for target, raw in zip(self.targets, data["targets"], strict=True):
@@ -137,6 +150,40 @@ class BenchRun:
         ):
             path.write_text(content, encoding="utf-8")
         return json_path, md_path
+
+
+def _median_measurement(rounds: list[Measurement]) -> Measurement:
+    first = rounds[0]
+    if len(rounds) == 1:
+        return first
+    values = [m.value for m in rounds]
+    listed = " / ".join(_number(v) for v in values)
+    note = f"{first.note}; " if first.note else ""
+    return Measurement(
+        first.benchmark,
+        first.case,
+        first.metric,
+        round(statistics.median(values), 3),
+        first.unit,
+        f"{note}median of {len(values)}: {listed}",
+    )
+
+
+def _median_peak(rounds: list[PeakMemory]) -> PeakMemory:
+    if len(rounds) == 1:
+        return rounds[0]
+    ordered = sorted(rounds, key=lambda p: p.peak_pss_mib)
+    # The upper middle for an even count: a bound is judged against the less flattering round.
+    middle = ordered[len(ordered) // 2]
+    listed = " / ".join(f"{p.peak_pss_mib:.0f}" for p in rounds)
+    return PeakMemory(
+        middle.service,
+        middle.load,
+        middle.peak_rss_mib,
+        middle.peak_pss_mib,
+        middle.processes,
+        f"{middle.breakdown}; PSS of the {len(rounds)} rounds: {listed} MiB",
+    )
 
 
 def _number(value: float) -> str:

@@ -1,0 +1,56 @@
+"""A repeated bench run reports each case once, as the median of its rounds, and the targets judge that."""
+
+from __future__ import annotations
+
+from bench.report import BenchRun, PeakMemory
+from bench.targets import better_passthrough, targets
+
+
+def _run() -> BenchRun:
+    return BenchRun(mode="full", machine={}, started_at="", load_average_start=[0.0, 0.0, 0.0])
+
+
+def _memory(pss: float) -> PeakMemory:
+    return PeakMemory("passthrough", "copy 100,000 records/trigger", pss + 100, pss, 5, "java")
+
+
+def test_each_case_becomes_the_median_of_its_rounds() -> None:
+    run = _run()
+    for ratio, cpu, pss in ((0.9, 0.5, 1100.0), (0.7, 0.3, 900.0), (0.85, 0.45, 1000.0)):
+        run.add("passthrough", "copy batch 100,000", "ratio to raw loop", ratio, "x")
+        run.add("passthrough", "copy batch 100,000", "CPU ratio to raw loop", cpu, "x", note="steady")
+        run.add("passthrough", "jvm batch 100,000", "ratio to raw loop", ratio / 2, "x")
+        run.memory.append(_memory(pss))
+
+    run.keep_medians()
+
+    assert [(m.case, m.metric, m.value) for m in run.measurements] == [
+        ("copy batch 100,000", "ratio to raw loop", 0.85),
+        ("copy batch 100,000", "CPU ratio to raw loop", 0.45),
+        ("jvm batch 100,000", "ratio to raw loop", 0.425),
+    ]
+    assert run.measurements[1].note == "steady; median of 3: 0.50 / 0.30 / 0.45"
+    assert len(run.memory) == 1
+    assert run.memory[0].peak_pss_mib == 1000.0
+    assert run.memory[0].breakdown.endswith("PSS of the 3 rounds: 1100 / 900 / 1000 MiB")
+
+
+def test_targets_judge_the_better_path_at_big_batches_only() -> None:
+    run = _run()
+    run.add("passthrough", "python batch 10,000", "ratio to raw loop", 0.95, "x")
+    run.add("passthrough", "python batch 100,000", "ratio to raw loop", 0.4, "x")
+    run.add("passthrough", "copy batch 100,000", "ratio to raw loop", 0.82, "x")
+    run.add("passthrough", "copy batch 100,000", "CPU ratio to raw loop", 0.35, "x")
+    run.memory.append(_memory(1500.0))
+
+    assert better_passthrough(run) == "copy"
+    verdicts = {t.name: (t.measured, t.verdict) for t in targets(run)}
+    assert verdicts["passthrough at 100k records/trigger, better path: wall time vs the raw loop"] == (
+        0.82,
+        "pass",
+    )
+    cpu = "passthrough at 100k records/trigger, better path: records per CPU-second vs the raw loop"
+    assert verdicts[cpu] == (0.35, "MISS")
+    memory = "passthrough at 100k records/trigger, better path: peak memory (PSS summed)"
+    assert verdicts[memory] == (1500.0, "MISS")
+    assert verdicts["observer, quality + lag + drift, one replica"] == (None, "not measured")
