@@ -35,6 +35,11 @@ if ! command -v uv >/dev/null 2>&1; then
   python3 -m pip install -q "uv==0.13.9"
 fi
 
+# The observer's classifier (native/visit_classifier) is Rust: uv sync builds it with maturin, which needs
+# cargo (rustup's default place is ~/.cargo/bin, not always on PATH).
+if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then export PATH="$HOME/.cargo/bin:$PATH"; fi
+command -v cargo >/dev/null || { echo "install-deps: error: cargo is not installed (native/visit_classifier is Rust; install it with rustup: https://rustup.rs)" >&2; exit 1; }
+
 step "python: uv sync --frozen (all services, the dev-only local runtime, dev tools)"
 uv sync --frozen --all-extras
 
