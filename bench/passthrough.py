@@ -1,10 +1,13 @@
-"""Passthrough throughput at several batch sizes against a raw confluent-kafka consume → produce loop.
+"""Passthrough throughput at 100k records per trigger against a raw confluent-kafka consume → produce loop.
 
-Both copy the same pre-loaded topic on the same broker in the same run, with the same producer settings
+All copy the same pre-loaded topic on the same broker in the same run, with the same producer settings
 (idempotent, ``acks=all``, the services' linger), so their ratio is what the Spark job costs over the
-practical limit of one Python process moving records. The job runs on both connectors: ``python`` (the
-project's Python source and confluent-kafka writer) and ``jvm`` (Spark's own ``format("kafka")`` source
-and sink, jars from ``make deps``).
+practical limit of one Python process moving records. The job runs every way it can copy (:data:`PATHS`):
+``python source_tasks`` (the default: the Python source's read tasks consume and produce their ranges
+themselves), ``python spark_rows`` (the Python source's records become Spark rows for the confluent-kafka
+``foreachBatch`` writer) and ``jvm`` (Spark's own ``format("kafka")`` source and sink, jars from
+``make deps``). Reported per path: the ratio to the raw loop's records/s and records per CPU-second, and
+the peak PSS of the job's process tree.
 """
 
 from __future__ import annotations
@@ -18,11 +21,17 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from bench.report import BenchRun
 from bench.stack import Infra, PeakRss, Steady, run_until_records, stamp, steady
 from streamwatch_dev.services import service_env
-from streamwatch_dev.spark import CONNECTORS, spark_jars_dir
+from streamwatch_dev.spark import spark_jars_dir
 
 logger = logging.getLogger(__name__)
 
 NAME = "passthrough"
+#: (connector, ``PASSTHROUGH_COPY_PATH``) of every way the job copies; None: the connector's default.
+PATHS: tuple[tuple[str, str | None], ...] = (
+    ("python", "source_tasks"),
+    ("python", "spark_rows"),
+    ("jvm", None),
+)
 
 
 def raw_copy(bootstrap: str, source: str, target: str, total: int, partitions: int) -> tuple[float, float]:
@@ -73,18 +82,20 @@ def raw_copy(bootstrap: str, source: str, target: str, total: int, partitions: i
 
 
 def _run_job(
-    infra: Infra, work: Path, source: str, total: int, batch: int, *, connector: str
+    infra: Infra, work: Path, source: str, total: int, batch: int, *, connector: str, copy_path: str | None
 ) -> tuple[Steady, float, PeakRss]:
     """One passthrough process copying ``total`` records with ``batch`` records per trigger.
 
     Returns (the steady part, records/s including the start, the memory and CPU sampler).
     """
-    target = infra.kafka.create_topic(f"bench-processed-{connector}-{batch}-{int(time.time())}", 2)
+    run_id = f"{connector}-{copy_path or 'default'}-{batch}"
+    target = infra.kafka.create_topic(f"bench-processed-{run_id}-{int(time.time())}", 2)
     jvm = {"PASSTHROUGH_SPARK_JARS_DIR": str(spark_jars_dir())} if connector == "jvm" else {}
-    run_id = f"{connector}-{batch}"
+    path = {"PASSTHROUGH_COPY_PATH": copy_path} if copy_path else {}
     env = service_env(
         **infra.kafka.env(),
         **jvm,
+        **path,
         PASSTHROUGH_CONNECTOR=connector,
         PASSTHROUGH_SOURCE_TOPIC=source,
         PASSTHROUGH_TARGET_TOPIC=target,
@@ -110,11 +121,11 @@ def _run_job(
 
 
 def run(run_: BenchRun, infra: Infra, work: Path, quick: bool) -> None:
-    """Raw loop first, then one passthrough per batch size; ratios against the raw loop."""
-    # Six batches at the largest size: the JVM's JIT still compiles hot paths during the first few
-    # (JFR: seconds of C2 time per batch), and the steady rate should not measure that warm-up.
-    total = 20_000 if quick else 600_000
-    sizes = [5_000, 10_000] if quick else [10_000, 50_000, 100_000]
+    """Raw loop first, then the passthrough on every path; ratios against the raw loop."""
+    # Six batches: the JVM's JIT still compiles hot paths during the first few (JFR: seconds of C2 time
+    # per batch), and the steady rate should not measure that warm-up.
+    size = 10_000 if quick else 100_000
+    total = 6 * size
     source = infra.visits_topic(total)
     raw_target = infra.kafka.create_topic(f"bench-raw-{int(time.time())}", 2)
     raw, raw_cpu = raw_copy(infra.kafka.bootstrap, source, raw_target, total, 2)
@@ -122,11 +133,11 @@ def run(run_: BenchRun, infra: Infra, work: Path, quick: bool) -> None:
     case = "raw confluent-kafka loop"
     run_.add(NAME, case, "throughput", raw, "records/s", note=f"{total:,} records, 1 process")
     run_.add(NAME, case, "records per CPU-second", raw_cpu, "records/s")
-    for size, connector in ((size, connector) for size in sizes for connector in CONNECTORS):
-        # Enough batches for a steady rate, not the whole topic at small sizes (the machine is slow).
-        records = min(total, max(6 * size, 80_000))
-        part, overall, rss = _run_job(infra, work, source, records, size, connector=connector)
-        case = f"{connector} batch {size:,}"
+    for connector, copy_path in PATHS:
+        part, overall, rss = _run_job(
+            infra, work, source, total, size, connector=connector, copy_path=copy_path
+        )
+        case = f"{connector} {copy_path} batch {size:,}" if copy_path else f"{connector} batch {size:,}"
         note = f"steady: {part.batches} batches after the first"
         run_.add(NAME, case, "throughput", part.rate, "records/s", note=note)
         run_.add(NAME, case, "ratio to raw loop", part.rate / raw, "x")
@@ -136,8 +147,19 @@ def run(run_: BenchRun, infra: Infra, work: Path, quick: bool) -> None:
         run_.add(
             NAME, case, "throughput incl. start", overall, "records/s", note="process start → last batch"
         )
-        run_.memory.append(rss.memory(NAME, f"{case} records/trigger"))
+        memory = rss.memory(NAME, f"{case} records/trigger")
+        run_.memory.append(memory)
+        run_.add(NAME, case, "peak PSS", memory.peak_pss_mib, "MiB", note="process tree")
         logger.info(
             "passthrough_measured",
-            extra={"connector": connector, "batch": size, "records_per_s": part.rate, "raw": raw},
+            extra={
+                "connector": connector,
+                "copy_path": copy_path,
+                "batch": size,
+                "records_per_s": part.rate,
+                "raw": raw,
+                "per_cpu_s": per_cpu,
+                "raw_per_cpu_s": raw_cpu,
+                "peak_pss_mib": memory.peak_pss_mib,
+            },
         )

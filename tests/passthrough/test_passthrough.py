@@ -14,12 +14,22 @@ from streamwatch_dev.kafka import KafkaBroker
 from streamwatch_dev.process import wait_until
 from streamwatch_dev.prometheus import Pushgateway
 from streamwatch_dev.services import VENV_BIN, ServiceProcess, metric_value, service_env
-from streamwatch_dev.spark import CONNECTORS, newest_committed, spark_jars_dir
+from streamwatch_dev.spark import newest_committed, spark_jars_dir
 from streamwatch_observer.checkpoint import read_committed
 
 pytestmark = pytest.mark.spark
 
 Record = tuple[bytes | None, bytes]
+# Every way the job copies: the Python source's read tasks copy (the python connector's default), the
+# records become Spark rows for the confluent-kafka writer, or for Spark's own Kafka sink.
+PATHS = [
+    pytest.param("python", "source_tasks", id="python-source_tasks"),
+    pytest.param("python", "spark_rows", id="python-spark_rows"),
+    pytest.param("jvm", "spark_rows", id="jvm"),
+]
+PYTHON_PATHS = [p for p in PATHS if p.values[0] == "python"]
+# Not judged, copied as it is: a value that is not JSON, not UTF-8, and 1,000,000 bytes long.
+LARGE_VALUE = (b"\xff\x00{" + bytes(range(256)) * 3907)[:1_000_000]
 
 
 def _records(partition: int, start: int, count: int) -> list[Record]:
@@ -30,13 +40,21 @@ def _records(partition: int, start: int, count: int) -> list[Record]:
 
 
 def _env(
-    kafka: KafkaBroker, source: str, target: str, checkpoint: Path, connector: str = "python", **extra: str
+    kafka: KafkaBroker,
+    source: str,
+    target: str,
+    checkpoint: Path,
+    connector: str = "python",
+    *,
+    copy_path: str = "source_tasks",
+    **extra: str,
 ) -> dict[str, str]:
     jvm = {"PASSTHROUGH_SPARK_JARS_DIR": str(spark_jars_dir())} if connector == "jvm" else {}
     return service_env(
         **kafka.env(),
         **jvm,
         PASSTHROUGH_CONNECTOR=connector,
+        PASSTHROUGH_COPY_PATH=copy_path,
         PASSTHROUGH_SOURCE_TOPIC=source,
         PASSTHROUGH_TARGET_TOPIC=target,
         PASSTHROUGH_CHECKPOINT_PATH=str(checkpoint),
@@ -46,18 +64,28 @@ def _env(
     )
 
 
+def _produce(kafka: KafkaBroker, topic: str, records: list[Record], partition: int) -> None:
+    # A broker takes records up to 1 MiB; librdkafka's own default stops at 1,000,000 bytes.
+    producer = kafka.producer(**{"message.max.bytes": 2_000_000})
+    for key, value in records:
+        producer.produce(topic, key=key, value=value, partition=partition)
+        producer.poll(0)
+    assert producer.flush(30) == 0
+
+
 def _copied(kafka: KafkaBroker, topic: str) -> int:
     return sum(kafka.end_offsets(topic).values())
 
 
-@pytest.mark.parametrize("connector", CONNECTORS)
+@pytest.mark.parametrize(("connector", "copy_path"), PATHS)
 def test_copies_byte_for_byte_sigterm_mid_stream_then_resumes_without_gaps_or_repeats(
-    kafka: KafkaBroker, pushgateway: Pushgateway, output_dir: Path, connector: str
+    kafka: KafkaBroker, pushgateway: Pushgateway, output_dir: Path, connector: str, copy_path: str
 ) -> None:
     source, target = kafka.create_topic(partitions=2), kafka.create_topic(partitions=2)
     produced = {0: _records(0, 0, 300), 1: _records(1, 0, 120)}
+    produced[0][7] = (b"large", LARGE_VALUE)
     for p, records in produced.items():
-        kafka.produce(source, records, partition=p)
+        _produce(kafka, source, records, p)
     checkpoint = output_dir / "checkpoint"
     env = _env(
         kafka,
@@ -65,6 +93,7 @@ def test_copies_byte_for_byte_sigterm_mid_stream_then_resumes_without_gaps_or_re
         target,
         checkpoint,
         connector,
+        copy_path=copy_path,
         PASSTHROUGH_MAX_RECORDS_PER_TRIGGER="100",
         PASSTHROUGH_PUSHGATEWAY_URL=pushgateway.url,
         PASSTHROUGH_INSTANCE="passthrough-test",
@@ -120,8 +149,9 @@ def test_copies_byte_for_byte_sigterm_mid_stream_then_resumes_without_gaps_or_re
         assert again.wait(60) == 0
 
 
+@pytest.mark.parametrize(("connector", "copy_path"), PYTHON_PATHS)
 def test_sigkill_mid_stream_then_restart_copies_everything_at_least_once_in_order(
-    kafka: KafkaBroker, output_dir: Path
+    kafka: KafkaBroker, output_dir: Path, connector: str, copy_path: str
 ) -> None:
     source, target = kafka.create_topic(partitions=2), kafka.create_topic(partitions=2)
     total = 20_000
@@ -129,7 +159,15 @@ def test_sigkill_mid_stream_then_restart_copies_everything_at_least_once_in_orde
     for p, records in produced.items():
         kafka.produce(source, records, partition=p)
     checkpoint = output_dir / "checkpoint"
-    env = _env(kafka, source, target, checkpoint, PASSTHROUGH_MAX_RECORDS_PER_TRIGGER="2000")
+    env = _env(
+        kafka,
+        source,
+        target,
+        checkpoint,
+        connector,
+        copy_path=copy_path,
+        PASSTHROUGH_MAX_RECORDS_PER_TRIGGER="2000",
+    )
 
     job = ServiceProcess("streamwatch-passthrough", output_dir / "passthrough-1.log", env)
     job.start_ready(timeout=120, path="/readyz")
@@ -179,3 +217,11 @@ def test_jvm_connector_without_jars_exits_2_naming_the_jar_variable(
     assert done.returncode == 2
     assert len(done.stderr.splitlines()) == 1, done.stderr
     assert b"PASSTHROUGH_SPARK_JARS_DIR" in done.stderr and b"no *.jar in" in done.stderr
+
+
+def test_source_tasks_copy_on_the_jvm_connector_exits_2_naming_the_variable(kafka: KafkaBroker) -> None:
+    env = service_env(**kafka.env(), PASSTHROUGH_CONNECTOR="jvm", PASSTHROUGH_COPY_PATH="source_tasks")
+    command = [str(VENV_BIN / "streamwatch-passthrough")]
+    done = subprocess.run(command, env=env, capture_output=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert b"PASSTHROUGH_COPY_PATH" in done.stderr and b"python connector" in done.stderr

@@ -16,34 +16,35 @@ import signal
 from pathlib import Path
 
 import pytest
-from passthrough.test_passthrough import _env, _records
+from passthrough.test_passthrough import PATHS, _env, _records
 
 from streamwatch_dev.kafka import KafkaBroker
 from streamwatch_dev.process import wait_until
 from streamwatch_dev.prometheus import Pushgateway
 from streamwatch_dev.services import ServiceProcess, metric_value
-from streamwatch_dev.spark import CONNECTORS, newest_committed
+from streamwatch_dev.spark import newest_committed
 
 pytestmark = pytest.mark.spark
 
 PRODUCED = {0: 300, 1: 120}
 
 
-@pytest.mark.parametrize("connector", CONNECTORS)
+@pytest.mark.parametrize(("connector", "copy_path"), PATHS)
 def test_pushed_source_offsets_per_batch_match_the_checkpoint_and_the_backlog(
-    kafka: KafkaBroker, pushgateway: Pushgateway, output_dir: Path, connector: str
+    kafka: KafkaBroker, pushgateway: Pushgateway, output_dir: Path, connector: str, copy_path: str
 ) -> None:
     source, target = kafka.create_topic(partitions=2), kafka.create_topic(partitions=2)
     for partition, count in PRODUCED.items():
         kafka.produce(source, _records(partition, 0, count), partition=partition)
     checkpoint = output_dir / "checkpoint"
-    instance = f"offsets-{connector}"
+    instance = f"offsets-{connector}-{copy_path}"
     env = _env(
         kafka,
         source,
         target,
         checkpoint,
         connector,
+        copy_path=copy_path,
         PASSTHROUGH_MAX_RECORDS_PER_TRIGGER="100",
         PASSTHROUGH_PUSHGATEWAY_URL=pushgateway.url,
         PASSTHROUGH_INSTANCE=instance,

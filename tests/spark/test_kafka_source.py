@@ -16,9 +16,11 @@ from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadMaxRows
 from streamwatch_common.errors import SourceError
 from streamwatch_common.spark.connector import JVM, PYTHON
 from streamwatch_common.spark.kafka_broker_wait import transient
+from streamwatch_common.spark.kafka_copy import copy_range
 from streamwatch_common.spark.kafka_range_read import read_range
 from streamwatch_common.spark.kafka_source import KafkaStreamReader, split_read_limit
 from streamwatch_common.spark.kafka_stream import kafka_stream_options, read_kafka_stream
+from streamwatch_common.spark.kafka_writer import task_producer_config
 from streamwatch_dev.kafka import KafkaBroker
 from streamwatch_dev.process import wait_until
 
@@ -243,13 +245,17 @@ def test_jvm_connector_gets_the_same_options_in_the_java_clients_terms(spark: Sp
         read_kafka_stream(spark, JVM, options)
 
 
-def test_a_task_waits_for_a_restarting_broker(tmp_path: Path) -> None:
+@pytest.mark.parametrize("task_kind", ["read", "copy"])
+def test_a_task_waits_for_a_restarting_broker(tmp_path: Path, task_kind: str) -> None:
     """librdkafka gives up on an offset look-up while the brokers are down (at once, or after its timeout);
     a task waits for the broker to come back instead of failing the micro-batch (and with it the query and
-    the pod), as Spark's JVM consumer does."""
+    the pod), as Spark's JVM consumer does: a read task, and a copy task (:mod:`.kafka_copy`) whose
+    producer then delivers every record."""
     broker = KafkaBroker.start(tmp_path)  # its own broker: the session's stays up
     try:
         topic = broker.create_topic(partitions=1)
+        target = broker.create_topic(partitions=1)
+        producer_config = task_producer_config({"bootstrap.servers": broker.bootstrap})
         broker.produce(topic, _records(0, 0, 30), partition=0)
         reader = KafkaStreamReader({"kafka.bootstrap.servers": broker.bootstrap, "subscribe": topic})
         start = reader.initialOffset()
@@ -260,7 +266,11 @@ def test_a_task_waits_for_a_restarting_broker(tmp_path: Path) -> None:
 
         def read() -> None:
             try:
-                results["rows"] = sum(b.num_rows for b in read_range(reader.config, task))
+                if task_kind == "read":
+                    batches = read_range(reader.config, task)
+                else:
+                    batches = copy_range(reader.config, producer_config, target, task)
+                results["rows"] = sum(b.num_rows for b in batches)
             except Exception as exc:  # noqa: BLE001 - handed to the test thread to fail there
                 results["error"] = exc
 
@@ -271,6 +281,8 @@ def test_a_task_waits_for_a_restarting_broker(tmp_path: Path) -> None:
         broker.restart()
         worker.join(120)
         assert results == {"rows": 30}
+        if task_kind == "copy":
+            assert broker.records_by_partition(target, expected=30) == {0: _records(0, 0, 30)}
     finally:
         broker.stop()
 

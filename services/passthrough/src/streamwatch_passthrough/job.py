@@ -1,6 +1,11 @@
 """The passthrough as a :class:`StreamingJob`: source topic → target topic, byte for byte and partition for
 partition.
 
+On the ``python`` connector the Python source's read tasks copy their offset ranges themselves
+(:mod:`streamwatch_common.spark.kafka_copy`, ``PASSTHROUGH_COPY_PATH=source_tasks``, the default) and
+``foreachBatch`` only runs them and counts; otherwise the records become Spark rows that the connector's
+``foreachBatch`` Kafka writer produces (``spark_rows``).
+
 Delivery is at-least-once on the target topic: a batch that fails or is cut short (crash, SIGKILL, a stop
 timeout) is not committed in the checkpoint and is written again on restart, so a few records can appear
 twice in the target. They keep their source partition, in source order, so a reader can dedupe on the
@@ -16,13 +21,16 @@ import time
 from typing import TYPE_CHECKING
 
 from streamwatch_common.shutdown import GracefulShutdown
+from streamwatch_common.spark.connector import BatchWriter
+from streamwatch_common.spark.kafka_copy import copy_batch, kafka_copy_options, read_kafka_copy
+from streamwatch_common.spark.python_planners import stop_planner_daemons
 from streamwatch_common.spark.runner import StreamingJob, run_streaming_job
 from streamwatch_passthrough import metrics
 from streamwatch_passthrough.settings import PassthroughSettings
 from streamwatch_passthrough.topics import wait_for_topics
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+    from pyspark.sql import DataFrame, SparkSession
 
 logger = logging.getLogger(__name__)
 
@@ -39,12 +47,24 @@ class Passthrough(StreamingJob):
         super().__init__(settings)
         self.passthrough_settings = settings
         self.target_topic = settings.target_topic
-        self._write = self.connector.kafka_batch_writer(
-            settings.target_topic, settings.producer_config(), keep_partition=True
-        )
+        self.in_source_tasks = settings.copies_in_source_tasks
+        self._planners_stopped = False
+        if self.in_source_tasks:
+            self._write: BatchWriter = lambda batch_df, _batch_id: copy_batch(batch_df)
+        else:
+            self._write = self.connector.kafka_batch_writer(
+                settings.target_topic, settings.producer_config(), keep_partition=True
+            )
 
     def prepare(self, shutdown: GracefulShutdown) -> bool:
         return wait_for_topics(self.passthrough_settings, shutdown)
+
+    def stream(self, spark: SparkSession, options: dict[str, str]) -> DataFrame:
+        if not self.in_source_tasks:
+            return super().stream(spark, options)
+        # The read tasks copy the records themselves; write_batch's action runs them.
+        copy = kafka_copy_options(options, self.target_topic, self.passthrough_settings.producer_config())
+        return read_kafka_copy(spark, copy)
 
     def select(self, stream: DataFrame) -> DataFrame:
         # Only what the copy needs, partition included to keep the alignment.
@@ -59,6 +79,10 @@ class Passthrough(StreamingJob):
             logger.exception("batch_failed", extra={"batch_id": batch_id, "topic": self.target_topic})
             raise
         seconds = time.monotonic() - started
+        if not self._planners_stopped:
+            # The query has planned its reads: Spark's idle planning helpers only hold memory now.
+            self._planners_stopped = True
+            stop_planner_daemons(batch_df.sparkSession)
         metrics.BATCHES.inc()
         metrics.RECORDS.inc(records)
         metrics.BATCH_WRITE_SECONDS.observe(seconds)

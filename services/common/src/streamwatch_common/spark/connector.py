@@ -44,6 +44,11 @@ BatchWriter = Callable[["DataFrame", int], int]
 
 _T = TypeVar("_T")
 
+#: Spark's list of formats read and written through DataSource V1 ...
+V1_SOURCES_CONF = "spark.sql.sources.useV1SourceList"
+#: ... Spark 4.2's default without ``kafka`` (the ``jvm`` connector's session).
+V1_SOURCES = "avro,csv,json,orc,parquet,text"
+
 
 class Connector(ABC):
     """How a job reads Kafka, writes Kafka, and what its Spark session and settings need for that."""
@@ -132,8 +137,10 @@ class JvmConnector(Connector):
         return jvm
 
     def session_conf(self, settings: SparkJobSettings) -> dict[str, str]:
-        """``spark.jars``: local files, nothing resolved at query start."""
-        return {"spark.jars": ",".join(settings.jar_files())}
+        """``spark.jars``: local files, nothing resolved at query start; Kafka off the V1 source list, so a
+        batch written to Kafka takes the DataSource V2 path, where the sink's writer can count what it
+        writes in the same pass (:func:`.kafka_writer.spark_kafka_batch_writer`)."""
+        return {"spark.jars": ",".join(settings.jar_files()), V1_SOURCES_CONF: V1_SOURCES}
 
     def check(self, settings: SparkJobSettings) -> None:
         """The jars must be there, and the Kafka properties must translate to the Java client's."""

@@ -1,5 +1,7 @@
 """One Spark task of the Python Kafka source: exactly the records ``[start, end)`` of one topic partition,
-read with confluent-kafka and handed to Spark as Arrow batches.
+read with confluent-kafka and handed to Spark as Arrow batches (:func:`read_range`), or as the messages
+themselves to a task that uses them without Spark (:func:`read_messages`: the in-source copy of
+:mod:`streamwatch_common.spark.kafka_copy`).
 
 Runs in Spark's Python workers; the planner (:mod:`streamwatch_common.spark.kafka_source`) decides the
 ranges.
@@ -41,6 +43,24 @@ def read_range(
     config: Mapping[str, Any], task: KafkaRange, fail_on_data_loss: bool = True
 ) -> Iterator[pa.RecordBatch]:
     """Exactly the records ``[task.start, task.end)`` of one partition, as Arrow batches."""
+    columns = _Columns()
+    for messages in read_messages(config, task, fail_on_data_loss):
+        columns.extend(messages)
+        if len(columns.offsets) >= _ARROW_BATCH_ROWS:
+            yield columns.record_batch(task)
+            columns = _Columns()
+    if columns.offsets:
+        yield columns.record_batch(task)
+
+
+def read_messages(
+    config: Mapping[str, Any], task: KafkaRange, fail_on_data_loss: bool = True
+) -> Iterator[list[Message]]:
+    """Exactly the records ``[task.start, task.end)`` of one partition, in offset order, as lists of
+    confluent-kafka messages (records only: no error or end-of-partition event, nothing past the end).
+
+    Records deleted by retention before being read fail the task with ``fail_on_data_loss``, else are
+    skipped with a warning; a broker restart is waited out (:mod:`.kafka_broker_wait`)."""
     client = RenewableConsumer(config)
     try:
         tp = TopicPartition(task.topic, task.partition)
@@ -58,7 +78,7 @@ def read_range(
             return
         consumer = client.get()
         consumer.assign([TopicPartition(task.topic, task.partition, start)])
-        yield from _batches(consumer, task, start)
+        yield from _chunks(consumer, task, start)
     finally:
         client.close()
 
@@ -72,22 +92,14 @@ class _Columns:
         self.offsets: list[int] = []
         self.timestamps: list[int | None] = []
 
-    def extend(self, messages: list[Message]) -> int:
-        """Take records known to be plain (see :func:`_plain`); returns the next offset to read.
+    def extend(self, messages: list[Message]) -> None:
+        """Take records (see :func:`read_messages`).
 
         Column by column: the record loop's per-field appends were among the reader's top costs (py-spy)."""
         self.keys.extend([m.key() for m in messages])
         self.values.extend([m.value() for m in messages])
-        self.offsets.extend([m.offset() for m in messages])  # type: ignore[misc]  # _plain checked them
+        self.offsets.extend([m.offset() for m in messages])  # type: ignore[misc]  # records have offsets
         self.timestamps.extend([ts if kind else None for kind, ts in (m.timestamp() for m in messages)])
-        return self.offsets[-1] + 1
-
-    def append(self, msg: Message, offset: int) -> None:
-        kind, ts = msg.timestamp()
-        self.keys.append(msg.key())
-        self.values.append(msg.value())
-        self.offsets.append(offset)
-        self.timestamps.append(ts if kind else None)
 
     def record_batch(self, task: KafkaRange) -> pa.RecordBatch:
         # Column-wise conversion: building a datetime per record costs more than reading it from Kafka.
@@ -115,9 +127,10 @@ def _plain(messages: list[Message], end: int) -> bool:
     return last is not None and last < end and all(m.error() is None for m in messages)
 
 
-def _one_by_one(messages: list[Message], task: KafkaRange, columns: _Columns, position: int) -> int:
-    """The general case: events, gaps and records past the end among ``messages``; returns the next
-    offset to read (``task.end`` once the range is done)."""
+def _in_range(messages: list[Message], task: KafkaRange, position: int) -> tuple[list[Message], int]:
+    """The general case: events, gaps and records past the end among ``messages``; the records in the
+    range and the next offset to read (``task.end`` once the range is done)."""
+    records: list[Message] = []
     for msg in messages:
         error = msg.error()
         if error is not None:
@@ -129,22 +142,22 @@ def _one_by_one(messages: list[Message], task: KafkaRange, columns: _Columns, po
             raise SourceError(f"{task.topic}/{task.partition}: consume failed: {error}")
         offset = msg.offset()
         if offset is None or offset >= task.end:
-            return task.end
-        columns.append(msg, offset)
+            return records, task.end
+        records.append(msg)
         position = offset + 1
-    return position
+    return records, position
 
 
-def _batches(consumer: Consumer, task: KafkaRange, start: int) -> Iterator[pa.RecordBatch]:
-    columns = _Columns()
+def _chunks(consumer: Consumer, task: KafkaRange, start: int) -> Iterator[list[Message]]:
     position = start
     last_progress = time.monotonic()
     while position < task.end:
         messages = consumer.consume(min(_ARROW_BATCH_ROWS, task.end - position), timeout=1.0)
         if messages and _plain(messages, task.end):
-            position = columns.extend(messages)
+            records = messages
+            position = messages[-1].offset() + 1  # type: ignore[operator]  # _plain checked it
         else:
-            position = _one_by_one(messages, task, columns, position)
+            records, position = _in_range(messages, task, position)
         if messages:
             last_progress = time.monotonic()
         elif time.monotonic() - last_progress > BROKER_WAIT_S:
@@ -152,9 +165,8 @@ def _batches(consumer: Consumer, task: KafkaRange, start: int) -> Iterator[pa.Re
                 f"{task.topic}/{task.partition}: no records for {BROKER_WAIT_S:.0f}s at offset "
                 f"{position}, expected up to {task.end}"
             )
-        if len(columns.offsets) >= _ARROW_BATCH_ROWS or (position >= task.end and columns.offsets):
-            yield columns.record_batch(task)
-            columns = _Columns()
+        if records:
+            yield records
 
 
 def _arrow_schema() -> pa.Schema:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from streamwatch_common.errors import SinkError
-from streamwatch_common.spark.connector import JVM
+from streamwatch_common.spark.connector import JVM, V1_SOURCES_CONF
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -39,6 +39,8 @@ _FLUSH_TIMEOUT_S = 120.0
 _QUEUE_FULL_WAIT_S = 0.5
 _POLL_EVERY = 1000  # records between two polls: reports are only for failures, the queue drains itself
 _ANY_PARTITION = -1  # librdkafka's RD_KAFKA_PARTITION_UA: let the partitioner choose
+#: Kafka's default ``message.max.bytes`` of a broker (1 MiB + 12): librdkafka's default is 1,000,000.
+BROKER_MAX_MESSAGE_BYTES = 1_048_588
 
 
 class KafkaWriteError(SinkError):
@@ -56,14 +58,7 @@ def kafka_batch_writer(
     have at least as many partitions); otherwise the producer's partitioner hashes the key. The function
     returns the number of records written (Spark ignores it; callers wrapping it can log it).
     """
-    # Delivery reports for failures only: poll() serving a Python callback per acknowledged record took
-    # ~19 % of the writer's samples (py-spy, 100k-record batches); flush() waits for every record anyway.
-    config = {
-        "enable.idempotence": True,
-        "acks": "all",
-        "delivery.report.only.error": True,
-        **producer_config,
-    }
+    config = task_producer_config(producer_config)
 
     def write_batch(batch_df: DataFrame, batch_id: int) -> int:
         columns = ["key", "value", *(["partition"] if keep_partition else [])]
@@ -80,6 +75,24 @@ def kafka_batch_writer(
         return written
 
     return write_batch
+
+
+def task_producer_config(producer_config: Mapping[str, Any]) -> dict[str, Any]:
+    """The producer of one Spark task (the ``foreachBatch`` writer's and the in-source copy's).
+
+    Idempotent with ``acks=all``; delivery reports for failures only: poll() serving a Python callback per
+    acknowledged record took ~19 % of the writer's samples (py-spy, 100k-record batches), and flush()
+    waits for every record anyway. ``message.max.bytes`` is the broker's default record-batch limit rather
+    than librdkafka's smaller one, so a record a default broker took (a 1 MB value) is written again as it
+    is; ``producer_config`` overrides all of these.
+    """
+    return {
+        "enable.idempotence": True,
+        "acks": "all",
+        "delivery.report.only.error": True,
+        "message.max.bytes": BROKER_MAX_MESSAGE_BYTES,
+        **producer_config,
+    }
 
 
 def _arrow_rows(batches: Iterable[pa.RecordBatch], keep_partition: bool) -> Iterator[tuple[Any, ...]]:
@@ -140,21 +153,30 @@ def spark_kafka_batch_writer(
     ``kafka.``-prefixed options of the Java producer, SASL credentials included (:mod:`.java_client`).
     Spark's sink also fails the task, and so the batch, when a record is not acknowledged; a row's
     ``partition`` column chooses its output partition, as above.
-    The batch is cached for the record count, so the source is read once.
+
+    One pass over the batch: the records are counted as they are written (an :class:`Observation` of the
+    write), not by a ``count()`` over a cached copy first (that took a third of the path's CPU per record).
+    An observation of a write is only reported on Spark's DataSource V2 write path, which the ``jvm``
+    connector's session selects for Kafka (:data:`~streamwatch_common.spark.connector.V1_SOURCES`); on the
+    V1 path its ``get()`` would wait forever, so a session without it fails the batch instead.
     """
+    from pyspark.sql import Observation
+    from pyspark.sql import functions as F
+
     config = {"enable.idempotence": True, "acks": "all", **producer_config}
     options = JVM.client_options(config, producer=True)
 
     def write_batch(batch_df: DataFrame, batch_id: int) -> int:
+        v1_sources = batch_df.sparkSession.conf.get(V1_SOURCES_CONF) or ""
+        if "kafka" in {name.strip().lower() for name in v1_sources.split(",")}:
+            raise SinkError(
+                f"{V1_SOURCES_CONF} lists kafka: the Kafka sink's record count needs its V2 write path"
+            )
         columns = ["key", "value", *(["partition"] if keep_partition else [])]
-        # Cached so the count and the write read the source once. Not an Observation of the write: its
-        # get() waits until the command reports the metrics, and would block the batch if it never did.
-        rows = batch_df.select(*columns).persist()
-        try:
-            written = rows.count()
-            rows.write.format("kafka").options(**options).option("topic", topic).save()
-        finally:
-            rows.unpersist()
+        copied = Observation()
+        rows = batch_df.select(*columns).observe(copied, F.count(F.lit(1)).alias("records"))
+        rows.write.mode("append").format("kafka").options(**options).option("topic", topic).save()
+        written = int(copied.get["records"])
         logger.info("kafka_batch_written", extra={"topic": topic, "batch_id": batch_id, "records": written})
         return written
 

@@ -92,6 +92,13 @@ class StreamingJob(ABC):
         """What the job keeps of the Kafka stream (``key, value, topic, partition, offset, timestamp``)."""
         return stream
 
+    def stream(self, spark: SparkSession, options: dict[str, str]) -> DataFrame:
+        """The streaming DataFrame the query runs for the source ``options``: by default the connector's
+        Kafka stream through :meth:`select` (a job may read another format with the same options)."""
+        from streamwatch_common.spark.kafka_stream import read_kafka_stream
+
+        return self.select(read_kafka_stream(spark, self.connector, options))
+
     @abstractmethod
     def write_batch(self, batch_df: DataFrame, batch_id: int) -> None:
         """The ``foreachBatch`` function: write one micro-batch (it passes through the batch gate)."""
@@ -165,7 +172,7 @@ def _run_query(job: StreamingJob, shutdown: GracefulShutdown, readiness: _Readin
 
 
 def _start_query(spark: SparkSession, job: StreamingJob, gate: BatchGate) -> StreamingQuery:
-    from streamwatch_common.spark.kafka_stream import kafka_stream_options, read_kafka_stream
+    from streamwatch_common.spark.kafka_stream import kafka_stream_options
 
     settings = job.settings
     options = kafka_stream_options(
@@ -176,7 +183,7 @@ def _start_query(spark: SparkSession, job: StreamingJob, gate: BatchGate) -> Str
         max_offsets_per_trigger=settings.max_records_per_trigger or None,
         connector=job.connector,
     )
-    stream = job.select(read_kafka_stream(spark, job.connector, options))
+    stream = job.stream(spark, options)
     # Both connectors write from foreachBatch, so the one batch gate serves either.
     writer = (
         stream.writeStream.queryName(job.query_name)
