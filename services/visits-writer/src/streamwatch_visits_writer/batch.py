@@ -18,6 +18,8 @@ from streamwatch_visits_writer.batch_paths import batch_path
 from streamwatch_visits_writer.delta_sink import DeltaBatchSink
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from pyspark.sql import DataFrame
 
 logger = logging.getLogger(__name__)
@@ -46,6 +48,7 @@ class VisitsBatchWriter:
         simulated_latency_seconds: float = 0.0,
         sleep: Callable[[float], object] = time.sleep,
         connector: Connector = PYTHON,
+        spill_directory: Path | None = None,
     ) -> None:
         self.visits_path = visits_path
         self.dead_letter_path = dead_letter_path
@@ -53,7 +56,7 @@ class VisitsBatchWriter:
         self.simulated_latency_seconds = simulated_latency_seconds
         self._sleep = sleep
         #: The connector's way of classifying and appending a batch; its Spark properties are the job's.
-        self.path = batch_path(connector, self.required_fields)
+        self.path = batch_path(connector, self.required_fields, spill_directory)
         self.app_id = ""
         self._bound = threading.Event()
         self._visits: DeltaBatchSink | None = None

@@ -2,8 +2,9 @@
 
 The job's connector (:mod:`streamwatch_common.spark.connector`) picks the path once, at start:
 
-- ``python``: :class:`ArrowPath`, the raw Kafka columns to the driver as Arrow, :func:`classify_arrow`,
-  then delta-rs appends (:class:`~streamwatch_visits_writer.delta_sink.DeltaBatchSink`);
+- ``python``: :class:`ArrowPath`, the raw Kafka columns to the driver as Arrow (in local mode, the Arrow
+  files the spilling source's read tasks wrote: :mod:`~streamwatch_visits_writer.spill_source`),
+  :func:`classify_arrow`, then delta-rs appends (:class:`.delta_sink.DeltaBatchSink`);
 - ``jvm``: :class:`SparkPath`, :func:`classify_in_spark` (``mapInArrow`` on Spark's Python workers), then
   delta-spark appends, with its session extensions in the job's Spark properties.
 
@@ -25,8 +26,12 @@ import pyarrow.compute as pc
 from streamwatch_visits_writer import metrics
 from streamwatch_visits_writer.arrow_classify import KAFKA_COLUMNS, classify_arrow, classify_in_spark
 from streamwatch_visits_writer.schema import DEAD_LETTER_TABLE, VISITS_TABLE
+from streamwatch_visits_writer.spill_source import collect_spilled
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pyarrow as pa
     from pyspark.sql import DataFrame
 
     from streamwatch_common.spark.connector import Connector
@@ -61,15 +66,29 @@ class BatchPath(ABC):
 
 
 class ArrowPath(BatchPath):
-    """The ``python`` connector's: classified on the driver with pyarrow, appended with delta-rs."""
+    """The ``python`` connector's: classified on the driver with pyarrow, appended with delta-rs.
+
+    With ``spill_directory`` the batch comes from the spilling source (:mod:`.spill_source`): its read
+    tasks' Arrow files, read by the driver; without, the raw columns through Spark (``toArrow()``).
+    """
+
+    def __init__(self, required_fields: Sequence[str], spill_directory: Path | None = None) -> None:
+        super().__init__(required_fields)
+        self.spill_directory = spill_directory
+
+    def collect(self, batch_df: DataFrame) -> pa.Table:
+        """The batch's Kafka rows (:data:`KAFKA_COLUMNS`) on the driver, as Arrow."""
+        if self.spill_directory is not None:
+            return collect_spilled(batch_df, self.spill_directory)
+        # Only the raw columns cross into Python; parsing in Arrow is ~10x faster than Spark's from_json
+        # followed by toArrow() of the parsed structs.
+        return batch_df.select(*KAFKA_COLUMNS).toArrow()
 
     def write(
         self, batch_df: DataFrame, batch_id: int, visits: DeltaBatchSink, dead: DeltaBatchSink, started: float
     ) -> None:
         read_started = time.monotonic()
-        # Only the raw columns cross into Python; parsing in Arrow is ~10x faster than Spark's from_json
-        # followed by toArrow() of the parsed structs.
-        collected = batch_df.select(*KAFKA_COLUMNS).toArrow()
+        collected = self.collect(batch_df)
         read_at = time.monotonic()
         good, bad = classify_arrow(collected, batch_id, self.required_fields)
         collected_at = time.monotonic()
@@ -137,9 +156,14 @@ class SparkPath(BatchPath):
         )
 
 
-def batch_path(connector: Connector, required_fields: Sequence[str]) -> BatchPath:
-    """The path of ``connector``, for records that must have ``required_fields``."""
-    return connector.pick(python=ArrowPath, jvm=SparkPath)(required_fields)
+def batch_path(
+    connector: Connector, required_fields: Sequence[str], spill_directory: Path | None = None
+) -> BatchPath:
+    """The path of ``connector``, for records that must have ``required_fields``; on ``python``, reading
+    the spilling source's files in ``spill_directory`` when given."""
+    if connector.pick(python=True, jvm=False):
+        return ArrowPath(required_fields, spill_directory)
+    return SparkPath(required_fields)
 
 
 @dataclass(frozen=True)

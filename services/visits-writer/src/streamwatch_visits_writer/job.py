@@ -7,8 +7,12 @@ the query fails or a table has an incompatible schema (2 stays reserved for bad 
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from streamwatch_common.shutdown import GracefulShutdown
@@ -18,6 +22,7 @@ from streamwatch_visits_writer import metrics
 from streamwatch_visits_writer.batch import VisitsBatchWriter
 from streamwatch_visits_writer.batch_paths import batch_path
 from streamwatch_visits_writer.settings import VisitsWriterSettings
+from streamwatch_visits_writer.spill_source import SpillConnector
 from streamwatch_visits_writer.tables import IncompatibleTableError, create_tables
 
 if TYPE_CHECKING:
@@ -32,6 +37,22 @@ def spark_conf(settings: VisitsWriterSettings) -> dict[str, str]:
     user's."""
     path = batch_path(settings.kafka_connector, settings.required_fields)
     return settings.spark_session_conf(**path.spark_conf)
+
+
+def spill_directory(settings: VisitsWriterSettings) -> Path | None:
+    """Where the ``python`` connector's read tasks hand the driver their records
+    (:mod:`~streamwatch_visits_writer.spill_source`), or None to bring them through Spark (``toArrow()``).
+
+    None on the ``jvm`` connector; on a master other than ``local`` (executors do not share the driver's
+    file system); and with the observed null counts, which Spark computes from the records' values. One
+    directory per checkpoint (one writer per checkpoint), under the temporary directory: ``/tmp``, an
+    ``emptyDir`` in the chart.
+    """
+    python = settings.kafka_connector.pick(python=True, jvm=False)
+    if not python or not settings.spark_master.startswith("local") or settings.observe_null_counts:
+        return None
+    digest = hashlib.sha256(settings.checkpoint_path.encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"streamwatch-visits-writer-spill-{digest}"
 
 
 def create_tables_command(settings: VisitsWriterSettings) -> int:
@@ -55,6 +76,14 @@ class VisitsToDelta(StreamingJob):
 
     def __init__(self, settings: VisitsWriterSettings, shutdown: GracefulShutdown) -> None:
         super().__init__(settings)
+        self.spill_directory = spill_directory(settings)
+        if self.spill_directory is not None:
+            # The shared Python source's planning; the records reach the driver as the read tasks' files.
+            self.connector = SpillConnector(self.spill_directory)
+        logger.info(
+            "batch_collection",
+            extra={"spill_directory": str(self.spill_directory) if self.spill_directory else None},
+        )
         self.writer = VisitsBatchWriter(
             settings.visits_table_path,
             settings.dead_letter_table_path,
@@ -63,6 +92,7 @@ class VisitsToDelta(StreamingJob):
             # A stop request cuts the simulated latency short instead of waiting it out.
             sleep=shutdown.wait,
             connector=self.connector,
+            spill_directory=self.spill_directory,
         )
         self.tables = settings.visits_table_path, settings.dead_letter_table_path
         self.required_fields = list(settings.required_fields)
@@ -108,4 +138,9 @@ class VisitsToDelta(StreamingJob):
 
 def run(settings: VisitsWriterSettings, shutdown: GracefulShutdown) -> int:
     """Create the tables, then run the query until SIGTERM (exit 0) or until it fails (exit 1)."""
-    return run_streaming_job(VisitsToDelta(settings, shutdown), shutdown)
+    job = VisitsToDelta(settings, shutdown)
+    try:
+        return run_streaming_job(job, shutdown)
+    finally:
+        if job.spill_directory is not None:
+            shutil.rmtree(job.spill_directory, ignore_errors=True)

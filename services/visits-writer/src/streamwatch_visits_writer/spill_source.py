@@ -1,0 +1,180 @@
+"""The visits writer's Kafka source on the ``python`` connector: read tasks hand the records to the driver as
+Arrow IPC files, and Spark carries only their offsets.
+
+The shared source (:mod:`streamwatch_common.spark.kafka_source`) yields every record to the JVM, which
+turns it into a Spark row; the writer then pulled the rows back out as Arrow (``toArrow()``): 70-80 % of
+a batch's CPU went into that round trip, for records the JVM never looks at. This variant plans the
+micro-batches the same way (it subclasses the shared reader: offsets, read limits, the checkpoint are
+unchanged) and reads each range with the same function (:func:`~streamwatch_common.spark.kafka_range_read.
+read_range`), but each read task writes the records it read to one Arrow IPC file in the writer's spill
+directory and yields Spark the same rows with ``key`` and ``value`` null. So Spark still counts every
+record (``numInputRows``, the listener's metrics) and commits the offsets as before, while the payload
+crosses from the task to the driver as a file, outside the JVM. :func:`collect_spilled` runs the batch's
+one Spark action (per topic partition: first offset, last offset, count) and reads the files it names,
+checking each against those figures.
+
+Local mode only: the driver reads the files the tasks wrote, so they must share a file system (the job
+uses the shared source, and ``toArrow()``, on any other master; see
+:func:`streamwatch_visits_writer.job.spill_directory`). One writer per checkpoint, so one per spill
+directory: the directory is emptied before each batch reads and after it is written.
+
+Usage::
+
+    stream = SpillConnector(spill_dir).read_stream(spark, options)    # in the job
+    kafka_rows = collect_spilled(batch_df, spill_dir)                 # in foreachBatch: KAFKA_COLUMNS
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+from pyspark.sql.datasource import InputPartition
+
+from streamwatch_common.errors import SourceError
+from streamwatch_common.spark.connector import PythonConnector
+from streamwatch_common.spark.kafka_range_read import KafkaRange, read_range
+from streamwatch_common.spark.kafka_source import KafkaDataSource, KafkaStreamReader
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
+
+FORMAT_NAME = "streamwatch_kafka_spill"
+#: The source option naming the directory the read tasks write to (Spark lowers option names).
+SPILL_OPTION = "spillDirectory"
+_SUFFIX = ".arrow"
+#: The Kafka columns as the shared source's read tasks yield them.
+KAFKA_ARROW_SCHEMA = pa.schema(
+    [
+        ("key", pa.binary()),
+        ("value", pa.binary()),
+        ("topic", pa.string()),
+        ("partition", pa.int32()),
+        ("offset", pa.int64()),
+        ("timestamp", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+class SpillKafkaDataSource(KafkaDataSource):
+    """The ``streamwatch_kafka_spill`` format: :class:`KafkaDataSource`'s stream, payload spilled."""
+
+    @classmethod
+    def name(cls) -> str:
+        return FORMAT_NAME
+
+    def streamReader(self, schema: StructType) -> SpillKafkaStreamReader:
+        return SpillKafkaStreamReader(dict(self.options))
+
+
+class SpillKafkaStreamReader(KafkaStreamReader):
+    """The shared reader's planning; each read task spills its records (:func:`spill_range`)."""
+
+    def __init__(self, options: dict[str, str]) -> None:
+        super().__init__(options)
+        directory = {k.lower(): v for k, v in options.items()}.get(SPILL_OPTION.lower())
+        if not directory:
+            raise SourceError(f"option {SPILL_OPTION} is required by {FORMAT_NAME}")
+        self.spill_directory = directory
+
+    def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
+        if not isinstance(partition, KafkaRange):
+            raise SourceError(f"unexpected input partition {partition!r}")
+        batches = read_range(self.config, partition, self.fail_on_data_loss)
+        return spill_range(batches, partition, Path(self.spill_directory))
+
+
+def spill_file(directory: Path, topic: str, partition: int, first_offset: int) -> Path:
+    """Where the read task of ``topic``/``partition`` whose first record is ``first_offset`` spills."""
+    return directory / f"{topic}.{partition}.{first_offset}{_SUFFIX}"
+
+
+def spill_range(
+    batches: Iterator[pa.RecordBatch], task: KafkaRange, directory: Path
+) -> Iterator[pa.RecordBatch]:
+    """Write ``batches`` (one range's records) to one IPC file; yield them to Spark without key and value.
+
+    The file is written under a temporary name and renamed once complete, before the task ends: a task
+    that fails leaves no file the driver would read, a retried one writes the same name again.
+    """
+    writer: pa.RecordBatchFileWriter | None = None
+    temporary = final = None
+    try:
+        for batch in batches:
+            if writer is None:
+                final = spill_file(directory, task.topic, task.partition, batch["offset"][0].as_py())
+                temporary = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
+                writer = pa.ipc.new_file(temporary, batch.schema)
+            writer.write_batch(batch)
+            nulls = pa.nulls(batch.num_rows, pa.binary())
+            yield pa.RecordBatch.from_arrays([nulls, nulls, *batch.columns[2:]], schema=batch.schema)
+        if writer is not None:
+            writer.close()
+            writer = None
+            assert temporary is not None and final is not None
+            os.replace(temporary, final)
+            temporary = None
+    finally:
+        if writer is not None:
+            writer.close()
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
+
+
+def collect_spilled(batch_df: DataFrame, directory: Path) -> pa.Table:
+    """The micro-batch's Kafka rows (``key, value, topic, partition, offset, timestamp``), ordered by
+    topic, partition and offset: the batch's one Spark action, then the files its read tasks spilled."""
+    from pyspark.sql import functions as F
+
+    clear(directory)
+    summary = (
+        batch_df.groupBy("topic", "partition")
+        .agg(F.min("offset").alias("first"), F.max("offset").alias("last"), F.count("*").alias("rows"))
+        .collect()
+    )
+    tables = []
+    for row in sorted(summary, key=lambda r: (r["topic"], r["partition"])):
+        path = spill_file(directory, row["topic"], row["partition"], row["first"])
+        try:
+            # Mapped, not copied; the mapping outlives the file's deletion below.
+            table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+        except FileNotFoundError as exc:
+            raise SourceError(f"{row['topic']}/{row['partition']}: the read task left no {path}") from exc
+        offsets = table["offset"]
+        if (
+            table.num_rows != row["rows"]
+            or offsets[0].as_py() != row["first"]
+            or offsets[-1].as_py() != row["last"]
+        ):
+            raise SourceError(
+                f"{path}: {table.num_rows} records, Spark read {row['rows']} "
+                f"(offsets {row['first']}..{row['last']})"
+            )
+        tables.append(table)
+    clear(directory)
+    return pa.concat_tables(tables) if tables else KAFKA_ARROW_SCHEMA.empty_table()
+
+
+def clear(directory: Path) -> None:
+    """Empty ``directory`` (create it if missing): one batch's files at a time."""
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+
+
+class SpillConnector(PythonConnector):
+    """The ``python`` connector with the visits writer's spilling source in place of the shared one."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def read_stream(self, spark: SparkSession, options: Mapping[str, str]) -> DataFrame:
+        spark.dataSource.register(SpillKafkaDataSource)
+        spilled = {**options, SPILL_OPTION: str(self.directory)}
+        return spark.readStream.format(FORMAT_NAME).options(**spilled).load()
