@@ -10,6 +10,7 @@ path without consuming, grouping and writing.
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -36,6 +37,17 @@ class Case:
     lag: bool = False
     profile: bool = False
     replicas: int = 1
+    # The meter as it was before the compiled classifier: the shared rule alone (pyarrow's JSON reader).
+    reference_meter: bool = False
+
+
+# The observer with its meter's window read by the shared rule alone, for a before/after in one run.
+_REFERENCE_METER = (
+    "from streamwatch_observer import quality\n"
+    "quality.QualityMeter.measure = quality.QualityMeter._measure_reference\n"
+    "from streamwatch_observer.main import main\n"
+    "main()\n"
+)
 
 
 @dataclass
@@ -81,10 +93,11 @@ def _observe(infra: Infra, work: Path, topic: str, total: int, case: Case) -> Ou
         OBSERVER_PROFILE_ENABLED="true" if case.profile else "false",
         OBSERVER_PROFILE_MAX_ROWS=str(case.window),
     )
+    script, args = (
+        ("python", ["-c", _REFERENCE_METER]) if case.reference_meter else ("streamwatch-observer", [])
+    )
     processes = [
-        ServiceProcess(
-            "streamwatch-observer", root / f"replica-{n}.log", {**env, "OBSERVER_REPLICA": f"r{n}"}
-        )
+        ServiceProcess(script, root / f"replica-{n}.log", {**env, "OBSERVER_REPLICA": f"r{n}"}, args)
         for n in range(case.replicas)
     ]
     for process in processes:
@@ -161,10 +174,16 @@ def cases(quick: bool) -> tuple[int, list[Case]]:
     """Records loaded and the cases run; window sizes divide each partition's share exactly, so every
     window closes by its record count and none waits for its age limit."""
     if quick:
-        return 6_000, [Case("quality only", 1_500), Case("quality + lag", 1_500, lag=True)]
+        return 6_000, [
+            Case("quality only", 1_500),
+            Case("quality + lag + drift, one replica", 1_500, lag=True),
+        ]
     return 200_000, [
         Case("quality only", 10_000),
-        Case("quality + lag", 10_000, lag=True),
+        # Drift (window to window and against the pinned reference) is always on; this is issue 21's
+        # goal case: 250k records/s on one replica.
+        Case("quality + lag + drift, one replica", 10_000, lag=True),
+        Case("quality + lag + drift, one replica, shared rule alone", 10_000, lag=True, reference_meter=True),
         Case("quality + lag + profile 10k", 10_000, lag=True, profile=True),
         Case("quality + lag + profile 100k", 100_000, lag=True, profile=True),
         Case("quality only, 2 replicas", 10_000, replicas=2),
@@ -172,14 +191,18 @@ def cases(quick: bool) -> tuple[int, list[Case]]:
 
 
 def run(run_: BenchRun, infra: Infra, work: Path, quick: bool) -> None:
-    """Every case in turn; per-replica rates, profile build times, scaling 1 → 2 replicas."""
+    """Every case in turn; per-replica rates, profile build times, scaling 1 → 2 replicas.
+    ``BENCH_OBSERVER_CASES`` (labels separated by ``;``) runs only those cases."""
     total, selected = cases(quick)
+    wanted = [c for c in os.environ.get("BENCH_OBSERVER_CASES", "").split(";") if c]
+    selected = [c for c in selected if not wanted or c.label in wanted]
     topic = infra.visits_topic(total)
     limit, limit_cpu = consume_limit(infra.kafka.bootstrap, topic, total, 2)
     note = "bare consumer in one process: the practical limit of a replica"
     run_.add(NAME, "raw consume loop", "records/s per replica", limit, "records/s", note=note)
     run_.add(NAME, "raw consume loop", "records per CPU-second", limit_cpu, "records/s")
     single: float | None = None
+    compiled: float | None = None
     for case in selected:
         outcome = _observe(infra, work, topic, total, case)
         per_replica = outcome.records_per_s / case.replicas
@@ -212,6 +235,17 @@ def run(run_: BenchRun, infra: Infra, work: Path, quick: bool) -> None:
                 "s",
                 note=f"{slowest['rows']:,} rows, {len(outcome.profiles)} report(s)",
             )
+        if case.reference_meter and compiled:
+            run_.add(
+                NAME,
+                case.label,
+                "compiled classifier vs shared rule alone",
+                compiled / outcome.records_per_s,
+                "x",
+                note="records/s of the case above over this one's",
+            )
+        if case.lag and not case.profile and not case.reference_meter:
+            compiled = outcome.records_per_s
         if case.replicas == 1 and not case.lag and not case.profile:
             single = outcome.records_per_s
         if case.replicas > 1 and single:

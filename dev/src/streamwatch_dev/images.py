@@ -164,10 +164,40 @@ class BuildResult:
     size_bytes: int
 
 
+NATIVE_PACKAGE = REPO_ROOT / "native" / "visit_classifier"
+
+
+def build_native_wheel(log_dir: Path) -> Path:
+    """The observer's compiled classifier (Rust) as a wheel in ``native/visit_classifier/dist/``, where the
+    Dockerfile takes it from: built here with the host's cargo (``make deps`` checks for it), so the image
+    build needs no Rust toolchain and no network to fetch one. The host and the images are Debian
+    bookworm (glibc 2.36), so the wheel runs in the image."""
+    cargo_bin = Path.home() / ".cargo" / "bin"
+    env = {**os.environ, "PATH": f"{os.environ.get('PATH', '')}:{cargo_bin}"}
+    if shutil.which("cargo", path=env["PATH"]) is None:
+        raise ComponentStartError("cargo is not installed (the observer image needs native/visit_classifier)")
+    dist = NATIVE_PACKAGE / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    log = log_dir / "build-visit-classifier-wheel.log"
+    start = time.monotonic()
+    command = ["uv", "build", "--wheel", "--out-dir", str(dist), str(NATIVE_PACKAGE)]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, check=False, timeout=1800)
+    log.write_text(result.stdout + result.stderr)
+    wheels = sorted(dist.glob("*.whl"))
+    if result.returncode != 0 or len(wheels) != 1:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+        raise ComponentStartError(f"building the classifier wheel failed; log {log}:\n{tail}")
+    size = wheels[0].stat().st_size / 2**20
+    _say(f"{wheels[0].name} built in {time.monotonic() - start:.0f}s, {size:.1f} MiB")
+    return wheels[0]
+
+
 def build_service_image(
     engine: DockerEngine, service: str, ref: str, bases: BaseImages | None, log_dir: Path
 ) -> BuildResult:
     """``docker build`` of one service from the repository root, tagged ``ref``; the log goes to a file."""
+    if service == "observer":
+        build_native_wheel(log_dir)
     options = ["-f", str(DOCKERFILE), "--build-arg", f"SERVICE={service}"]
     options += bases.build_args() if bases else []
     return build_image(engine, service, ref=ref, options=options, context=REPO_ROOT, log_dir=log_dir)
