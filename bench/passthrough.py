@@ -3,8 +3,8 @@
 All copy the same pre-loaded topic on the same broker in the same run, with the same producer settings
 (idempotent, ``acks=all``, the services' linger), so their ratio is what the Spark job costs over the
 practical limit of one Python process moving records. The job runs every way it can copy (:data:`PATHS`):
-``python source_tasks`` (the default: the Python source's read tasks consume and produce their ranges
-themselves), ``python spark_rows`` (the Python source's records become Spark rows for the confluent-kafka
+``python-source_tasks`` (the default: the Python source's read tasks consume and produce their ranges
+themselves), ``python-spark_rows`` (the Python source's records become Spark rows for the confluent-kafka
 ``foreachBatch`` writer) and ``jvm`` (Spark's own ``format("kafka")`` source and sink, jars from
 ``make deps``). Reported per path: the ratio to the raw loop's records/s and records per CPU-second, and
 the peak PSS of the job's process tree.
@@ -137,7 +137,8 @@ def run(run_: BenchRun, infra: Infra, work: Path, quick: bool) -> None:
         part, overall, rss = _run_job(
             infra, work, source, total, size, connector=connector, copy_path=copy_path
         )
-        case = f"{connector} {copy_path} batch {size:,}" if copy_path else f"{connector} batch {size:,}"
+        # One word before "batch": bench.targets reads the path from the case's first word.
+        case = f"{connector}-{copy_path} batch {size:,}" if copy_path else f"{connector} batch {size:,}"
         note = f"steady: {part.batches} batches after the first"
         run_.add(NAME, case, "throughput", part.rate, "records/s", note=note)
         run_.add(NAME, case, "ratio to raw loop", part.rate / raw, "x")

@@ -71,6 +71,11 @@ class Passthrough(StreamingJob):
         return stream.select("key", "value", "partition")
 
     def write_batch(self, batch_df: DataFrame, batch_id: int) -> None:
+        if not self._planners_stopped:
+            # Spark planned the batch (and the query's reads) before calling this function: its Python
+            # planning helpers only hold memory from now on, the copy tasks' included.
+            self._planners_stopped = True
+            stop_planner_daemons(batch_df.sparkSession)
         started = time.monotonic()
         try:
             records = self._write(batch_df, batch_id)
@@ -79,10 +84,6 @@ class Passthrough(StreamingJob):
             logger.exception("batch_failed", extra={"batch_id": batch_id, "topic": self.target_topic})
             raise
         seconds = time.monotonic() - started
-        if not self._planners_stopped:
-            # The query has planned its reads: Spark's idle planning helpers only hold memory now.
-            self._planners_stopped = True
-            stop_planner_daemons(batch_df.sparkSession)
         metrics.BATCHES.inc()
         metrics.RECORDS.inc(records)
         metrics.BATCH_WRITE_SECONDS.observe(seconds)

@@ -6,7 +6,7 @@ The ``streamwatch_kafka_copy`` format plans micro-batches exactly as the ``strea
 and checkpoint). Each read task consumes its range ``[start, end)`` of one source partition
 (:func:`~streamwatch_common.spark.kafka_range_read.read_messages`, which waits out a broker restart) and
 produces every record, key and value byte for byte, to the same partition of the target topic in source
-order (:func:`~streamwatch_common.spark.kafka_writer.write_rows`: idempotent, ``acks=all``, every
+order (:func:`~streamwatch_common.spark.kafka_writer.write_messages`: idempotent, ``acks=all``, every
 acknowledgement awaited; one failed delivery fails the task, and so the batch). Only then does the task hand
 Spark one row per record copied, holding nothing but the source partition: Spark's ``numInputRows`` stays
 the number of records, and no key or value crosses into the JVM.
@@ -34,7 +34,7 @@ from streamwatch_common.errors import SourceError
 from streamwatch_common.spark.connector import option_text
 from streamwatch_common.spark.kafka_range_read import KafkaRange, read_messages
 from streamwatch_common.spark.kafka_source import KafkaStreamReader
-from streamwatch_common.spark.kafka_writer import task_producer_config, write_rows
+from streamwatch_common.spark.kafka_writer import task_producer_config, write_messages
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -135,12 +135,8 @@ def copy_range(
     import pyarrow as pa
 
     partition = task.partition
-    records = (
-        (m.key(), m.value(), partition)
-        for messages in read_messages(config, task, fail_on_data_loss)
-        for m in messages
-    )
-    copied = write_rows(records, target_topic, producer_config, keep_partition=True)
+    messages = read_messages(config, task, fail_on_data_loss)
+    copied = write_messages(messages, target_topic, partition, producer_config)
     if copied:
         column = pa.repeat(pa.scalar(partition, pa.int32()), copied)
         yield pa.RecordBatch.from_arrays([column], names=["partition"])

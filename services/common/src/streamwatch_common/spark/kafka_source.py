@@ -5,7 +5,9 @@ chosen by); Spark's own ``format("kafka")`` is the ``jvm`` one. Offsets have the
 Kafka source, ``{"visits": {"0": 13200, "1": 15800}}``, and that JSON is the last line of
 ``<checkpoint>/offsets/N``, so a checkpoint reader works for either. This module plans the micro-batches
 (offsets, read limits, ranges); :mod:`.kafka_range_read` reads a range in a task and
-:mod:`.kafka_broker_wait` keeps both waiting through a broker restart.
+:mod:`.kafka_broker_wait` keeps both waiting through a broker restart. The ``streamwatch_kafka_copy``
+format (:mod:`.kafka_copy`, the passthrough's default) plans with this reader and copies each range to a
+target topic in the task instead of returning it.
 
 Usage::
 

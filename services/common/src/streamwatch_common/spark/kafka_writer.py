@@ -109,15 +109,9 @@ def write_rows(
     rows: Iterable[Row | tuple[Any, ...]], topic: str, config: Mapping[str, Any], keep_partition: bool
 ) -> int:
     """Produce every row and wait for all acknowledgements; raise if any record was not delivered."""
-    failures: list[str] = []
-
-    def on_delivery(error: KafkaError | None, msg: Message) -> None:
-        if error is not None:
-            failures.append(f"{msg.topic()}/{msg.partition()}: {error}")
-
+    delivery = _Delivery(topic, config)
     # One producer-wide callback and positional arguments: this loop runs once per record.
-    producer = Producer({**config, "on_delivery": on_delivery})
-    produce = producer.produce
+    produce = delivery.producer.produce
     sent = 0
     for row in rows:
         partition = row[2] if keep_partition and row[2] is not None else _ANY_PARTITION
@@ -126,20 +120,72 @@ def write_rows(
                 produce(topic, row[1], row[0], partition)
                 break
             except BufferError:
-                # Local queue full: serve delivery reports until there is room again.
-                producer.poll(_QUEUE_FULL_WAIT_S)
+                delivery.queue_full()
             except KafkaException as exc:
-                producer.flush(_FLUSH_TIMEOUT_S)
-                raise KafkaWriteError(f"writing to {topic} partition {partition} refused: {exc}") from exc
+                raise delivery.refused(partition, exc) from exc
         sent += 1
         if sent % _POLL_EVERY == 0:
-            producer.poll(0)
-    remaining = producer.flush(_FLUSH_TIMEOUT_S)
-    if remaining:
-        failures.append(f"{remaining} records still unacknowledged after {_FLUSH_TIMEOUT_S:.0f}s")
-    if failures:
-        raise KafkaWriteError(f"writing to {topic} failed for {len(failures)} records; first: {failures[0]}")
-    return sent
+            delivery.producer.poll(0)
+    return delivery.finish(sent)
+
+
+def write_messages(
+    chunks: Iterable[list[Message]], topic: str, partition: int, config: Mapping[str, Any]
+) -> int:
+    """Produce the key and value of every consumed message to ``partition`` of ``topic``, in order, and wait
+    for all acknowledgements; raise if any record was not delivered.
+
+    :func:`write_rows` for records that are confluent-kafka messages already (the in-source copy): no row
+    tuple per record on the way."""
+    delivery = _Delivery(topic, config)
+    produce = delivery.producer.produce
+    sent = 0
+    for messages in chunks:
+        for msg in messages:
+            while True:
+                try:
+                    produce(topic, msg.value(), msg.key(), partition)
+                    break
+                except BufferError:
+                    delivery.queue_full()
+                except KafkaException as exc:
+                    raise delivery.refused(partition, exc) from exc
+        sent += len(messages)
+        delivery.producer.poll(0)
+    return delivery.finish(sent)
+
+
+class _Delivery:
+    """One task's producer and what it learns of failed deliveries (delivery reports for failures only)."""
+
+    def __init__(self, topic: str, config: Mapping[str, Any]) -> None:
+        self.topic = topic
+        self.failures: list[str] = []
+        self.producer = Producer({**config, "on_delivery": self._on_delivery})
+
+    def _on_delivery(self, error: KafkaError | None, msg: Message) -> None:
+        if error is not None:
+            self.failures.append(f"{msg.topic()}/{msg.partition()}: {error}")
+
+    def queue_full(self) -> None:
+        """Local queue full: serve delivery reports until there is room again."""
+        self.producer.poll(_QUEUE_FULL_WAIT_S)
+
+    def refused(self, partition: int, exc: KafkaException) -> KafkaWriteError:
+        self.producer.flush(_FLUSH_TIMEOUT_S)
+        return KafkaWriteError(f"writing to {self.topic} partition {partition} refused: {exc}")
+
+    def finish(self, sent: int) -> int:
+        """Wait for every acknowledgement; ``sent``, or raise if a record was not delivered."""
+        remaining = self.producer.flush(_FLUSH_TIMEOUT_S)
+        if remaining:
+            self.failures.append(f"{remaining} records still unacknowledged after {_FLUSH_TIMEOUT_S:.0f}s")
+        if self.failures:
+            first = self.failures[0]
+            raise KafkaWriteError(
+                f"writing to {self.topic} failed for {len(self.failures)} records; first: {first}"
+            )
+        return sent
 
 
 def spark_kafka_batch_writer(

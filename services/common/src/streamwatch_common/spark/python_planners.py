@@ -11,9 +11,9 @@ and an idle worker is only ended by Spark after a minute without activity. Toget
 PSS beside a running passthrough.
 
 :func:`stop_planner_daemons` stops those factories (``PythonWorkerFactory.stop()``, what Spark does at
-session end) once the query has planned its reads. A planning call that comes later (a new query) starts
-its daemon again, at its usual cost. Spark's worker registry is private: read through Java reflection,
-and if this Spark has none, nothing is stopped (logged once).
+session end) once the query has planned its reads (by the first ``foreachBatch`` call). A planning call
+that comes later (a new query) starts its daemon again, at its usual cost. Spark's worker registry is
+private: read through Java reflection, and if this Spark has none, nothing is stopped (logged).
 """
 
 from __future__ import annotations
