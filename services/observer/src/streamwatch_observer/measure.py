@@ -1,7 +1,8 @@
 """Window quality measured on a worker thread, while the consume loop reads the next window.
 
-Arrow's JSON reader and compute kernels release the interpreter lock, so measuring window *n* on this
-thread while the loop consumes window *n + 1* uses a second core. Windows are measured one at a time in
+The meter's compiled classifier releases the interpreter lock for a whole window in one call, and
+Arrow's compute kernels release it too, so measuring window *n* on this thread while the loop consumes
+window *n + 1* uses a second core. Windows are measured one at a time in
 the order they were closed, and :meth:`WindowMeasurer.done` hands them back in that order, so the
 writer still writes and commits each partition's windows in offset order. At most ``in_flight`` closed
 windows wait here: when the loop runs ahead, :meth:`WindowMeasurer.submit` waits for the oldest, which
