@@ -3,8 +3,8 @@ carries only their offsets (:mod:`streamwatch_visits_writer.spill_source`).
 
 A real writer on a real topic of two partitions: the edge records, 1 MB values (valid, malformed, cut
 short) and plain visits, over several micro-batches. Every record must land once, where the shared rule
-puts it, the batch counts Spark reports must be the records (not the files), and the spill directory must
-be gone after a graceful stop.
+puts it, with its key and value as Kafka holds them, and the spill directory must be gone after a graceful
+stop.
 """
 
 from __future__ import annotations
