@@ -22,6 +22,7 @@ from pyspark.sql.streaming.datasource import ReadAllAvailable
 
 from streamwatch_common.errors import SourceError
 from streamwatch_common.kafka import KafkaSettings
+from streamwatch_common.spark.kafka_copy import KafkaCopyReader, copy_range, kafka_copy_options
 from streamwatch_common.spark.kafka_range_read import read_range
 from streamwatch_common.spark.kafka_source import KafkaStreamReader
 from streamwatch_common.spark.kafka_stream import kafka_stream_options
@@ -107,7 +108,8 @@ def test_the_python_paths_reader_and_writer_copy_over_scram(
     records = [(f"k{i}".encode(), f"v{i}".encode(), i % 2) for i in range(TOTAL)]
     assert write_rows(records, source, settings.producer_config(), keep_partition=True) == TOTAL
 
-    reader = KafkaStreamReader(kafka_stream_options(settings.consumer_config(group_id="sasl"), source))
+    reader_options = kafka_stream_options(settings.consumer_config(group_id="sasl"), source)
+    reader = KafkaStreamReader(reader_options)
     try:
         start = reader.initialOffset()
         tasks = reader.partitions(start, reader.latestOffset(start, ReadAllAvailable()))
@@ -127,6 +129,17 @@ def test_the_python_paths_reader_and_writer_copy_over_scram(
     assert sorted(rows) == sorted(records)
     assert write_rows(rows, target, settings.producer_config(), keep_partition=True) == TOTAL
     assert sasl_kafka.end_offsets(target) == sasl_kafka.end_offsets(source) == {0: TOTAL // 2, 1: TOTAL // 2}
+
+    # The passthrough's default path: each task copies its range itself, its producer given the
+    # properties as the job's options carry them (``producer.``-prefixed strings).
+    copied = sasl_kafka.create_topic(partitions=2)
+    options = kafka_copy_options(reader_options, copied, settings.producer_config())
+    copier = KafkaCopyReader(options)
+    counts = [
+        b.num_rows for task in tasks for b in copy_range(copier.config, copier.producer_config, copied, task)
+    ]
+    assert sum(counts) == TOTAL
+    assert sasl_kafka.records_by_partition(copied) == sasl_kafka.records_by_partition(source)
 
 
 def test_generator_and_jvm_passthrough_copy_every_record_over_scram(
