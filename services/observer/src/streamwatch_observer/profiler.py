@@ -2,10 +2,12 @@
 
 Windows are handed over without waiting, and reports are built in a separate worker process, so
 ydata-profiling neither competes with the consume loop for the interpreter lock nor keeps its memory in
-the observer process (the worker is replaced every few reports). While the worker is busy, newly closed
-windows are merged into one pending request, resampled to the row limit, so memory stays bounded by one
-report's rows whatever the input rate (the report then covers several windows and partitions, which its
-name and key say). Reports go to the profile publisher when its URL is set, otherwise to a directory.
+the observer process (the worker is replaced every few reports). The rows stay an Arrow table in the
+observer process and cross to the worker as Arrow IPC bytes; pandas exists only in the worker. While the
+worker is busy, newly closed windows are merged into one pending request, resampled to the row limit, so
+memory stays bounded by one report's rows whatever the input rate (the report then covers several windows
+and partitions, which its name and key say). Reports go to the profile publisher when its URL is set,
+otherwise to a directory.
 """
 
 from __future__ import annotations
@@ -133,7 +135,10 @@ class Profiler:
         target = self.destination.name
         started = time.perf_counter()
         try:
-            html = self._pool.submit(build_html, request).result()
+            job = request.job_for_worker()
+            trim_heap()  # the IPC stream's building buffers, freed on this thread
+            html = self._pool.submit(build_html, job).result()
+            del job
             built = time.perf_counter() - started
             metrics.PROFILE_DURATION.observe(built)
             location = self.destination.deliver(request, html)
@@ -152,7 +157,7 @@ class Profiler:
                 "key": request.key,
                 "partitions": request.partitions,
                 "rows": len(request.rows),
-                "columns": len(request.rows.columns),
+                "columns": request.rows.num_columns,
                 "build_seconds": round(built, 3),
                 "html_bytes": len(html),
                 "target": target,
