@@ -66,7 +66,9 @@ class Peaks:
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.main = self.workers = self.total = 0
+        self.timeline: list[tuple[int, int]] = []  # (main, workers) PSS in MiB, one sample a second
         self._stop = threading.Event()
+        self._started = time.monotonic()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
@@ -77,6 +79,8 @@ class Peaks:
             self.main = max(self.main, main)
             self.workers = max(self.workers, workers)
             self.total = max(self.total, main + workers)
+            if len(self.timeline) < time.monotonic() - self._started:
+                self.timeline.append((main // _MIB, workers // _MIB))
             self._stop.wait(0.1)
 
     def stop(self) -> dict[str, float]:
@@ -141,6 +145,8 @@ def run(records: int, source: Path | None) -> dict[str, object]:
         peaks = Peaks(child.pid)
         stdout, _ = child.communicate(timeout=900)
         result: dict[str, object] = dict(peaks.stop())
+        if os.environ.get("PROFILE_MEMORY_TIMELINE"):
+            print("timeline (main, worker) MiB per second:", peaks.timeline)
         if child.returncode != 0:
             raise RuntimeError(f"child failed ({child.returncode})")
         result.update(json.loads(stdout.strip().splitlines()[-1]))
