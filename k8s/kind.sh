@@ -93,7 +93,11 @@ create_cluster() {
 image_tag() {
   local svc=$1
   {
-    printf '%s\n' pyproject.toml uv.lock services/*/pyproject.toml services/Dockerfile
+    printf '%s\n' pyproject.toml uv.lock services/*/pyproject.toml native/*/pyproject.toml services/Dockerfile
+    # The observer installs the compiled classifier's wheel, built from these sources.
+    if [ "$svc" = observer ]; then
+      find native/visit_classifier/src native/visit_classifier/Cargo.toml native/visit_classifier/Cargo.lock -type f
+    fi
     # The Spark images also copy spark-jars/ (the jvm connector's jars, when make spark-jars put them there).
     case $svc in passthrough | visits-writer) find spark-jars -type f ;; esac
     find services/common/src "services/$svc/src" -type f \
@@ -112,6 +116,16 @@ image_values() {
   done
 }
 
+# The observer image installs native/visit_classifier (Rust) as a wheel built here with the host's cargo,
+# so the image build needs no Rust toolchain (services/observer/README.md, "The compiled classifier").
+build_classifier_wheel() {
+  step "building the observer's compiled classifier wheel (cargo)"
+  PATH="$PATH:$HOME/.cargo/bin"
+  command -v cargo >/dev/null || die "cargo is not installed (the observer image needs native/visit_classifier; rustup.rs)"
+  rm -rf native/visit_classifier/dist
+  uv build --wheel --out-dir native/visit_classifier/dist native/visit_classifier
+}
+
 build_images() {
   local ref
   if [ -n "$IMAGE_ARCHIVE" ]; then
@@ -121,6 +135,7 @@ build_images() {
   fi
   for svc in "${SERVICES[@]}"; do
     ref=$(image_ref "$svc")
+    if [ "$svc" = observer ]; then build_classifier_wheel; fi
     step "building image $ref"
     DOCKER_BUILDKIT=1 docker build -f services/Dockerfile --build-arg "SERVICE=$svc" -t "$ref" .
   done
