@@ -1,7 +1,8 @@
 # streamwatch — developer and user commands. `make help` lists them. The local runtime (real components,
 # service runners, the demo) is the dev-only package in dev/ (streamwatch_dev), used by tests, bench and demo.
 SHELL := /bin/bash
-export PATH := $(CURDIR)/.tools/bin:$(PATH)
+# ~/.cargo/bin: uv builds the observer's compiled classifier (native/visit_classifier) with cargo from rustup.
+export PATH := $(CURDIR)/.tools/bin:$(PATH):$(HOME)/.cargo/bin
 UV_RUN := uv run --frozen
 PYTEST_ARGS ?=
 
