@@ -221,6 +221,9 @@ def build_html(job: ProfileJob) -> str:
     """The report's HTML (ydata-profiling, minimal mode, text analysis reduced to counts); runs in the
     worker process."""
     frame = to_frame(from_ipc(job.ipc))
+    # The conversion's freed buffers, before ydata-profiling's own peak: the worker's peak PSS on 100k
+    # generator visits fell from 366-384 MiB to 345-355 MiB.
+    trim_heap()
     report = _profile_report()(frame, title=job.title, minimal=True, progress_bar=False, **_REPORT_SETTINGS)
     del frame
     html = str(report.to_html())
