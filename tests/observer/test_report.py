@@ -14,7 +14,6 @@ import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pandas as pd
 import pyarrow as pa
 
 from streamwatch_observer.report import ProfileRequest, build_html, compact, from_ipc, sample, to_frame
@@ -112,11 +111,6 @@ def test_sample_is_reproducible_and_bounded() -> None:
     assert not picked.equals(sample(rows, 100, seed=8))
     assert len(set(picked["n"].to_pylist())) == 100
     assert sample(rows, 1000, seed=7) is rows
-
-
-def test_a_pandas_frame_given_by_a_caller_becomes_arrow() -> None:
-    request = ProfileRequest("job", {0: (0, 1)}, MOMENT, MOMENT, pd.DataFrame({"page": ["a", None]}))
-    assert request.rows.equals(pa.table({"page": ["a", None]}))
 
 
 _OBSERVER_SIDE = textwrap.dedent(

@@ -157,7 +157,6 @@ class WindowMeasurer:
         if self.profiler is None or quality.rows is None or not len(quality.rows):
             return
         rows = quality.rows
-        frame = rows if not hasattr(rows, "to_pandas") else rows.to_pandas()
         quality.rows = None
         self.profiler.submit(
             ProfileRequest(
@@ -165,7 +164,7 @@ class WindowMeasurer:
                 {closed.partition: (closed.start_offset, closed.end_offset)},
                 closed.window_start,
                 closed.window_end,
-                frame,
+                rows,
                 dict(closed.drift),
             )
         )

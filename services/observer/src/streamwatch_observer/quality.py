@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from streamwatch_visit_classifier import DEFER, Classifier
@@ -55,7 +54,7 @@ class WindowQuality:
     duplicates: int
     null_counts: dict[str, int]
     invalid_records: int = 0
-    rows: pa.Table | pd.DataFrame | None = field(default=None, repr=False)
+    rows: pa.Table | None = field(default=None, repr=False)
 
     def invalid(self, name: str) -> int:
         """Null-or-empty count of a field; a field outside the schema is null in every parsed record."""

@@ -75,12 +75,6 @@ class ProfileRequest:
     # Leaf field → drift score of the window against the partition's previous one (merged: the highest).
     drift: dict[str, float] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        # A pandas frame from a caller that still converts the window's table (measure.py did): back to
-        # Arrow, so that sampling, merging and the handoff stay one Arrow path.
-        if not isinstance(self.rows, pa.Table):
-            self.rows = pa.Table.from_pandas(self.rows, preserve_index=False)
-
     @property
     def partitions(self) -> list[int]:
         return sorted(self.ranges)
