@@ -35,7 +35,8 @@ from typing import Any
 import psutil
 
 from bench.stack import Infra, steady, wait_records
-from streamwatch_dev.services import ServiceProcess, service_env
+from bench.visits_writer import writer_env
+from streamwatch_dev.services import ServiceProcess
 
 PARTS = ("driver", "jvm", "workers")
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -162,18 +163,7 @@ def run_case(
     path = [p for p in (src, pythonpath, os.environ.get("PYTHONPATH", "")) if p]
     if path:
         extra["PYTHONPATH"] = os.pathsep.join(path)
-    env = service_env(
-        **infra.kafka.env(),
-        VISITS_WRITER_SOURCE_TOPIC=topic,
-        VISITS_WRITER_VISITS_TABLE_PATH=str(root / "visits"),
-        VISITS_WRITER_DEAD_LETTER_TABLE_PATH=str(root / "dead_letters"),
-        VISITS_WRITER_CHECKPOINT_PATH=str(root / "checkpoint"),
-        VISITS_WRITER_SPARK_MASTER="local[2]",
-        VISITS_WRITER_TRIGGER_INTERVAL_SECONDS="0",
-        VISITS_WRITER_MAX_RECORDS_PER_TRIGGER=str(batch),
-        VISITS_WRITER_INSTANCE=f"listener-cost-{name}-{repeat}",
-        **extra,
-    )
+    env = writer_env(infra, topic, root, batch=batch, instance=f"listener-cost-{name}-{repeat}", **extra)
     process = ServiceProcess("streamwatch-visits-writer", work / f"{name}-{repeat}.log", env)
     process.start()
     sampler = CpuByPart(process.pid)

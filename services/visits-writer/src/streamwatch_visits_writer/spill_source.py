@@ -37,7 +37,7 @@ from pyspark.sql.datasource import InputPartition
 
 from streamwatch_common.errors import SourceError
 from streamwatch_common.spark.connector import PythonConnector
-from streamwatch_common.spark.kafka_range_read import KafkaRange, read_range
+from streamwatch_common.spark.kafka_range_read import KafkaRange, arrow_schema, read_range
 from streamwatch_common.spark.kafka_source import KafkaDataSource, KafkaStreamReader
 
 if TYPE_CHECKING:
@@ -48,17 +48,6 @@ FORMAT_NAME = "streamwatch_kafka_spill"
 #: The source option naming the directory the read tasks write to (Spark lowers option names).
 SPILL_OPTION = "spillDirectory"
 _SUFFIX = ".arrow"
-#: The Kafka columns as the shared source's read tasks yield them.
-KAFKA_ARROW_SCHEMA = pa.schema(
-    [
-        ("key", pa.binary()),
-        ("value", pa.binary()),
-        ("topic", pa.string()),
-        ("partition", pa.int32()),
-        ("offset", pa.int64()),
-        ("timestamp", pa.timestamp("us", tz="UTC")),
-    ]
-)
 
 
 class SpillKafkaDataSource(KafkaDataSource):
@@ -152,7 +141,7 @@ def collect_spilled(batch_df: DataFrame, directory: Path) -> pa.Table:
             raise SourceError(f"{path}: offsets outside {start}..{end - 1} or out of order")
         tables.append(table)
     clear(directory)
-    return pa.concat_tables(tables) if tables else KAFKA_ARROW_SCHEMA.empty_table()
+    return pa.concat_tables(tables) if tables else arrow_schema().empty_table()
 
 
 def clear(directory: Path) -> None:

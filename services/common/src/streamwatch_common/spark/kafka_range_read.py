@@ -117,7 +117,7 @@ class _Columns:
                 .cast(pa.timestamp("ms", tz="UTC"))
                 .cast(pa.timestamp("us", tz="UTC")),
             ],
-            schema=_arrow_schema(),
+            schema=arrow_schema(),
         )
 
 
@@ -169,7 +169,8 @@ def _chunks(consumer: Consumer, task: KafkaRange, start: int) -> Iterator[list[M
             yield records
 
 
-def _arrow_schema() -> pa.Schema:
+def arrow_schema() -> pa.Schema:
+    """The Kafka columns as a read task yields them (the source's ``SCHEMA`` in Arrow)."""
     import pyarrow as pa
 
     return pa.schema(
