@@ -20,15 +20,6 @@ class PassthroughSettings(SparkJobSettings):
     model_config = service_config("PASSTHROUGH_")
 
     push_job: str = job_default("push_job", "passthrough")
-    # C1 only (-XX:TieredStopAtLevel=1): with the copy in the source's tasks the JVM only plans, commits
-    # and counts, and it still took most of the job's CPU, much of it C2 compiling (as in the visits
-    # writer). bench/passthrough.py at 100k records/trigger, two runs minutes apart: 56.4k -> 74.2k
-    # records/s, 90.6k -> 114.4k records per CPU-second, peak PSS 1,005 -> 978 MiB.
-    spark_driver_java_options: str = job_default(
-        "spark_driver_java_options",
-        "-XX:+UseSerialGC -XX:ReservedCodeCacheSize=64m -XX:MaxDirectMemorySize=256m -Xss512k "
-        "-XX:TieredStopAtLevel=1",
-    )
     target_topic: str = Field(
         default="processed_visits",
         min_length=1,

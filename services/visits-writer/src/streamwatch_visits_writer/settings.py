@@ -20,14 +20,6 @@ class VisitsWriterSettings(SparkJobSettings):
     checkpoint_path: str = job_default("checkpoint_path", "/data/checkpoints/visits-writer")
     trigger_interval_seconds: float = job_default("trigger_interval_seconds", 10.0)
     push_job: str = job_default("push_job", "visits_to_delta_synchronizer")
-    # The shared caps plus C1 only: in a 25k-record batch bench the C2 compiler threads took 3.1 of the
-    # JVM's 5.5 CPU-seconds; with the records spilled past the JVM (spill_source.py) little JVM code is
-    # hot enough to pay C2 back (JVM 5.5 -> 2.5 CPU-s, rows per CPU-second +47 %, same run).
-    spark_driver_java_options: str = job_default(
-        "spark_driver_java_options",
-        "-XX:+UseSerialGC -XX:ReservedCodeCacheSize=64m -XX:MaxDirectMemorySize=256m -Xss512k "
-        "-XX:TieredStopAtLevel=1",
-    )
     visits_table_path: str = Field(
         default="/data/delta/visits", description="Delta table of the parsed visits."
     )

@@ -73,10 +73,16 @@ class SparkJobSettings(ServiceSettings, KafkaSettings):
         description="`spark.driver.memory`: the JVM heap (`-Xmx`) in local mode; Spark refuses less than "
         "450m. 512m holds 25k-record batches (the JVM then peaks at ~500 MiB RSS).",
     )
+    # C1 only (-XX:TieredStopAtLevel=1) for both jobs: with the records kept out of the JVM (the
+    # passthrough's in-source copy, the visits writer's spilled batches) little JVM code is hot enough to
+    # repay C2, whose compiler threads had taken most of the JVM's CPU (the jobs' READMEs have the numbers).
     spark_driver_java_options: str = Field(
-        default="-XX:+UseSerialGC -XX:ReservedCodeCacheSize=64m -XX:MaxDirectMemorySize=256m -Xss512k",
+        default="-XX:+UseSerialGC -XX:ReservedCodeCacheSize=64m -XX:MaxDirectMemorySize=256m -Xss512k "
+        "-XX:TieredStopAtLevel=1",
         description="`spark.driver.extraJavaOptions`: the serial collector and smaller code cache and "
-        "thread stacks cut the JVM's off-heap memory (one streaming job needs no parallel GC).",
+        "thread stacks cut the JVM's off-heap memory (one streaming job needs no parallel GC); "
+        "`-XX:TieredStopAtLevel=1` compiles with C1 only, which costs the JVM less CPU when records do not "
+        "pass through it (drop it for long runs of the `jvm` connector).",
     )
     spark_jars_dir: str | None = Field(
         default=None,
