@@ -72,10 +72,9 @@ class SpillKafkaStreamReader(KafkaStreamReader):
         self.spill_directory = directory
 
     def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
-        if not isinstance(partition, KafkaRange):
-            raise SourceError(f"unexpected input partition {partition!r}")
-        batches = read_range(self.config, partition, self.fail_on_data_loss)
-        return spill_range(batches, partition, Path(self.spill_directory))
+        task = KafkaRange.of(partition)
+        batches = read_range(self.config, task, self.fail_on_data_loss)
+        return spill_range(batches, task, Path(self.spill_directory))
 
 
 def spill_file(directory: Path, task: KafkaRange) -> Path:

@@ -113,11 +113,8 @@ class KafkaCopyReader(KafkaStreamReader):
         )
 
     def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
-        if not isinstance(partition, KafkaRange):
-            raise SourceError(f"unexpected input partition {partition!r}")
-        return copy_range(
-            self.config, self.producer_config, self.target_topic, partition, self.fail_on_data_loss
-        )
+        task = KafkaRange.of(partition)
+        return copy_range(self.config, self.producer_config, self.target_topic, task, self.fail_on_data_loss)
 
 
 def copy_range(

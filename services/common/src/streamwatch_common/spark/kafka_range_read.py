@@ -38,6 +38,13 @@ class KafkaRange(InputPartition):
         self.start = start
         self.end = end
 
+    @staticmethod
+    def of(partition: InputPartition) -> KafkaRange:
+        """``partition`` as the range Spark was given by the planner (the readers' ``read`` argument)."""
+        if not isinstance(partition, KafkaRange):
+            raise SourceError(f"unexpected input partition {partition!r}")
+        return partition
+
 
 def read_range(
     config: Mapping[str, Any], task: KafkaRange, fail_on_data_loss: bool = True

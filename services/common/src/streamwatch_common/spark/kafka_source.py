@@ -263,6 +263,4 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
 
     # --- executor side: reading ---------------------------------------------------------------------
     def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
-        if not isinstance(partition, KafkaRange):
-            raise SourceError(f"unexpected input partition {partition!r}")
-        return read_range(self.config, partition, self.fail_on_data_loss)
+        return read_range(self.config, KafkaRange.of(partition), self.fail_on_data_loss)
