@@ -80,6 +80,14 @@ def test_group_lag_equals_the_brokers_and_follows_commits_and_new_records(kafka:
         assert lag.measure(consumer, [0, 1]) == broker_lag(kafka, group, topic, [0, 1]) == {0: 23, 1: 5}
         assert exported(topic, 0) == 23 and exported(topic, 1) == 5
 
+        # The newest offsets asked of another client (the observer asks its lag probe's, which does not
+        # fetch): the same numbers.
+        ends = kafka.consumer(f"ends-{uuid.uuid4().hex[:8]}")
+        try:
+            assert lag.measure(consumer, [0, 1], ends=ends) == {0: 23, 1: 5}
+        finally:
+            ends.close()
+
         # Partition 0 revoked: its series goes (its next owner exports it); partition 1 stays.
         lag.forget([0])
         assert exported(topic, 0) is None and exported(topic, 1) == 5

@@ -1,6 +1,7 @@
 """Memory of one observer stays bounded when it is handed three windows' worth of data at once, and again
-when twice as much arrives while Elasticsearch answers slowly: the consume loop writes synchronously, so a
-slow sink slows consumption (back-pressure) instead of piling windows, or prefetched records, up in memory."""
+when twice as much arrives while Elasticsearch answers slowly: the consume loop waits for the write in flight
+once measured windows queue behind it, so a slow sink slows consumption (back-pressure) instead of piling
+windows, or prefetched records, up in memory."""
 
 from __future__ import annotations
 

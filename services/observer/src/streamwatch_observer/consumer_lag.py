@@ -50,14 +50,22 @@ class ConsumerLag:
         self.timeout = timeout
         self._exported: set[int] = set()
 
-    def measure(self, consumer: Consumer, partitions: Sequence[int]) -> dict[int, int | None]:
-        """Lag of each given partition (None: unknown, its series removed); never raises for the broker."""
+    def measure(
+        self, consumer: Consumer, partitions: Sequence[int], *, ends: Consumer | None = None
+    ) -> dict[int, int | None]:
+        """Lag of each given partition (None: unknown, its series removed); never raises for the broker.
+
+        ``consumer`` is the group's: it answers for the committed offsets. ``ends``, when given, is asked
+        for the newest offsets instead: a client that does not fetch. The broker answers the requests of
+        one connection in order, so on the group consumer's connection the question waits behind a fetch
+        that long-polls for new records (``fetch.wait.max.ms``) and holds the consume loop meanwhile."""
         if not partitions:
             return {}
         committed = self._committed(consumer, partitions)
+        asked = ends if ends is not None else consumer
         lags: dict[int, int | None] = {}
         for partition in sorted(partitions):
-            lag = self._lag(consumer, partition, committed[partition]) if partition in committed else None
+            lag = self._lag(asked, partition, committed[partition]) if partition in committed else None
             lags[partition] = lag
             self._export(partition, lag)
         return lags

@@ -41,11 +41,20 @@ def _destination(settings: ObserverSettings) -> Destination:
     return DirectoryDestination(Path(settings.profile_dir))
 
 
+# librdkafka postpones a partition's next fetch by this much once its prefetch queue is over its
+# thresholds (``queued.min.messages``, ``queued.max.messages.kbytes``). Its own default, a second, let a
+# replica empty the queue and then wait with nothing to read for most of that second, about once per
+# second at full speed; the user's ``KAFKA_CONSUMER_PROPERTIES`` still decide.
+FETCH_QUEUE_BACKOFF = "fetch.queue.backoff.ms"
+FETCH_QUEUE_BACKOFF_MS = 20
+
+
 def consumer_config(settings: ObserverSettings) -> dict[str, Any]:
     """The observer consumer's configuration, all of it but the statistics its handle adds: librdkafka's
     own lines through logging (JSON, not stderr text), and the result of each asynchronous commit logged
     and counted."""
     return {
+        FETCH_QUEUE_BACKOFF: FETCH_QUEUE_BACKOFF_MS,
         **settings.consumer_config(settings.group_id),
         "logger": LibrdkafkaLog(),
         "on_commit": commit_result,

@@ -1,7 +1,8 @@
 """The observer's consume loop: windows per owned partition → measured on a worker → written → committed.
 
-One thread owns the consumer; a second measures closed windows (see ``measure``). Writes and commits
-happen in the loop's thread, strictly after the measurement and the bulk write (see ``writer``).
+One thread owns the consumer; a second measures closed windows (see ``measure``), a third makes the bulk
+writes (see ``writer``). Commits happen in the loop's thread, strictly after the measurement and the
+bulk write.
 
 Rebalances (eager assignor): revoked partitions get one bounded attempt to write what is complete and
 commit it; open windows are forgotten and re-observed by the next owner from the committed offset, so
@@ -52,6 +53,7 @@ from streamwatch_observer.writer import ObservationWriter
 logger = logging.getLogger(__name__)
 
 _POLL_SECONDS = 0.5
+_BUSY_POLL_SECONDS = 0.01
 _SHUTDOWN_WRITE_SECONDS = 10.0
 
 
@@ -129,6 +131,7 @@ class Observer:
 
     def close(self) -> None:
         self.measurer.close()
+        self.writer.close()
         self.consumer.client.close()
         logger.info("observer_stopped")
 
@@ -150,10 +153,14 @@ class Observer:
 
     def step(self) -> None:
         """One round: replace a consumer left without a broker, consume a batch into windows, hand full or
-        old windows to the measurer, measure lag when due, write what is measured (after a back-off when
-        the sink refused the last write)."""
+        old windows to the measurer, measure lag when due, finish the write in flight and start the next
+        (after a back-off when the sink refused the last one)."""
         self.consumer.renew_if_orphaned(time.monotonic())
-        messages = self.consumer.client.consume(self.settings.consume_batch, timeout=_POLL_SECONDS)
+        # While a window is measured or written, the consume call returns soon even without records, so
+        # its result is written and committed without waiting for the poll's timeout.
+        busy = self.measurer.pending or self.writer.writing
+        timeout = _BUSY_POLL_SECONDS if busy else _POLL_SECONDS
+        messages = self.consumer.client.consume(self.settings.consume_batch, timeout=timeout)
         closed = self.windows.add(messages, self.ownership.assigned) if messages else []
         now = time.monotonic()
         closed += self.windows.due(now, self.settings.window_seconds)
@@ -163,8 +170,11 @@ class Observer:
         if now >= self._next_lag:
             self._next_lag = now + self.settings.lag_interval_seconds
             self._measure_lag()
+        if self.writer.full:
+            self.writer.settle()
+        self.writer.collect()
         if self.writer.due(time.monotonic()):
-            self.writer.flush()
+            self.writer.begin()
 
     def _measure_lag(self) -> None:
         if not self.ownership.assigned:
@@ -173,7 +183,9 @@ class Observer:
         lags = self.ownership.reportable(self.probe.measure(self.ownership.sorted()), bucket)
         interval = self.settings.lag_interval_seconds
         self.writer.add_lag([lag_document(self.origin, lag, bucket, interval) for lag in lags])
-        consumer_lag = self.consumer_lag.measure(self.consumer.client, self.ownership.sorted())
+        consumer_lag = self.consumer_lag.measure(
+            self.consumer.client, self.ownership.sorted(), ends=self.probe.kafka.client
+        )
         logger.info(
             "lag_measured",
             extra={
@@ -208,6 +220,7 @@ class Observer:
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.writer.add_windows(self.measurer.wait())
+        self.writer.settle()  # the write in flight: its commit may still land, or is refused
         self._forget(sorted(tp.partition for tp in partitions), "partitions_lost")
 
     def _forget(self, lost: list[int], event: str) -> None:

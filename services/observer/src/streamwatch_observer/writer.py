@@ -2,11 +2,18 @@
 
 Measured windows and lag documents wait in the pending buffer until one bulk write stores them; only
 then are the windows' offsets committed (end offset + 1 of the written window), so a crash replays at
-most the unwritten windows, whose deterministic ids make the replay overwrite. While the sink refuses
-writes, the owned partitions are paused and writes are retried after an exponential back-off: memory
-holds at most the open windows, the windows being measured and one consume batch, however long the
-outage lasts. Lag documents are bounded separately (the oldest are dropped and counted). What a written
-window counted is exported by ``window_metrics``.
+most the unwritten windows, whose deterministic ids make the replay overwrite.
+
+The bulk write runs on the writer's own thread while the consume loop goes on: waiting for
+Elasticsearch to answer (it syncs its log on every request) was the loop's largest wait. One write is
+in flight at a time; the windows measured meanwhile go into the next one. The loop finishes a write
+(:meth:`ObservationWriter.collect`), so commits, pauses and resumes stay on the consumer's thread, and it
+waits for the write when too many windows queue behind it, so a slow sink still slows consumption.
+While the sink refuses writes, the owned partitions are paused and writes are retried after an
+exponential back-off: memory holds at most the open windows, the windows being measured, the measured
+windows' statistics and one consume batch, however long the outage lasts. Lag documents are bounded
+separately (the oldest are dropped and counted). What a written window counted is exported by
+``window_metrics``.
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ import logging
 import time
 from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from confluent_kafka import KafkaError, TopicPartition
@@ -22,7 +31,7 @@ from confluent_kafka import KafkaError, TopicPartition
 from streamwatch_common.backoff import Backoff
 from streamwatch_common.errors import SinkError
 from streamwatch_observer import metrics
-from streamwatch_observer.documents import Document, WindowDocuments
+from streamwatch_observer.documents import Document, ReportedFields, WindowDocuments
 from streamwatch_observer.ownership import Ownership
 from streamwatch_observer.window import ClosedWindow
 from streamwatch_observer.window_metrics import WindowMetrics
@@ -30,6 +39,18 @@ from streamwatch_observer.window_metrics import WindowMetrics
 logger = logging.getLogger(__name__)
 
 _FIRST_BACKOFF = 0.5
+# Measured windows (statistics only: their raw values are freed once measured) that may wait behind the
+# write in flight before the consume loop waits for it.
+MAX_WAITING_WINDOWS = 32
+
+
+@dataclass(frozen=True)
+class _Flight:
+    """One bulk write on the writer's thread: its windows and their documents' reported fields."""
+
+    result: Future[float]
+    windows: list[ClosedWindow]
+    made: list[tuple[Document, ReportedFields]]
 
 
 class Offsets(Protocol):
@@ -69,8 +90,10 @@ class ObservationWriter:
             consumer, sink, ownership, documents, reporter, max_backoff=30.0, pending_lag_documents=1000
         )
         writer.add_windows(measured)
+        writer.collect()                  # the write in flight, if over: commit, or back off
         if writer.due(time.monotonic()):
-            writer.flush()
+            writer.begin()                # on the writer's thread
+        writer.flush()                    # rebalance, shutdown: write everything pending and wait
     """
 
     def __init__(
@@ -96,10 +119,24 @@ class ObservationWriter:
         self.delay = 0.0
         self.paused = False
         self._retry_at = 0.0
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="write")
+        self._flight: _Flight | None = None
+        self._writing_lag: list[Document] = []
 
     @property
     def pending(self) -> bool:
-        return bool(self.windows or self.lag)
+        return bool(self.windows or self.lag or self._writing_lag)
+
+    @property
+    def writing(self) -> bool:
+        """A bulk write is in flight on the writer's thread."""
+        return self._flight is not None
+
+    @property
+    def full(self) -> bool:
+        """So many windows wait behind the write in flight that the loop should wait for it (a slow sink
+        slows consumption instead of piling windows up)."""
+        return self._flight is not None and len(self.windows) >= MAX_WAITING_WINDOWS
 
     def add_windows(self, windows: Sequence[ClosedWindow]) -> None:
         self.windows.extend(windows)
@@ -107,54 +144,105 @@ class ObservationWriter:
     def add_lag(self, documents: Sequence[Document]) -> None:
         """Queue lag documents; beyond the bound the oldest are dropped (the sink stayed down too long)."""
         for document in documents:
-            if len(self.lag) >= self.pending_lag_documents:
-                self.lag.popleft()
-                metrics.LAG_DOCUMENTS_DROPPED.inc()
-            self.lag.append(document)
+            self._queue_lag(document)
 
     def due(self, now: float) -> bool:
-        """Something is pending and no back-off is running (or it has run out)."""
-        return self.pending and (not self.paused or now >= self._retry_at)
+        """Something is pending, no write is in flight and no back-off is running (or it has run out)."""
+        return (
+            self._flight is None
+            and bool(self.windows or self.lag)
+            and (not self.paused or now >= self._retry_at)
+        )
 
-    def flush(self) -> bool:
-        """Write everything pending in one bulk request; commit the windows' offsets after success."""
+    def begin(self) -> None:
+        """Start one bulk write of everything pending on the writer's thread; :meth:`collect` (or
+        :meth:`settle`) commits after it succeeds. Nothing happens while a write is in flight."""
+        if self._flight is not None or not (self.windows or self.lag):
+            return
         windows = list(self.windows)
-        lags = list(self.lag)
+        self._writing_lag = list(self.lag)
+        self.lag.clear()
         latest = self.ownership.latest_lag
         made = [self.documents.make(window, latest) for window in windows]
-        documents = [document for document, _fields in made]
-        started = time.perf_counter()
+        documents = [document for document, _fields in made] + self._writing_lag
+        self._flight = _Flight(self._thread.submit(self._timed_write, documents), windows, made)
+
+    def collect(self) -> bool | None:
+        """Finish the write in flight if it is over: True when it succeeded (and its windows are committed),
+        False when the sink refused it (back-off and pause), None when none is over."""
+        if self._flight is None or not self._flight.result.done():
+            return None
+        return self.settle()
+
+    def settle(self) -> bool:
+        """Wait for the write in flight and finish it; True when none was in flight."""
+        flight, self._flight = self._flight, None
+        if flight is None:
+            return True
         try:
-            self.sink.write(documents + lags)
+            elapsed = flight.result.result()
         except SinkError as exc:
-            metrics.SINK_FAILURES.labels("elasticsearch").inc()
-            self.delay = self.backoff.next_delay()
-            self._retry_at = time.monotonic() + self.delay
-            logger.warning(
-                "sink_write_failed",
-                extra={
-                    "documents": len(documents) + len(lags),
-                    "windows": len(windows),
-                    "retry_in_seconds": self.delay,
-                    "error": str(exc),
-                },
-            )
-            self._pause()
+            self._refused(exc, flight)
             return False
-        metrics.WRITE_DURATION.observe(time.perf_counter() - started)
-        del self.windows[: len(windows)]
-        for _ in lags:
-            self.lag.popleft()
-        self._commit(windows)
-        for window, (_document, fields) in zip(windows, made, strict=True):
+        metrics.WRITE_DURATION.observe(elapsed)
+        del self.windows[: len(flight.windows)]
+        self._writing_lag = []
+        self._commit(flight.windows)
+        for window, (_document, fields) in zip(flight.windows, flight.made, strict=True):
             self.reporter.written(window, fields)
         self.backoff.reset()
         self.delay = 0.0
         self._resume()
         return True
 
+    def flush(self) -> bool:
+        """Write everything pending and wait for it (rebalance and shutdown); commit after success."""
+        if not self.settle():
+            return False
+        self.begin()
+        return self.settle()
+
+    def close(self) -> None:
+        """Wait for the write in flight (its result is dropped: its windows were not committed) and stop
+        the writer's thread."""
+        self._thread.shutdown(wait=True)
+
+    def _timed_write(self, documents: list[Document]) -> float:
+        started = time.perf_counter()
+        self.sink.write(documents)
+        return time.perf_counter() - started
+
+    def _refused(self, exc: SinkError, flight: _Flight) -> None:
+        metrics.SINK_FAILURES.labels("elasticsearch").inc()
+        # The refused lag documents go back ahead of those queued meanwhile, within the bound.
+        queued, self.lag = list(self.lag), deque()
+        for document in [*self._writing_lag, *queued]:
+            self._queue_lag(document)
+        documents = len(flight.windows) + len(self._writing_lag)
+        self._writing_lag = []
+        self.delay = self.backoff.next_delay()
+        self._retry_at = time.monotonic() + self.delay
+        logger.warning(
+            "sink_write_failed",
+            extra={
+                "documents": documents,
+                "windows": len(flight.windows),
+                "retry_in_seconds": self.delay,
+                "error": str(exc),
+            },
+        )
+        self._pause()
+
+    def _queue_lag(self, document: Document) -> None:
+        if len(self.lag) >= self.pending_lag_documents:
+            self.lag.popleft()
+            metrics.LAG_DOCUMENTS_DROPPED.inc()
+        self.lag.append(document)
+
     def forget(self, partitions: Sequence[int]) -> int:
-        """Drop the unwritten windows of ``partitions`` (their next owner re-observes them)."""
+        """Drop the unwritten windows of ``partitions`` (their next owner re-observes them), after the
+        write in flight is over (its windows are committed or stay pending)."""
+        self.settle()
         before = len(self.windows)
         self.windows = [w for w in self.windows if w.partition not in partitions]
         return before - len(self.windows)
