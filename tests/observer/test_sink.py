@@ -107,6 +107,28 @@ def test_template_gives_every_declared_field_its_type(
     assert template["index_template"]["index_patterns"] == [sink.index]
 
 
+def _durability(elasticsearch: ElasticsearchNode, index: str) -> str:
+    settings = elasticsearch.request("GET", f"/{index}/_settings?include_defaults=true")[index]
+    found = settings["settings"]["index"].get("translog") or settings["defaults"]["index"]["translog"]
+    return str(found["durability"]).lower()
+
+
+def test_only_the_reference_index_syncs_its_log_asynchronously_even_when_made_before(
+    elasticsearch: ElasticsearchNode,
+) -> None:
+    index = f"obs-{secrets.token_hex(4)}"
+    made_before = ObservationSink(elasticsearch.client(), index).reference_index
+    elasticsearch.request("PUT", f"/{made_before}")  # as an older release left it: no template setting
+    assert _durability(elasticsearch, made_before) == "request"
+    sink = ObservationSink(elasticsearch.client(), index)
+    sink.ensure_template()
+    sink.write([window(0, 0, 0)])
+    assert sink.put_reference(f"{index}-ref", {"partition": 0}, None)
+    assert _durability(elasticsearch, sink.reference_index) == "async"
+    # The observations keep Elasticsearch's per-request sync: their offsets are committed after the write.
+    assert _durability(elasticsearch, sink.index) == "request"
+
+
 def test_template_maps_one_invalid_count_per_configured_required_field(
     elasticsearch: ElasticsearchNode,
 ) -> None:

@@ -92,6 +92,13 @@ def mappings(required_fields: Sequence[str]) -> dict[str, Any]:
     return {"dynamic": True, "dynamic_templates": drift_scores, "properties": {**_PROPERTIES, **invalid}}
 
 
+# A reference being built is saved after every window it merges, on the measuring thread. Synced to
+# disk on every request (Elasticsearch's default), each save held that thread for as long as a window's
+# measurement. A reference is rebuildable statistics, versioned: a save lost with a crashed search node
+# makes the next save conflict, and the owner then continues from what is stored (``reference``). The
+# observation documents, whose offsets are committed after the write, keep the per-request sync.
+REFERENCE_SETTINGS: dict[str, Any] = {"translog": {"durability": "async"}}
+
 REFERENCE_MAPPINGS: dict[str, Any] = {
     # Fields added later stay in the source unindexed instead of failing the save.
     "dynamic": False,
@@ -157,10 +164,12 @@ class ObservationSink:
         """Create or update the index templates of the observation and drift reference indices
         (idempotent), and give existing indices the replica count; raises SinkError when unreachable."""
         self._ensure_template(self.index, self.mappings)
-        self._ensure_template(self.reference_index, REFERENCE_MAPPINGS)
+        self._ensure_template(self.reference_index, REFERENCE_MAPPINGS, REFERENCE_SETTINGS)
 
-    def _ensure_template(self, index: str, index_mappings: dict[str, Any]) -> None:
-        settings = index_replicas_settings(self.replicas)
+    def _ensure_template(
+        self, index: str, index_mappings: dict[str, Any], extra: dict[str, Any] | None = None
+    ) -> None:
+        settings = {**index_replicas_settings(self.replicas), **(extra or {})}
         template: dict[str, Any] = {"mappings": index_mappings}
         if settings:
             template["settings"] = {"index": settings}
@@ -169,7 +178,7 @@ class ObservationSink:
                 name=index, index_patterns=[index], template=template, priority=100
             )
             # A template shapes new indices only: an index made before (say with the default 1 replica,
-            # yellow forever on one node) gets the count here; number_of_replicas is a dynamic setting.
+            # yellow forever on one node) gets the settings here; both are dynamic settings.
             if settings and self.client.indices.exists(index=index):
                 self.client.indices.put_settings(index=index, settings={"index": settings})
         except Exception as exc:
