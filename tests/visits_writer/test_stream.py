@@ -93,6 +93,11 @@ def test_exactly_once_across_a_crash_with_dead_letters(
     writer.signal(signal.SIGTERM)
     assert writer.wait(60) == 0, writer.tail()
     assert writer.events("query_stopped")
+    # Spark's idle Python planning daemons are stopped at the first batch; the jvm connector has none.
+    stopped = writer.events("planner_daemons_stopped")
+    assert len(stopped) == 1, stopped
+    planned = {"jvm": set(), "python": {"pyspark.sql.worker.plan_data_source_read"}}[connector]
+    assert planned <= set(stopped[0]["modules"]), stopped
 
     batches = writer.events("batch_written")
     busy = [b for b in batches if b["records"] > 0]

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING
 from streamwatch_common.shutdown import GracefulShutdown
 from streamwatch_common.spark.connector import BatchWriter
 from streamwatch_common.spark.kafka_copy import copy_batch, kafka_copy_options, read_kafka_copy
-from streamwatch_common.spark.python_planners import stop_planner_daemons
 from streamwatch_common.spark.runner import StreamingJob, run_streaming_job
 from streamwatch_passthrough import metrics
 from streamwatch_passthrough.settings import PassthroughSettings
@@ -48,7 +47,6 @@ class Passthrough(StreamingJob):
         self.passthrough_settings = settings
         self.target_topic = settings.target_topic
         self.in_source_tasks = settings.copies_in_source_tasks
-        self._planners_stopped = False
         if self.in_source_tasks:
             self._write: BatchWriter = lambda batch_df, _batch_id: copy_batch(batch_df)
         else:
@@ -71,11 +69,6 @@ class Passthrough(StreamingJob):
         return stream.select("key", "value", "partition")
 
     def write_batch(self, batch_df: DataFrame, batch_id: int) -> None:
-        if not self._planners_stopped:
-            # Spark planned the batch (and the query's reads) before calling this function: its Python
-            # planning helpers only hold memory from now on, the copy tasks' included.
-            self._planners_stopped = True
-            stop_planner_daemons(batch_df.sparkSession)
         started = time.monotonic()
         try:
             records = self._write(batch_df, batch_id)

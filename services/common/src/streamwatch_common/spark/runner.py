@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from prometheus_client import Counter, Gauge
@@ -106,6 +107,24 @@ class StreamingJob(ABC):
     def query_started(self, query: StreamingQuery) -> None:
         """Called once the query runs (its first batch may already be writing); by default nothing."""
         return None
+
+
+class _FirstBatch:
+    """A job's ``foreachBatch`` function that stops Spark's idle Python planning daemons at the first call
+    (:mod:`~streamwatch_common.spark.python_planners`): Spark planned the query's reads before it, so from
+    then on they only hold memory. A job on the ``jvm`` connector has none and nothing is stopped."""
+
+    def __init__(self, write: Callable[[DataFrame, int], None]) -> None:
+        self.write = write
+        self.first = True
+
+    def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
+        if self.first:
+            from streamwatch_common.spark.python_planners import stop_planner_daemons
+
+            self.first = False
+            stop_planner_daemons(batch_df.sparkSession)
+        self.write(batch_df, batch_id)
 
 
 class _Readiness:
@@ -187,7 +206,7 @@ def _start_query(spark: SparkSession, job: StreamingJob, gate: BatchGate) -> Str
     # Both connectors write from foreachBatch, so the one batch gate serves either.
     writer = (
         stream.writeStream.queryName(job.query_name)
-        .foreachBatch(gate.guard(job.write_batch))
+        .foreachBatch(gate.guard(_FirstBatch(job.write_batch)))
         .option("checkpointLocation", settings.checkpoint_path)
     )
     if settings.trigger_interval_seconds > 0:
