@@ -46,11 +46,13 @@ MAX_WAITING_WINDOWS = 32
 
 @dataclass(frozen=True)
 class _Flight:
-    """One bulk write on the writer's thread: its windows and their documents' reported fields."""
+    """One bulk write on the writer's thread: its windows, their documents' reported fields and the lag
+    documents it carries (taken out of the queue; put back if the write is refused)."""
 
     result: Future[float]
     windows: list[ClosedWindow]
     made: list[tuple[Document, ReportedFields]]
+    lag: list[Document]
 
 
 class Offsets(Protocol):
@@ -121,11 +123,10 @@ class ObservationWriter:
         self._retry_at = 0.0
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="write")
         self._flight: _Flight | None = None
-        self._writing_lag: list[Document] = []
 
     @property
     def pending(self) -> bool:
-        return bool(self.windows or self.lag or self._writing_lag)
+        return bool(self.windows or self.lag or (self._flight is not None and self._flight.lag))
 
     @property
     def writing(self) -> bool:
@@ -160,12 +161,12 @@ class ObservationWriter:
         if self._flight is not None or not (self.windows or self.lag):
             return
         windows = list(self.windows)
-        self._writing_lag = list(self.lag)
+        lag = list(self.lag)
         self.lag.clear()
         latest = self.ownership.latest_lag
         made = [self.documents.make(window, latest) for window in windows]
-        documents = [document for document, _fields in made] + self._writing_lag
-        self._flight = _Flight(self._thread.submit(self._timed_write, documents), windows, made)
+        documents = [document for document, _fields in made] + lag
+        self._flight = _Flight(self._thread.submit(self._timed_write, documents), windows, made, lag)
 
     def collect(self) -> bool | None:
         """Finish the write in flight if it is over: True when it succeeded (and its windows are committed),
@@ -186,7 +187,6 @@ class ObservationWriter:
             return False
         metrics.WRITE_DURATION.observe(elapsed)
         del self.windows[: len(flight.windows)]
-        self._writing_lag = []
         self._commit(flight.windows)
         for window, (_document, fields) in zip(flight.windows, flight.made, strict=True):
             self.reporter.written(window, fields)
@@ -216,10 +216,9 @@ class ObservationWriter:
         metrics.SINK_FAILURES.labels("elasticsearch").inc()
         # The refused lag documents go back ahead of those queued meanwhile, within the bound.
         queued, self.lag = list(self.lag), deque()
-        for document in [*self._writing_lag, *queued]:
+        for document in [*flight.lag, *queued]:
             self._queue_lag(document)
-        documents = len(flight.windows) + len(self._writing_lag)
-        self._writing_lag = []
+        documents = len(flight.windows) + len(flight.lag)
         self.delay = self.backoff.next_delay()
         self._retry_at = time.monotonic() + self.delay
         logger.warning(
