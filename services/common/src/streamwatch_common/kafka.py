@@ -58,7 +58,8 @@ class KafkaSettings(BaseSettings):
     kafka_consumer_properties: KafkaProperties = Field(
         default_factory=dict,
         validation_alias="KAFKA_CONSUMER_PROPERTIES",
-        description="JSON object of extra librdkafka properties for consumers only.",
+        description="JSON object of extra librdkafka properties for consumers only (they override the"
+        " observer's own default, `fetch.queue.backoff.ms` 20).",
     )
 
     def _base(self) -> dict[str, Any]:
