@@ -251,7 +251,14 @@ def test_every_offset_copied_once_and_observed_once_with_the_generators_counts(k
 
     topics = kind_cluster.wait("the passthrough's copy to catch up", copied, 300, interval=5)
     ends = {p: v["high"] for p, v in topics[VISITS].items()}
-    assert sum(ends.values()) == total, {"topic_ends": ends, "generator_by_partition": done["by_partition"]}
+    assert sum(ends.values()) == total, {
+        "topic_ends": ends,
+        "generator_by_partition": done["by_partition"],
+        "kafka_pods": kind_cluster.sandbox.kubectl(
+            "get", "pods", "-l", "app.kubernetes.io/component=kafka"
+        ).stdout,
+        "generator_warnings": [e for e in _events(text) if e.get("level") in ("WARNING", "ERROR")],
+    }
     for partition, source in topics[VISITS].items():
         assert topics[PROCESSED][partition]["records"] == source["records"], f"partition {partition} differs"
 

@@ -46,6 +46,7 @@ def test_sigkill_mid_window_then_restart_misses_and_duplicates_nothing(
     assert_exact_cover(cover[0], 150)
     assert_exact_cover(cover[1], 100)
     # Each window was written by exactly one run: no replay wrote anything twice.
+    second.wait_for_event("window_written", count=2, timeout=20)  # its line follows the searchable bulk
     ranges = written_ranges(first) + written_ranges(second)
     assert sorted(ranges) == sorted(set(ranges))
     assert sorted(written_ranges(second)) == [(0, 100, 149), (1, 50, 99)]
@@ -80,6 +81,8 @@ def test_search_outage_retries_without_commit_then_catches_up(
         search.come_back()
     wait_until(lambda: covered(observers) == 100, 60, what="windows written after the outage")
     assert_exact_cover(coverage(observers.docs("window"))[0], 100)
+    # A window's documents are searchable before the observer logs it written (the line follows the bulk).
+    observer.wait_for_event("window_written", count=5, timeout=20)
     ranges = written_ranges(observer)
     assert sorted(ranges) == [(0, 0, 19), (0, 20, 39), (0, 40, 59), (0, 60, 79), (0, 80, 99)]
     wait_until(
@@ -167,4 +170,5 @@ def test_windows_written_but_not_committed_are_not_observed_again(
     assert moved["starts"] == {"0": 60}
     wait_until(lambda: covered(observers) == 70, 60, what="the new records observed")
     assert_exact_cover(coverage(observers.docs("window"))[0], 70)
+    second.wait_for_event("window_written", timeout=20)  # its line follows the searchable bulk
     assert written_ranges(second) == [(0, 60, 69)]
