@@ -64,6 +64,10 @@ fi
 step "kafka: broker jars from Maven Central (cached outside the repo)"
 bash .ci/maven-libs.sh kafka-4.3.1 org.apache.kafka:kafka_2.13:4.3.1 \
   org.apache.logging.log4j:log4j-slf4j-impl:2.25.3
+# Kafka's own command-line tools (kafka-consumer-groups.sh's class): the tests read a job's consumer group
+# the way users do. Apart from the broker's jars, which the Kafka image copies whole.
+bash .ci/maven-libs.sh --provided "${XDG_CACHE_HOME:-$HOME/.cache}/streamwatch/kafka-4.3.1/libs" \
+  kafka-tools-4.3.1 org.apache.kafka:kafka-tools:4.3.1
 # The jobs' `jvm` connector: Spark's Kafka source/sink and delta-spark, for pyspark 4.2.0 (uv.lock). Jars
 # pyspark already ships are left out. delta-spark 4.4.1 (PyPI) has no Maven Central release: 4.4.0 is the
 # newest delta-spark_2.13 built against Spark 4.2.0.

@@ -336,3 +336,22 @@ prometheus.io/path: /metrics
 {{- range rest $parts }}{{ $out = printf "%s%s" $out (title .) }}{{ end }}
 {{- $out }}
 {{- end }}
+
+{{/*
+The consumer groups the Spark jobs commit their end offsets to (<job>.settings.commit_group): each job's
+own, never the observer's (a group with members refuses a job's commits). The service refuses a shared
+group at run time (group_commit_refused); the chart refuses the values that would share one.
+*/}}
+{{- define "streamwatch.commitGroupsApart" -}}
+{{- $writer := .Values.visitsWriter.settings.commit_group | default "" }}
+{{- $passthrough := .Values.passthrough.settings.commit_group | default "" }}
+{{- $observer := .Values.observer.settings.group_id | default "streamwatch-observer" }}
+{{- if and $writer (eq $writer $passthrough) }}
+{{- fail (printf "visitsWriter.settings.commit_group and passthrough.settings.commit_group are both %q: each job needs a group of its own, or each refuses the other's offsets, so name them apart." $writer) }}
+{{- end }}
+{{- range $where, $group := dict "visitsWriter" $writer "passthrough" $passthrough }}
+{{- if and $group (eq $group $observer) }}
+{{- fail (printf "%s.settings.commit_group %q is the observer's own consumer group (observer.settings.group_id), whose members would refuse the job's commits: choose another name." $where $group) }}
+{{- end }}
+{{- end }}
+{{- end }}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import os
 import shutil
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -61,6 +62,14 @@ def kafka_libs() -> Path:
         return Path(os.environ["KAFKA_LIBS"])
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return cache / "streamwatch" / f"kafka-{KAFKA_VERSION}" / "libs"
+
+
+def kafka_tools_libs() -> Path:
+    """Where ``.ci/maven-libs.sh`` put kafka-tools' jars beyond the broker's (``KAFKA_TOOLS_LIBS``
+    overrides): Kafka's own command-line tools, e.g. ``kafka-consumer-groups.sh``'s class."""
+    if "KAFKA_TOOLS_LIBS" in os.environ:
+        return Path(os.environ["KAFKA_TOOLS_LIBS"])
+    return kafka_libs().parent.parent / f"kafka-tools-{KAFKA_VERSION}" / "libs"
 
 
 def _java_and_classpath() -> tuple[str, str]:
@@ -302,6 +311,25 @@ class KafkaBroker:
             }
         )
 
+    def describe_group(self, group: str) -> dict[tuple[str, int], GroupPartition]:
+        """What ``kafka-consumer-groups.sh --describe --group`` prints for ``group``, per (topic,
+        partition): the class that script runs, Kafka's own, on the broker's and kafka-tools' jars."""
+        java, classpath = _java_and_classpath()
+        tools = kafka_tools_libs()
+        if not (tools / f"kafka-tools-{KAFKA_VERSION}.jar").is_file():
+            raise ComponentStartError(
+                f"kafka-tools {KAFKA_VERSION} jars not found in {tools} (run make deps)"
+            )
+        command = [
+            java, "-Xmx256m", "-Dlog4j2.level=warn", "-cp", f"{classpath}:{tools}/*",
+            "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+            "--bootstrap-server", self.bootstrap, "--describe", "--group", group,
+        ]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"kafka-consumer-groups --describe {group}: {done.stderr.strip()[-2000:]}")
+        return parse_group_description(done.stdout)
+
     def end_offsets(self, topic: str) -> dict[int, int]:
         """The newest offset (high watermark) of each partition, asked of the broker."""
         consumer = self.consumer()
@@ -337,6 +365,39 @@ class KafkaBroker:
             assert partition is not None
             result[partition].append((msg.key(), msg.value()))
         return result
+
+
+@dataclass(frozen=True)
+class GroupPartition:
+    """One row of ``kafka-consumer-groups.sh --describe``; None where the tool prints ``-``."""
+
+    current_offset: int | None
+    log_end_offset: int | None
+    lag: int | None
+
+
+def parse_group_description(text: str) -> dict[tuple[str, int], GroupPartition]:
+    """The rows of ``--describe`` output (columns named by its header line; a line per group partition)."""
+    rows: dict[tuple[str, int], GroupPartition] = {}
+    header: list[str] | None = None
+    for line in text.splitlines():
+        cells = line.split()
+        if not cells:
+            continue
+        if cells[0] == "GROUP":
+            header = cells
+            continue
+        if header is None or len(cells) < len(header):
+            continue
+        row = dict(zip(header, cells, strict=False))
+
+        def number(column: str, row: dict[str, str] = row) -> int | None:
+            return None if row[column] == "-" else int(row[column])
+
+        rows[(row["TOPIC"], int(row["PARTITION"]))] = GroupPartition(
+            number("CURRENT-OFFSET"), number("LOG-END-OFFSET"), number("LAG")
+        )
+    return rows
 
 
 def _drain(consumer: Consumer, expected: int | None, idle_timeout: float) -> Iterator[Message]:

@@ -103,6 +103,15 @@ class SparkJobSettings(ServiceSettings, KafkaSettings):
         "before stopping anyway (it is then written again after the restart). Keep it 20 s below the "
         "pod's `terminationGracePeriodSeconds` (60 in the chart): Spark needs the rest to shut down.",
     )
+    commit_group: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Kafka consumer group to which each batch's end offsets are committed once the batch is "
+        "committed in the checkpoint, so `kafka-consumer-groups.sh`, Burrow, kafka-lag-exporter and KEDA see "
+        "the job's lag (Spark itself commits none). The job never joins the group and never resumes from "
+        "it. The group must be the job's alone: offsets someone else committed there stop the commits "
+        "(`group_commit_refused`); unset: nothing is committed.",
+    )
     pushgateway_url: str | None = Field(
         default=None,
         description="Pushgateway base URL, e.g. `http://pushgateway:9091`; unset: no pushes.",

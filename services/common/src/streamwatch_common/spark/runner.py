@@ -157,18 +157,20 @@ def run_streaming_job(job: StreamingJob, shutdown: GracefulShutdown) -> int:
 
 
 def _run_query(job: StreamingJob, shutdown: GracefulShutdown, readiness: _Readiness) -> int:
+    from streamwatch_common.spark.group_commit import attach_group_commit, detach_group_commit
     from streamwatch_common.spark.listener import attach_batch_metrics, detach_batch_metrics
     from streamwatch_common.spark.session import start_job_session
 
     settings = job.settings
     spark = start_job_session(job.app_name, settings, **job.spark_conf())
-    pusher = None
+    pusher = committer = None
     try:
         if shutdown.requested:  # SIGTERM while the JVM was starting
             return EXIT_OK
         pusher = attach_batch_metrics(spark, settings, settings.push_job, **job.listener_options())
         if pusher is None:
             logger.warning("pushgateway_disabled", extra={"reason": "no PUSHGATEWAY_URL setting"})
+        committer = attach_group_commit(spark, settings, settings.push_job)
         gate = BatchGate()
         query = _start_query(spark, job, gate)
         readiness.query = query
@@ -186,6 +188,7 @@ def _run_query(job: StreamingJob, shutdown: GracefulShutdown, readiness: _Readin
     finally:
         _set_active(job, False)
         detach_batch_metrics(spark, pusher)
+        detach_group_commit(spark, committer)
         spark.stop()
         logger.info("job_stopped", extra={"app_name": job.app_name})
 
