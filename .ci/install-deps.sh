@@ -78,6 +78,7 @@ bash .ci/maven-libs.sh --provided "$pyspark_jars" spark-connectors-4.2.0 \
 step "prometheus-operator: ServiceMonitor and PrometheusRule CRDs from the Go module proxy (cached outside the repo)"
 bash .ci/prometheus-operator-crds.sh
 step "elasticsearch: a real node for the tests, from Maven Central"; bash .ci/elasticsearch.sh
+step "seaweedfs: an S3-compatible object store for the tests, built from the Go module proxy"; bash .ci/seaweedfs.sh
 # The offline kind cluster's binaries (Kubernetes, kind, etcd, CoreDNS, crictl, local-path-provisioner)
 # are built from the Go module proxy by `make test` itself, in the background while its other tests run
 # (tests/conftest.py); here only what that build needs is checked, so a missing compiler shows now.

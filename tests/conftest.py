@@ -31,6 +31,7 @@ from streamwatch_dev.kafka import KafkaBroker
 from streamwatch_dev.kind import build_tools_in_background, stop_background
 from streamwatch_dev.process import OUTPUT_ROOT
 from streamwatch_dev.prometheus import Pushgateway
+from streamwatch_dev.s3 import S3Server
 from streamwatch_dev.search import SearchBackend, SearchServer
 
 _KIND_TESTS = "e2e_kind"
@@ -128,6 +129,12 @@ def search(output_root: Path) -> Iterator[SearchServer]:
 def elasticsearch(output_root: Path) -> Iterator[ElasticsearchNode]:
     """A real Elasticsearch 8 node with basic auth; for what depends on Elasticsearch's own behaviour."""
     yield from _session_component(ElasticsearchNode.start, output_root)
+
+
+@pytest.fixture(scope="session")
+def s3(output_root: Path) -> Iterator[S3Server]:
+    """A real S3-compatible object store (SeaweedFS) with signed requests."""
+    yield from _session_component(S3Server.start, output_root)
 
 
 @pytest.fixture

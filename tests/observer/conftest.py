@@ -77,20 +77,20 @@ class ObserverFactory:
             self.kafka.produce(topic, [(None, visit(i)) for i in ids], partition=partition)
 
     def env(self, **extra: str) -> dict[str, str]:
-        return service_env(
+        defaults = {
             **self.kafka.env(),
             **self.search.env(),
-            ELASTICSEARCH_TIMEOUT_SECONDS="3",
-            OBSERVER_TOPIC=self.topic,
-            OBSERVER_SOURCE_TOPIC=self.source,
-            OBSERVER_GROUP_ID=self.group,
-            OBSERVER_INDEX=self.index,
-            OBSERVER_CHECKPOINT_PATH=str(self.checkpoint),
-            OBSERVER_PROFILE_DIR=str(self.profiles),
-            OBSERVER_LAG_INTERVAL_SECONDS="1",
-            OBSERVER_SINK_MAX_BACKOFF_SECONDS="2",
-            **extra,
-        )
+            "ELASTICSEARCH_TIMEOUT_SECONDS": "3",
+            "OBSERVER_TOPIC": self.topic,
+            "OBSERVER_SOURCE_TOPIC": self.source,
+            "OBSERVER_GROUP_ID": self.group,
+            "OBSERVER_INDEX": self.index,
+            "OBSERVER_CHECKPOINT_PATH": str(self.checkpoint),
+            "OBSERVER_PROFILE_DIR": str(self.profiles),
+            "OBSERVER_LAG_INTERVAL_SECONDS": "1",
+            "OBSERVER_SINK_MAX_BACKOFF_SECONDS": "2",
+        }
+        return service_env(**{**defaults, **extra})  # extra overrides a default
 
     def start(self, name: str = "observer", **extra: str) -> ServiceProcess:
         process = ServiceProcess(

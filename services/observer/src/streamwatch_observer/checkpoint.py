@@ -1,4 +1,5 @@
-"""Read the passthrough's last committed source offsets from its Spark checkpoint (read-only).
+"""Read the passthrough's last committed source offsets from its Spark checkpoint (read-only), on a local
+disk or on object storage (:class:`~streamwatch_common.object_store.CheckpointStore`).
 
 Spark's layout: ``offsets/N`` holds ``v1``, a metadata JSON line, then one line per source of the query,
 in the query's source order: a JSON object (ours: ``{"visits": {"0": 13200, "1": 15800}}``, the next
@@ -10,7 +11,7 @@ batches none of which can be read mean the checkpoint is damaged, which is not t
 
 Usage::
 
-    committed = read_committed(Path("/checkpoint"), "visits")
+    committed = read_committed(CheckpointStore.open("/checkpoint", settings), "visits")
     committed.offsets  # {0: 13200, 1: 15800} or None when not started
 """
 
@@ -18,10 +19,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
-from pathlib import Path
 
-from streamwatch_common.errors import CheckpointError
+from streamwatch_common.object_store import CheckpointStore
 from streamwatch_observer import metrics
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ class Committed:
     batch_id: int | None
     offsets: dict[int, int] | None
     damaged: bool = False
+    # The checkpoint could not be listed (an object store away, refused credentials, a missing bucket).
+    unreadable: bool = False
     # When Spark finished the batch (mtime of ``commits/N``, epoch seconds): what STOP is judged on.
     commit_time: float | None = None
 
@@ -45,16 +48,9 @@ class _Unreadable(Exception):
     """An ``offsets/N`` or ``commits/N`` file that is not what Spark writes (truncated, corrupt)."""
 
 
-def _batch_ids(directory: Path) -> list[int]:
-    # Spark writes through temporary files (".<n>.<uuid>.tmp", ".crc"): only bare integers count.
-    if not directory.is_dir():
-        return []
-    return sorted((int(p.name) for p in directory.iterdir() if p.name.isdigit()), reverse=True)
-
-
-def _complete_commit(path: Path) -> bool:
+def _complete_commit(store: CheckpointStore, name: str) -> bool:
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = store.read_text(name).splitlines()
     except (OSError, UnicodeDecodeError):
         return False
     if len(lines) < 2 or not lines[0].startswith(_VERSION_PREFIX):
@@ -66,22 +62,24 @@ def _complete_commit(path: Path) -> bool:
     return True
 
 
-def _mtime(path: Path) -> float | None:
+def _mtime(store: CheckpointStore, name: str) -> float | None:
     # The file was just read; losing it now means Spark's cleanup removed it: STOP is not judged this
     # time, the next measurement reads a newer batch.
     try:
-        return path.stat().st_mtime
+        return store.mtime(name)
     except OSError as exc:
         metrics.LAG_FAILURES.labels("commit_time").inc()
-        logger.warning("checkpoint_commit_time_unreadable", extra={"path": str(path), "error": str(exc)})
+        logger.warning(
+            "checkpoint_commit_time_unreadable", extra={"path": f"{store.location}/{name}", "error": str(exc)}
+        )
         return None
 
 
-def _source_offsets(path: Path, source_topic: str) -> dict[int, int] | None:
+def _source_offsets(store: CheckpointStore, name: str, source_topic: str) -> dict[int, int] | None:
     """The source topic's offsets in ``offsets/N`` (None when no source line names the topic); raises
     _Unreadable for a file that is incomplete or corrupt."""
     try:
-        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        lines = [line for line in store.read_text(name).splitlines() if line.strip()]
     except (OSError, UnicodeDecodeError) as exc:
         raise _Unreadable(str(exc)) from exc
     if len(lines) < 3 or not lines[0].startswith(_VERSION_PREFIX):
@@ -102,26 +100,35 @@ def _source_offsets(path: Path, source_topic: str) -> dict[int, int] | None:
     return None
 
 
-def read_committed(checkpoint: Path, source_topic: str) -> Committed:
-    """The newest complete committed batch's source offsets; raises CheckpointError only when the
-    checkpoint exists but cannot be listed (permissions, I/O), never for a job that has not started."""
-    try:
-        commit_ids = _batch_ids(checkpoint / "commits")
-    except OSError as exc:
-        raise CheckpointError(f"cannot list {checkpoint / 'commits'}: {exc}") from exc
+def read_committed(checkpoint: CheckpointStore | str | os.PathLike[str], source_topic: str) -> Committed:
+    """The newest complete committed batch's source offsets (``checkpoint``: a store, or a local
+    directory); raises CheckpointError only when the checkpoint cannot be listed (permissions, I/O, an
+    object store away or refusing the credentials), never for a job that has not started."""
+    store = CheckpointStore.of(checkpoint)
     damaged = False
-    for batch_id in commit_ids:
-        if not _complete_commit(checkpoint / "commits" / str(batch_id)):
-            logger.info("checkpoint_commit_incomplete", extra={"batch_id": batch_id})
+    for batch_id in store.batch_ids("commits"):
+        commit = f"commits/{batch_id}"
+        if not _complete_commit(store, commit):
+            logger.info(
+                "checkpoint_commit_incomplete",
+                extra={"batch_id": batch_id, "file": f"{store.location}/{commit}"},
+            )
             damaged = True
             continue
         try:
-            offsets = _source_offsets(checkpoint / "offsets" / str(batch_id), source_topic)
+            offsets = _source_offsets(store, f"offsets/{batch_id}", source_topic)
         except _Unreadable as exc:
-            logger.info("checkpoint_offsets_incomplete", extra={"batch_id": batch_id, "error": str(exc)})
+            logger.info(
+                "checkpoint_offsets_incomplete",
+                extra={
+                    "batch_id": batch_id,
+                    "file": f"{store.location}/offsets/{batch_id}",
+                    "error": str(exc),
+                },
+            )
             damaged = True
             continue
         if offsets is None:  # a batch that read nothing of the observed topic
             continue
-        return Committed(batch_id, offsets, commit_time=_mtime(checkpoint / "commits" / str(batch_id)))
+        return Committed(batch_id, offsets, commit_time=_mtime(store, commit))
     return Committed(None, None, damaged=damaged)

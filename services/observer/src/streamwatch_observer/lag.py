@@ -1,7 +1,9 @@
 """Lag of the observed job per source partition: its checkpoint's committed offsets vs the topic's end.
 
 Statuses: ``ok`` (committed offsets known), ``not_started`` (no committed batch yet),
-``checkpoint_damaged`` (committed batches exist but none can be read), ``new_partition``
+``checkpoint_damaged`` (committed batches exist but none can be read), ``checkpoint_unreadable`` (the
+checkpoint cannot be listed: an object store away or refusing the credentials, a missing bucket, no
+permission; tried again after a back-off, the reason logged as ``checkpoint_unreadable``), ``new_partition``
 (the source has a partition the checkpoint does not know yet; the job reads it from the beginning),
 ``unknown`` (the broker did not answer for the partition). The time lag is the age of the oldest
 record not yet committed, read from the source topic at the committed offset. Apart from that
@@ -20,16 +22,25 @@ from typing import Any, Literal
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from streamwatch_common.backoff import Backoff
 from streamwatch_common.errors import CheckpointError
 from streamwatch_common.kafka_renewable import RenewableClient
+from streamwatch_common.object_store import CheckpointStore
 from streamwatch_observer import metrics
 from streamwatch_observer.checkpoint import Committed, read_committed
 from streamwatch_observer.lag_evaluation import EVALUATIONS, Evaluation, LagEvaluator, Sample
 
 logger = logging.getLogger(__name__)
 
-LagStatus = Literal["ok", "not_started", "checkpoint_damaged", "new_partition", "unknown"]
-_ALL_STATUSES: tuple[LagStatus, ...] = ("ok", "not_started", "checkpoint_damaged", "new_partition", "unknown")
+# The longest wait before an unreadable checkpoint is tried again.
+_UNREADABLE_MAX_BACKOFF_SECONDS = 30.0
+
+LagStatus = Literal[
+    "ok", "not_started", "checkpoint_damaged", "checkpoint_unreadable", "new_partition", "unknown"
+]
+_ALL_STATUSES: tuple[LagStatus, ...] = (
+    "ok", "not_started", "checkpoint_damaged", "checkpoint_unreadable", "new_partition", "unknown"
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,7 @@ class LagProbe:
     Usage::
 
         probe = LagProbe(settings.consumer_config("observer-lag"), "visits", Path("/checkpoint"), 300.0)
+        # or CheckpointStore.open("s3://checkpoints/passthrough", settings) for an object store
         probe.measure([0, 1])  # [PartitionLag(partition=0, status="ok", evaluation="ok", ...), ...]
     """
 
@@ -62,14 +74,17 @@ class LagProbe:
         self,
         consumer_config: dict[str, Any],
         source_topic: str,
-        checkpoint: Path,
+        checkpoint: CheckpointStore | Path,
         evaluation_window_seconds: float,
         *,
         timeout: float = 5.0,
         factory: Callable[[dict[str, Any]], Consumer] = Consumer,
     ) -> None:
         self.source_topic = source_topic
-        self.checkpoint = checkpoint
+        self.checkpoint = CheckpointStore.of(checkpoint)
+        # After the checkpoint could not be listed: not tried again before then (monotonic seconds).
+        self._unreadable_until = 0.0
+        self._unreadable_backoff = Backoff(first=1.0, maximum=_UNREADABLE_MAX_BACKOFF_SECONDS)
         self.timeout = timeout
         self.evaluator = LagEvaluator(evaluation_window_seconds)
         config = {**consumer_config, "enable.auto.commit": False}
@@ -84,12 +99,7 @@ class LagProbe:
         # statistics, which say whether it still holds a broker (streamwatch_common.kafka_health).
         self.kafka.client.poll(0)
         self.kafka.renew_if_orphaned(time.monotonic())
-        try:
-            committed = read_committed(self.checkpoint, self.source_topic)
-        except CheckpointError as exc:
-            metrics.LAG_FAILURES.labels("checkpoint").inc()
-            logger.warning("checkpoint_unreadable", extra={"path": str(self.checkpoint), "error": str(exc)})
-            committed = Committed(None, None)
+        committed = self._committed()
         results: list[PartitionLag] = []
         starts: dict[int, int] = {}
         for partition in sorted(partitions):
@@ -107,6 +117,26 @@ class LagProbe:
             self._export(lag)
         return final
 
+    def _committed(self) -> Committed:
+        """The checkpoint's committed position, or unreadable (also while backing off after a failure, so
+        an object store that is away costs the loop one bounded request per back-off)."""
+        now = time.monotonic()
+        if now < self._unreadable_until:
+            return Committed(None, None, unreadable=True)
+        try:
+            committed = read_committed(self.checkpoint, self.source_topic)
+        except CheckpointError as exc:
+            delay = self._unreadable_backoff.next_delay()
+            self._unreadable_until = now + delay
+            metrics.LAG_FAILURES.labels("checkpoint").inc()
+            logger.warning(
+                "checkpoint_unreadable",
+                extra={"path": self.checkpoint.location, "error": str(exc), "retry_in_seconds": delay},
+            )
+            return Committed(None, None, unreadable=True)
+        self._unreadable_backoff.reset()
+        return committed
+
     def _evaluate(self, lag: PartitionLag, now: float) -> Evaluation | None:
         # Only a partition read from the checkpoint has a committed offset worth judging; other statuses
         # keep the window as it is, so a moment of damage does not hide a rewind around it.
@@ -122,7 +152,13 @@ class LagProbe:
             return PartitionLag(partition, "unknown", None, None, None, None, committed.batch_id)
         low, high = marks
         if committed.offsets is None:
-            status: LagStatus = "checkpoint_damaged" if committed.damaged else "not_started"
+            status: LagStatus = (
+                "checkpoint_unreadable"
+                if committed.unreadable
+                else "checkpoint_damaged"
+                if committed.damaged
+                else "not_started"
+            )
             return PartitionLag(partition, status, None, high, None, None, None)
         if partition not in committed.offsets:
             # The job reads a partition it has never seen from the beginning of what is retained.

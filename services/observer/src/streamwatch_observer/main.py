@@ -10,6 +10,7 @@ from typing import Any
 from streamwatch_common.backoff import Backoff
 from streamwatch_common.errors import SinkError
 from streamwatch_common.kafka import LibrdkafkaLog
+from streamwatch_common.object_store import CheckpointStore
 from streamwatch_common.ops import OpsServer, Readiness
 from streamwatch_common.service import fatal_errors, start_service
 from streamwatch_common.shutdown import GracefulShutdown
@@ -109,7 +110,7 @@ def run(settings: ObserverSettings, shutdown: GracefulShutdown) -> None:
         probe = LagProbe(
             {**settings.consumer_config(f"{settings.group_id}-lag-probe"), "logger": LibrdkafkaLog()},
             settings.source_topic,
-            Path(settings.checkpoint_path),
+            CheckpointStore.open(settings.checkpoint_path, settings),
             settings.lag_evaluation_window_seconds,
         )
         running.callback(probe.close)

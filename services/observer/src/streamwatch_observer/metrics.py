@@ -27,7 +27,7 @@ LAG_SECONDS = Gauge(
 LAG_STATUS = Gauge(
     "observer_lag_status",
     "1 for the current lag status of a partition"
-    " (ok, not_started, checkpoint_damaged, new_partition, unknown).",
+    " (ok, not_started, checkpoint_damaged, checkpoint_unreadable, new_partition, unknown).",
     ["topic", "partition", "status"],
 )
 LAG_EVALUATION = Gauge(

@@ -1,0 +1,133 @@
+"""A real S3-compatible object store for tests: SeaweedFS (``weed mini``: master, volume, filer and S3
+gateway in one process) on loopback ports, built from the Go module proxy by ``.ci/seaweedfs.sh``.
+
+Requests are signed: one identity, its access key and a secret generated per session, is given to the
+gateway in its S3 config file; an unsigned or wrongly signed request is refused as by AWS.
+
+>>> store = S3Server.start(Path("test-output/_infra"))
+>>> store.create_bucket("checkpoints")
+>>> store.env()  # {"S3_ENDPOINT_URL": "http://127.0.0.1:...", "AWS_ACCESS_KEY_ID": ..., ...}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from streamwatch_dev.process import ComponentStartError, ManagedProcess, free_port
+
+VERSION = os.environ.get("SEAWEEDFS_VERSION", "v0.0.0-20261109003541-7506e5f91cd6")
+ACCESS_KEY = "streamwatch-tests"
+REGION = "us-east-1"
+START_TIMEOUT = 90.0
+
+
+def weed_binary() -> Path:
+    """The ``weed`` that ``.ci/seaweedfs.sh`` built into the cache."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "streamwatch"
+    binary = cache / f"seaweedfs-{VERSION}" / "weed"
+    if not binary.is_file():
+        raise ComponentStartError(f"seaweedfs: {binary} missing; run `bash .ci/seaweedfs.sh` (or make deps)")
+    return binary
+
+
+@dataclass
+class S3Server:
+    """A running SeaweedFS with its S3 gateway on :attr:`endpoint`, its data under ``home``."""
+
+    process: ManagedProcess
+    port: int
+    home: Path
+    secret_key: str
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @classmethod
+    def start(cls, log_dir: Path) -> S3Server:
+        binary = weed_binary()
+        port = free_port()
+        home = log_dir / f"seaweedfs-{port}"
+        shutil.rmtree(home, ignore_errors=True)
+        (home / "data").mkdir(parents=True)
+        secret = secrets.token_urlsafe(24)
+        config = home / "s3.json"
+        identity = {"accessKey": ACCESS_KEY, "secretKey": secret}
+        actions = ["Admin", "Read", "Write", "List", "Tagging"]
+        config.write_text(
+            json.dumps({"identities": [{"name": "tests", "credentials": [identity], "actions": actions}]})
+        )
+        config.chmod(0o600)
+        ports = {
+            name: free_port()
+            for name in (
+                "master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
+                "filer.port", "filer.port.grpc", "s3.port.grpc",
+            )
+        }  # fmt: skip
+        command = [
+            str(binary), "mini", f"-dir={home / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            *(f"-{name}={value}" for name, value in ports.items()),
+            f"-s3.port={port}", f"-s3.config={config}",
+            # What the tests do not use stays off: no port of theirs to collide.
+            "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav.port=0", "-admin.port=0", "-debug.port=0",
+        ]  # fmt: skip
+        process = ManagedProcess(f"seaweedfs {VERSION}", command, log_dir / f"seaweedfs-{port}.log")
+        server = cls(process, port, home, secret)
+        process.start(ready=server._ready, timeout=START_TIMEOUT)
+        return server
+
+    def _ready(self) -> bool:
+        # The gateway answers 403 to an unsigned request once it serves; before, the connection fails.
+        try:
+            urllib.request.urlopen(self.endpoint, timeout=2)
+        except urllib.error.HTTPError as exc:
+            return exc.code == 403
+        except OSError:
+            return False
+        return True
+
+    def stop(self) -> None:
+        self.process.stop(timeout=30)
+        shutil.rmtree(self.home / "data", ignore_errors=True)
+
+    def env(self, secret_key: str | None = None) -> dict[str, str]:
+        """A service's environment for this store (``secret_key``: another secret, to be refused)."""
+        return {
+            "S3_ENDPOINT_URL": self.endpoint,
+            "S3_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key if secret_key is None else secret_key,
+        }
+
+    def filesystem(self) -> Any:
+        """A ``pyarrow.fs.S3FileSystem`` signed with this store's identity (buckets may be created)."""
+        from pyarrow import fs
+
+        return fs.S3FileSystem(
+            access_key=ACCESS_KEY,
+            secret_key=self.secret_key,
+            endpoint_override=f"127.0.0.1:{self.port}",
+            scheme="http",
+            region=REGION,
+            allow_bucket_creation=True,
+        )
+
+    def create_bucket(self, name: str) -> str:
+        self.filesystem().create_dir(name)
+        return name
+
+    def upload(self, directory: Path, url: str) -> None:
+        """Copy a local directory tree to ``s3://bucket/prefix`` (what a job writing there leaves)."""
+        from pyarrow import fs
+
+        destination = url.removeprefix("s3://")
+        fs.copy_files(str(directory.resolve()), destination, fs.LocalFileSystem(), self.filesystem())
