@@ -75,6 +75,13 @@ step "spark: JVM connector jars from Maven Central (cached outside the repo)"
 pyspark_jars=$(uv run --frozen python -c 'import os, pyspark; print(os.path.join(os.path.dirname(pyspark.__file__), "jars"))')
 bash .ci/maven-libs.sh --provided "$pyspark_jars" spark-connectors-4.2.0 \
   org.apache.spark:spark-sql-kafka-0-10_2.13:4.2.0 io.delta:delta-spark_2.13:4.4.0
+# A checkpoint on object storage (either connector): hadoop-aws for pyspark's Hadoop 3.5.0, with the few
+# AWS SDK v2 modules S3A uses instead of the SDK's 600 MB bundle.
+step "spark: hadoop-aws from Maven Central (cached outside the repo)"
+bash .ci/maven-libs.sh --provided "$pyspark_jars" --exclude software.amazon.awssdk:bundle s3a-3.5.0 \
+  org.apache.hadoop:hadoop-aws:3.5.0 software.amazon.awssdk:s3:2.59.1 \
+  software.amazon.awssdk:s3-transfer-manager:2.59.1 software.amazon.awssdk:sts:2.59.1 \
+  software.amazon.awssdk:apache-client:2.59.1 software.amazon.awssdk:netty-nio-client:2.59.1
 step "prometheus-operator: ServiceMonitor and PrometheusRule CRDs from the Go module proxy (cached outside the repo)"
 bash .ci/prometheus-operator-crds.sh
 step "elasticsearch: a real node for the tests, from Maven Central"; bash .ci/elasticsearch.sh

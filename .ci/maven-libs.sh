@@ -4,22 +4,32 @@
 # local runtime in dev/, `make demo`) and for Spark's JVM connectors (spark-sql-kafka, delta-spark: the jobs' `jvm`
 # connector, given to Spark as `spark.jars`).
 #
-#   bash .ci/maven-libs.sh [--provided DIR] NAME GROUP:ARTIFACT:VERSION...
+#   bash .ci/maven-libs.sh [--provided DIR] [--exclude GROUP:ARTIFACT]... NAME GROUP:ARTIFACT:VERSION...
 #
 # Jars go to ${XDG_CACHE_HOME:-$HOME/.cache}/streamwatch/NAME/libs. With --provided DIR, a resolved jar
 # whose artifact (its file name without the version) is already in DIR is dropped: for the Spark
 # connectors DIR is pyspark's own jars directory, so spark-*, scala-library, the Hadoop client... are not
-# shipped twice (two copies of a class on the classpath, of different versions). Idempotent: a cache
+# shipped twice (two copies of a class on the classpath, of different versions). With --exclude, that
+# artifact is left out of every dependency's tree (e.g. the AWS SDK's 600 MB bundle, for the few modules
+# hadoop-aws uses, named instead). Idempotent: a cache
 # resolved from the same pom and the same provided jars is kept.
 set -euo pipefail
 
 provided=""
-if [ "${1:-}" = "--provided" ]; then
-  provided="$2"
-  shift 2
-fi
+exclusions=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --provided) provided="$2"; shift 2 ;;
+    --exclude)
+      IFS=: read -r group artifact <<<"$2"
+      exclusions+="
+        <exclusion><groupId>$group</groupId><artifactId>$artifact</artifactId></exclusion>"
+      shift 2 ;;
+    *) break ;;
+  esac
+done
 if [ $# -lt 2 ]; then
-  echo "usage: $0 [--provided DIR] NAME GROUP:ARTIFACT:VERSION..." >&2
+  echo "usage: $0 [--provided DIR] [--exclude GROUP:ARTIFACT]... NAME GROUP:ARTIFACT:VERSION..." >&2
   exit 2
 fi
 name="$1"
@@ -37,7 +47,9 @@ for coordinate in "$@"; do
     <dependency>
       <groupId>$group</groupId>
       <artifactId>$artifact</artifactId>
-      <version>$version</version>
+      <version>$version</version>${exclusions:+
+      <exclusions>$exclusions
+      </exclusions>}
     </dependency>"
 done
 pom="<project xmlns=\"http://maven.apache.org/POM/4.0.0\">

@@ -188,15 +188,18 @@ def start_passthrough(
         "streamwatch-passthrough",
         log_path,
         service_env(
-            **kafka.env(),
-            PASSTHROUGH_SOURCE_TOPIC=observers.source,
-            PASSTHROUGH_TARGET_TOPIC=observers.topic,
-            PASSTHROUGH_CHECKPOINT_PATH=str(observers.checkpoint),
-            PASSTHROUGH_SPARK_MASTER="local[2]",
-            PASSTHROUGH_SPARK_CONF=json.dumps(
-                {"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2"}
-            ),
-            **{"PASSTHROUGH_TRIGGER_INTERVAL_SECONDS": "0.5", **extra},
+            **{
+                **kafka.env(),
+                "PASSTHROUGH_SOURCE_TOPIC": observers.source,
+                "PASSTHROUGH_TARGET_TOPIC": observers.topic,
+                "PASSTHROUGH_CHECKPOINT_PATH": str(observers.checkpoint),
+                "PASSTHROUGH_SPARK_MASTER": "local[2]",
+                "PASSTHROUGH_SPARK_CONF": json.dumps(
+                    {"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2"}
+                ),
+                "PASSTHROUGH_TRIGGER_INTERVAL_SECONDS": "0.5",
+                **extra,  # overrides a default
+            }
         ),
     )
     processes.append(passthrough)

@@ -1,7 +1,8 @@
-"""The passthrough's checkpoint on S3-compatible object storage, read through the real SeaweedFS S3 gateway:
-the same committed position as the same files on disk, and the lag the real observer reports from a
-checkpoint the real passthrough wrote. A wrong secret, a missing bucket or no server at all is the status
-``checkpoint_unreadable`` with the reason logged (never the secret), and the observer goes on observing."""
+"""The passthrough's checkpoint on S3-compatible object storage, through the real SeaweedFS S3 gateway: the
+same committed position as the same files on disk, and the real passthrough checkpointing there (hadoop-aws)
+while the real observer reads its lag there, sharing no directory. A wrong secret, a missing bucket or no
+server at all is the status ``checkpoint_unreadable`` with the reason logged (never the secret), and the
+observer goes on observing."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from streamwatch_dev.kafka import KafkaBroker
 from streamwatch_dev.process import free_port, wait_until
 from streamwatch_dev.s3 import S3Server
 from streamwatch_dev.services import metric_value
-from streamwatch_dev.spark import newest_committed
+from streamwatch_dev.spark import s3a_jars_dir
 from streamwatch_observer.checkpoint import read_committed
 from streamwatch_observer.settings import ObserverSettings
 
@@ -91,22 +92,22 @@ def test_a_checkpoint_location_that_cannot_work_is_refused_naming_the_variable(
 
 
 @pytest.mark.spark
-def test_the_observer_reports_the_lag_of_a_spark_checkpoint_on_s3(
+def test_the_passthrough_checkpoints_to_s3_and_the_observer_reads_its_lag_there_with_no_shared_directory(
     kafka: KafkaBroker, s3: S3Server, observers: ObserverFactory, output_dir: Path, processes: list[Any]
 ) -> None:
     observers.topics(partitions=2)
     observers.produce_visits(observers.source, {0: range(25), 1: range(100, 110)})
-    passthrough = start_passthrough(kafka, observers, output_dir / "passthrough.log", processes)
-    wait_until(
-        lambda: newest_committed(observers.checkpoint, observers.source) == {0: 25, 1: 10},
-        120,
-        what="the passthrough's checkpoint at 25 and 10",
-    )
-    passthrough.stop()
     bucket = s3.create_bucket(f"ckpt-{uuid.uuid4().hex[:8]}")
-    s3.upload(observers.checkpoint, f"s3://{bucket}/passthrough")
-    observers.produce_visits(observers.source, {0: range(25, 31), 1: range(110, 112)})
-
+    passthrough = start_passthrough(
+        kafka,
+        observers,
+        output_dir / "passthrough.log",
+        processes,
+        PASSTHROUGH_CHECKPOINT_PATH=f"s3a://{bucket}/passthrough",
+        PASSTHROUGH_S3A_JARS_DIR=str(s3a_jars_dir()),
+        **s3.env(),
+    )
+    # The observer has the bucket only: nothing of the passthrough's is on its disk.
     observer = observers.start(
         OBSERVER_CHECKPOINT_PATH=f"s3://{bucket}/passthrough", **s3.env(), **NO_PROFILE
     )
@@ -118,8 +119,15 @@ def test_the_observer_reports_the_lag_of_a_spark_checkpoint_on_s3(
             for p in (0, 1)
         }
 
-    wait_until(lambda: lags() == {0: 6, 1: 2}, 60, what="the lag 6 and 2 read from S3")
+    wait_until(lambda: lags() == {0: 0, 1: 0}, 120, what="the passthrough caught up, read from S3")
+    assert sum(kafka.end_offsets(observers.topic).values()) == 35
+    assert not observers.checkpoint.exists(), "the passthrough wrote a local checkpoint"
+    passthrough.stop()
+    observers.produce_visits(observers.source, {0: range(25, 31), 1: range(110, 112)})
+    wait_until(lambda: lags() == {0: 6, 1: 2}, 60, what="the lag 6 and 2 behind the stopped passthrough")
     assert lag_status(observer.metrics(), observers.source, 0, "ok") == 1
+    log = passthrough.log_path.read_text() + observer.log_path.read_text()
+    assert s3.secret_key not in log
 
 
 def test_wrong_credentials_are_checkpoint_unreadable_and_the_observer_goes_on(

@@ -16,6 +16,7 @@ from streamwatch_dev.prometheus import Pushgateway
 from streamwatch_dev.services import VENV_BIN, ServiceProcess, metric_value, service_env
 from streamwatch_dev.spark import newest_committed, spark_jars_dir
 from streamwatch_observer.checkpoint import read_committed
+from streamwatch_passthrough.settings import PassthroughSettings
 
 pytestmark = pytest.mark.spark
 
@@ -217,6 +218,60 @@ def test_jvm_connector_without_jars_exits_2_naming_the_jar_variable(
     assert done.returncode == 2
     assert len(done.stderr.splitlines()) == 1, done.stderr
     assert b"PASSTHROUGH_SPARK_JARS_DIR" in done.stderr and b"no *.jar in" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("checkpoint", "jars", "expected"),
+    [
+        ("s3a://ckpt/passthrough", None, (b"PASSTHROUGH_S3A_JARS_DIR", b"needs hadoop-aws's jars (not set")),
+        ("s3://ckpt/passthrough", "empty", (b"PASSTHROUGH_S3A_JARS_DIR", b"no *.jar in")),
+        ("gs://ckpt/passthrough", None, (b"PASSTHROUGH_CHECKPOINT_PATH", b"unknown scheme 'gs'")),
+    ],
+)
+def test_a_checkpoint_location_that_cannot_work_exits_2_naming_the_variable(
+    kafka: KafkaBroker, tmp_path: Path, checkpoint: str, jars: str | None, expected: tuple[bytes, bytes]
+) -> None:
+    variable, reason = expected
+    extra = {"PASSTHROUGH_S3A_JARS_DIR": str(tmp_path)} if jars else {}
+    env = service_env(**kafka.env(), PASSTHROUGH_CHECKPOINT_PATH=checkpoint, **extra)
+    command = [str(VENV_BIN / "streamwatch-passthrough")]
+    done = subprocess.run(command, env=env, capture_output=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+    assert variable in done.stderr and reason in done.stderr, done.stderr
+
+
+def test_an_object_store_checkpoint_gives_spark_hadoop_aws_and_s3a_but_never_the_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "hadoop-aws-3.5.0.jar").touch()
+    (tmp_path / "jvm").mkdir()
+    (tmp_path / "jvm" / "spark-sql-kafka.jar").touch()
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9",
+        "PASSTHROUGH_CONNECTOR": "jvm",
+        "PASSTHROUGH_SPARK_JARS_DIR": str(tmp_path / "jvm"),
+        "PASSTHROUGH_CHECKPOINT_PATH": "s3a://ckpt/passthrough",
+        "PASSTHROUGH_S3A_JARS_DIR": str(tmp_path),
+        "S3_ENDPOINT_URL": "http://seaweedfs:8333",
+        "AWS_ACCESS_KEY_ID": "key-id",
+        "AWS_SECRET_ACCESS_KEY": "the-secret",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    conf = PassthroughSettings().spark_session_conf()  # from the environment
+    assert conf["spark.jars"].split(",") == [
+        str(tmp_path / "jvm" / "spark-sql-kafka.jar"),
+        str(tmp_path / "hadoop-aws-3.5.0.jar"),
+    ]
+    assert conf["spark.hadoop.fs.s3a.endpoint"] == "http://seaweedfs:8333"
+    assert conf["spark.hadoop.fs.s3a.path.style.access"] == "true"
+    assert not [k for k, v in conf.items() if "the-secret" in v or "key-id" in v], (
+        "credentials stay in the environment"
+    )
+    monkeypatch.setenv("PASSTHROUGH_CHECKPOINT_PATH", "/checkpoint")
+    local = PassthroughSettings()
+    assert not [k for k in local.spark_session_conf() if "s3a" in k]
 
 
 def test_source_tasks_copy_on_the_jvm_connector_exits_2_naming_the_variable(kafka: KafkaBroker) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 from streamwatch_dev.chart import render
 from streamwatch_dev.docker import DockerEngine, cache_root
 from streamwatch_dev.process import REPO_ROOT, ComponentStartError
-from streamwatch_dev.spark import spark_jars_dir
+from streamwatch_dev.spark import s3a_jars_dir, spark_jars_dir
 
 SERVICES = ("generator", "visits-writer", "passthrough", "observer", "profile-publisher")
 LOCAL_PYTHON_IMAGE = "streamwatch-local/python:3.11-bookworm"
@@ -288,6 +288,12 @@ def bake_spark_jars() -> int:
     for jar in jars:
         shutil.copyfile(jar, target / jar.name)
     _say(f"{len(jars)} connector jars from {libs} in {target}: the next Spark image build carries them")
+    # hadoop-aws beside them, for a checkpoint on object storage (either connector): /opt/spark-jars/s3a.
+    s3a = target / "s3a"
+    shutil.rmtree(s3a, ignore_errors=True)
+    s3a.mkdir()
+    for jar in sorted(s3a_jars_dir().glob("*.jar")):
+        shutil.copyfile(jar, s3a / jar.name)
     return len(jars)
 
 

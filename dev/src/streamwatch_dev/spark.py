@@ -11,6 +11,8 @@ from streamwatch_dev.process import ComponentStartError
 # pyspark's version (uv.lock); .ci/install-deps.sh resolves the connectors for it.
 SPARK_VERSION = "4.2.0"
 CONNECTORS = ("python", "jvm")
+# The Hadoop client pyspark ships; hadoop-aws must match it.
+HADOOP_VERSION = "3.5.0"
 
 
 def spark_jars_dir() -> Path:
@@ -24,6 +26,19 @@ def spark_jars_dir() -> Path:
         raise ComponentStartError(
             f"Spark's JVM connector jars not found in {libs} (run make deps: .ci/install-deps.sh)"
         )
+    return libs
+
+
+def s3a_jars_dir() -> Path:
+    """hadoop-aws and its AWS SDK modules (``S3A_LIBS`` overrides), for a checkpoint on object storage;
+    fails naming the fix if empty."""
+    if "S3A_LIBS" in os.environ:
+        libs = Path(os.environ["S3A_LIBS"])
+    else:
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        libs = cache / "streamwatch" / f"s3a-{HADOOP_VERSION}" / "libs"
+    if not any(libs.glob("hadoop-aws-*.jar")):
+        raise ComponentStartError(f"hadoop-aws jars not found in {libs} (run make deps: .ci/install-deps.sh)")
     return libs
 
 

@@ -152,13 +152,13 @@ class JvmConnector(Connector):
                 "({where}; run make deps: .ci/install-deps.sh)",
                 {"where": where},
             )
-            _refuse(settings, error, "spark_jars_dir", settings.spark_jars_dir)
+            refuse(settings, error, "spark_jars_dir", settings.spark_jars_dir)
         try:
             self.client_properties(settings.consumer_config(group_id="settings-check"))
             self.client_properties(settings.producer_config())
         except JavaClientConfigError as exc:
             error = PydanticCustomError("java_client_properties", "{problem}", {"problem": str(exc)})
-            _refuse(settings, error, "kafka_properties", settings.kafka_properties, cause=exc)
+            refuse(settings, error, "kafka_properties", settings.kafka_properties, cause=exc)
 
 
 _CONNECTORS: dict[str, Connector] = {c.name: c for c in (PythonConnector(), JvmConnector())}
@@ -178,12 +178,13 @@ def option_text(value: Any) -> str:
     return str(value)
 
 
-def _refuse(
+def refuse(
     settings: SparkJobSettings,
     error: PydanticCustomError,
     field: str,
     value: Any,
     cause: Exception | None = None,
 ) -> None:
+    """Raise a ValidationError of ``settings`` for ``field``: the service stops naming its variable."""
     detail = InitErrorDetails(type=error, loc=(field,), input=value)
     raise ValidationError.from_exception_data(type(settings).__name__, [detail]) from cause

@@ -17,19 +17,22 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
 
 from streamwatch_common.kafka import KafkaSettings
+from streamwatch_common.object_store import ObjectStoreSettings, check_location
 from streamwatch_common.settings import ServiceSettings, service_config
-from streamwatch_common.spark.connector import Connector, ConnectorName, connector_from
+from streamwatch_common.spark.connector import Connector, ConnectorName, connector_from, refuse
 
 _SPARK_MIN_DRIVER_MEMORY = 450 * 2**20
 _UNITS = {"k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 
 
-class SparkJobSettings(ServiceSettings, KafkaSettings):
+class SparkJobSettings(ServiceSettings, KafkaSettings, ObjectStoreSettings):
     """Source and query of a streaming job, Spark master, memory caps, Pushgateway target and labels."""
 
     model_config = service_config("")
@@ -46,7 +49,9 @@ class SparkJobSettings(ServiceSettings, KafkaSettings):
     checkpoint_path: str = Field(
         default="/checkpoint",
         description="Spark checkpoint directory (`offsets/N`, `commits/N`); restarting from it neither "
-        "skips nor repeats a committed batch.",
+        "skips nor repeats a committed batch. A path, or `s3a://bucket/prefix` (or `s3://`) on "
+        "S3-compatible storage through hadoop-aws (`S3_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`...; the jars of "
+        "`<prefix>S3A_JARS_DIR`).",
     )
     max_records_per_trigger: int = Field(
         default=10000,
@@ -90,6 +95,12 @@ class SparkJobSettings(ServiceSettings, KafkaSettings):
         "dependencies, resolved ahead by `.ci/maven-libs.sh`), given to Spark as `spark.jars` on the `jvm` "
         "connector only; the `jvm` connector refuses to start without a jar there. The images set it to "
         "`/opt/spark-jars`.",
+    )
+    s3a_jars_dir: str | None = Field(
+        default=None,
+        description="Directory of hadoop-aws and the AWS SDK modules it uses (resolved ahead by "
+        "`.ci/maven-libs.sh`), given to Spark as `spark.jars` when the checkpoint is on object storage; "
+        "such a checkpoint refuses to start without a jar there. The images set it to `/opt/spark-jars/s3a`.",
     )
     spark_conf: dict[str, str] = Field(
         default_factory=dict,
@@ -137,6 +148,51 @@ class SparkJobSettings(ServiceSettings, KafkaSettings):
         """The object behind :attr:`connector`: the source, the Kafka sink, and what they need."""
         return connector_from(self.connector)
 
+    @property
+    def checkpoint_on_object_store(self) -> bool:
+        return urlsplit(self.checkpoint_path).scheme in ("s3", "s3a")
+
+    def s3a_jar_files(self) -> list[str]:
+        """The ``*.jar`` files in :attr:`s3a_jars_dir`, sorted (empty when unset or missing)."""
+        if not self.s3a_jars_dir or not Path(self.s3a_jars_dir).is_dir():
+            return []
+        return sorted(str(p) for p in Path(self.s3a_jars_dir).glob("*.jar"))
+
+    def object_store_conf(self) -> dict[str, str]:
+        """Spark properties of a checkpoint on object storage (none otherwise): hadoop-aws's jars and S3A's
+        connection. The credentials stay in the environment, where S3A's default chain reads them, so no
+        secret is ever a Spark property (which Spark's UI and logs show)."""
+        if not self.checkpoint_on_object_store:
+            return {}
+        conf = {
+            "spark.jars": ",".join(self.s3a_jar_files()),
+            # s3:// is S3A too, as on EMR and Databricks.
+            "spark.hadoop.fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
+            "spark.hadoop.fs.s3a.endpoint.region": self.s3_region,
+        }
+        if self.s3_endpoint_url:
+            # An S3-compatible store answers on its own host, buckets in the path.
+            conf["spark.hadoop.fs.s3a.endpoint"] = self.s3_endpoint_url
+            conf["spark.hadoop.fs.s3a.path.style.access"] = "true"
+        return conf
+
+    @field_validator("checkpoint_path")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        return check_location(value)
+
+    @model_validator(mode="after")
+    def _object_store_jars(self) -> Self:
+        if self.checkpoint_on_object_store and not self.s3a_jar_files():
+            where = f"no *.jar in {self.s3a_jars_dir}" if self.s3a_jars_dir else "not set"
+            error = PydanticCustomError(
+                "s3a_jars",
+                "a checkpoint on object storage needs hadoop-aws's jars ({where}; run make deps)",
+                {"where": where},
+            )
+            refuse(self, error, "s3a_jars_dir", self.s3a_jars_dir)
+        return self
+
     @model_validator(mode="after")
     def _connector_is_usable(self) -> Self:
         # The jvm connector's jars and Java client properties: a ValidationError naming the variable.
@@ -152,13 +208,18 @@ class SparkJobSettings(ServiceSettings, KafkaSettings):
     def spark_session_conf(self, **job_conf: str) -> dict[str, str]:
         """Spark properties on top of the shared session defaults: memory caps, the connector's jars, the
         job's own, then the user's."""
+        connector, store = self.kafka_connector.session_conf(self), self.object_store_conf()
+        jars = [j for part in (connector, store) for j in part.get("spark.jars", "").split(",") if j]
         conf = {
             "spark.driver.memory": self.spark_driver_memory,
             "spark.driver.extraJavaOptions": self.spark_driver_java_options,
             # One Python worker per task slot, kept for the next batch instead of forked again.
             "spark.python.worker.reuse": "true",
-            **self.kafka_connector.session_conf(self),
+            **connector,
+            **store,
         }
+        if jars:
+            conf["spark.jars"] = ",".join(jars)
         conf.update(job_conf)
         conf.update(self.spark_conf)
         return conf
