@@ -16,7 +16,7 @@ from confluent_kafka import TopicPartition
 from streamwatch_dev.chart import render_rule_files
 from streamwatch_dev.kafka import KafkaBroker
 from streamwatch_dev.search import SearchBackend
-from streamwatch_dev.services import ServiceProcess, service_env
+from streamwatch_dev.services import ServiceProcess, metric_value, service_env
 
 
 def visit(i: int, **overrides: Any) -> bytes:
@@ -162,6 +162,17 @@ def committed_offsets(kafka: KafkaBroker, group: str, topic: str, partitions: in
         return {tp.partition: tp.offset for tp in result}
     finally:
         consumer.close()
+
+
+def source_lags(
+    observers: ObserverFactory, observer: ServiceProcess, partitions: int = 2
+) -> dict[int, float | None]:
+    """``observer_lag_offsets`` of each source partition, as the observer's /metrics serves it."""
+    text = observer.metrics()
+    return {
+        p: metric_value(text, "observer_lag_offsets", topic=observers.source, partition=str(p))
+        for p in range(partitions)
+    }
 
 
 def written_ranges(process: ServiceProcess) -> list[tuple[int, int, int]]:

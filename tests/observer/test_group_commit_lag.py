@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from observer.conftest import ObserverFactory, start_passthrough
+from observer.conftest import ObserverFactory, source_lags, start_passthrough
 
 from streamwatch_dev.kafka import KafkaBroker
 from streamwatch_dev.process import wait_until
-from streamwatch_dev.services import metric_value
 from streamwatch_dev.spark import newest_committed
 
 pytestmark = pytest.mark.spark
@@ -48,13 +47,8 @@ def test_kafka_consumer_groups_shows_the_lag_the_observer_reads_from_the_checkpo
     }
     observer = observers.start()
 
-    def observed() -> dict[int, float | None]:
-        text = observer.metrics()
-        return {
-            p: metric_value(text, "observer_lag_offsets", topic=observers.source, partition=str(p))
-            for p in (0, 1)
-        }
-
-    wait_until(lambda: observed() == {0: 13, 1: 4}, 60, what="the observer's lag 13 and 4")
-    assert group_lags(kafka, group) == {p: int(v or 0) for p, v in observed().items()}
+    wait_until(
+        lambda: source_lags(observers, observer) == {0: 13, 1: 4}, 60, what="the observer's lag 13 and 4"
+    )
+    assert group_lags(kafka, group) == {p: int(v or 0) for p, v in source_lags(observers, observer).items()}
     assert passthrough.events("group_commit_failed") == passthrough.events("group_commit_refused") == []

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from observer.conftest import ObserverFactory, coverage, start_passthrough, write_checkpoint
+from observer.conftest import ObserverFactory, coverage, source_lags, start_passthrough, write_checkpoint
 from observer.units import unit_settings
 from pydantic import ValidationError
 
@@ -112,19 +112,20 @@ def test_the_passthrough_checkpoints_to_s3_and_the_observer_reads_its_lag_there_
         OBSERVER_CHECKPOINT_PATH=f"s3://{bucket}/passthrough", **s3.env(), **NO_PROFILE
     )
 
-    def lags() -> dict[int, float | None]:
-        text = observer.metrics()
-        return {
-            p: metric_value(text, "observer_lag_offsets", topic=observers.source, partition=str(p))
-            for p in (0, 1)
-        }
-
-    wait_until(lambda: lags() == {0: 0, 1: 0}, 120, what="the passthrough caught up, read from S3")
+    wait_until(
+        lambda: source_lags(observers, observer) == {0: 0, 1: 0},
+        120,
+        what="the passthrough caught up, read from S3",
+    )
     assert sum(kafka.end_offsets(observers.topic).values()) == 35
     assert not observers.checkpoint.exists(), "the passthrough wrote a local checkpoint"
     passthrough.stop()
     observers.produce_visits(observers.source, {0: range(25, 31), 1: range(110, 112)})
-    wait_until(lambda: lags() == {0: 6, 1: 2}, 60, what="the lag 6 and 2 behind the stopped passthrough")
+    wait_until(
+        lambda: source_lags(observers, observer) == {0: 6, 1: 2},
+        60,
+        what="the lag 6 and 2 behind the stopped passthrough",
+    )
     assert lag_status(observer.metrics(), observers.source, 0, "ok") == 1
     log = passthrough.log_path.read_text() + observer.log_path.read_text()
     assert s3.secret_key not in log
