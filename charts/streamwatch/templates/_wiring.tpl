@@ -38,7 +38,8 @@
 - name: PASSTHROUGH_TARGET_TOPIC
   value: {{ .Values.kafka.topics.processedVisits.name | quote }}
 - name: PASSTHROUGH_CHECKPOINT_PATH
-  value: {{ .Values.passthrough.checkpoint.mountPath | quote }}
+  value: {{ include "streamwatch.passthroughCheckpoint" . | quote }}
+{{- include "streamwatch.objectStoreEnv" . }}
 - name: PASSTHROUGH_PUSHGATEWAY_URL
   value: {{ include "streamwatch.pushgatewayUrl" . | quote }}
 {{- if not (hasKey .Values.passthrough.settings "instance") }}
@@ -56,7 +57,8 @@
 - name: OBSERVER_SOURCE_TOPIC
   value: {{ .Values.kafka.topics.visits.name | quote }}
 - name: OBSERVER_CHECKPOINT_PATH
-  value: {{ .Values.passthrough.checkpoint.mountPath | quote }}
+  value: {{ include "streamwatch.passthroughCheckpoint" . | quote }}
+{{- include "streamwatch.objectStoreEnv" . }}
 - name: OBSERVER_PROFILE_DIR
   value: /tmp/profiles
 {{- if .Values.profilePublisher.enabled }}
@@ -136,4 +138,32 @@
 
 {{- define "streamwatch.profilePublisherIndex" -}}
 {{- required "profilePublisher.settings.elasticsearch_index must name the profile index" .Values.profilePublisher.settings.elasticsearch_index }}
+{{- end }}
+
+{{/* Where the passthrough keeps its checkpoint and the observer reads it: the object-store URL, or the
+     volume's mount path. */}}
+{{- define "streamwatch.passthroughCheckpoint" -}}
+{{- .Values.passthrough.checkpoint.url | default .Values.passthrough.checkpoint.mountPath }}
+{{- end }}
+
+{{/* The object store's connection (objectStore), for a checkpoint kept there; nothing otherwise. The
+     credentials come from the Secret, never from values. */}}
+{{- define "streamwatch.objectStoreEnv" -}}
+{{- $o := .Values.objectStore }}
+{{- if .Values.passthrough.checkpoint.url }}
+{{- with $o.endpoint }}
+- name: S3_ENDPOINT_URL
+  value: {{ . | quote }}
+{{- end }}
+- name: S3_REGION
+  value: {{ $o.region | quote }}
+{{- with $o.credentialsSecret.name }}
+- name: AWS_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef: {name: {{ . | quote }}, key: {{ $o.credentialsSecret.accessKeyIdKey | quote }}}
+- name: AWS_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef: {name: {{ . | quote }}, key: {{ $o.credentialsSecret.secretAccessKeyKey | quote }}}
+{{- end }}
+{{- end }}
 {{- end }}
