@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streamwatch_dev.process import ComponentStartError, ManagedProcess
+from streamwatch_dev.process import ComponentStartError, ManagedProcess, deps_cache
 
 # Debian's client: BuildKit builds need a client that speaks to the engine's built-in builder, and the
 # newer client some machines carry in /usr/local/bin wants a buildx plugin that is not installed.
@@ -28,7 +28,7 @@ def cache_root() -> Path:
     """Where downloaded and built artefacts live between runs (never inside the repository)."""
     if os.environ.get("STREAMWATCH_CACHE"):
         return Path(os.environ["STREAMWATCH_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "streamwatch"
+    return deps_cache()
 
 
 def docker_client() -> str:

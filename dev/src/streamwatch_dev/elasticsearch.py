@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from streamwatch_dev.process import ComponentStartError, ManagedProcess, free_port
+from streamwatch_dev.process import ComponentStartError, ManagedProcess, deps_cache, free_port
 from streamwatch_dev.search import IndexQueries
 
 if TYPE_CHECKING:
@@ -44,8 +44,7 @@ USERNAME = "elastic"
 
 def distribution() -> Path:
     """The unpacked distribution that ``.ci/elasticsearch.sh`` put into the cache."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "streamwatch"
-    home = cache / f"elasticsearch-{VERSION}"
+    home = deps_cache() / f"elasticsearch-{VERSION}"
     if not (home / "bin" / "elasticsearch").exists():
         raise ComponentStartError(
             f"elasticsearch: {home} missing; run `bash .ci/elasticsearch.sh` (or .ci/install-deps.sh)"

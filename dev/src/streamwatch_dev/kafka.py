@@ -8,7 +8,6 @@ topics, records and committed offsets, as a broker in the cluster does.
 from __future__ import annotations
 
 import base64
-import os
 import shutil
 import subprocess
 import time
@@ -23,7 +22,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._listoffsets import OffsetSpec  # confluent_kafka.admin re-exports it implicitly
 from confluent_kafka.cimpl import NewTopic
 
-from streamwatch_dev.process import ComponentStartError, ManagedProcess, free_port, wait_until
+from streamwatch_dev.process import ComponentStartError, ManagedProcess, free_port, maven_libs, wait_until
 
 KAFKA_VERSION = "4.3.1"  # what the chart's Strimzi runs; .ci/install-deps.sh resolves the same
 HEAP = "-Xmx512m"
@@ -58,18 +57,13 @@ logger.kconfig.level = WARN
 
 def kafka_libs() -> Path:
     """Where ``.ci/maven-libs.sh`` put the broker's jars (``KAFKA_LIBS`` overrides)."""
-    if "KAFKA_LIBS" in os.environ:
-        return Path(os.environ["KAFKA_LIBS"])
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "streamwatch" / f"kafka-{KAFKA_VERSION}" / "libs"
+    return maven_libs(f"kafka-{KAFKA_VERSION}", "KAFKA_LIBS")
 
 
 def kafka_tools_libs() -> Path:
     """Where ``.ci/maven-libs.sh`` put kafka-tools' jars beyond the broker's (``KAFKA_TOOLS_LIBS``
     overrides): Kafka's own command-line tools, e.g. ``kafka-consumer-groups.sh``'s class."""
-    if "KAFKA_TOOLS_LIBS" in os.environ:
-        return Path(os.environ["KAFKA_TOOLS_LIBS"])
-    return kafka_libs().parent.parent / f"kafka-tools-{KAFKA_VERSION}" / "libs"
+    return maven_libs(f"kafka-tools-{KAFKA_VERSION}", "KAFKA_TOOLS_LIBS")
 
 
 def _java_and_classpath() -> tuple[str, str]:

@@ -26,6 +26,20 @@ REPO_ROOT = _repo_root()
 OUTPUT_ROOT = REPO_ROOT / "test-output"
 
 
+def deps_cache() -> Path:
+    """Where ``make deps`` (the ``.ci`` scripts) puts what it resolves and builds, outside the repository:
+    ``${XDG_CACHE_HOME:-~/.cache}/streamwatch``, as the scripts spell it."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "streamwatch"
+
+
+def maven_libs(name: str, override: str) -> Path:
+    """The jar directory ``.ci/maven-libs.sh NAME`` fills; the environment variable ``override`` names
+    another."""
+    if override in os.environ:
+        return Path(os.environ[override])
+    return deps_cache() / name / "libs"
+
+
 class ComponentStartError(RuntimeError):
     """A real component of the harness could not be started; the message says which and why."""
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streamwatch_dev.process import ComponentStartError, ManagedProcess, free_port
+from streamwatch_dev.process import ComponentStartError, ManagedProcess, deps_cache, free_port
 
 VERSION = os.environ.get("SEAWEEDFS_VERSION", "v0.0.0-20261109003541-7506e5f91cd6")
 ACCESS_KEY = "streamwatch-tests"
@@ -31,8 +31,7 @@ START_TIMEOUT = 90.0
 
 def weed_binary() -> Path:
     """The ``weed`` that ``.ci/seaweedfs.sh`` built into the cache."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "streamwatch"
-    binary = cache / f"seaweedfs-{VERSION}" / "weed"
+    binary = deps_cache() / f"seaweedfs-{VERSION}" / "weed"
     if not binary.is_file():
         raise ComponentStartError(f"seaweedfs: {binary} missing; run `bash .ci/seaweedfs.sh` (or make deps)")
     return binary

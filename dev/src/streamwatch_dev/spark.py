@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-from streamwatch_dev.process import ComponentStartError
+from streamwatch_dev.process import ComponentStartError, maven_libs
 
 # pyspark's version (uv.lock); .ci/install-deps.sh resolves the connectors for it.
 SPARK_VERSION = "4.2.0"
@@ -17,11 +16,7 @@ HADOOP_VERSION = "3.5.0"
 
 def spark_jars_dir() -> Path:
     """The connector jar directory (``SPARK_CONNECTOR_LIBS`` overrides); fails naming the fix if empty."""
-    if "SPARK_CONNECTOR_LIBS" in os.environ:
-        libs = Path(os.environ["SPARK_CONNECTOR_LIBS"])
-    else:
-        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-        libs = cache / "streamwatch" / f"spark-connectors-{SPARK_VERSION}" / "libs"
+    libs = maven_libs(f"spark-connectors-{SPARK_VERSION}", "SPARK_CONNECTOR_LIBS")
     if not any(libs.glob("spark-sql-kafka-*.jar")) or not any(libs.glob("delta-spark_*.jar")):
         raise ComponentStartError(
             f"Spark's JVM connector jars not found in {libs} (run make deps: .ci/install-deps.sh)"
@@ -32,11 +27,7 @@ def spark_jars_dir() -> Path:
 def s3a_jars_dir() -> Path:
     """hadoop-aws and its AWS SDK modules (``S3A_LIBS`` overrides), for a checkpoint on object storage;
     fails naming the fix if empty."""
-    if "S3A_LIBS" in os.environ:
-        libs = Path(os.environ["S3A_LIBS"])
-    else:
-        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-        libs = cache / "streamwatch" / f"s3a-{HADOOP_VERSION}" / "libs"
+    libs = maven_libs(f"s3a-{HADOOP_VERSION}", "S3A_LIBS")
     if not any(libs.glob("hadoop-aws-*.jar")):
         raise ComponentStartError(f"hadoop-aws jars not found in {libs} (run make deps: .ci/install-deps.sh)")
     return libs
