@@ -18,16 +18,19 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import AfterValidator, Field, SecretStr
 from pydantic_settings import BaseSettings
 
 from streamwatch_common.errors import CheckpointError
 from streamwatch_common.settings import service_config
 
-# The schemes a checkpoint location may have; anything else is refused at start.
-SCHEMES = ("", "file", "s3", "s3a")
+# The schemes of a checkpoint on object storage, and all those a checkpoint location may have; anything
+# else is refused at start.
+OBJECT_STORE_SCHEMES = ("s3", "s3a")
+SCHEMES = ("", "file", *OBJECT_STORE_SCHEMES)
 # Per request: an object store that is away answers nothing, and the caller's loop must go on.
 _CONNECT_TIMEOUT_SECONDS = 3.0
 _REQUEST_TIMEOUT_SECONDS = 10.0
@@ -40,9 +43,18 @@ def check_location(location: str) -> str:
         raise ValueError(
             f"unknown scheme {parts.scheme!r} in {location!r}: use a path, file:///path or s3://bucket/prefix"
         )
-    if parts.scheme in ("s3", "s3a") and not parts.netloc:
+    if parts.scheme in OBJECT_STORE_SCHEMES and not parts.netloc:
         raise ValueError(f"{location!r} names no bucket: use s3://bucket/prefix")
     return location
+
+
+def on_object_store(location: str) -> bool:
+    """Whether ``location`` is on object storage (not a local directory)."""
+    return urlsplit(location).scheme in OBJECT_STORE_SCHEMES
+
+
+# A settings field holding a checkpoint location: checked at start, so a bad one names its variable.
+CheckpointLocation = Annotated[str, AfterValidator(check_location)]
 
 
 class ObjectStoreSettings(BaseSettings):
@@ -87,7 +99,7 @@ class CheckpointStore:
         from pyarrow import fs
 
         parts = urlsplit(check_location(location))
-        if parts.scheme in ("", "file"):
+        if not on_object_store(location):
             return cls.local(parts.path)
         endpoint = urlsplit(settings.s3_endpoint_url) if settings.s3_endpoint_url else None
         key, secret = settings.aws_access_key_id, settings.aws_secret_access_key

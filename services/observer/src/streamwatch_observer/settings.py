@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Self
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from streamwatch_common.kafka import KafkaSettings
-from streamwatch_common.object_store import ObjectStoreSettings, check_location
+from streamwatch_common.object_store import CheckpointLocation, ObjectStoreSettings
 from streamwatch_common.search import ElasticsearchSettings
 from streamwatch_common.settings import CommaList, ServiceSettings, pod_name, service_config
 from streamwatch_common.visit_record import DEFAULT_REQUIRED_FIELDS, ID_FIELD
@@ -41,17 +41,12 @@ class ObserverSettings(ServiceSettings, KafkaSettings, ElasticsearchSettings, Ob
         default=None,
         description="Name of this replica in documents and profiles; unset: `HOSTNAME` (the pod name).",
     )
-    checkpoint_path: str = Field(
+    checkpoint_path: CheckpointLocation = Field(
         default="/checkpoint",
         description="The passthrough's Spark checkpoint: a directory (mounted read-only), `file:///path`, or "
         "`s3://bucket/prefix` on S3-compatible storage (`S3_ENDPOINT_URL`, credentials in "
         "`AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`).",
     )
-
-    @field_validator("checkpoint_path")
-    @classmethod
-    def _known_scheme(cls, value: str) -> str:
-        return check_location(value)
 
     window_records: int = Field(
         default=10000, ge=1, description="A partition's window closes after this many records..."

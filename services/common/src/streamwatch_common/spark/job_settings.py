@@ -17,14 +17,13 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Self
-from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
 from streamwatch_common.kafka import KafkaSettings
-from streamwatch_common.object_store import ObjectStoreSettings, check_location
+from streamwatch_common.object_store import CheckpointLocation, ObjectStoreSettings, on_object_store
 from streamwatch_common.settings import ServiceSettings, service_config
 from streamwatch_common.spark.connector import Connector, ConnectorName, connector_from, refuse
 
@@ -46,7 +45,7 @@ class SparkJobSettings(ServiceSettings, KafkaSettings, ObjectStoreSettings):
         "(Spark's Kafka sink, delta-spark), which needs the jars of `<prefix>SPARK_JARS_DIR`.",
     )
     source_topic: str = Field(default="visits", min_length=1, description="Kafka topic the job reads.")
-    checkpoint_path: str = Field(
+    checkpoint_path: CheckpointLocation = Field(
         default="/checkpoint",
         description="Spark checkpoint directory (`offsets/N`, `commits/N`); restarting from it neither "
         "skips nor repeats a committed batch. A path, or `s3a://bucket/prefix` (or `s3://`) on "
@@ -150,13 +149,11 @@ class SparkJobSettings(ServiceSettings, KafkaSettings, ObjectStoreSettings):
 
     @property
     def checkpoint_on_object_store(self) -> bool:
-        return urlsplit(self.checkpoint_path).scheme in ("s3", "s3a")
+        return on_object_store(self.checkpoint_path)
 
     def s3a_jar_files(self) -> list[str]:
         """The ``*.jar`` files in :attr:`s3a_jars_dir`, sorted (empty when unset or missing)."""
-        if not self.s3a_jars_dir or not Path(self.s3a_jars_dir).is_dir():
-            return []
-        return sorted(str(p) for p in Path(self.s3a_jars_dir).glob("*.jar"))
+        return _jars_in(self.s3a_jars_dir)
 
     def object_store_conf(self) -> dict[str, str]:
         """Spark properties of a checkpoint on object storage (none otherwise): hadoop-aws's jars and S3A's
@@ -175,11 +172,6 @@ class SparkJobSettings(ServiceSettings, KafkaSettings, ObjectStoreSettings):
             conf["spark.hadoop.fs.s3a.endpoint"] = self.s3_endpoint_url
             conf["spark.hadoop.fs.s3a.path.style.access"] = "true"
         return conf
-
-    @field_validator("checkpoint_path")
-    @classmethod
-    def _known_scheme(cls, value: str) -> str:
-        return check_location(value)
 
     @model_validator(mode="after")
     def _object_store_jars(self) -> Self:
@@ -201,9 +193,7 @@ class SparkJobSettings(ServiceSettings, KafkaSettings, ObjectStoreSettings):
 
     def jar_files(self) -> list[str]:
         """The ``*.jar`` files in :attr:`spark_jars_dir`, sorted (empty when unset or missing)."""
-        if not self.spark_jars_dir or not Path(self.spark_jars_dir).is_dir():
-            return []
-        return sorted(str(p) for p in Path(self.spark_jars_dir).glob("*.jar"))
+        return _jars_in(self.spark_jars_dir)
 
     def spark_session_conf(self, **job_conf: str) -> dict[str, str]:
         """Spark properties on top of the shared session defaults: memory caps, the connector's jars, the
@@ -233,6 +223,13 @@ class SparkJobSettings(ServiceSettings, KafkaSettings, ObjectStoreSettings):
         if size < _SPARK_MIN_DRIVER_MEMORY:
             raise ValueError("Spark needs at least 450m")
         return value
+
+
+def _jars_in(directory: str | None) -> list[str]:
+    """The ``*.jar`` files in ``directory``, sorted (empty when unset or missing)."""
+    if not directory or not Path(directory).is_dir():
+        return []
+    return sorted(str(p) for p in Path(directory).glob("*.jar"))
 
 
 def job_default(name: str, default: Any) -> Any:
