@@ -140,6 +140,13 @@
 {{- required "profilePublisher.settings.elasticsearch_index must name the profile index" .Values.profilePublisher.settings.elasticsearch_index }}
 {{- end }}
 
+{{/* "true" when the passthrough's checkpoint is a volume (its claim, mounted by the passthrough and,
+     read-only, by the observer); empty when there is no passthrough or its checkpoint is on object
+     storage (passthrough.checkpoint.url). */}}
+{{- define "streamwatch.checkpointOnVolume" -}}
+{{- if and .Values.passthrough.enabled (not .Values.passthrough.checkpoint.url) }}true{{ end }}
+{{- end }}
+
 {{/* Where the passthrough keeps its checkpoint and the observer reads it: the object-store URL, or the
      volume's mount path. */}}
 {{- define "streamwatch.passthroughCheckpoint" -}}
