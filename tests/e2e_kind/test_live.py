@@ -149,12 +149,14 @@ def test_the_keda_scaled_object_is_accepted_schema_and_admission_only(kind_clust
 def test_sla_alert_fires_with_simulated_latency_and_clears_after_the_rollout(kind_cluster: Cluster) -> None:
     """NOTES.txt's flip. Each setting rolls the visits writer, so a pod that no longer exists must not
     keep the alert firing (the job's Pushgateway group follows the job, not the pod)."""
-    kind_cluster.wait(
-        "a fast batch duration from the visits writer",
-        lambda: kind_cluster.prometheus("api/v1/query?query=visits_sync_duration")["result"],
-        300,
-    )
-    assert kind_cluster.alert_state(SLA_ALERT) == "inactive"
+    def at_rest() -> bool:
+        # The first batches after an install can be slower than the SLA on 2 busy cores (planning, cold
+        # JVM), which sets the alert pending for a moment; the flip starts from fast batches and no alert.
+        pushed = kind_cluster.prometheus("api/v1/query?query=visits_sync_duration")["result"]
+        fast = bool(pushed) and all(float(p["value"][1]) <= SLA_MS for p in pushed)
+        return fast and kind_cluster.alert_state(SLA_ALERT) == "inactive"
+
+    kind_cluster.wait("fast batch durations from the visits writer and no SLA alert", at_rest, 300)
     kind_cluster.helm_upgrade("visitsWriter.settings.simulated_latency_seconds=8")
     states: list[str] = []
 
