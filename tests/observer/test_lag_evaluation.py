@@ -240,7 +240,7 @@ def test_rewind_outranks_stop_and_stop_outranks_stall() -> None:
 
 def test_the_evaluation_is_one_series_per_status_and_leaves_with_the_partition(tmp_path: Path) -> None:
     config = {"bootstrap.servers": "127.0.0.1:9", "group.id": "unit"}
-    probe = LagProbe(config, "visits-eval", tmp_path, WINDOW)
+    probe = LagProbe(config, "visits-eval", tmp_path, WINDOW, job="passthrough")
     try:
         probe._export(PartitionLag(3, "ok", 50, 60, 10, 4.0, 7, T0, evaluation="stall"))
         values = {s: _gauge("observer_lag_evaluation", "3", s) for s in EVALUATIONS}
@@ -255,7 +255,7 @@ def test_the_evaluation_is_one_series_per_status_and_leaves_with_the_partition(t
 
 
 def _gauge(name: str, partition: str, status: str) -> float | None:
-    labels = {"topic": "visits-eval", "partition": partition, "status": status}
+    labels = {"spark_job": "passthrough", "topic": "visits-eval", "partition": partition, "status": status}
     return REGISTRY.get_sample_value(name, labels)
 
 

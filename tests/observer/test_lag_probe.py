@@ -48,11 +48,11 @@ class FakeClient:
 
 def probe(checkpoint: Path, client: Any) -> LagProbe:
     config = {"bootstrap.servers": "127.0.0.1:9", "group.id": "unit"}
-    return LagProbe(config, TOPIC, checkpoint, 60.0, factory=lambda _config: client)
+    return LagProbe(config, TOPIC, checkpoint, 60.0, job="passthrough", factory=lambda _config: client)
 
 
 def series(gauge: Any, partition: int) -> float | None:
-    labels = (TOPIC, str(partition))
+    labels = ("passthrough", TOPIC, str(partition))
     return gauge.labels(*labels)._value.get() if labels in gauge._metrics else None
 
 

@@ -55,6 +55,7 @@ def test_a_renewed_consumer_rejoins_and_the_windows_still_cover_every_offset_onc
         settings.source_topic,
         Path(settings.checkpoint_path),
         settings.lag_evaluation_window_seconds,
+        job=settings.job,
     )
     observer = Observer(
         settings=settings,

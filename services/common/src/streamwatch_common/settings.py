@@ -148,6 +148,8 @@ def _describe(settings_cls: type[BaseSettings], error: dict[str, Any]) -> str:
     else:
         name_field = (field_name, field)
     variable = env_name(settings_cls, *name_field) if name_field else field_name.upper()
+    # Inside a structured value (a JSON list of objects): where, e.g. OBSERVER_WATCHED_JOBS[1].source_topic.
+    variable += "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc[1:])
     message = str(error.get("msg", "invalid value"))
     if error.get("type") == "missing":
         message = "required but not set"

@@ -65,7 +65,9 @@ class LagProbe:
 
     Usage::
 
-        probe = LagProbe(settings.consumer_config("observer-lag"), "visits", Path("/checkpoint"), 300.0)
+        probe = LagProbe(
+            settings.consumer_config("observer-lag"), "visits", Path("/checkpoint"), 300.0, job="passthrough"
+        )
         # or CheckpointStore.open("s3://checkpoints/passthrough", settings) for an object store
         probe.measure([0, 1])  # [PartitionLag(partition=0, status="ok", evaluation="ok", ...), ...]
     """
@@ -77,10 +79,14 @@ class LagProbe:
         checkpoint: CheckpointStore | Path,
         evaluation_window_seconds: float,
         *,
+        job: str,
         timeout: float = 5.0,
         factory: Callable[[dict[str, Any]], Consumer] = Consumer,
     ) -> None:
+        self.job = job
         self.source_topic = source_topic
+        # The partitions whose series this probe exports now (to drop them with their owner).
+        self.exported: set[int] = set()
         self.checkpoint = CheckpointStore.of(checkpoint)
         # After the checkpoint could not be listed: not tried again before then (monotonic seconds).
         self._unreadable_until = 0.0
@@ -131,7 +137,12 @@ class LagProbe:
             metrics.LAG_FAILURES.labels("checkpoint").inc()
             logger.warning(
                 "checkpoint_unreadable",
-                extra={"path": self.checkpoint.location, "error": str(exc), "retry_in_seconds": delay},
+                extra={
+                    "spark_job": self.job,
+                    "path": self.checkpoint.location,
+                    "error": str(exc),
+                    "retry_in_seconds": delay,
+                },
             )
             return Committed(None, None, unreadable=True)
         self._unreadable_backoff.reset()
@@ -205,7 +216,8 @@ class LagProbe:
         return ages
 
     def _export(self, lag: PartitionLag) -> None:
-        labels = (self.source_topic, str(lag.partition))
+        self.exported.add(lag.partition)
+        labels = (self.job, self.source_topic, str(lag.partition))
         for status in _ALL_STATUSES:
             metrics.LAG_STATUS.labels(*labels, status).set(1 if status == lag.status else 0)
         for evaluation in EVALUATIONS:
@@ -230,7 +242,8 @@ class LagProbe:
     def forget(self, partitions: list[int]) -> None:
         """Drop the series of partitions this replica no longer owns (another one reports them now)."""
         for partition in partitions:
-            labels = (self.source_topic, str(partition))
+            self.exported.discard(partition)
+            labels = (self.job, self.source_topic, str(partition))
             for gauge in (metrics.LAG_OFFSETS, metrics.LAG_SECONDS):
                 if _has(gauge, labels):
                     gauge.remove(*labels)
@@ -260,6 +273,22 @@ def watermarks(client: Consumer, topic: str, partition: int, timeout: float) -> 
         return None
     low, high = marks
     return int(low), int(high)
+
+
+def topic_partitions(client: Consumer, topic: str, timeout: float) -> list[int] | None:
+    """The topic's partitions, asked of the cluster; None, logged and counted, when it does not answer or
+    does not know the topic."""
+    try:
+        found = client.list_topics(topic, timeout=timeout).topics.get(topic)
+        error = None if found is None or found.error is None else str(found.error)
+        partitions = sorted(found.partitions) if found is not None and error is None else []
+    except KafkaException as exc:
+        partitions, error = [], str(exc)
+    if partitions:
+        return partitions
+    metrics.LAG_FAILURES.labels("metadata").inc()
+    logger.warning("lag_partitions_failed", extra={"topic": topic, "error": error or "no partitions"})
+    return None
 
 
 def _close_old(old: Consumer, new: Consumer) -> None:

@@ -107,13 +107,18 @@ def run(settings: ObserverSettings, shutdown: GracefulShutdown) -> None:
         if settings.profile_enabled:
             profiler = Profiler(_destination(settings), settings.profile_max_rows).start()
             running.callback(profiler.close, _PROFILE_STOP_SECONDS)
-        probe = LagProbe(
-            {**settings.consumer_config(f"{settings.group_id}-lag-probe"), "logger": LibrdkafkaLog()},
-            settings.source_topic,
-            CheckpointStore.open(settings.checkpoint_path, settings),
-            settings.lag_evaluation_window_seconds,
-        )
-        running.callback(probe.close)
+        probe, *watched = [
+            LagProbe(
+                {**settings.consumer_config(f"{settings.group_id}-lag-probe"), "logger": LibrdkafkaLog()},
+                job.source_topic,
+                CheckpointStore.open(job.checkpoint, settings),
+                settings.lag_evaluation_window_seconds,
+                job=job.name,
+            )
+            for job in settings.jobs()
+        ]
+        for each in (probe, *watched):
+            running.callback(each.close)
         observer = Observer(
             settings=settings,
             shutdown=shutdown,
@@ -121,6 +126,7 @@ def run(settings: ObserverSettings, shutdown: GracefulShutdown) -> None:
             sink=sink,
             probe=probe,
             profiler=profiler,
+            watched=watched,
         )
         readiness.check("subscribed", lambda: observer.subscribed)
         observer.run()

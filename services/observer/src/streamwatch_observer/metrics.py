@@ -1,7 +1,8 @@
 """Prometheus metrics of the observer, served on ``/metrics`` by the ops server.
 
-``observer_lag_offsets{topic,partition}`` is what the lag alert reads; the topic label is the source
-topic (``visits``): the observed job's lag, which more observer replicas cannot lower.
+``observer_lag_offsets{spark_job,topic,partition}`` is what the lag alert reads; the topic label is the
+job's source topic (``visits``): the job's lag, which more observer replicas cannot lower. ``spark_job``
+names the job (the observed one, or a watched one: ``jobs``); not ``job``, which Prometheus' scrape sets.
 ``observer_consumer_lag_offsets{topic,partition}`` is the observer group's own lag on the observed topic
 (``processed_visits``), the one to scale observer replicas on. Each replica exports only the partitions
 it owns, so every series has one source.
@@ -15,26 +16,26 @@ _DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30
 
 LAG_OFFSETS = Gauge(
     "observer_lag_offsets",
-    "Records of the source topic not yet committed by the observed job, per partition.",
-    ["topic", "partition"],
+    "Records of the source topic not yet committed by the job, per partition.",
+    ["spark_job", "topic", "partition"],
 )
 LAG_SECONDS = Gauge(
     "observer_lag_seconds",
-    "Age of the oldest record the observed job has not committed yet (0 when caught up); absent while"
+    "Age of the oldest record the job has not committed yet (0 when caught up); absent while"
     " its committed position is unknown.",
-    ["topic", "partition"],
+    ["spark_job", "topic", "partition"],
 )
 LAG_STATUS = Gauge(
     "observer_lag_status",
     "1 for the current lag status of a partition"
     " (ok, not_started, checkpoint_damaged, checkpoint_unreadable, new_partition, unknown).",
-    ["topic", "partition", "status"],
+    ["spark_job", "topic", "partition", "status"],
 )
 LAG_EVALUATION = Gauge(
     "observer_lag_evaluation",
     "1 for the Burrow-style evaluation of a partition over the lag evaluation window"
     " (ok, warn, stall, stop, rewind); absent while the lag status is not ok.",
-    ["topic", "partition", "status"],
+    ["spark_job", "topic", "partition", "status"],
 )
 CONSUMER_LAG = Gauge(
     "observer_consumer_lag_offsets",

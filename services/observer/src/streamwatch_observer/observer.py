@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
@@ -37,7 +38,8 @@ from streamwatch_common.shutdown import GracefulShutdown
 from streamwatch_observer.consumer_lag import ConsumerLag
 from streamwatch_observer.documents import Origin, WindowDocuments, lag_document
 from streamwatch_observer.drift import DriftTracker
-from streamwatch_observer.lag import LagProbe
+from streamwatch_observer.jobs import owner_of
+from streamwatch_observer.lag import LagProbe, PartitionLag, topic_partitions
 from streamwatch_observer.measure import WindowMeasurer
 from streamwatch_observer.ownership import Ownership
 from streamwatch_observer.profiler import Profiler
@@ -69,6 +71,7 @@ class Observer:
         sink: ObservationSink,
         probe: LagProbe,
         profiler: Profiler | None,
+        watched: Sequence[LagProbe] = (),
     ) -> None:
         self.settings = settings
         self.shutdown = shutdown
@@ -76,6 +79,11 @@ class Observer:
         self.sink = sink
         self.probe = probe
         self.origin = Origin(settings.job, settings.topic, settings.source_topic, settings.replica_name)
+        # Watched jobs (``jobs``): lag only, their source partitions spread by ``owner_of``.
+        self.watched = [
+            (Origin(p.job, settings.topic, p.source_topic, settings.replica_name), p) for p in watched
+        ]
+        self._observed_partitions: int | None = None
         # The group's own lag on the observed topic (what more replicas lower), beside the job's lag.
         reset = str(consumer_config.get("auto.offset.reset", "earliest"))
         self.consumer_lag = ConsumerLag(settings.topic, auto_offset_reset=reset)
@@ -181,27 +189,60 @@ class Observer:
             return
         bucket = self.ownership.bucket()
         lags = self.ownership.reportable(self.probe.measure(self.ownership.sorted()), bucket)
-        interval = self.settings.lag_interval_seconds
-        self.writer.add_lag([lag_document(self.origin, lag, bucket, interval) for lag in lags])
         consumer_lag = self.consumer_lag.measure(
             self.consumer.client, self.ownership.sorted(), ends=self.probe.kafka.client
         )
-        logger.info(
-            "lag_measured",
-            extra={
-                "bucket": bucket,
-                "lag": {
-                    str(lag.partition): {
-                        "status": lag.status,
-                        "evaluation": lag.evaluation,
-                        "lag_offsets": lag.lag_offsets,
-                        "lag_seconds": lag.lag_seconds,
-                    }
-                    for lag in lags
-                },
-                "consumer_lag_offsets": {str(p): lag for p, lag in consumer_lag.items()},
+        self._report_lag(self.origin, lags, bucket, consumer_lag_offsets=consumer_lag)
+        for origin, probe in self.watched:
+            self._report_lag(origin, self._measure_watched(probe, bucket), bucket)
+
+    def _measure_watched(self, probe: LagProbe, bucket: int) -> list[PartitionLag]:
+        """A watched job's lag on the source partitions this replica reports (``jobs.owner_of``); when the
+        cluster does not say how many partitions there are, the owned numbers, which the watermarks then
+        judge (``unknown`` where there is no such partition)."""
+        client, timeout = self.probe.kafka.client, self.probe.timeout
+        observed = topic_partitions(client, self.settings.topic, timeout)
+        self._observed_partitions = len(observed) if observed else self._observed_partitions
+        count = self._observed_partitions
+        source = topic_partitions(client, probe.source_topic, timeout)
+        owned = self.ownership.assigned
+        if count is None or source is None:
+            partitions = sorted(owned)
+        else:
+            partitions = [p for p in source if owner_of(p, count) in owned]
+            probe.forget(sorted(probe.exported - set(partitions)))  # the topics changed partition counts
+
+        def reporter(partition: int) -> int:
+            return owner_of(partition, count) if count else partition
+
+        measured = probe.measure(partitions)
+        return [lag for lag in measured if self.ownership.may_report(reporter(lag.partition), bucket)]
+
+    def _report_lag(
+        self,
+        origin: Origin,
+        lags: list[PartitionLag],
+        bucket: int,
+        consumer_lag_offsets: Mapping[int, int | None] | None = None,
+    ) -> None:
+        interval = self.settings.lag_interval_seconds
+        self.writer.add_lag([lag_document(origin, lag, bucket, interval) for lag in lags])
+        extra: dict[str, Any] = {
+            "spark_job": origin.job,
+            "bucket": bucket,
+            "lag": {
+                str(lag.partition): {
+                    "status": lag.status,
+                    "evaluation": lag.evaluation,
+                    "lag_offsets": lag.lag_offsets,
+                    "lag_seconds": lag.lag_seconds,
+                }
+                for lag in lags
             },
-        )
+        }
+        if consumer_lag_offsets is not None:
+            extra["consumer_lag_offsets"] = {str(p): lag for p, lag in consumer_lag_offsets.items()}
+        logger.info("lag_measured", extra=extra)
 
     # --- rebalances (wrapped by ``guarded``) ------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -229,6 +270,9 @@ class Observer:
         open_records = self.windows.drop(lost)
         self.ownership.lose(lost)
         self.probe.forget(lost)
+        count = self._observed_partitions
+        for _, probe in self.watched:
+            probe.forget([p for p in probe.exported if count is None or owner_of(p, count) in lost])
         self.consumer_lag.forget(lost)
         if self.measurer.drift is not None:
             self.measurer.drift.forget(lost)  # the worker is idle: revoke and lost waited for it

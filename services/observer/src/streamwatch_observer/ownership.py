@@ -78,9 +78,13 @@ class Ownership:
             self.latest_lag.pop(partition, None)
         metrics.ASSIGNED.set(len(self.assigned))
 
+    def may_report(self, partition: int, bucket: int) -> bool:
+        """Whether this replica may report the lag of owned ``partition`` in ``bucket``."""
+        return bucket >= self._lag_from_bucket.get(partition, bucket)
+
     def reportable(self, lags: Iterable[PartitionLag], bucket: int) -> list[PartitionLag]:
         """The measurements this replica may report in ``bucket``; they update the latest lag."""
-        kept = [lag for lag in lags if bucket >= self._lag_from_bucket.get(lag.partition, bucket)]
+        kept = [lag for lag in lags if self.may_report(lag.partition, bucket)]
         for lag in kept:
             if lag.lag_offsets is None:
                 self.latest_lag.pop(lag.partition, None)

@@ -12,6 +12,7 @@ from streamwatch_common.object_store import CheckpointLocation, ObjectStoreSetti
 from streamwatch_common.search import ElasticsearchSettings
 from streamwatch_common.settings import CommaList, ServiceSettings, pod_name, service_config
 from streamwatch_common.visit_record import DEFAULT_REQUIRED_FIELDS, ID_FIELD
+from streamwatch_observer.jobs import LagJob
 
 
 class ObserverSettings(ServiceSettings, KafkaSettings, ElasticsearchSettings, ObjectStoreSettings):
@@ -46,6 +47,14 @@ class ObserverSettings(ServiceSettings, KafkaSettings, ElasticsearchSettings, Ob
         description="The passthrough's Spark checkpoint: a directory (mounted read-only), `file:///path`, or "
         "`s3://bucket/prefix` on S3-compatible storage (`S3_ENDPOINT_URL`, credentials in "
         "`AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`).",
+    )
+    watched_jobs: list[LagJob] = Field(
+        default=[],
+        description="Other Spark jobs whose lag, status and lag seconds are reported beside the observed"
+        " job's, each under its own `spark_job` label and `job` in the lag documents: a JSON list of"
+        ' `{"name": ..., "checkpoint": ..., "source_topic": ...}` (checkpoint as `checkpoint_path`; one'
+        " object store, that of `S3_ENDPOINT_URL`, for all). Any Structured Streaming query reading Kafka"
+        " can be one, whoever wrote it.",
     )
 
     window_records: int = Field(
@@ -160,6 +169,24 @@ class ObserverSettings(ServiceSettings, KafkaSettings, ElasticsearchSettings, Ob
             type=error, loc=("lag_evaluation_window_seconds",), input=self.lag_evaluation_window_seconds
         )
         raise ValidationError.from_exception_data(type(self).__name__, [detail])
+
+    @model_validator(mode="after")
+    def _job_names_apart(self) -> Self:
+        # A name is the series' and the documents' identity: two jobs under one would overwrite each other.
+        names = [self.job, *(job.name for job in self.watched_jobs)]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if not repeated:
+            return self
+        error = PydanticCustomError(
+            "job_names", "job names must differ, {names} given twice", {"names": ", ".join(repeated)}
+        )
+        detail = InitErrorDetails(type=error, loc=("watched_jobs",), input=names)
+        raise ValidationError.from_exception_data(type(self).__name__, [detail])
+
+    def jobs(self) -> list[LagJob]:
+        """Every job whose lag is reported: the observed job first, then the watched ones."""
+        observed = LagJob(name=self.job, checkpoint=self.checkpoint_path, source_topic=self.source_topic)
+        return [observed, *self.watched_jobs]
 
     @property
     def replica_name(self) -> str:
