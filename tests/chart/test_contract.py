@@ -424,18 +424,18 @@ def test_grafana_provisioning_is_well_formed() -> None:
     titles = {p["title"] for d in dashboards.values() for p in d["panels"]}
     assert {
         "Invalid records per minute",
-        "Passthrough lag per partition (offsets)",
-        "Passthrough lag per partition (seconds)",
-        "Passthrough lag evaluation per partition (Burrow rules)",
+        "Spark jobs' lag per partition (offsets)",
+        "Spark jobs' lag per partition (seconds)",
+        "Spark jobs' lag evaluation per partition (Burrow rules)",
         "Profile reports",
         "Passthrough offsets behind latest (max over partitions)",
         "Visits writer offsets behind latest (max over partitions)",
         "Null or blank required fields per micro-batch (opt-in observe)",
     } <= titles
     panels = {p["title"]: p for p in dashboards["observation.json"]["panels"]}
-    seconds = panels["Passthrough lag per partition (seconds)"]["fieldConfig"]["defaults"]["thresholds"]
+    seconds = panels["Spark jobs' lag per partition (seconds)"]["fieldConfig"]["defaults"]["thresholds"]
     assert seconds["steps"][-1]["value"] == 90, "the line follows alerts.lagSeconds.thresholdSeconds"
-    evaluation = panels["Passthrough lag evaluation per partition (Burrow rules)"]
+    evaluation = panels["Spark jobs' lag evaluation per partition (Burrow rules)"]
     shown = set(
         re.findall(r'observer_lag_evaluation\{[^}]*status="(\w+)"\}', evaluation["targets"][0]["expr"])
     )

@@ -15,6 +15,8 @@ import pytest
 import yaml
 from rules.conftest import RUNBOOK, assert_passes, promtool_test, run_promtool
 
+from streamwatch_dev.chart import render_rule_files
+
 RULE_FILE = "observer.rules.yaml"  # the ``rule_file`` fixture renders it
 LAG = "passthrough lag"
 LAG_SECONDS = "passthrough lag seconds"
@@ -31,22 +33,29 @@ GAP = "streamwatch:observer_completeness_gap_records"
 NAMESPACE = "default"
 
 
-def lag_series(partition: str, values: str, instance: str = "observer-a:8080") -> dict[str, str]:
+def lag_series(
+    partition: str, values: str, instance: str = "observer-a:8080", spark_job: str = "passthrough"
+) -> dict[str, str]:
     return {
-        "series": f'observer_lag_offsets{{topic="visits", partition="{partition}", instance="{instance}",'
-        ' job="observer"}',
+        "series": f'observer_lag_offsets{{spark_job="{spark_job}", topic="visits", partition="{partition}",'
+        f' instance="{instance}", job="observer"}}',
         "values": values,
     }
 
 
-def firing(partition: str, value: int) -> dict[str, Any]:
+def firing(partition: str, value: int, spark_job: str = "passthrough") -> dict[str, Any]:
     return {
-        "exp_labels": {"severity": "warning", "topic": "visits", "partition": partition},
+        "exp_labels": {
+            "severity": "warning",
+            "spark_job": spark_job,
+            "topic": "visits",
+            "partition": partition,
+        },
         "exp_annotations": {
             "runbook_url": RUNBOOK + "passthrough-lag",
-            "summary": f"Passthrough lags on visits partition {partition}",
-            "description": f"The passthrough has {value} records of visits partition {partition} not yet"
-            " committed, above 15 for 5m.",
+            "summary": f"{spark_job} lags on visits partition {partition}",
+            "description": f"{spark_job} has {value} records of visits partition {partition} not yet"
+            " committed, above its threshold for 5m.",
         },
     }
 
@@ -58,7 +67,7 @@ def alerts(state: str, at: str, partitions: list[str]) -> dict[str, Any]:
         "exp_samples": [
             {
                 "labels": f'ALERTS{{alertname="{LAG}", alertstate="{state}", partition="{p}",'
-                ' severity="warning", topic="visits"}',
+                ' severity="warning", spark_job="passthrough", topic="visits"}',
                 "value": 1,
             }
             for p in partitions
@@ -134,7 +143,7 @@ def run_cases(rule_file: Path, tmp_path: Path, input_series: list[dict[str, str]
 
 def seconds_series(partition: str, values: str) -> dict[str, str]:
     return {
-        "series": f'observer_lag_seconds{{topic="visits", partition="{partition}",'
+        "series": f'observer_lag_seconds{{spark_job="passthrough", topic="visits", partition="{partition}",'
         ' instance="observer-a:8080", job="observer"}',
         "values": values,
     }
@@ -144,12 +153,17 @@ def test_lag_seconds_fires_above_the_threshold_only(rule_file: Path, tmp_path: P
     # p0: the oldest waiting record is 300 s old from minute 1 to 10 -> firing from 6m, gone at 12m.
     # p1: exactly 120 s (not above) for 12 minutes -> never; p2: 600 s for only 3 minutes -> never.
     late = {
-        "exp_labels": {"severity": "warning", "topic": "visits", "partition": "0"},
+        "exp_labels": {
+            "severity": "warning",
+            "spark_job": "passthrough",
+            "topic": "visits",
+            "partition": "0",
+        },
         "exp_annotations": {
             "runbook_url": RUNBOOK + "passthrough-lag-seconds",
-            "summary": "Passthrough late on visits partition 0",
-            "description": "The oldest record of visits partition 0 not yet committed by the passthrough is"
-            " 5m 0s old, above 120s for 5m.",
+            "summary": "passthrough late on visits partition 0",
+            "description": "The oldest record of visits partition 0 not yet committed by passthrough is"
+            " 5m 0s old, above its threshold for 5m.",
         },
     }
     run_cases(
@@ -170,12 +184,12 @@ def test_lag_seconds_fires_above_the_threshold_only(rule_file: Path, tmp_path: P
 
 
 EVALUATION_DESCRIPTIONS = {
-    "stall": "The passthrough's committed offset of visits partition {p} has not moved for a whole evaluation"
-    " window while records wait.",
-    "stop": "The passthrough has committed no batch for longer than the evaluation window while records of"
+    "stall": "The committed offset of passthrough on visits partition {p} has not moved for a whole"
+    " evaluation window while records wait.",
+    "stop": "passthrough has committed no batch for longer than the evaluation window while records of"
     " visits partition {p} keep arriving.",
-    "rewind": "The passthrough's committed offset of visits partition {p} went backwards (checkpoint restored"
-    " or reset): records are read again.",
+    "rewind": "The committed offset of passthrough on visits partition {p} went backwards (checkpoint"
+    " restored or reset): records are read again.",
 }
 
 
@@ -183,8 +197,8 @@ def evaluation_series(
     partition: str, status: str, values: str, instance: str = "observer-a:8080"
 ) -> dict[str, str]:
     return {
-        "series": f'observer_lag_evaluation{{topic="visits", partition="{partition}", status="{status}",'
-        f' instance="{instance}", job="observer"}}',
+        "series": f'observer_lag_evaluation{{spark_job="passthrough", topic="visits",'
+        f' partition="{partition}", status="{status}", instance="{instance}", job="observer"}}',
         "values": values,
     }
 
@@ -215,10 +229,15 @@ def test_each_evaluation_alert_fires_for_its_status_only(
     severity = "warning" if status == "rewind" else "critical"
     cases = [
         {
-            "exp_labels": {"severity": severity, "topic": "visits", "partition": p},
+            "exp_labels": {
+                "severity": severity,
+                "spark_job": "passthrough",
+                "topic": "visits",
+                "partition": p,
+            },
             "exp_annotations": {
                 "runbook_url": RUNBOOK + alert.replace(" ", "-"),
-                "summary": f"{alert.capitalize()} on visits partition {p}",
+                "summary": f"{alert} on visits partition {p}",
                 "description": EVALUATION_DESCRIPTIONS[status].format(p=p),
             },
         }
@@ -241,7 +260,7 @@ def test_each_evaluation_alert_fires_for_its_status_only(
                 "exp_samples": [
                     {
                         "labels": f'ALERTS{{alertname="{alert}", alertstate="pending", partition="{p}",'
-                        f' severity="{severity}", topic="visits"}}',
+                        f' severity="{severity}", spark_job="passthrough", topic="visits"}}',
                         "value": 1,
                     }
                     for p in ("0", "1")
@@ -449,3 +468,36 @@ def test_completeness_gap_is_zero_while_the_observer_keeps_up_and_grows_once_it_
             },
         ],
     )
+
+
+def test_a_watched_job_with_its_own_threshold_is_held_to_it_and_the_others_to_the_default(
+    tmp_path: Path,
+) -> None:
+    """observer.watchedJobs: `sessions` lags at 40 (below its own 100: quiet) and 150 (above: fires), the
+    passthrough at 40 (above the default 15: fires), `audit` (no threshold of its own) at 40 (fires)."""
+    watched = [
+        {"name": "sessions", "checkpoint": "s3a://c/s", "sourceTopic": "visits",
+         "alerts": {"lagThresholdOffsets": 100}},
+        {"name": "audit", "checkpoint": "s3a://c/a", "sourceTopic": "visits"},
+    ]  # fmt: skip
+    values = tmp_path / "watched.yaml"
+    values.write_text(yaml.safe_dump({"observer": {"watchedJobs": watched}}))
+    (rules,) = [p for p in render_rule_files(tmp_path, values_files=[values]) if p.name == RULE_FILE]
+    assert_passes(run_promtool("check", "rules", str(rules)))
+    case = {
+        "interval": "1m",
+        "input_series": [
+            lag_series("0", "40x10", spark_job="sessions"),
+            lag_series("1", "150x10", spark_job="sessions"),
+            lag_series("0", "40x10"),
+            lag_series("0", "40x10", spark_job="audit"),
+        ],
+        "alert_rule_test": [
+            {
+                "eval_time": "8m",
+                "alertname": LAG,
+                "exp_alerts": [firing("1", 150, "sessions"), firing("0", 40), firing("0", 40, "audit")],
+            }
+        ],
+    }
+    assert_passes(promtool_test(tmp_path / "per-job.yaml", [rules], "1m", [case]))

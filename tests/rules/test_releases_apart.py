@@ -68,24 +68,27 @@ def observer(namespace: str, partition: str, instance: str) -> dict[str, str]:
         "job": "streamwatch",
         "component": "observer",
         "instance": instance,
+        "spark_job": "passthrough",
         "topic": "visits",
         "partition": partition,
     }
 
 
-def lagging(namespace: str, partition: str, value: int, threshold: int) -> dict[str, Any]:
+def lagging(namespace: str, partition: str, value: int) -> dict[str, Any]:
     return {
         "exp_labels": {
             "severity": "warning",
             "namespace": namespace,
+            "spark_job": "passthrough",
             "topic": "visits",
             "partition": partition,
         },
         "exp_annotations": {
             "runbook_url": RUNBOOK + "passthrough-lag",
-            "summary": f"Passthrough lags on visits partition {partition}",
-            "description": f"The passthrough has {value} records of visits partition {partition} not yet"
-            f" committed, above {threshold} for 5m.",
+            "summary": f"passthrough lags on visits partition {partition}",
+            # Each release's own threshold decides (b's p0 at 40 does not fire); the text names none.
+            "description": f"passthrough has {value} records of visits partition {partition} not yet"
+            " committed, above its threshold for 5m.",
         },
     }
 
@@ -164,7 +167,7 @@ def the_case() -> dict[str, Any]:
             {
                 "eval_time": "10m",
                 "alertname": "passthrough lag",
-                "exp_alerts": [lagging("team-a", "0", 40, 15), lagging("team-b", "1", 150, 100)],
+                "exp_alerts": [lagging("team-a", "0", 40), lagging("team-b", "1", 150)],
             },
             {
                 "eval_time": "10m",

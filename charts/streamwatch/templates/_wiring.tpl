@@ -39,7 +39,7 @@
   value: {{ .Values.kafka.topics.processedVisits.name | quote }}
 - name: PASSTHROUGH_CHECKPOINT_PATH
   value: {{ include "streamwatch.passthroughCheckpoint" . | quote }}
-{{- include "streamwatch.objectStoreEnv" . }}
+{{- include "streamwatch.objectStoreEnv" (list . .Values.passthrough.checkpoint.url) }}
 - name: PASSTHROUGH_PUSHGATEWAY_URL
   value: {{ include "streamwatch.pushgatewayUrl" . | quote }}
 {{- if not (hasKey .Values.passthrough.settings "instance") }}
@@ -58,7 +58,9 @@
   value: {{ .Values.kafka.topics.visits.name | quote }}
 - name: OBSERVER_CHECKPOINT_PATH
   value: {{ include "streamwatch.passthroughCheckpoint" . | quote }}
-{{- include "streamwatch.objectStoreEnv" . }}
+- name: OBSERVER_WATCHED_JOBS
+  value: {{ include "streamwatch.watchedJobs" . | quote }}
+{{- include "streamwatch.objectStoreEnv" (list . (or .Values.passthrough.checkpoint.url .Values.observer.watchedJobs)) }}
 - name: OBSERVER_PROFILE_DIR
   value: /tmp/profiles
 {{- if .Values.profilePublisher.enabled }}
@@ -153,11 +155,12 @@
 {{- .Values.passthrough.checkpoint.url | default .Values.passthrough.checkpoint.mountPath }}
 {{- end }}
 
-{{/* The object store's connection (objectStore), for a checkpoint kept there; nothing otherwise. The
-     credentials come from the Secret, never from values. */}}
+{{/* The object store's connection (objectStore), for a checkpoint kept there (the passthrough's, or,
+     for the observer, a watched job's); nothing otherwise. The credentials come from the Secret, never
+     from values. Call with (list $ onObjectStore). */}}
 {{- define "streamwatch.objectStoreEnv" -}}
-{{- $o := .Values.objectStore }}
-{{- if .Values.passthrough.checkpoint.url }}
+{{- $o := (index . 0).Values.objectStore }}
+{{- if index . 1 }}
 {{- with $o.endpoint }}
 - name: S3_ENDPOINT_URL
   value: {{ . | quote }}
@@ -173,4 +176,19 @@
     secretKeyRef: {name: {{ . | quote }}, key: {{ $o.credentialsSecret.secretAccessKeyKey | quote }}}
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{/* observer.watchedJobs as OBSERVER_WATCHED_JOBS wants it: a JSON list of {name, checkpoint,
+     source_topic} (the alerts stay with the rules). */}}
+{{- define "streamwatch.watchedJobs" -}}
+{{- $jobs := list }}
+{{- $names := list ($.Values.observer.settings.job | default "passthrough") }}
+{{- range $.Values.observer.watchedJobs }}
+{{- if has .name $names }}
+{{- fail (printf "observer.watchedJobs: the name %q is taken (by another watched job, or observer.settings.job): each job's series and documents need a name of their own." .name) }}
+{{- end }}
+{{- $names = append $names .name }}
+{{- $jobs = append $jobs (dict "name" .name "checkpoint" .checkpoint "source_topic" .sourceTopic) }}
+{{- end }}
+{{- toJson $jobs }}
 {{- end }}

@@ -31,3 +31,24 @@ namespace=~"{{ .Release.Namespace }}|"
 {{- define "streamwatch.runbookUrl" -}}
 {{- printf "%s#%s" (index . 0).Values.alerts.runbookUrl (index . 1) }}
 {{- end }}
+
+{{/* A lag alert's expression per Spark job (spark_job): each watched job that sets its own threshold
+     (observer.watchedJobs[].alerts.<key>) is held to it, every other job to the default. One series per
+     job and source partition; `max by` drops the observer replica's labels, so a partition moved to
+     another replica by a rebalance keeps its `for` clock. Call with (list $ metric key default). */}}
+{{- define "streamwatch.lagByJob" -}}
+{{- $root := index . 0 }}
+{{- $metric := index . 1 }}
+{{- $key := index . 2 }}
+{{- $release := include "streamwatch.releaseMatcher" $root }}
+{{- $own := list }}
+{{- range $root.Values.observer.watchedJobs }}
+{{- if hasKey (.alerts | default dict) $key }}{{ $own = append $own . }}{{ end }}
+{{- end }}
+{{- $others := "" }}
+{{- range $own }}{{ $others = printf "%s, spark_job!=%q" $others .name }}{{ end }}
+{{- printf "max by (namespace, spark_job, topic, partition) (%s{%s%s}) > %v" $metric $release $others (index . 3) }}
+{{- range $own }}
+{{- printf " or max by (namespace, spark_job, topic, partition) (%s{%s, spark_job=%q}) > %v" $metric $release .name (index .alerts $key) }}
+{{- end }}
+{{- end }}

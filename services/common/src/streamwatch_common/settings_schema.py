@@ -47,6 +47,7 @@ CHART_WIRED: Mapping[str, Mapping[str, str]] = {
         "topic": "kafka.topics.processedVisits.name",
         "source_topic": "kafka.topics.visits.name",
         "checkpoint_path": "passthrough.checkpoint.mountPath",
+        "watched_jobs": "observer.watchedJobs",
         "profile_dir": "the pod's /tmp volume",
         "profile_publisher_url": "profilePublisher.enabled, profilePublisher.port",
         "profile_publisher_token": "profilePublisher.token",
