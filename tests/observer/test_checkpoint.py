@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+import pytest
 from observer.conftest import write_checkpoint
 
 from streamwatch_observer.checkpoint import read_committed
@@ -69,3 +71,37 @@ def test_a_checkpoint_whose_only_commit_is_truncated_is_damaged_not_unstarted(tm
     (tmp_path / "offsets" / "0").write_text('v1\n{"batchWatermarkMs":0}\n["visits"]')
     assert read_committed(tmp_path, "visits").damaged
     assert not read_committed(tmp_path / "absent", "visits").damaged
+
+
+def test_a_checkpoint_of_another_log_version_is_damaged_naming_the_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A layout this reader does not know (a Spark writing `v2` offset or commit logs) is never guessed
+    at: the checkpoint reads as damaged, and the warning names the file and the version."""
+    write_checkpoint(tmp_path, 0, {0: 5}, "visits")
+    assert read_committed(tmp_path, "visits").offsets == {0: 5}
+    write_checkpoint(tmp_path, 1, {0: 9}, "visits")
+    offsets = tmp_path / "offsets" / "1"
+    offsets.write_text(offsets.read_text().replace("v1", "v2", 1))
+    with caplog.at_level(logging.INFO, logger="streamwatch_observer.checkpoint"):
+        committed = read_committed(tmp_path, "visits")
+    # The older batch of the known version still reads; the newer one is named.
+    assert (committed.batch_id, committed.offsets) == (0, {0: 5})
+    (record,) = [r for r in caplog.records if r.msg == "checkpoint_layout_unsupported"]
+    assert record.levelno == logging.WARNING
+    assert record.__dict__["file"] == f"{tmp_path}/offsets/1" and "'v2'" in record.__dict__["error"]
+    # Every commit of another version: damaged, not "not started", and the commit file is named.
+    other = tmp_path / "other"
+    write_checkpoint(other, 0, {0: 5}, "visits")
+    (other / "commits" / "0").write_text('v3\n{"nextBatchWatermarkMs":0}')
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="streamwatch_observer.checkpoint"):
+        assert read_committed(other, "visits").damaged
+    (record,) = [r for r in caplog.records if r.msg == "checkpoint_layout_unsupported"]
+    assert record.__dict__["file"] == f"{other}/commits/0"
+
+
+def test_a_file_or_rate_source_beside_the_kafka_one_is_not_damage(tmp_path: Path) -> None:
+    _offsets_file(tmp_path, 7, ["51", '{"visits":{"0":3}}'])
+    committed = read_committed(tmp_path, "visits")
+    assert (committed.offsets, committed.damaged) == ({0: 3}, False)

@@ -2,12 +2,16 @@
 disk or on object storage (:class:`~streamwatch_common.object_store.CheckpointStore`).
 
 Spark's layout: ``offsets/N`` holds ``v1``, a metadata JSON line, then one line per source of the query,
-in the query's source order: a JSON object (ours: ``{"visits": {"0": 13200, "1": 15800}}``, the next
-offset to read per partition) or ``-`` for a source without an offset yet. ``commits/N`` appears once
+in the query's source order: a JSON object (a Kafka source's: ``{"visits": {"0": 13200, "1": 15800}}``,
+the next offset to read per partition), a number (a file or rate source's), or ``-`` for a source
+without an offset yet. ``commits/N`` appears once
 batch N is complete. The committed position is therefore the observed topic's source line of
 ``offsets/N`` for the newest N that has both files complete. A file caught half-written is skipped in
 favour of the previous complete batch. No checkpoint at all means the job has not started; committed
-batches none of which can be read mean the checkpoint is damaged, which is not the same thing.
+batches none of which can be read mean the checkpoint is damaged, which is not the same thing. A log
+version other than the one Spark writes for these files (``v1`` since Spark 2, and in Spark 4 still) is a
+layout this reader does not know: damaged too, logged as ``checkpoint_layout_unsupported`` naming the
+file, never guessed at.
 
 Usage::
 
@@ -27,7 +31,8 @@ from streamwatch_observer import metrics
 
 logger = logging.getLogger(__name__)
 
-_VERSION_PREFIX = "v"
+# The version line of the offset and commit logs this reader knows (Spark's OffsetSeqLog, CommitLog).
+_VERSION = "v1"
 
 
 @dataclass(frozen=True)
@@ -48,18 +53,29 @@ class _Unreadable(Exception):
     """An ``offsets/N`` or ``commits/N`` file that is not what Spark writes (truncated, corrupt)."""
 
 
-def _complete_commit(store: CheckpointStore, name: str) -> bool:
+class _Unsupported(_Unreadable):
+    """A complete file of a log version this reader does not know (another Spark's layout)."""
+
+
+def _check_version(line: str) -> None:
+    if line.strip() != _VERSION:
+        raise _Unsupported(f"log version {line.strip()[:20]!r}, this observer reads {_VERSION!r}")
+
+
+def _check_commit(store: CheckpointStore, name: str) -> None:
+    """Raises _Unreadable for a ``commits/N`` file that is incomplete, and _Unsupported for one of
+    another log version."""
     try:
         lines = store.read_text(name).splitlines()
-    except (OSError, UnicodeDecodeError):
-        return False
-    if len(lines) < 2 or not lines[0].startswith(_VERSION_PREFIX):
-        return False
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _Unreadable(str(exc)) from exc
+    if len(lines) < 2:
+        raise _Unreadable("fewer than two lines")
+    _check_version(lines[0])
     try:
         json.loads(lines[1])
-    except ValueError:
-        return False
-    return True
+    except ValueError as exc:
+        raise _Unreadable(f"the metadata line is not JSON: {exc}") from exc
 
 
 def _mtime(store: CheckpointStore, name: str) -> float | None:
@@ -82,8 +98,9 @@ def _source_offsets(store: CheckpointStore, name: str, source_topic: str) -> dic
         lines = [line for line in store.read_text(name).splitlines() if line.strip()]
     except (OSError, UnicodeDecodeError) as exc:
         raise _Unreadable(str(exc)) from exc
-    if len(lines) < 3 or not lines[0].startswith(_VERSION_PREFIX):
-        raise _Unreadable("fewer than three lines or no version line")
+    if len(lines) < 3:
+        raise _Unreadable("fewer than three lines")
+    _check_version(lines[0])
     try:
         json.loads(lines[1])
         sources = [None if line.strip() == "-" else json.loads(line) for line in lines[2:]]
@@ -94,9 +111,9 @@ def _source_offsets(store: CheckpointStore, name: str, source_topic: str) -> dic
             try:
                 return {int(p): int(o) for p, o in source[source_topic].items()}
             except (TypeError, ValueError) as exc:
-                raise _Unreadable(f"offsets of {source_topic} are not integers") from exc
-        if source is not None and not isinstance(source, dict):
-            raise _Unreadable("a source line is neither a JSON object nor '-'")
+                raise _Unsupported(f"offsets of {source_topic} are not integers per partition") from exc
+        if source is not None and not isinstance(source, dict | int):
+            raise _Unsupported("a source line is neither a JSON object, a number nor '-'")
     return None
 
 
@@ -107,28 +124,31 @@ def read_committed(checkpoint: CheckpointStore | str | os.PathLike[str], source_
     store = CheckpointStore.of(checkpoint)
     damaged = False
     for batch_id in store.batch_ids("commits"):
-        commit = f"commits/{batch_id}"
-        if not _complete_commit(store, commit):
-            logger.info(
-                "checkpoint_commit_incomplete",
-                extra={"batch_id": batch_id, "file": f"{store.location}/{commit}"},
-            )
+        commit, offsets_file = f"commits/{batch_id}", f"offsets/{batch_id}"
+        try:
+            _check_commit(store, commit)
+        except _Unreadable as exc:
+            _log_unreadable(exc, batch_id, f"{store.location}/{commit}", "checkpoint_commit_incomplete")
             damaged = True
             continue
         try:
-            offsets = _source_offsets(store, f"offsets/{batch_id}", source_topic)
+            offsets = _source_offsets(store, offsets_file, source_topic)
         except _Unreadable as exc:
-            logger.info(
-                "checkpoint_offsets_incomplete",
-                extra={
-                    "batch_id": batch_id,
-                    "file": f"{store.location}/offsets/{batch_id}",
-                    "error": str(exc),
-                },
-            )
+            where = f"{store.location}/{offsets_file}"
+            _log_unreadable(exc, batch_id, where, "checkpoint_offsets_incomplete")
             damaged = True
             continue
         if offsets is None:  # a batch that read nothing of the observed topic
             continue
         return Committed(batch_id, offsets, commit_time=_mtime(store, commit))
     return Committed(None, None, damaged=damaged)
+
+
+def _log_unreadable(exc: _Unreadable, batch_id: int, file: str, incomplete_event: str) -> None:
+    """A file caught half-written is routine (a later read finds it whole); a layout of another version
+    is not, and says so at warning level. Either names the file."""
+    extra = {"batch_id": batch_id, "file": file, "error": str(exc)}
+    if isinstance(exc, _Unsupported):
+        logger.warning("checkpoint_layout_unsupported", extra=extra)
+    else:
+        logger.info(incomplete_event, extra=extra)
