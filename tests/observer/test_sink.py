@@ -54,13 +54,13 @@ def window(partition: int, minute: int, start: int, **counts: int) -> tuple[str,
     return f"passthrough-processed_visits-{partition}-{start}-{start + 9}", doc
 
 
-def lag(partition: int, minute: int, offsets: int) -> tuple[str, dict[str, Any]]:
+def lag(partition: int, minute: int, offsets: int, job: str = "passthrough") -> tuple[str, dict[str, Any]]:
     """A lag document shaped as the observer writes it (documents.lag_document)."""
     doc = {
         "@timestamp": MINUTE.format(m=minute),
         "observed_at": MINUTE.format(m=minute),
         "doc_type": "lag",
-        "job": "passthrough",
+        "job": job,
         "topic": "visits",
         "partition": partition,
         "status": "OK",
@@ -72,7 +72,7 @@ def lag(partition: int, minute: int, offsets: int) -> tuple[str, dict[str, Any]]
         "evaluation": "ok",
         "replica": "observer-0",
     }
-    return f"passthrough-lag-{partition}-{minute}", doc
+    return f"{job}-lag-{partition}-{minute}", doc
 
 
 @pytest.fixture
@@ -242,6 +242,7 @@ def test_dashboard_aggregations_count_the_written_documents(
             lag(0, 0, 3),
             lag(0, 1, 8),
             lag(1, 1, 0),
+            lag(0, 0, 40, job="sessions"),
         ]
     )
     elasticsearch.refresh(sink.index)
@@ -268,7 +269,9 @@ def test_dashboard_aggregations_count_the_written_documents(
     assert per_partition == {0: [20.0, 0.0, 10.0], 1: [10.0]}
     # Lag per partition: the maximum lag of each minute; only lag documents count.
     lag_panel = next(title for title in targets if title.startswith("Lag per partition"))
-    per_partition = {
-        b["key"]: [m["1"]["value"] for m in b["3"]["buckets"]] for b in run(lag_panel)["2"]["buckets"]
+    # One line per job and partition: a watched job's lag never mixes into the passthrough's.
+    per_job = {
+        j["key"]: {b["key"]: [m["1"]["value"] for m in b["3"]["buckets"]] for b in j["2"]["buckets"]}
+        for j in run(lag_panel)["4"]["buckets"]
     }
-    assert per_partition == {0: [3.0, 8.0], 1: [0.0]}
+    assert per_job == {"passthrough": {0: [3.0, 8.0], 1: [0.0]}, "sessions": {0: [40.0]}}
