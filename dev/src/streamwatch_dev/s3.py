@@ -37,6 +37,31 @@ def weed_binary() -> Path:
     return binary
 
 
+def s3_config(access_key: str, secret_key: str) -> str:
+    """SeaweedFS's S3 configuration (``-s3.config``) with one identity allowed everything: the key pair
+    the services sign with."""
+    identity = {"accessKey": access_key, "secretKey": secret_key}
+    actions = ["Admin", "Read", "Write", "List", "Tagging"]
+    user = {"name": "streamwatch", "credentials": [identity], "actions": actions}
+    return json.dumps({"identities": [user]})
+
+
+def credentials_secret(name: str, access_key: str, secret_key: str) -> dict[str, Any]:
+    """A Kubernetes Secret holding the key pair as the chart's ``objectStore.credentialsSecret`` reads it
+    and the same pair as SeaweedFS's ``s3.json`` (k8s/offline/seaweedfs.yaml mounts it)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "streamwatch-offline"}},
+        "type": "Opaque",
+        "stringData": {
+            "AWS_ACCESS_KEY_ID": access_key,
+            "AWS_SECRET_ACCESS_KEY": secret_key,
+            "s3.json": s3_config(access_key, secret_key),
+        },
+    }
+
+
 @dataclass
 class S3Server:
     """A running SeaweedFS with its S3 gateway on :attr:`endpoint`, its data under ``home``."""
@@ -59,25 +84,23 @@ class S3Server:
         (home / "data").mkdir(parents=True)
         secret = secrets.token_urlsafe(24)
         config = home / "s3.json"
-        identity = {"accessKey": ACCESS_KEY, "secretKey": secret}
-        actions = ["Admin", "Read", "Write", "List", "Tagging"]
-        config.write_text(
-            json.dumps({"identities": [{"name": "tests", "credentials": [identity], "actions": actions}]})
-        )
+        config.write_text(s3_config(ACCESS_KEY, secret))
         config.chmod(0o600)
         ports = {
             name: free_port()
             for name in (
                 "master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
-                "filer.port", "filer.port.grpc", "s3.port.grpc",
+                "filer.port", "filer.port.grpc", "s3.port.grpc", "admin.port", "admin.port.grpc",
             )
         }  # fmt: skip
         command = [
             str(binary), "mini", f"-dir={home / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             *(f"-{name}={value}" for name, value in ports.items()),
             f"-s3.port={port}", f"-s3.config={config}",
-            # What the tests do not use stays off: no port of theirs to collide.
-            "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav.port=0", "-admin.port=0", "-debug.port=0",
+            # What the tests do not use stays off: no port of theirs to collide. Not the admin server:
+            # `weed mini` always starts it and stops the whole process when it cannot be reached.
+            "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav.port=0", "-admin.port.legacy=0",
+            "-debug.port=0",
         ]  # fmt: skip
         process = ManagedProcess(f"seaweedfs {VERSION}", command, log_dir / f"seaweedfs-{port}.log")
         server = cls(process, port, home, secret)
