@@ -15,6 +15,8 @@
 #   EXTRA_MANIFESTS  space-separated manifests applied before the chart (e.g. a plain Kafka)  (none)
 #   IMAGE_ARCHIVE    a `docker save` tar holding the images `kind.sh tags` names: loaded instead of built
 #   HELM_WAIT        1: `helm install --wait` (and `helm test` after it)                   (0)
+#   POD_ROUTES       1: route each node's pod range through that node on every other node, for a CNI
+#                    that makes no routes (the offline cluster's bridge, k8s/offline/node/pod-network)  (0)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +34,7 @@ STRIMZI=${STRIMZI:-1}
 EXTRA_MANIFESTS=${EXTRA_MANIFESTS:-}
 IMAGE_ARCHIVE=${IMAGE_ARCHIVE:-}
 HELM_WAIT=${HELM_WAIT:-0}
+POD_ROUTES=${POD_ROUTES:-0}
 
 step() { printf '\n==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -83,6 +86,27 @@ create_cluster() {
       --wait 180s
   fi
   kubectl config use-context "kind-$CLUSTER" >/dev/null
+}
+
+# Pods on one node reach pods on another through the other node's address: on every node, a route to each
+# other node's pod range (spec.podCIDR, given when the node joins). What kindnetd does; the nodes are the
+# containers of the same names.
+pod_routes() {
+  step "routes between the nodes' pod ranges"
+  local nodes="" deadline=$(( $(date +%s) + 120 )) node cidr address
+  while :; do
+    nodes=$(kubectl get nodes -o jsonpath='{range .items[*]}{.metadata.name} {.spec.podCIDR} {.status.addresses[?(@.type=="InternalIP")].address}{"\n"}{end}')
+    [ -n "$nodes" ] && ! awk 'NF < 3 {missing = 1} END {exit !missing}' <<<"$nodes" && break
+    [ "$(date +%s)" -lt "$deadline" ] || die "a node has no pod range or address after 120s: $nodes"
+    sleep 2
+  done
+  while read -r node _ _; do
+    while read -r other cidr address; do
+      [ "$other" = "$node" ] && continue
+      docker exec "$node" ip route replace "$cidr" via "$address" </dev/null
+      printf '  %s: %s via %s (%s)\n' "$node" "$cidr" "$address" "$other"
+    done <<<"$nodes"
+  done <<<"$nodes"
 }
 
 # image_tag SERVICE: content tag of the service's image, the first 12 hex digits of a sha256 over every
@@ -234,6 +258,7 @@ case "${1:-}" in
   up)
     check_prerequisites
     create_cluster
+    [ "$POD_ROUTES" != 1 ] || pod_routes
     build_images
     install_all
     wait_ready

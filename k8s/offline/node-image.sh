@@ -3,8 +3,9 @@
 # and the control-plane images. Instead:
 #   1. a Debian root (debootstrap) with systemd, containerd, runc, CNI plugins and jq from Debian;
 #   2. kind's own base files (entrypoint, systemd units, containerd config) from the kind module;
-#   3. the binaries build-tools.sh made; the bridge CNI (kindnetd is not to be had) and a default
-#      local-path StorageClass; runc behind runc-nocapres (see that file for why);
+#   3. the binaries build-tools.sh made; the bridge CNI with pod-network in kindnetd's place (a pod range
+#      per node and routes between nodes; kindnetd is not to be had); a default local-path StorageClass;
+#      runc behind runc-nocapres (see that file for why);
 #   4. every image kubeadm and the add-ons need (kube-apiserver, controller-manager, scheduler, kube-proxy,
 #      etcd, CoreDNS, pause, local-path-provisioner and its helper), made from those binaries and put into
 #      the node's containerd content store, so `kind create cluster` pulls nothing;
@@ -96,7 +97,11 @@ node_binaries() {
     | jq 'del(.process.rlimits)' >"$root/etc/containerd/cri-base.json"
   mkdir -p "$root/opt/cni/bin" "$root/etc/cni/net.d"
   cp -a "$root"/usr/lib/cni/. "$root/opt/cni/bin/"
-  install -m 0644 "$here/node/10-bridge.conflist" "$root/etc/cni/net.d/10-bridge.conflist"
+  # No CNI configuration yet: pod-network writes it for the node's pod range, as kindnetd would.
+  install -m 0644 "$here/node/10-bridge.conflist.in" "$root/etc/cni/10-bridge.conflist.in"
+  install -m 0755 "$here/node/pod-network" "$root/usr/local/bin/pod-network"
+  install -m 0644 "$here/node/pod-network.service" "$root/etc/systemd/system/pod-network.service"
+  systemctl --root="$root" enable pod-network.service >/dev/null 2>&1
   mkdir -p "$root/kind/manifests"
   echo "$KUBE_VERSION" >"$root/kind/version"
 }

@@ -31,6 +31,7 @@ from streamwatch_dev.infra_images import (
     KAFKA_IMAGE,
     PROMETHEUS_IMAGE,
     PUSHGATEWAY_IMAGE,
+    SEAWEEDFS_IMAGE,
 )
 from streamwatch_dev.process import REPO_ROOT, free_port, wait_until
 from streamwatch_dev.prometheus import http_get
@@ -125,6 +126,19 @@ def test_offline_files_name_the_built_images_the_kafka_service_and_the_charts_to
     topics = yaml.safe_load((CHART / "values.yaml").read_text())["kafka"]["topics"]
     wanted = ",".join(f"{t['name']}:{t['partitions']}" for t in (topics["visits"], topics["processedVisits"]))
     assert job.env()["KAFKA_TOPICS"]["value"] == wanted
+
+    # The object store of the tests' values (passthrough.checkpoint.url, objectStore): the built image,
+    # loaded, with the bucket of the URL made at start and the S3 port the endpoint names.
+    store_manifests = [d for d in yaml.safe_load_all((OFFLINE / "seaweedfs.yaml").read_text()) if d]
+    store = _container(store_manifests, "seaweedfs", "seaweedfs")
+    assert (store.spec["image"], store.spec["imagePullPolicy"]) == (SEAWEEDFS_IMAGE, "IfNotPresent")
+    test_values = yaml.safe_load((REPO_ROOT / "tests" / "e2e_kind" / "values.yaml").read_text())
+    bucket = test_values["passthrough"]["checkpoint"]["url"].removeprefix("s3a://").split("/")[0]
+    assert f"-bucket={bucket}" in store.spec["args"]
+    (store_service,) = [m for m in store_manifests if m["kind"] == "Service"]
+    port = store_service["spec"]["ports"][0]["port"]
+    assert f"-s3.port={port}" in store.spec["args"]
+    assert test_values["objectStore"]["endpoint"] == f"http://{store_service['metadata']['name']}:{port}"
 
 
 # --- Kafka ----------------------------------------------------------------------------------------

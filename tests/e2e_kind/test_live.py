@@ -1,7 +1,8 @@
 """The chart on a real Kubernetes API server, used the way its users use it: `helm install --wait`,
 `helm test`, `kubectl logs`, `kubectl scale`, `kubectl delete pod`, `helm upgrade`, `helm uninstall`.
 
-The tests run in file order on one installation; the generator delivers a known total meanwhile, and the
+The cluster has two nodes and keeps the passthrough's checkpoint on its object store (SeaweedFS), so
+observer replicas spread over both nodes. The tests run in file order on one installation; the generator delivers a known total meanwhile, and the
 last data test checks that, after every scale, pod deletion and rollout before it, the passthrough's copy
 is equal offset for offset and the observer's windows cover every offset exactly once with the
 generator's counts.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import yaml
@@ -149,6 +151,7 @@ def test_the_keda_scaled_object_is_accepted_schema_and_admission_only(kind_clust
 def test_sla_alert_fires_with_simulated_latency_and_clears_after_the_rollout(kind_cluster: Cluster) -> None:
     """NOTES.txt's flip. Each setting rolls the visits writer, so a pod that no longer exists must not
     keep the alert firing (the job's Pushgateway group follows the job, not the pod)."""
+
     def at_rest() -> bool:
         # The first batches after an install can be slower than the SLA on 2 busy cores (planning, cold
         # JVM), which sets the alert pending for a moment; the flip starts from fast batches and no alert.
@@ -179,11 +182,39 @@ def test_sla_alert_fires_with_simulated_latency_and_clears_after_the_rollout(kin
     assert len(kind_cluster.wait_ready("visits-writer", 1)) == 1
 
 
+def test_the_checkpoint_is_on_the_object_store_and_no_pod_mounts_a_checkpoint_volume(
+    kind_cluster: Cluster,
+) -> None:
+    """The tests' values keep the passthrough's checkpoint on the cluster's SeaweedFS: no claim is made
+    for it, neither the passthrough nor the observer mounts one, and the observer reads the lag there."""
+    claims = kind_cluster.sandbox.kubectl_json("get", "pvc")["items"]
+    assert f"{kind_cluster.fullname}-passthrough" not in {c["metadata"]["name"] for c in claims}
+    for component in ("passthrough", "observer"):
+        for pod in kind_cluster.pods(component):
+            volumes = pod["spec"].get("volumes") or []
+            assert not [v for v in volumes if "persistentVolumeClaim" in v], (component, volumes)
+
+    def query(promql: str) -> list[Any]:
+        return list(kind_cluster.prometheus("api/v1/query?query=" + quote(promql))["result"])
+
+    def read_from_the_bucket() -> list[Any] | None:
+        return query('observer_lag_status{status="ok"} == 1') or None
+
+    kind_cluster.wait("lag read from the passthrough's checkpoint on S3", read_from_the_bucket, 300)
+    assert query('observer_lag_status{status=~"checkpoint_.*"} == 1') == []
+
+
 def test_observer_scales_to_three_keeps_three_through_helm_upgrade_and_back_to_one(
     kind_cluster: Cluster,
 ) -> None:
     kind_cluster.scale("observer", 3)
     replicas = set(kind_cluster.wait_ready("observer", 3))
+    # Spread over both nodes (the tests' topologySpreadConstraints), with nothing holding them to one:
+    # no Multi-Attach error, which a shared ReadWriteOnce checkpoint volume gives on a second node.
+    nodes = Counter(p["spec"]["nodeName"] for p in kind_cluster.pods("observer"))
+    assert len(nodes) == 2 and max(nodes.values()) == 2, nodes
+    events = kind_cluster.sandbox.kubectl_json("get", "events")["items"]
+    assert not [e for e in events if e.get("reason") == "FailedAttachVolume"], "Multi-Attach on a node"
 
     def writing() -> bool:
         return replicas <= {d["replica"] for d in kind_cluster.window_documents(INDEX)}
@@ -225,7 +256,7 @@ def test_deleting_the_passthrough_pod_resumes_from_its_checkpoint(kind_cluster: 
         300,
     )
 
-    # The new pod's Spark query starts from the checkpoint on the PVC: its first batch id is not 0.
+    # The new pod's Spark query starts from the checkpoint in the bucket: its first batch id is not 0.
     def first_batch() -> int | None:
         events = _events(kind_cluster.sandbox.kubectl("logs", new).stdout)
         ids = [e["batch_id"] for e in events if e.get("event") == "batch_progress"]
@@ -289,14 +320,17 @@ def test_helm_uninstall_leaves_no_pod_and_keeps_the_data_volumes(kind_cluster: C
     sandbox = kind_cluster.sandbox
 
     def claims() -> set[str]:
-        return {c["metadata"]["name"] for c in sandbox.kubectl_json("get", "pvc")["items"]} - {"data-kafka-0"}
+        # Not the release's: the plain Kafka's and the object store's (k8s/offline).
+        offline = {"data-kafka-0", "seaweedfs"}
+        return {c["metadata"]["name"] for c in sandbox.kubectl_json("get", "pvc")["items"]} - offline
 
     claims_before = claims()
     sandbox.helm("uninstall", kind_cluster.release, "--wait", "--timeout", "5m", timeout=400)
     # The kept `helm test` pod too: the chart's post-delete hook removes it.
     kind_cluster.wait("every pod of the release gone", lambda: not kind_cluster.pods(), 300)
     claims_after = claims()
-    # What the README promises: every data volume stays (the Delta tables, the checkpoint, the reports
-    # by helm.sh/resource-policy: keep; Elasticsearch's through its StatefulSet's claim template).
-    names = {f"{kind_cluster.fullname}-{c}" for c in ("visits-writer", "passthrough", "profile-publisher")}
+    # What the README promises: every data volume stays (the Delta tables and the reports by
+    # helm.sh/resource-policy: keep; Elasticsearch's through its StatefulSet's claim template). The
+    # passthrough's checkpoint is in the bucket here, so it has no claim.
+    names = {f"{kind_cluster.fullname}-{c}" for c in ("visits-writer", "profile-publisher")}
     assert names | {f"data-{kind_cluster.fullname}-elasticsearch-0"} == claims_before == claims_after

@@ -1,11 +1,12 @@
 """Build the infrastructure images an offline cluster runs beside the services, without a registry.
 
-Kafka, Elasticsearch, Prometheus and the Pushgateway, each ``FROM`` the locally imported Debian base that
-:func:`streamwatch_dev.images.ensure_base_images` makes (Kafka and Elasticsearch through a Java 17 image
-built on it): Kafka from the Maven Central jars and Elasticsearch from the integration-test distribution
-that ``.ci/install-deps.sh`` leaves in the cache, Prometheus and the Pushgateway from Debian's packages.
-The Dockerfiles live in ``k8s/offline/images/<name>/``; the jars and the distribution are put into a
-build context beside them here, since they are not in the repository.
+Kafka, Elasticsearch, Prometheus, the Pushgateway and SeaweedFS, each ``FROM`` the locally imported
+Debian base that :func:`streamwatch_dev.images.ensure_base_images` makes (Kafka and Elasticsearch through
+a Java 17 image built on it): Kafka from the Maven Central jars and Elasticsearch from the
+integration-test distribution that ``.ci/install-deps.sh`` leaves in the cache, Prometheus and the
+Pushgateway from Debian's packages, SeaweedFS from the ``weed`` that ``.ci/seaweedfs.sh`` builds. The
+Dockerfiles live in ``k8s/offline/images/<name>/``; the jars, the distribution and the binary are put
+into a build context beside them here, since they are not in the repository.
 
 Every image carries a label with the digest of what it was built from (its directory, the cached files
 it copies, its build args and the id of its base image): a run whose inputs are unchanged builds nothing.
@@ -25,7 +26,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streamwatch_dev import elasticsearch, kafka
+from streamwatch_dev import elasticsearch, kafka, s3
 from streamwatch_dev.docker import DockerEngine, cache_root
 from streamwatch_dev.images import BuildResult, build_image, ensure_base_images, image_id, image_size
 from streamwatch_dev.process import REPO_ROOT, ComponentStartError
@@ -39,6 +40,7 @@ KAFKA_IMAGE = f"streamwatch-infra/kafka:{kafka.KAFKA_VERSION}"
 ELASTICSEARCH_IMAGE = f"streamwatch-infra/elasticsearch:{elasticsearch.VERSION}"
 PROMETHEUS_IMAGE = f"streamwatch-infra/prometheus:{PROMETHEUS_VERSION}"
 PUSHGATEWAY_IMAGE = f"streamwatch-infra/pushgateway:{PUSHGATEWAY_VERSION}"
+SEAWEEDFS_IMAGE = f"streamwatch-infra/seaweedfs:{s3.VERSION}"
 CONTENT_LABEL = "org.streamwatch.content-digest"
 
 
@@ -92,6 +94,7 @@ IMAGES = (
         base="debian",
         build_args={"PUSHGATEWAY_VERSION": PUSHGATEWAY_VERSION},
     ),
+    InfraImage("seaweedfs", SEAWEEDFS_IMAGE, base="debian", cached=lambda: {"weed": s3.weed_binary().parent}),
 )
 NAMES = tuple(image.name for image in IMAGES)
 

@@ -177,6 +177,8 @@ class KindSandbox:
             "IMAGE_ARCHIVE": str(archive),
             "STRIMZI": "0",
             "HELM_WAIT": "1",
+            # The bridge CNI makes no routes between the two nodes' pod ranges (k8s/offline/node/pod-network).
+            "POD_ROUTES": "1",
             "WAIT_SECONDS": str(wait_seconds),
             "NAMESPACE": NAMESPACE,
             "RELEASE": RELEASE,
