@@ -2,10 +2,10 @@
 `helm test`, `kubectl logs`, `kubectl scale`, `kubectl delete pod`, `helm upgrade`, `helm uninstall`.
 
 The cluster has two nodes and keeps the passthrough's checkpoint on its object store (SeaweedFS), so
-observer replicas spread over both nodes. The tests run in file order on one installation; the generator delivers a known total meanwhile, and the
-last data test checks that, after every scale, pod deletion and rollout before it, the passthrough's copy
-is equal offset for offset and the observer's windows cover every offset exactly once with the
-generator's counts.
+observer replicas spread over both nodes. The tests run in file order on one installation; the generator
+delivers a known total meanwhile, and the last data test checks that, after every scale, pod deletion and
+rollout before it, the passthrough's copy is equal offset for offset and the observer's windows cover
+every offset exactly once with the generator's counts.
 """
 
 from __future__ import annotations
