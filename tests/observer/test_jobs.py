@@ -31,6 +31,9 @@ def test_the_observed_job_comes_first_then_the_watched_ones_in_order() -> None:
         ("audit", "file:///ckpt/audit", "audit"),
     ]
     assert unit_settings().jobs()[1:] == []
+    # The observed job's name keeps the looser rule `OBSERVER_JOB` always had (a watched job's would
+    # refuse the space): listing the jobs must not stop an observer that started.
+    assert unit_settings(job="visits copy").jobs()[0].name == "visits copy"
 
 
 @pytest.mark.parametrize(

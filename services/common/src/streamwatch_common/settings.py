@@ -28,6 +28,7 @@ from typing import Annotated, Any, Literal, NoReturn, TypeVar
 
 from pydantic import AliasChoices, BeforeValidator, Field, ValidationError
 from pydantic.fields import FieldInfo
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 EXIT_BAD_SETTINGS = 2
@@ -163,6 +164,19 @@ def _describe(settings_cls: type[BaseSettings], error: dict[str, Any]) -> str:
 def error_line(problems: list[str]) -> str:
     """The one stderr line of a refused configuration: every problem, each naming its variable."""
     return f"configuration error: {'; '.join(problems)}"
+
+
+def refuse(
+    settings: BaseSettings,
+    error: PydanticCustomError,
+    field: str,
+    value: Any,
+    cause: Exception | None = None,
+) -> NoReturn:
+    """Raise a ValidationError of ``settings`` for ``field`` from a model validator: the service stops
+    naming the field's variable (:func:`settings_error_line`)."""
+    detail = InitErrorDetails(type=error, loc=(field,), input=value)
+    raise ValidationError.from_exception_data(type(settings).__name__, [detail]) from cause
 
 
 def settings_error_line(

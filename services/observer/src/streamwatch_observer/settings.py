@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Self
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic import Field, SecretStr, model_validator
+from pydantic_core import PydanticCustomError
 
 from streamwatch_common.kafka import KafkaSettings
 from streamwatch_common.object_store import CheckpointLocation, ObjectStoreSettings
 from streamwatch_common.search import ElasticsearchSettings
-from streamwatch_common.settings import CommaList, ServiceSettings, pod_name, service_config
+from streamwatch_common.settings import CommaList, ServiceSettings, pod_name, refuse, service_config
 from streamwatch_common.visit_record import DEFAULT_REQUIRED_FIELDS, ID_FIELD
 from streamwatch_observer.jobs import LagJob
 
@@ -165,10 +165,7 @@ class ObserverSettings(ServiceSettings, KafkaSettings, ElasticsearchSettings, Ob
             "must be at least twice OBSERVER_LAG_INTERVAL_SECONDS ({interval})",
             {"interval": self.lag_interval_seconds},
         )
-        detail = InitErrorDetails(
-            type=error, loc=("lag_evaluation_window_seconds",), input=self.lag_evaluation_window_seconds
-        )
-        raise ValidationError.from_exception_data(type(self).__name__, [detail])
+        refuse(self, error, "lag_evaluation_window_seconds", self.lag_evaluation_window_seconds)
 
     @model_validator(mode="after")
     def _job_names_apart(self) -> Self:
@@ -180,12 +177,15 @@ class ObserverSettings(ServiceSettings, KafkaSettings, ElasticsearchSettings, Ob
         error = PydanticCustomError(
             "job_names", "job names must differ, {names} given twice", {"names": ", ".join(repeated)}
         )
-        detail = InitErrorDetails(type=error, loc=("watched_jobs",), input=names)
-        raise ValidationError.from_exception_data(type(self).__name__, [detail])
+        refuse(self, error, "watched_jobs", names)
 
     def jobs(self) -> list[LagJob]:
         """Every job whose lag is reported: the observed job first, then the watched ones."""
-        observed = LagJob(name=self.job, checkpoint=self.checkpoint_path, source_topic=self.source_topic)
+        # Not validated again: its checkpoint was checked as `checkpoint_path`, and its name (`job`) keeps
+        # the looser rule it always had, which a watched job's pattern would refuse at run time.
+        observed = LagJob.model_construct(
+            name=self.job, checkpoint=self.checkpoint_path, source_topic=self.source_topic
+        )
         return [observed, *self.watched_jobs]
 
     @property

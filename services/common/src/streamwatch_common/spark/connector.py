@@ -26,10 +26,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
-from pydantic import ValidationError
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core import PydanticCustomError
 
 from streamwatch_common.kafka import LIBRDKAFKA_ONLY
+from streamwatch_common.settings import refuse
 from streamwatch_common.spark.java_client import JavaClientConfigError, java_client_properties
 
 if TYPE_CHECKING:
@@ -176,15 +176,3 @@ def option_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-def refuse(
-    settings: SparkJobSettings,
-    error: PydanticCustomError,
-    field: str,
-    value: Any,
-    cause: Exception | None = None,
-) -> None:
-    """Raise a ValidationError of ``settings`` for ``field``: the service stops naming its variable."""
-    detail = InitErrorDetails(type=error, loc=(field,), input=value)
-    raise ValidationError.from_exception_data(type(settings).__name__, [detail]) from cause

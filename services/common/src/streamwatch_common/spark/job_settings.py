@@ -24,8 +24,8 @@ from pydantic_core import PydanticCustomError
 
 from streamwatch_common.kafka import KafkaSettings
 from streamwatch_common.object_store import CheckpointLocation, ObjectStoreSettings, on_object_store
-from streamwatch_common.settings import ServiceSettings, service_config
-from streamwatch_common.spark.connector import Connector, ConnectorName, connector_from, refuse
+from streamwatch_common.settings import ServiceSettings, refuse, service_config
+from streamwatch_common.spark.connector import Connector, ConnectorName, connector_from
 
 _SPARK_MIN_DRIVER_MEMORY = 450 * 2**20
 _UNITS = {"k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
