@@ -193,6 +193,11 @@ class Observer:
             self.consumer.client, self.ownership.sorted(), ends=self.probe.kafka.client
         )
         self._report_lag(self.origin, lags, bucket, consumer_lag_offsets=consumer_lag)
+        if not self.watched:
+            return
+        # The observed topic's partition count, asked once per measurement for every watched job.
+        observed = topic_partitions(self.probe.kafka.client, self.settings.topic, self.probe.timeout)
+        self._observed_partitions = len(observed) if observed else self._observed_partitions
         for origin, probe in self.watched:
             self._report_lag(origin, self._measure_watched(probe, bucket), bucket)
 
@@ -200,11 +205,8 @@ class Observer:
         """A watched job's lag on the source partitions this replica reports (``jobs.owner_of``); when the
         cluster does not say how many partitions there are, the owned numbers, which the watermarks then
         judge (``unknown`` where there is no such partition)."""
-        client, timeout = self.probe.kafka.client, self.probe.timeout
-        observed = topic_partitions(client, self.settings.topic, timeout)
-        self._observed_partitions = len(observed) if observed else self._observed_partitions
         count = self._observed_partitions
-        source = topic_partitions(client, probe.source_topic, timeout)
+        source = topic_partitions(self.probe.kafka.client, probe.source_topic, self.probe.timeout)
         owned = self.ownership.assigned
         if count is None or source is None:
             partitions = sorted(owned)
