@@ -62,20 +62,24 @@ def _check_version(line: str) -> None:
         raise _Unsupported(f"log version {line.strip()[:20]!r}, this observer reads {_VERSION!r}")
 
 
-def _check_commit(store: CheckpointStore, name: str) -> None:
-    """Raises _Unreadable for a ``commits/N`` file that is incomplete, and _Unsupported for one of
-    another log version."""
+def _log_lines(store: CheckpointStore, name: str, minimum: int, *, skip_blank: bool = False) -> list[str]:
+    """The lines of a log file (``commits/N``, ``offsets/N``) whose version line is Spark's and whose
+    metadata line is JSON; raises _Unreadable for a file that is incomplete or corrupt, and _Unsupported
+    for one of another log version."""
     try:
         lines = store.read_text(name).splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise _Unreadable(str(exc)) from exc
-    if len(lines) < 2:
-        raise _Unreadable("fewer than two lines")
+    if skip_blank:
+        lines = [line for line in lines if line.strip()]
+    if len(lines) < minimum:
+        raise _Unreadable(f"fewer than {minimum} lines")
     _check_version(lines[0])
     try:
         json.loads(lines[1])
     except ValueError as exc:
         raise _Unreadable(f"the metadata line is not JSON: {exc}") from exc
+    return lines
 
 
 def _mtime(store: CheckpointStore, name: str) -> float | None:
@@ -94,18 +98,11 @@ def _mtime(store: CheckpointStore, name: str) -> float | None:
 def _source_offsets(store: CheckpointStore, name: str, source_topic: str) -> dict[int, int] | None:
     """The source topic's offsets in ``offsets/N`` (None when no source line names the topic); raises
     _Unreadable for a file that is incomplete or corrupt."""
+    lines = _log_lines(store, name, 3, skip_blank=True)
     try:
-        lines = [line for line in store.read_text(name).splitlines() if line.strip()]
-    except (OSError, UnicodeDecodeError) as exc:
-        raise _Unreadable(str(exc)) from exc
-    if len(lines) < 3:
-        raise _Unreadable("fewer than three lines")
-    _check_version(lines[0])
-    try:
-        json.loads(lines[1])
         sources = [None if line.strip() == "-" else json.loads(line) for line in lines[2:]]
     except ValueError as exc:
-        raise _Unreadable(f"a line is not JSON: {exc}") from exc
+        raise _Unreadable(f"a source line is not JSON: {exc}") from exc
     for source in sources:
         if isinstance(source, dict) and isinstance(source.get(source_topic), dict):
             try:
@@ -126,7 +123,7 @@ def read_committed(checkpoint: CheckpointStore | str | os.PathLike[str], source_
     for batch_id in store.batch_ids("commits"):
         commit, offsets_file = f"commits/{batch_id}", f"offsets/{batch_id}"
         try:
-            _check_commit(store, commit)
+            _log_lines(store, commit, 2)
         except _Unreadable as exc:
             _log_unreadable(exc, batch_id, f"{store.location}/{commit}", "checkpoint_commit_incomplete")
             damaged = True
