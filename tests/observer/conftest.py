@@ -165,12 +165,13 @@ def committed_offsets(kafka: KafkaBroker, group: str, topic: str, partitions: in
 
 
 def source_lags(
-    observers: ObserverFactory, observer: ServiceProcess, partitions: int = 2
+    observers: ObserverFactory, observer: ServiceProcess, partitions: int = 2, **job: str
 ) -> dict[int, float | None]:
-    """``observer_lag_offsets`` of each source partition, as the observer's /metrics serves it."""
+    """``observer_lag_offsets`` of each source partition, as the observer's /metrics serves it (``job``:
+    ``spark_job=<name>`` for one job's)."""
     text = observer.metrics()
     return {
-        p: metric_value(text, "observer_lag_offsets", topic=observers.source, partition=str(p))
+        p: metric_value(text, "observer_lag_offsets", topic=observers.source, partition=str(p), **job)
         for p in range(partitions)
     }
 

@@ -14,22 +14,33 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
-from observer.conftest import ObserverFactory, assert_exact_cover, coverage, start_passthrough, visit
+from observer.conftest import (
+    ObserverFactory,
+    assert_exact_cover,
+    coverage,
+    source_lags,
+    start_passthrough,
+    visit,
+)
 
 from streamwatch_dev.kafka import KafkaBroker
 from streamwatch_dev.process import ManagedProcess, wait_until
 from streamwatch_dev.s3 import S3Server
 from streamwatch_dev.services import ServiceProcess, metric_value
 from streamwatch_dev.spark import s3a_jars_dir, spark_jars_dir
+from streamwatch_observer.lag import LagStatus
+from streamwatch_observer.lag_evaluation import EVALUATIONS
 
 pytestmark = pytest.mark.spark
 
 PLAIN, ABSENT = "plain-console", "lost-bucket"
 PLAIN_JOB = Path(__file__).with_name("plain_spark_job.py")
 WINDOW = "6"  # the lag evaluation window: at least twice the plain job's 1-second trigger
+# Every value observer_lag_evaluation and observer_lag_status take.
+STATES = (*EVALUATIONS, *get_args(LagStatus))
 
 
 def start_plain_job(
@@ -55,13 +66,6 @@ def start_plain_job(
     return job.start()
 
 
-def lag_of(
-    observer: ServiceProcess, job: str, topic: str, metric: str = "observer_lag_offsets"
-) -> dict[int, Any]:
-    text = observer.metrics()
-    return {p: metric_value(text, metric, spark_job=job, topic=topic, partition=str(p)) for p in (0, 1)}
-
-
 def state_of(observer: ServiceProcess, job: str, topic: str, metric: str) -> dict[int, str | None]:
     """The status (observer_lag_status) or evaluation (observer_lag_evaluation) set to 1, per partition."""
     text = observer.metrics()
@@ -69,14 +73,9 @@ def state_of(observer: ServiceProcess, job: str, topic: str, metric: str) -> dic
     for p in (0, 1):
         labels = {"spark_job": job, "topic": topic, "partition": str(p)}
         states[p] = next(
-            (
-                s
-                for s in ("ok", "warn", "stall", "stop", "rewind", "not_started", "checkpoint_damaged",
-                          "checkpoint_unreadable", "new_partition", "unknown")
-                if metric_value(text, metric, status=s, **labels) == 1
-            ),
+            (s for s in STATES if metric_value(text, metric, status=s, **labels) == 1),
             None,
-        )  # fmt: skip
+        )
     return states
 
 
@@ -105,7 +104,7 @@ def test_the_passthrough_and_a_plain_spark_job_on_s3_each_with_their_own_lag_sta
 
     # Both jobs caught up, each read from its own checkpoint: the passthrough's directory, the bucket.
     def caught_up(job: str) -> bool:
-        return lag_of(observer, job, source) == {0: 0, 1: 0}
+        return source_lags(observers, observer, spark_job=job) == {0: 0, 1: 0}
 
     for job in ("passthrough", PLAIN):
         wait_until(functools.partial(caught_up, job), 180, what=f"{job} at lag 0")
@@ -142,9 +141,13 @@ def test_the_passthrough_and_a_plain_spark_job_on_s3_each_with_their_own_lag_sta
         time.sleep(0.5)
     evaluation = state_of(observer, "passthrough", source, "observer_lag_evaluation")
     assert set(evaluation.values()) <= {"ok", "warn"}, evaluation
-    behind = lag_of(observer, PLAIN, source)
+    behind = source_lags(observers, observer, spark_job=PLAIN)
     assert all(lag is not None and lag > 0 for lag in behind.values()), behind
-    wait_until(lambda: lag_of(observer, "passthrough", source) == {0: 0, 1: 0}, 60, what="passthrough lag 0")
+    wait_until(
+        lambda: source_lags(observers, observer, spark_job="passthrough") == {0: 0, 1: 0},
+        60,
+        what="passthrough lag 0",
+    )
     # The observed job's copy is still observed completely: windows cover every offset once.
     ends = kafka.end_offsets(observers.topic)
     assert ends == kafka.end_offsets(source)
