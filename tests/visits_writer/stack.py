@@ -24,22 +24,29 @@ from streamwatch_dev.spark import spark_jars_dir
 
 @dataclass
 class WriterPaths:
-    """Where one writer keeps its state; reused across restarts to resume from the checkpoint."""
+    """Where one writer keeps its state; reused across restarts to resume from the checkpoint.
 
-    root: Path
+    ``root``: a local directory, or an ``s3a://bucket/prefix`` read with ``storage_options``.
+    """
+
+    root: Path | str
     instance: str = field(default_factory=lambda: f"vw-{uuid.uuid4().hex[:6]}")
+    storage_options: dict[str, str] | None = None
+
+    def _under(self, name: str) -> str:
+        return f"{str(self.root).rstrip('/')}/{name}"
 
     @property
     def visits(self) -> str:
-        return str(self.root / "delta" / "visits")
+        return self._under("delta/visits")
 
     @property
     def dead_letters(self) -> str:
-        return str(self.root / "delta" / "visits_dead_letters")
+        return self._under("delta/visits_dead_letters")
 
     @property
     def checkpoint(self) -> str:
-        return str(self.root / "checkpoint")
+        return self._under("checkpoint")
 
 
 def writer_env(
@@ -95,16 +102,21 @@ def start_generator(kafka: KafkaBroker, topic: str, log_path: Path, rate: float)
     return ServiceProcess("streamwatch-generator", log_path, env).start_ready(timeout=60)
 
 
-def table_rows(path: str, columns: list[str]) -> list[dict[str, Any]]:
-    if not DeltaTable.is_deltatable(path):
+def table_rows(
+    path: str, columns: list[str], storage_options: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    if not DeltaTable.is_deltatable(path, storage_options=storage_options):
         return []
-    return list(DeltaTable(path).to_pyarrow_table(columns=columns).to_pylist())
+    table = DeltaTable(path, storage_options=storage_options)
+    return list(table.to_pyarrow_table(columns=columns).to_pylist())
 
 
 def written(paths: WriterPaths) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(visits rows, dead-letter rows) with their source coordinates."""
-    visits = table_rows(paths.visits, ["partition", "offset", "batch_id"])
-    dead = table_rows(paths.dead_letters, ["partition", "offset", "batch_id", "reason", "detail"])
+    visits = table_rows(paths.visits, ["partition", "offset", "batch_id"], paths.storage_options)
+    dead = table_rows(
+        paths.dead_letters, ["partition", "offset", "batch_id", "reason", "detail"], paths.storage_options
+    )
     return visits, dead
 
 
@@ -138,6 +150,19 @@ class PeakRss:
         self._stop.set()
         self._thread.join(2)
         return self.peak_bytes
+
+
+def assert_each_offset_once(
+    paths: WriterPaths, end_offsets: dict[int, int]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every offset below ``end_offsets`` is in exactly one of the two tables, once; returns their rows."""
+    visits, dead = written(paths)
+    coordinates = [(r["partition"], r["offset"]) for r in visits + dead]
+    produced = sum(end_offsets.values())
+    assert len(coordinates) == produced, (len(coordinates), produced)
+    assert len(set(coordinates)) == produced, "a (partition, offset) was written twice"
+    assert set(coordinates) == {(p, o) for p, end in end_offsets.items() for o in range(end)}
+    return visits, dead
 
 
 def wait_rows(paths: WriterPaths, at_least: int, timeout: float) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,52 @@ def test_shared_job_settings_keep_their_checks_and_meaning_under_a_job_default(
         load_settings(VisitsWriterSettings)
     assert stopped.value.code == 2
     assert "VISITS_WRITER_TRIGGER_INTERVAL_SECONDS" in capsys.readouterr().err
+
+
+def test_tables_on_the_store_need_hadoop_aws_only_where_spark_writes_them(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """delta-rs (python) reaches S3 itself: no S3A; delta-spark (jvm) writes through S3A, whose jars and
+    connection it then gets, the secret staying out of Spark's properties."""
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    monkeypatch.setenv("VISITS_WRITER_VISITS_TABLE_PATH", "s3a://lake/delta/visits")
+    monkeypatch.setenv("VISITS_WRITER_DEAD_LETTER_TABLE_PATH", "s3a://lake/delta/visits_dead_letters")
+    monkeypatch.setenv("S3_ENDPOINT_URL", "http://seaweedfs:8333")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "the-secret")
+    python = VisitsWriterSettings()
+    assert not [k for k in spark_conf(python) if "s3a" in k]
+    options = python.storage_options(python.visits_table_path)
+    assert options is not None and options["AWS_ENDPOINT_URL"] == "http://seaweedfs:8333"
+    assert options["AWS_ALLOW_HTTP"] == "true" and options["AWS_SECRET_ACCESS_KEY"] == "the-secret"
+    assert python.storage_options(python.checkpoint_path) is None, "a local checkpoint has no store"
+
+    monkeypatch.setenv("VISITS_WRITER_CONNECTOR", "jvm")
+    (tmp_path / "delta-spark_2.13-4.4.0.jar").write_bytes(b"")
+    monkeypatch.setenv("VISITS_WRITER_SPARK_JARS_DIR", str(tmp_path))
+    with pytest.raises(SystemExit) as stopped:
+        load_settings(VisitsWriterSettings)
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "VISITS_WRITER_S3A_JARS_DIR" in err, err
+
+    s3a = tmp_path / "s3a"
+    s3a.mkdir()
+    (s3a / "hadoop-aws-3.5.0.jar").write_bytes(b"")
+    monkeypatch.setenv("VISITS_WRITER_S3A_JARS_DIR", str(s3a))
+    conf = spark_conf(VisitsWriterSettings())
+    assert str(s3a / "hadoop-aws-3.5.0.jar") in conf["spark.jars"].split(",")
+    assert conf["spark.hadoop.fs.s3a.endpoint"] == "http://seaweedfs:8333"
+    assert "the-secret" not in json.dumps(conf)
+
+
+def test_a_table_path_of_another_kind_stops_naming_its_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    monkeypatch.setenv("VISITS_WRITER_DEAD_LETTER_TABLE_PATH", "abfss://lake@account/dead")
+    with pytest.raises(SystemExit) as stopped:
+        load_settings(VisitsWriterSettings)
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "VISITS_WRITER_DEAD_LETTER_TABLE_PATH" in err and "abfss" in err

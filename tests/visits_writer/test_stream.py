@@ -15,6 +15,7 @@ import pytest
 from visits_writer.stack import (
     PeakRss,
     WriterPaths,
+    assert_each_offset_once,
     kill_tree,
     run_generator,
     start_generator,
@@ -66,11 +67,7 @@ def test_exactly_once_across_a_crash_with_dead_letters(
     wait_rows(paths, produced, slow)
     caught_up = time.monotonic() - restarted
     time.sleep(2)  # a few more (empty) triggers must not add anything
-    visits, dead = written(paths)
-    coordinates = [(r["partition"], r["offset"]) for r in visits + dead]
-    assert len(coordinates) == produced
-    assert len(set(coordinates)) == produced, "a (partition, offset) was written twice"
-    assert set(coordinates) == {(p, o) for p, end in kafka.end_offsets(topic).items() for o in range(end)}
+    visits, dead = assert_each_offset_once(paths, kafka.end_offsets(topic))
     reasons = Counter(r["reason"] for r in dead)
     assert reasons["unparseable"] > 0 and reasons["missing_required_field"] > 0, reasons
     assert all(r["detail"] for r in dead)

@@ -53,8 +53,9 @@ def on_object_store(location: str) -> bool:
     return urlsplit(location).scheme in OBJECT_STORE_SCHEMES
 
 
-# A settings field holding a checkpoint location: checked at start, so a bad one names its variable.
-CheckpointLocation = Annotated[str, AfterValidator(check_location)]
+# A settings field holding a location (a checkpoint, a Delta table): checked at start, so a bad one names
+# its variable.
+StoreLocation = Annotated[str, AfterValidator(check_location)]
 
 
 class ObjectStoreSettings(BaseSettings):
@@ -81,6 +82,25 @@ class ObjectStoreSettings(BaseSettings):
         validation_alias="AWS_SECRET_ACCESS_KEY",
         description="S3 secret access key (from a Secret), with `AWS_ACCESS_KEY_ID`.",
     )
+
+    def storage_options(self, location: str) -> dict[str, str] | None:
+        """The connection as the Rust ``object_store`` crate takes it (delta-rs's ``storage_options``) for
+        ``location``; None for a local one. Holds the secret: never log it."""
+        if not on_object_store(location):
+            return None
+        options = {
+            "AWS_REGION": self.s3_region,
+            "AWS_CONNECT_TIMEOUT": f"{_CONNECT_TIMEOUT_SECONDS:g}s",
+            # A Delta commit or a data file is one request; a slow store must not be cut off mid-file.
+            "AWS_TIMEOUT": "120s",
+        }
+        if self.s3_endpoint_url:
+            options["AWS_ENDPOINT_URL"] = self.s3_endpoint_url
+            options["AWS_ALLOW_HTTP"] = str(self.s3_endpoint_url.startswith("http://")).lower()
+        if self.aws_access_key_id and self.aws_secret_access_key:
+            options["AWS_ACCESS_KEY_ID"] = self.aws_access_key_id.get_secret_value()
+            options["AWS_SECRET_ACCESS_KEY"] = self.aws_secret_access_key.get_secret_value()
+        return options
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_core import PydanticCustomError
 
 from streamwatch_common.kafka import KafkaSettings
-from streamwatch_common.object_store import CheckpointLocation, ObjectStoreSettings
+from streamwatch_common.object_store import ObjectStoreSettings, StoreLocation
 from streamwatch_common.search import ElasticsearchSettings
 from streamwatch_common.settings import CommaList, ServiceSettings, pod_name, refuse, service_config
 from streamwatch_common.visit_record import DEFAULT_REQUIRED_FIELDS, ID_FIELD
@@ -42,7 +42,7 @@ class ObserverSettings(ServiceSettings, KafkaSettings, ElasticsearchSettings, Ob
         default=None,
         description="Name of this replica in documents and profiles; unset: `HOSTNAME` (the pod name).",
     )
-    checkpoint_path: CheckpointLocation = Field(
+    checkpoint_path: StoreLocation = Field(
         default="/checkpoint",
         description="The passthrough's Spark checkpoint: a directory (mounted read-only), `file:///path`, or "
         "`s3://bucket/prefix` on S3-compatible storage (`S3_ENDPOINT_URL`, credentials in "

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from streamwatch_common.object_store import ObjectStoreSettings
 from streamwatch_common.spark.connector import PYTHON, Connector
 from streamwatch_visits_writer import metrics
 from streamwatch_visits_writer.batch_paths import batch_path
@@ -49,10 +50,13 @@ class VisitsBatchWriter:
         sleep: Callable[[float], object] = time.sleep,
         connector: Connector = PYTHON,
         spill_directory: Path | None = None,
+        store: ObjectStoreSettings | None = None,
     ) -> None:
         self.visits_path = visits_path
         self.dead_letter_path = dead_letter_path
         self.required_fields = list(required_fields)
+        # The object store's connection, for a table there (a local path needs none).
+        self.store = store
         self.simulated_latency_seconds = simulated_latency_seconds
         self._sleep = sleep
         #: The connector's way of classifying and appending a batch; its Spark properties are the job's.
@@ -65,10 +69,13 @@ class VisitsBatchWriter:
     def bind(self, query_id: str, prefix: str = "streamwatch-visits-writer") -> None:
         """Set the Delta application id from the streaming query's id (stable across restarts)."""
         app_id = self.app_id = f"{prefix}-{query_id}"
-        self._visits = DeltaBatchSink(self.visits_path, "visits", app_id)
-        self._dead = DeltaBatchSink(self.dead_letter_path, "visits_dead_letters", app_id)
+        self._visits = self._sink(self.visits_path, "visits", app_id)
+        self._dead = self._sink(self.dead_letter_path, "visits_dead_letters", app_id)
         self._bound.set()
         logger.info("delta_app_id_bound", extra={"app_id": app_id})
+
+    def _sink(self, path: str, name: str, app_id: str) -> DeltaBatchSink:
+        return DeltaBatchSink(path, name, app_id, self.store.storage_options(path) if self.store else None)
 
     def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
         try:

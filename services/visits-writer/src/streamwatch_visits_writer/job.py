@@ -23,7 +23,7 @@ from streamwatch_visits_writer.batch import VisitsBatchWriter
 from streamwatch_visits_writer.batch_paths import batch_path
 from streamwatch_visits_writer.settings import VisitsWriterSettings
 from streamwatch_visits_writer.spill_source import SpillConnector
-from streamwatch_visits_writer.tables import IncompatibleTableError, create_tables
+from streamwatch_visits_writer.tables import TableError, create_tables
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -55,13 +55,22 @@ def spill_directory(settings: VisitsWriterSettings) -> Path | None:
     return Path(tempfile.gettempdir()) / f"streamwatch-visits-writer-spill-{digest}"
 
 
-def create_tables_command(settings: VisitsWriterSettings) -> int:
-    """``create-tables``: both tables, idempotently; 1 with one stderr line on an incompatible table."""
+def prepare_tables(settings: VisitsWriterSettings) -> None:
+    """Both tables, idempotently; a :class:`TableError` is logged (``table_incompatible`` or
+    ``table_unreachable``) and counted, then raised."""
     try:
-        create_tables(settings.visits_table_path, settings.dead_letter_table_path)
-    except IncompatibleTableError as exc:
-        metrics.TABLE_ERRORS.inc()
-        logger.error("table_incompatible", extra={"error": str(exc)})
+        create_tables(settings.visits_table_path, settings.dead_letter_table_path, settings)
+    except TableError as exc:
+        metrics.TABLE_ERRORS.labels(reason=exc.reason).inc()
+        logger.error(f"table_{exc.reason}", extra={"error": str(exc)})
+        raise
+
+
+def create_tables_command(settings: VisitsWriterSettings) -> int:
+    """``create-tables``: both tables, idempotently; 1 with one stderr line on a table it cannot use."""
+    try:
+        prepare_tables(settings)
+    except TableError as exc:
         print(f"visits-writer create-tables: {exc}", file=sys.stderr, flush=True)
         return EXIT_FAILED
     return EXIT_OK
@@ -73,6 +82,7 @@ class VisitsToDelta(StreamingJob):
     app_name = "visits-writer"
     query_name = "visits_to_delta"
     query_failures = metrics.QUERY_FAILURES
+    settings: VisitsWriterSettings
 
     def __init__(self, settings: VisitsWriterSettings, shutdown: GracefulShutdown) -> None:
         super().__init__(settings)
@@ -93,20 +103,15 @@ class VisitsToDelta(StreamingJob):
             sleep=shutdown.wait,
             connector=self.connector,
             spill_directory=self.spill_directory,
+            store=settings,
         )
-        self.tables = settings.visits_table_path, settings.dead_letter_table_path
         self.required_fields = list(settings.required_fields)
         self.observe_null_counts = settings.observe_null_counts
         self.sla_seconds = settings.sla_seconds
 
     def prepare(self, shutdown: GracefulShutdown) -> bool:
-        try:
-            create_tables(*self.tables)
-        except IncompatibleTableError as exc:
-            # The runner then logs job_failed and exits 1: appending to such a table would fail anyway.
-            metrics.TABLE_ERRORS.inc()
-            logger.error("table_incompatible", extra={"error": str(exc)})
-            raise
+        # A TableError: the runner then logs job_failed and exits 1, as appending would fail anyway.
+        prepare_tables(self.settings)
         return True
 
     def spark_conf(self) -> dict[str, str]:

@@ -2,7 +2,8 @@
 
 ``streamwatch-visits-writer``: run the streaming job (Kafka ``visits`` → Delta).
 ``streamwatch-visits-writer create-tables``: create the visits and dead-letter tables and exit
-(0: created or already there with the right schema; 1: an existing table has an incompatible schema).
+(0: created or already there with the right schema; 1: an existing table has an incompatible schema, or
+its store cannot be reached).
 """
 
 from __future__ import annotations

@@ -36,4 +36,10 @@ for _table in ("visits", "visits_dead_letters"):
 QUERY_FAILURES = Counter(
     "visits_writer_query_failures_total", "Times the streaming job failed: at start-up or by a query error."
 )
-TABLE_ERRORS = Counter("visits_writer_table_errors_total", "Tables found with an incompatible schema.")
+TABLE_ERRORS = Counter(
+    "visits_writer_table_errors_total",
+    "Tables the writer could not use, by reason: incompatible (another schema), unreachable (the store).",
+    ["reason"],
+)
+for _reason in ("incompatible", "unreachable"):
+    TABLE_ERRORS.labels(reason=_reason)

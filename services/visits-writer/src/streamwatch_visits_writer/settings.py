@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from streamwatch_common.object_store import StoreLocation
 from streamwatch_common.settings import CommaList, service_config
 from streamwatch_common.spark.job_settings import SparkJobSettings, job_default
 from streamwatch_common.visit_record import DEFAULT_REQUIRED_FIELDS
@@ -20,12 +21,16 @@ class VisitsWriterSettings(SparkJobSettings):
     checkpoint_path: str = job_default("checkpoint_path", "/data/checkpoints/visits-writer")
     trigger_interval_seconds: float = job_default("trigger_interval_seconds", 10.0)
     push_job: str = job_default("push_job", "visits_to_delta_synchronizer")
-    visits_table_path: str = Field(
-        default="/data/delta/visits", description="Delta table of the parsed visits."
+    visits_table_path: StoreLocation = Field(
+        default="/data/delta/visits",
+        description="Delta table of the parsed visits: a path, or `s3a://bucket/prefix` (or `s3://`) on "
+        "S3-compatible storage, as the checkpoint (delta-rs commits there with conditional puts, which "
+        "the store must support: AWS S3, SeaweedFS and MinIO do).",
     )
-    dead_letter_table_path: str = Field(
+    dead_letter_table_path: StoreLocation = Field(
         default="/data/delta/visits_dead_letters",
-        description="Delta table of the records that could not be parsed or lack required fields.",
+        description="Delta table of the records that could not be parsed or lack required fields (a path "
+        "or an object-store URL, as the visits table).",
     )
     required_fields: CommaList[str] = Field(
         default=list(DEFAULT_REQUIRED_FIELDS),
@@ -46,6 +51,14 @@ class VisitsWriterSettings(SparkJobSettings):
         "`visits_sync_observed_null_values{field}` with the batch metrics. Off by default: it parses every "
         "record a second time, with Spark's `from_json`.",
     )
+
+    def spark_locations(self) -> list[str]:
+        # delta-rs (the python connector) reaches the tables itself; delta-spark goes through S3A.
+        tables = self.kafka_connector.pick(
+            python=[], jvm=[self.visits_table_path, self.dead_letter_table_path]
+        )
+        return [*super().spark_locations(), *tables]
+
     simulated_latency_seconds: float = Field(
         default=0.0,
         ge=0,

@@ -23,7 +23,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
 from streamwatch_common.kafka import KafkaSettings
-from streamwatch_common.object_store import CheckpointLocation, ObjectStoreSettings, on_object_store
+from streamwatch_common.object_store import ObjectStoreSettings, StoreLocation, on_object_store
 from streamwatch_common.settings import ServiceSettings, refuse, service_config
 from streamwatch_common.spark.connector import Connector, ConnectorName, connector_from
 
@@ -45,7 +45,7 @@ class SparkJobSettings(ServiceSettings, KafkaSettings, ObjectStoreSettings):
         "(Spark's Kafka sink, delta-spark), which needs the jars of `<prefix>SPARK_JARS_DIR`.",
     )
     source_topic: str = Field(default="visits", min_length=1, description="Kafka topic the job reads.")
-    checkpoint_path: CheckpointLocation = Field(
+    checkpoint_path: StoreLocation = Field(
         default="/checkpoint",
         description="Spark checkpoint directory (`offsets/N`, `commits/N`); restarting from it neither "
         "skips nor repeats a committed batch. A path, or `s3a://bucket/prefix` (or `s3://`) on "
@@ -98,8 +98,9 @@ class SparkJobSettings(ServiceSettings, KafkaSettings, ObjectStoreSettings):
     s3a_jars_dir: str | None = Field(
         default=None,
         description="Directory of hadoop-aws and the AWS SDK modules it uses (resolved ahead by "
-        "`.ci/maven-libs.sh`), given to Spark as `spark.jars` when the checkpoint is on object storage; "
-        "such a checkpoint refuses to start without a jar there. The images set it to `/opt/spark-jars/s3a`.",
+        "`.ci/maven-libs.sh`), given to Spark as `spark.jars` when the checkpoint (or a table of the "
+        "job's) is on object storage; such a job refuses to start without a jar there. The images set it "
+        "to `/opt/spark-jars/s3a`.",
     )
     spark_conf: dict[str, str] = Field(
         default_factory=dict,
@@ -147,19 +148,25 @@ class SparkJobSettings(ServiceSettings, KafkaSettings, ObjectStoreSettings):
         """The object behind :attr:`connector`: the source, the Kafka sink, and what they need."""
         return connector_from(self.connector)
 
+    def spark_locations(self) -> list[str]:
+        """What Spark itself reads and writes: the checkpoint, and a job's own (the visits writer's tables
+        when delta-spark writes them)."""
+        return [self.checkpoint_path]
+
     @property
-    def checkpoint_on_object_store(self) -> bool:
-        return on_object_store(self.checkpoint_path)
+    def uses_object_store(self) -> bool:
+        """Whether one of :meth:`spark_locations` is on object storage, which Spark reaches through S3A."""
+        return any(on_object_store(location) for location in self.spark_locations())
 
     def s3a_jar_files(self) -> list[str]:
         """The ``*.jar`` files in :attr:`s3a_jars_dir`, sorted (empty when unset or missing)."""
         return _jars_in(self.s3a_jars_dir)
 
     def object_store_conf(self) -> dict[str, str]:
-        """Spark properties of a checkpoint on object storage (none otherwise): hadoop-aws's jars and S3A's
-        connection. The credentials stay in the environment, where S3A's default chain reads them, so no
-        secret is ever a Spark property (which Spark's UI and logs show)."""
-        if not self.checkpoint_on_object_store:
+        """Spark properties of a job keeping state on object storage (none otherwise): hadoop-aws's jars
+        and S3A's connection. The credentials stay in the environment, where S3A's default chain reads
+        them, so no secret is ever a Spark property (which Spark's UI and logs show)."""
+        if not self.uses_object_store:
             return {}
         conf = {
             "spark.jars": ",".join(self.s3a_jar_files()),
@@ -175,11 +182,11 @@ class SparkJobSettings(ServiceSettings, KafkaSettings, ObjectStoreSettings):
 
     @model_validator(mode="after")
     def _object_store_jars(self) -> Self:
-        if self.checkpoint_on_object_store and not self.s3a_jar_files():
+        if self.uses_object_store and not self.s3a_jar_files():
             where = f"no *.jar in {self.s3a_jars_dir}" if self.s3a_jars_dir else "not set"
             error = PydanticCustomError(
                 "s3a_jars",
-                "a checkpoint on object storage needs hadoop-aws's jars ({where}; run make deps)",
+                "a checkpoint or table on object storage needs hadoop-aws's jars ({where}; run make deps)",
                 {"where": where},
             )
             refuse(self, error, "s3a_jars_dir", self.s3a_jars_dir)
