@@ -63,3 +63,50 @@ def test_a_checkpoint_url_of_another_kind_is_refused_naming_the_value(url: str) 
     with pytest.raises(RuntimeError) as refused:
         render({"passthrough.checkpoint.url": url})
     assert "passthrough.checkpoint.url" in str(refused.value)
+
+
+TABLES = "s3a://lake/streamwatch/"
+
+
+def test_the_visits_writers_tables_and_checkpoint_on_the_store_need_no_volume() -> None:
+    """Both the job and its create-tables init container get the paths under the URL and the store's
+    connection (the Secret by reference); no claim, no data volume."""
+    manifests = render({**VALUES, "passthrough.checkpoint.url": "", "visitsWriter.storage.url": TABLES})
+    claims = [m["metadata"]["name"] for m in manifests if m["kind"] == "PersistentVolumeClaim"]
+    assert not [c for c in claims if c.endswith("-visits-writer")]
+    assert "data" not in pod_volumes(manifests, "visits-writer")
+    writers = service_containers(manifests, "visits-writer")
+    assert sorted(c.init for c in writers) == [False, True]
+    for container in writers:
+        variables = container.env()
+        assert {
+            name: variables[f"VISITS_WRITER_{name}"]["value"]
+            for name in ("VISITS_TABLE_PATH", "DEAD_LETTER_TABLE_PATH", "CHECKPOINT_PATH")
+        } == {
+            "VISITS_TABLE_PATH": "s3a://lake/streamwatch/delta/visits",
+            "DEAD_LETTER_TABLE_PATH": "s3a://lake/streamwatch/delta/visits_dead_letters",
+            "CHECKPOINT_PATH": "s3a://lake/streamwatch/checkpoints/visits-writer",
+        }
+        assert variables["S3_ENDPOINT_URL"]["value"] == "http://seaweedfs.storage:8333"
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            assert variables[name]["valueFrom"]["secretKeyRef"] == {"name": "checkpoint-store", "key": name}
+        assert "data" not in [m["name"] for m in container.spec.get("volumeMounts", [])]
+    # The passthrough keeps its volume and gets no store: each pod is wired for what it uses.
+    assert not [n for n in env(manifests, "passthrough") if n.startswith(("S3_", "AWS_"))]
+
+
+def test_without_a_url_the_visits_writer_keeps_its_volume_and_no_store() -> None:
+    manifests = render()
+    claims = [m["metadata"]["name"] for m in manifests if m["kind"] == "PersistentVolumeClaim"]
+    assert "sw-streamwatch-visits-writer" in claims
+    assert "data" in pod_volumes(manifests, "visits-writer")
+    variables = env(manifests, "visits-writer")
+    assert variables["VISITS_WRITER_VISITS_TABLE_PATH"]["value"] == "/data/delta/visits"
+    assert not [n for n in variables if n.startswith(("S3_", "AWS_"))]
+
+
+@pytest.mark.parametrize("url", ["abfs://lake/streamwatch", "/data", "s3://"])
+def test_a_tables_url_of_another_kind_is_refused_naming_the_value(url: str) -> None:
+    with pytest.raises(RuntimeError) as refused:
+        render({"visitsWriter.storage.url": url})
+    assert "visitsWriter.storage.url" in str(refused.value)

@@ -8,7 +8,8 @@
 {{- end }}
 
 {{- define "streamwatch.visitsWriterEnv" -}}
-{{- $data := .Values.visitsWriter.storage.mountPath }}
+{{- $url := .Values.visitsWriter.storage.url }}
+{{- $data := $url | default .Values.visitsWriter.storage.mountPath | trimSuffix "/" }}
 {{ include "streamwatch.kafkaEnv" . }}
 - name: VISITS_WRITER_SOURCE_TOPIC
   value: {{ .Values.kafka.topics.visits.name | quote }}
@@ -18,6 +19,7 @@
   value: {{ printf "%s/delta/visits" $data | quote }}
 - name: VISITS_WRITER_DEAD_LETTER_TABLE_PATH
   value: {{ printf "%s/delta/visits_dead_letters" $data | quote }}
+{{- include "streamwatch.objectStoreEnv" (list . $url) }}
 - name: VISITS_WRITER_PUSHGATEWAY_URL
   value: {{ include "streamwatch.pushgatewayUrl" . | quote }}
 {{- if not (hasKey .Values.visitsWriter.settings "instance") }}
@@ -155,8 +157,8 @@
 {{- .Values.passthrough.checkpoint.url | default .Values.passthrough.checkpoint.mountPath }}
 {{- end }}
 
-{{/* The object store's connection (objectStore), for a checkpoint kept there (the passthrough's, or,
-     for the observer, a watched job's); nothing otherwise. The credentials come from the Secret, never
+{{/* The object store's connection (objectStore), for what a pod keeps or reads there (the passthrough's
+     checkpoint, the visits writer's tables and checkpoint, a watched job's checkpoint); nothing otherwise. The credentials come from the Secret, never
      from values. Call with (list $ onObjectStore). */}}
 {{- define "streamwatch.objectStoreEnv" -}}
 {{- $o := (index . 0).Values.objectStore }}
