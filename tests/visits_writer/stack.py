@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import threading
 import time
 import uuid
@@ -18,7 +19,7 @@ from deltalake import DeltaTable
 from streamwatch_dev.kafka import KafkaBroker
 from streamwatch_dev.process import wait_until
 from streamwatch_dev.prometheus import Prometheus
-from streamwatch_dev.services import ServiceProcess, service_env
+from streamwatch_dev.services import VENV_BIN, ServiceProcess, service_env
 from streamwatch_dev.spark import spark_jars_dir
 
 
@@ -74,6 +75,12 @@ def start_writer(log_path: Path, env: dict[str, str], args: list[str] | None = N
     return ServiceProcess("streamwatch-visits-writer", log_path, env, args).start_ready(
         timeout=120, path="/readyz"
     )
+
+
+def run_writer(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``streamwatch-visits-writer [args]`` to its end, its output captured."""
+    command = [str(VENV_BIN / "streamwatch-visits-writer"), *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def run_generator(

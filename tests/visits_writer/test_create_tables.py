@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pyarrow as pa
 from deltalake import DeltaTable
+from visits_writer.stack import run_writer
 
-from streamwatch_dev.services import VENV_BIN, service_env
+from streamwatch_dev.services import service_env
 from streamwatch_visits_writer.schema import DEAD_LETTER_TABLE, VISITS_TABLE
 
 
@@ -20,14 +21,7 @@ def create_tables(tmp: Path, **extra: str) -> subprocess.CompletedProcess[str]:
         VISITS_WRITER_DEAD_LETTER_TABLE_PATH=str(tmp / "dead"),
         **extra,
     )
-    return subprocess.run(
-        [str(VENV_BIN / "streamwatch-visits-writer"), "create-tables"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_writer(env, "create-tables")
 
 
 def test_twice_is_fine_and_changes_nothing(tmp_path: Path) -> None:
@@ -81,14 +75,7 @@ def test_the_job_on_an_incompatible_table_exits_1_before_starting_spark(tmp_path
         VISITS_WRITER_CHECKPOINT_PATH=str(tmp_path / "checkpoint"),
         OPS_PORT="0",
     )
-    result = subprocess.run(
-        [str(VENV_BIN / "streamwatch-visits-writer")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_writer(env)
     assert result.returncode == 1, result.stdout + result.stderr
     events = [json.loads(line)["event"] for line in result.stdout.splitlines() if line.startswith("{")]
     assert "table_incompatible" in events and "job_failed" in events, events

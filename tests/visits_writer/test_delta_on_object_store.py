@@ -9,7 +9,6 @@ table, and the secret is never printed.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +22,7 @@ from visits_writer.stack import (
     assert_each_offset_once,
     kill_tree,
     run_generator,
+    run_writer,
     start_writer,
     wait_rows,
     writer_env,
@@ -32,7 +32,7 @@ from visits_writer.stack import (
 from streamwatch_common.object_store import ObjectStoreSettings
 from streamwatch_dev.kafka import KafkaBroker
 from streamwatch_dev.s3 import S3Server
-from streamwatch_dev.services import VENV_BIN, service_env
+from streamwatch_dev.services import service_env
 from streamwatch_dev.spark import CONNECTORS, s3a_jars_dir
 from streamwatch_visits_writer.delta_sink import DeltaBatchSink
 from streamwatch_visits_writer.tables import create_tables
@@ -118,14 +118,7 @@ def test_a_store_it_cannot_use_is_one_line_naming_the_table_and_exit_1(s3: S3Ser
         VISITS_WRITER_VISITS_TABLE_PATH=f"{root}/delta/visits",
         VISITS_WRITER_DEAD_LETTER_TABLE_PATH=f"{root}/delta/visits_dead_letters",
     )
-    result = subprocess.run(
-        [str(VENV_BIN / "streamwatch-visits-writer"), "create-tables"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_writer(env, "create-tables", timeout=120)
     assert result.returncode == 1, result.stdout + result.stderr
     (line,) = result.stderr.strip().splitlines()
     assert f"table visits at {root}/delta/visits cannot be reached" in line
