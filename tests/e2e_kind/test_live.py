@@ -185,11 +185,13 @@ def test_sla_alert_fires_with_simulated_latency_and_clears_after_the_rollout(kin
 def test_the_checkpoint_is_on_the_object_store_and_no_pod_mounts_a_checkpoint_volume(
     kind_cluster: Cluster,
 ) -> None:
-    """The tests' values keep the passthrough's checkpoint on the cluster's SeaweedFS: no claim is made
-    for it, neither the passthrough nor the observer mounts one, and the observer reads the lag there."""
+    """The tests' values keep the passthrough's checkpoint and the visits writer's tables and checkpoint
+    on the cluster's SeaweedFS: no claim is made for them, neither Spark job nor the observer mounts one,
+    the observer reads the lag there and the visits writer appends its rows there."""
     claims = kind_cluster.sandbox.kubectl_json("get", "pvc")["items"]
-    assert f"{kind_cluster.fullname}-passthrough" not in {c["metadata"]["name"] for c in claims}
-    for component in ("passthrough", "observer"):
+    for component in ("passthrough", "visits-writer"):
+        assert f"{kind_cluster.fullname}-{component}" not in {c["metadata"]["name"] for c in claims}
+    for component in ("passthrough", "observer", "visits-writer"):
         for pod in kind_cluster.pods(component):
             volumes = pod["spec"].get("volumes") or []
             assert not [v for v in volumes if "persistentVolumeClaim" in v], (component, volumes)
@@ -202,6 +204,12 @@ def test_the_checkpoint_is_on_the_object_store_and_no_pod_mounts_a_checkpoint_vo
 
     kind_cluster.wait("lag read from the passthrough's checkpoint on S3", read_from_the_bucket, 300)
     assert query('observer_lag_status{status=~"checkpoint_.*"} == 1') == []
+
+    def visits_in_the_bucket() -> list[Any] | None:
+        return query("visits_writer_rows_written_total > 0") or None
+
+    kind_cluster.wait("visits appended to the Delta table on S3", visits_in_the_bucket, 300)
+    assert query("visits_writer_table_errors_total > 0") == []
 
 
 def test_observer_scales_to_three_keeps_three_through_helm_upgrade_and_back_to_one(
@@ -329,8 +337,8 @@ def test_helm_uninstall_leaves_no_pod_and_keeps_the_data_volumes(kind_cluster: C
     # The kept `helm test` pod too: the chart's post-delete hook removes it.
     kind_cluster.wait("every pod of the release gone", lambda: not kind_cluster.pods(), 300)
     claims_after = claims()
-    # What the README promises: every data volume stays (the Delta tables and the reports by
-    # helm.sh/resource-policy: keep; Elasticsearch's through its StatefulSet's claim template). The
-    # passthrough's checkpoint is in the bucket here, so it has no claim.
-    names = {f"{kind_cluster.fullname}-{c}" for c in ("visits-writer", "profile-publisher")}
-    assert names | {f"data-{kind_cluster.fullname}-elasticsearch-0"} == claims_before == claims_after
+    # What the README promises: every data volume stays (the reports by helm.sh/resource-policy: keep;
+    # Elasticsearch's through its StatefulSet's claim template). The passthrough's checkpoint and the
+    # visits writer's tables are in the bucket here, so neither has a claim.
+    names = {f"{kind_cluster.fullname}-profile-publisher", f"data-{kind_cluster.fullname}-elasticsearch-0"}
+    assert names == claims_before == claims_after
