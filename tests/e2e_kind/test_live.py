@@ -255,14 +255,82 @@ def test_deleting_the_observer_pod_mid_stream(kind_cluster: Cluster) -> None:
     assert len(kind_cluster.window_documents(INDEX)) > before
 
 
+def _executors(cluster: Cluster) -> list[dict[str, Any]]:
+    """The passthrough's executor pods that are not going away (Spark labels them spark-role=executor)."""
+    pods = cluster.sandbox.kubectl_json("get", "pods", "-l", "spark-role=executor")["items"]
+    return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+
+
+def _running_executors(cluster: Cluster, count: int) -> list[dict[str, Any]] | None:
+    pods = _executors(cluster)
+    running = [p for p in pods if cluster.ready(p)]
+    return running if len(running) == count == len(pods) else None
+
+
+def test_the_passthrough_runs_its_tasks_on_two_executor_pods_that_spark_replaces(
+    kind_cluster: Cluster,
+) -> None:
+    """The tests' values ask for 2 executors: pods of the passthrough's image, owned by its driver pod,
+    logging JSON; one deleted is replaced by Spark (the copy stays exact: the last data test). The
+    driver's ServiceAccount may manage pods here and nowhere else."""
+    (driver,) = kind_cluster.ready_pods("passthrough")
+    pods = kind_cluster.wait("2 executor pods running", lambda: _running_executors(kind_cluster, 2), 300)
+    (image,) = {c["image"] for p in kind_cluster.pods("passthrough") for c in p["spec"]["containers"]}
+    for pod in pods:
+        assert [c["image"] for c in pod["spec"]["containers"]] == [image]
+        assert [o["name"] for o in pod["metadata"]["ownerReferences"]] == [driver]
+        assert pod["spec"]["securityContext"]["runAsUser"] == 10001
+    # The executors ran the copy's read tasks: they logged, and every line is JSON.
+    text = kind_cluster.logs("spark-role=executor")
+    by_pod = _json_lines(text)
+    assert set(by_pod) >= {p["metadata"]["name"] for p in pods}, text[-2000:]
+    for name, lines in by_pod.items():
+        raw = [line for line in text.splitlines() if line.startswith(f"[pod/{name}/")]
+        assert len(lines) == len(raw), f"{name} logged a line that is not JSON"
+        assert {line["service"] for line in lines} == {"passthrough-executor"}
+
+    gone = pods[0]["metadata"]["name"]
+    kind_cluster.sandbox.kubectl("delete", "pod", gone)
+
+    def replacement() -> list[dict[str, Any]] | None:
+        running = _running_executors(kind_cluster, 2)
+        return running if running and gone not in {p["metadata"]["name"] for p in running} else None
+
+    replaced = kind_cluster.wait("Spark's replacement executor", replacement, 300)
+    assert len(replaced) == 2
+    assert kind_cluster.ready_pods("passthrough") == [driver], (
+        "an executor's loss must not restart the driver"
+    )
+
+    account = f"system:serviceaccount:{kind_cluster.namespace}:{kind_cluster.fullname}-passthrough"
+
+    def can(*args: str) -> str:
+        return kind_cluster.sandbox.kubectl(
+            "auth", "can-i", *args, "--as", account, check=False
+        ).stdout.strip()
+
+    assert can("create", "pods") == "yes"
+    assert can("list", "pods", "--namespace", "default") == "no"
+    assert can("list", "pods", "--all-namespaces") == "no"
+    assert can("create", "roles") == "no"
+    assert can("get", "secrets") == "no"
+
+
 def test_deleting_the_passthrough_pod_resumes_from_its_checkpoint(kind_cluster: Cluster) -> None:
     (old,) = kind_cluster.ready_pods("passthrough")
+    old_executors = {p["metadata"]["name"] for p in _executors(kind_cluster)}
     kind_cluster.sandbox.kubectl("delete", "pod", old)
     (new,) = kind_cluster.wait(
         "a replacement passthrough",
         lambda: [p for p in kind_cluster.ready_pods("passthrough") if p != old],
         300,
     )
+    # The driver's executors went with it (owned by its pod); the new driver has its own.
+    executors = kind_cluster.wait(
+        "the new driver's executors", lambda: _running_executors(kind_cluster, 2), 300
+    )
+    assert not old_executors & {p["metadata"]["name"] for p in executors}
+    assert {o["name"] for p in executors for o in p["metadata"]["ownerReferences"]} == {new}
 
     # The new pod's Spark query starts from the checkpoint in the bucket: its first batch id is not 0.
     def first_batch() -> int | None:

@@ -115,6 +115,10 @@ class LocalContainer:
         return str(self.source.spec["name"])
 
 
+# The pod fields a container's environment may take from the downward API, for a local process.
+_LOCAL_FIELDS = {"metadata.name": "{pod}-local", "metadata.namespace": "default"}
+
+
 def local_container(
     c: Container,
     manifests: list[Manifest],
@@ -129,7 +133,12 @@ def local_container(
     own = {f"{_PORT_FORWARD_HOST}:{cp}": f"http://127.0.0.1:{local}" for cp, local in (ports or {}).items()}
     env: dict[str, str] = {}
     for name, var in c.env().items():
-        if "valueFrom" in var:
+        if "fieldRef" in var.get("valueFrom", {}):
+            # The downward API, as a local process stands for the pod: its own name, the release's namespace.
+            value = _LOCAL_FIELDS[var["valueFrom"]["fieldRef"]["fieldPath"]].format(
+                pod=c.workload["metadata"]["name"]
+            )
+        elif "valueFrom" in var:
             value = secret_value(manifests, var["valueFrom"]["secretKeyRef"])
         else:
             value = str(var["value"])

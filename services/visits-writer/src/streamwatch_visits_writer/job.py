@@ -49,7 +49,7 @@ def spill_directory(settings: VisitsWriterSettings) -> Path | None:
     ``emptyDir`` in the chart.
     """
     python = settings.kafka_connector.pick(python=True, jvm=False)
-    if not python or not settings.spark_master.startswith("local") or settings.observe_null_counts:
+    if not python or not settings.master.startswith("local") or settings.observe_null_counts:
         return None
     digest = hashlib.sha256(settings.checkpoint_path.encode()).hexdigest()[:16]
     return Path(tempfile.gettempdir()) / f"streamwatch-visits-writer-spill-{digest}"

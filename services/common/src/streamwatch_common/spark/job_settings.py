@@ -26,12 +26,13 @@ from streamwatch_common.kafka import KafkaSettings
 from streamwatch_common.object_store import ObjectStoreSettings, StoreLocation, on_object_store
 from streamwatch_common.settings import ServiceSettings, refuse, service_config
 from streamwatch_common.spark.connector import Connector, ConnectorName, connector_from
+from streamwatch_common.spark.kubernetes import ExecutorSettings
 
 _SPARK_MIN_DRIVER_MEMORY = 450 * 2**20
 _UNITS = {"k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 
 
-class SparkJobSettings(ServiceSettings, KafkaSettings, ObjectStoreSettings):
+class SparkJobSettings(ServiceSettings, KafkaSettings, ObjectStoreSettings, ExecutorSettings):
     """Source and query of a streaming job, Spark master, memory caps, Pushgateway target and labels."""
 
     model_config = service_config("")
@@ -70,7 +71,6 @@ class SparkJobSettings(ServiceSettings, KafkaSettings, ObjectStoreSettings):
         description="Where a query without checkpoint starts: `earliest`, `latest` or offsets JSON "
         '`{"visits": {"0": 42}}`. Ignored once the checkpoint exists.',
     )
-    spark_master: str = Field(default="local[*]", description="Spark master URL.")
     spark_driver_memory: str = Field(
         default="512m",
         pattern=r"^[0-9]+[kmgtKMGT]?$",
@@ -204,7 +204,7 @@ class SparkJobSettings(ServiceSettings, KafkaSettings, ObjectStoreSettings):
 
     def spark_session_conf(self, **job_conf: str) -> dict[str, str]:
         """Spark properties on top of the shared session defaults: memory caps, the connector's jars, the
-        job's own, then the user's."""
+        executor pods', the job's own, then the user's."""
         connector, store = self.kafka_connector.session_conf(self), self.object_store_conf()
         jars = [j for part in (connector, store) for j in part.get("spark.jars", "").split(",") if j]
         conf = {
@@ -214,6 +214,7 @@ class SparkJobSettings(ServiceSettings, KafkaSettings, ObjectStoreSettings):
             "spark.python.worker.reuse": "true",
             **connector,
             **store,
+            **self.kubernetes_conf(),
         }
         if jars:
             conf["spark.jars"] = ",".join(jars)

@@ -37,6 +37,7 @@ from prometheus_client import Counter, Gauge
 
 from streamwatch_common.ops import OpsServer
 from streamwatch_common.shutdown import GracefulShutdown
+from streamwatch_common.spark.executor_watch import ExecutorWatch
 from streamwatch_common.spark.graceful_stop import BatchGate, stop_gracefully
 from streamwatch_common.spark.job_settings import SparkJobSettings
 
@@ -128,12 +129,15 @@ class _FirstBatch:
 
 
 class _Readiness:
-    """What ``/readyz`` looks at: the query, once started, and whether it is still active."""
+    """What ``/readyz`` looks at: the query, once started, and whether it is still active; with executor
+    pods, that one at least is running."""
 
     query: StreamingQuery | None = None
+    executors: ExecutorWatch | None = None
 
     def __call__(self) -> bool:
-        return self.query is not None and self.query.isActive
+        active = self.query is not None and self.query.isActive
+        return active and (self.executors is None or self.executors.ready())
 
 
 def run_streaming_job(job: StreamingJob, shutdown: GracefulShutdown) -> int:
@@ -167,6 +171,9 @@ def _run_query(job: StreamingJob, shutdown: GracefulShutdown, readiness: _Readin
     try:
         if shutdown.requested:  # SIGTERM while the JVM was starting
             return EXIT_OK
+        if settings.executors:
+            readiness.executors = ExecutorWatch(spark, settings.executors, settings.push_job)
+            readiness.executors.poll()
         pusher = attach_batch_metrics(spark, settings, settings.push_job, **job.listener_options())
         if pusher is None:
             logger.warning("pushgateway_disabled", extra={"reason": "no PUSHGATEWAY_URL setting"})
@@ -184,7 +191,7 @@ def _run_query(job: StreamingJob, shutdown: GracefulShutdown, readiness: _Readin
                 "connector": settings.connector,
             },
         )
-        return _watch(job, query, gate, shutdown)
+        return _watch(job, query, gate, shutdown, readiness.executors)
     finally:
         _set_active(job, False)
         detach_batch_metrics(spark, pusher)
@@ -217,12 +224,20 @@ def _start_query(spark: SparkSession, job: StreamingJob, gate: BatchGate) -> Str
     return writer.start()
 
 
-def _watch(job: StreamingJob, query: StreamingQuery, gate: BatchGate, shutdown: GracefulShutdown) -> int:
+def _watch(
+    job: StreamingJob,
+    query: StreamingQuery,
+    gate: BatchGate,
+    shutdown: GracefulShutdown,
+    executors: ExecutorWatch | None = None,
+) -> int:
     """Wait for a stop request or the query's end; stop between batches; the exit code."""
     while not shutdown.wait(_POLL_SECONDS):
         if not query.isActive:
             break
         _set_active(job, True)
+        if executors is not None:
+            executors.poll()
     _set_active(job, False)
     if shutdown.requested:
         # The batch that is writing finishes and is committed in the checkpoint before the query stops;

@@ -77,4 +77,4 @@ def start_job_session(app_name: str, settings: SparkJobSettings, **job_conf: str
             "extra_keys": sorted(settings.spark_conf),
         },
     )
-    return build_spark_session(app_name, settings.spark_master, extra_conf=conf)
+    return build_spark_session(app_name, settings.master, extra_conf=conf)
