@@ -12,6 +12,7 @@ import pytest
 
 from streamwatch_common.settings import load_settings
 from streamwatch_common.spark.executor import MissingExecutorEnvironment, executor_command, spark_home
+from streamwatch_common.spark.kubernetes import EXECUTOR_FAILURES_WINDOW
 from streamwatch_dev.services import VENV_BIN, service_env
 from streamwatch_passthrough.settings import PassthroughSettings
 
@@ -54,6 +55,8 @@ def test_executors_make_a_kubernetes_master_with_fixed_ports_and_dynamic_allocat
         "4",
     )
     assert "spark.kubernetes.executor.request.cores" not in conf
+    # Executor failures stop the job only when they come close together, not summed over weeks.
+    assert conf["spark.executor.failuresValidityInterval"] == EXECUTOR_FAILURES_WINDOW
 
 
 @pytest.mark.parametrize(

@@ -58,6 +58,22 @@ request = urllib.request.Request(url, data=sys.argv[2].encode() if len(sys.argv)
 print(urllib.request.urlopen(request, timeout=30).read().decode())
 """
 
+# Run inside the visits writer's pod (its image has deltalake, its environment the tables' locations and
+# the object store's connection): the source coordinates of every row of both Delta tables.
+_DELTA_SCRIPT = """
+import json
+from deltalake import DeltaTable
+from streamwatch_visits_writer.settings import VisitsWriterSettings
+settings = VisitsWriterSettings()
+rows = []
+for path in (settings.visits_table_path, settings.dead_letter_table_path):
+    options = settings.storage_options(path)
+    if DeltaTable.is_deltatable(path, storage_options=options):
+        table = DeltaTable(path, storage_options=options).to_pyarrow_table(columns=["partition", "offset"])
+        rows += zip(table.column("partition").to_pylist(), table.column("offset").to_pylist())
+print(json.dumps(rows))
+"""
+
 
 @dataclass
 class LogFollower:
@@ -173,6 +189,15 @@ class Cluster:
         return self.sandbox.kubectl(
             "exec", "-i", pod, "-c", "observer", "--", "python", "-", *args, input=script, timeout=timeout
         ).stdout
+
+    def delta_coordinates(self) -> list[tuple[int, int]]:
+        """(partition, offset) of every row of the visits writer's two Delta tables (visits and dead
+        letters), read from where the release keeps them."""
+        (pod,) = self.ready_pods("visits-writer")
+        out = self.sandbox.kubectl(
+            "exec", "-i", pod, "-c", "visits-writer", "--", "python", "-", input=_DELTA_SCRIPT, timeout=300
+        ).stdout
+        return [(int(p), int(o)) for p, o in json.loads(out)]
 
     def search(self, path: str, body: dict[str, Any] | None = None) -> Any:
         args = [path] + ([json.dumps(body)] if body is not None else [])

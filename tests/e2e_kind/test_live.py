@@ -19,6 +19,7 @@ import pytest
 import yaml
 from e2e_kind.cluster import Cluster
 from observer.conftest import assert_windows_count_what_was_produced, coverage
+from visits_writer.stack import assert_coordinates_once
 
 from streamwatch_dev.chart import CHART, render
 from streamwatch_dev.kind import OFFLINE
@@ -255,14 +256,16 @@ def test_deleting_the_observer_pod_mid_stream(kind_cluster: Cluster) -> None:
     assert len(kind_cluster.window_documents(INDEX)) > before
 
 
-def _executors(cluster: Cluster) -> list[dict[str, Any]]:
-    """The passthrough's executor pods that are not going away (Spark labels them spark-role=executor)."""
-    pods = cluster.sandbox.kubectl_json("get", "pods", "-l", "spark-role=executor")["items"]
+def _executors(cluster: Cluster, job: str = "passthrough") -> list[dict[str, Any]]:
+    """A Spark job's executor pods that are not going away (Spark labels them spark-role=executor, the
+    chart's pod template with the job's component and `-executor`)."""
+    selector = f"spark-role=executor,app.kubernetes.io/component={job}-executor"
+    pods = cluster.sandbox.kubectl_json("get", "pods", "-l", selector)["items"]
     return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
 
 
-def _running_executors(cluster: Cluster, count: int) -> list[dict[str, Any]] | None:
-    pods = _executors(cluster)
+def _running_executors(cluster: Cluster, count: int, job: str = "passthrough") -> list[dict[str, Any]] | None:
+    pods = _executors(cluster, job)
     running = [p for p in pods if cluster.ready(p)]
     return running if len(running) == count == len(pods) else None
 
@@ -342,6 +345,109 @@ def test_deleting_the_passthrough_pod_resumes_from_its_checkpoint(kind_cluster: 
     assert first > 0, f"the replacement passthrough started over at batch {first}"
 
 
+def _input_rows_since(cluster: Cluster, pod: str, batches_before: int) -> int:
+    """Rows the job's batches read after its first ``batches_before`` batch_progress lines."""
+    events = _events(cluster.sandbox.kubectl("logs", pod).stdout)
+    progress = [e for e in events if e.get("event") == "batch_progress"]
+    return sum(e["input_rows"] for e in progress[batches_before:])
+
+
+def test_the_visits_writer_moves_to_two_executors_and_goes_on_when_one_is_killed(
+    kind_cluster: Cluster,
+) -> None:
+    """`helm upgrade` gives the visits writer 2 executors (its tables and checkpoint are on the object
+    store, which executors need); one is killed mid-stream and Spark replaces it while the driver goes on.
+    The Delta tables then hold every offset once: checked once the generator has stopped, below."""
+    kind_cluster.helm_upgrade(
+        "visitsWriter.spark.executors.count=2", "visitsWriter.spark.executors.cpuRequest=100m"
+    )
+    (driver,) = kind_cluster.wait_ready("visits-writer", 1)
+    pods = kind_cluster.wait(
+        "2 visits-writer executors", lambda: _running_executors(kind_cluster, 2, "visits-writer"), 300
+    )
+    assert {o["name"] for p in pods for o in p["metadata"]["ownerReferences"]} == {driver}
+
+    def batches() -> int:
+        events = _events(kind_cluster.sandbox.kubectl("logs", driver).stdout)
+        return len([e for e in events if e.get("event") == "batch_progress"])
+
+    kind_cluster.wait(
+        "a batch on the executors", lambda: _input_rows_since(kind_cluster, driver, 0) or None, 300
+    )
+    killed = pods[0]["metadata"]["name"]
+    kind_cluster.sandbox.kubectl("delete", "pod", killed, "--grace-period=0", "--force")
+    before = batches()
+
+    def replaced() -> list[dict[str, Any]] | None:
+        running = _running_executors(kind_cluster, 2, "visits-writer")
+        return running if running and killed not in {p["metadata"]["name"] for p in running} else None
+
+    kind_cluster.wait("Spark's replacement visits-writer executor", replaced, 300)
+    kind_cluster.wait(
+        "rows written after the kill", lambda: _input_rows_since(kind_cluster, driver, before) or None, 300
+    )
+    assert kind_cluster.ready_pods("visits-writer") == [driver]
+    assert _restarts(kind_cluster, "visits-writer") == 0
+
+
+def test_executors_a_quota_refuses_leave_the_job_running_unready_until_it_allows_them(
+    kind_cluster: Cluster,
+) -> None:
+    """A namespace quota that admits no more pods: the passthrough's executors, once deleted, cannot be
+    made again. The driver keeps running (no restart), logs the executors it lacks and is not Ready with
+    none; once the quota goes, Spark makes them and the driver is Ready again."""
+    sandbox = kind_cluster.sandbox
+    (driver,) = kind_cluster.ready_pods("passthrough")
+    restarts = _restarts(kind_cluster, "passthrough")
+    executors = _running_executors(kind_cluster, 2)
+    assert executors, "the passthrough's 2 executors, before the quota"
+    pods = sandbox.kubectl_json(
+        "get", "pods", "--field-selector=status.phase!=Succeeded,status.phase!=Failed"
+    )
+    # Room for every pod but the two executors about to go.
+    quota = {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": "e2e-no-more-pods"},
+        "spec": {"hard": {"pods": str(len(pods["items"]) - 2)}},
+    }
+    sandbox.kubectl("apply", "-f", "-", input=json.dumps(quota))
+    try:
+        kind_cluster.wait(
+            "the quota's usage counted",
+            lambda: (
+                sandbox.kubectl_json("get", "resourcequota", "e2e-no-more-pods").get("status", {}).get("used")
+            ),
+            60,
+        )
+        sandbox.kubectl("delete", "pod", *[p["metadata"]["name"] for p in executors])
+
+        def unready_and_pending() -> list[dict[str, Any]] | None:
+            if kind_cluster.ready_pods("passthrough"):
+                return None
+            events = _events(sandbox.kubectl("logs", driver).stdout)
+            pending = [e for e in events if e.get("event") == "executors_pending" and e["running"] == 0]
+            return pending or None
+
+        (pending, *_) = kind_cluster.wait(
+            "the driver unready, logging its pending executors", unready_and_pending, 300
+        )
+        assert pending["requested"] == 2
+        assert not _executors(kind_cluster), "an executor pod past the quota"
+        text = sandbox.kubectl("logs", driver).stdout
+        assert "exceeded quota" in text, "Spark's refused pod creation is in the driver's log"
+    finally:
+        sandbox.kubectl("delete", "resourcequota", "e2e-no-more-pods", check=False)
+    kind_cluster.wait(
+        "the executors once the quota is gone", lambda: _running_executors(kind_cluster, 2), 300
+    )
+    kind_cluster.wait_ready("passthrough", 1)
+    assert kind_cluster.ready_pods("passthrough") == [driver]
+    assert _restarts(kind_cluster, "passthrough") == restarts, "the driver restarted while short of executors"
+    events = _events(sandbox.kubectl("logs", driver).stdout)
+    assert [e for e in events if e.get("event") == "executors_running" and e["running"] == 2]
+
+
 def test_every_offset_copied_once_and_observed_once_with_the_generators_counts(kind_cluster: Cluster) -> None:
     (generator,) = kind_cluster.ready_pods("generator")
     assert _restarts(kind_cluster, "generator") == 0, "the generator restarted: its summary would be partial"
@@ -378,6 +484,21 @@ def test_every_offset_copied_once_and_observed_once_with_the_generators_counts(k
 
     windows = kind_cluster.wait("windows covering every record", covered, 300, interval=5)
     assert_windows_count_what_was_produced(windows, ends, done["by_partition_and_kind"])
+
+
+def test_every_offset_written_once_to_delta_by_the_visits_writer_across_its_executor_kill(
+    kind_cluster: Cluster,
+) -> None:
+    """The generator has stopped (above): the visits writer's two tables, written from its pod alone and
+    then from its executors, one of them killed mid-stream, hold every offset of `visits` exactly once."""
+    ends = {p: v["high"] for p, v in kind_cluster.topics(VISITS)[VISITS].items()}
+
+    def complete() -> list[tuple[int, int]] | None:
+        rows = kind_cluster.delta_coordinates()
+        return rows if len(rows) >= sum(ends.values()) else None
+
+    rows = kind_cluster.wait("the visits writer's tables to catch up", complete, 300, interval=10)
+    assert_coordinates_once(rows, ends)
 
 
 def test_console_logging_after_helm_upgrade(kind_cluster: Cluster) -> None:

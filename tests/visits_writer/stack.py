@@ -164,12 +164,16 @@ def assert_each_offset_once(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Every offset below ``end_offsets`` is in exactly one of the two tables, once; returns their rows."""
     visits, dead = written(paths)
-    coordinates = [(r["partition"], r["offset"]) for r in visits + dead]
+    assert_coordinates_once([(r["partition"], r["offset"]) for r in visits + dead], end_offsets)
+    return visits, dead
+
+
+def assert_coordinates_once(coordinates: list[tuple[int, int]], end_offsets: dict[int, int]) -> None:
+    """The (partition, offset) of the rows written are every offset below ``end_offsets``, each once."""
     produced = sum(end_offsets.values())
     assert len(coordinates) == produced, (len(coordinates), produced)
     assert len(set(coordinates)) == produced, "a (partition, offset) was written twice"
     assert set(coordinates) == {(p, o) for p, end in end_offsets.items() for o in range(end)}
-    return visits, dead
 
 
 def wait_rows(paths: WriterPaths, at_least: int, timeout: float) -> None:

@@ -29,6 +29,10 @@ DRIVER_PORT = 7078
 BLOCK_MANAGER_PORT = 7079
 # The executor container's name in the pod template (the chart's), which Spark fills in.
 EXECUTOR_CONTAINER = "executor"
+# Spark stops the application once `spark.executor.maxNumFailures` executors have failed, counted over its
+# whole life by default: a streaming job runs for weeks, so only recent failures count (a crash loop
+# still stops it; node drains spread over weeks do not add up).
+EXECUTOR_FAILURES_WINDOW = "1h"
 
 
 class ExecutorSettings(BaseSettings):
@@ -136,6 +140,7 @@ class ExecutorSettings(BaseSettings):
             "spark.executor.cores": str(self.executor_cores),
             "spark.executor.memory": self.executor_memory,
             "spark.kubernetes.executor.podTemplateContainerName": EXECUTOR_CONTAINER,
+            "spark.executor.failuresValidityInterval": EXECUTOR_FAILURES_WINDOW,
         }
         if self.executor_pod_template:
             conf["spark.kubernetes.executor.podTemplateFile"] = self.executor_pod_template
