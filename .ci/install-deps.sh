@@ -85,10 +85,10 @@ bash .ci/maven-libs.sh --provided "$pyspark_jars" --exclude software.amazon.awss
 step "prometheus-operator: ServiceMonitor and PrometheusRule CRDs from the Go module proxy (cached outside the repo)"
 bash .ci/prometheus-operator-crds.sh
 step "elasticsearch: a real node for the tests, from Maven Central"; bash .ci/elasticsearch.sh
-step "seaweedfs: an S3-compatible object store for the tests, built from the Go module proxy"; bash .ci/seaweedfs.sh
 # The offline kind cluster's binaries (Kubernetes, kind, etcd, CoreDNS, crictl, local-path-provisioner)
-# are built from the Go module proxy by `make test` itself, in the background while its other tests run
-# (tests/conftest.py); here only what that build needs is checked, so a missing compiler shows now.
+# and SeaweedFS, the S3-compatible store the tests keep checkpoints on (.ci/seaweedfs.sh), are built from
+# the Go module proxy by `make test` itself, in the background while its other tests run
+# (tests/conftest.py); here only what those builds need is checked, so a missing compiler shows now.
 command -v go >/dev/null || { echo "install-deps: error: go is not installed (k8s/offline/build-tools.sh needs it)" >&2; exit 1; }
 command -v gcc >/dev/null || { echo "install-deps: error: gcc is not installed (k8s/offline/build-tools.sh needs it)" >&2; exit 1; }
 step "ready: $(.tools/bin/helm version --short), $(prometheus --version 2>&1 | head -1), $(uv --version)"

@@ -32,6 +32,7 @@ from streamwatch_dev.kind import build_tools_in_background, stop_background
 from streamwatch_dev.process import OUTPUT_ROOT
 from streamwatch_dev.prometheus import Pushgateway
 from streamwatch_dev.s3 import S3Server
+from streamwatch_dev.s3 import build_in_background as build_weed_in_background
 from streamwatch_dev.search import SearchBackend, SearchServer
 
 _KIND_TESTS = "e2e_kind"
@@ -39,14 +40,20 @@ _background: list[subprocess.Popen[bytes]] = []
 
 
 def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.Item]) -> None:
-    """The offline cluster's tests run last, and its binaries start building now, in the background.
+    """The offline cluster's tests run last, and the binaries built from the Go module proxy start
+    building now, in the background: Kubernetes for the cluster, SeaweedFS for the object-store tests.
 
-    A cold build of Kubernetes from the Go module proxy takes many minutes; overlapped with the rest of
-    the session it costs far less than before it. The cluster's fixture waits for it (build-tools.sh
-    holds a lock), and builds what is missing itself if this build failed.
+    A cold build takes many minutes; overlapped with the tests before the first that needs it, it costs
+    far less than before them. The cluster's fixture waits for its build (build-tools.sh holds a lock),
+    the store's for its own, and each builds what is missing itself if the background build failed.
     """
+    if session.config.option.collectonly:
+        return
     kind_items = [item for item in items if _KIND_TESTS in item.path.parts]
-    if not kind_items or session.config.option.collectonly:
+    if kind_items or any("s3" in getattr(item, "fixturenames", ()) for item in items):
+        weed = build_weed_in_background(OUTPUT_ROOT / "_infra" / "seaweedfs-build-background.log")
+        _background.extend([weed] if weed else [])
+    if not kind_items:
         return
     items[:] = [item for item in items if _KIND_TESTS not in item.path.parts] + kind_items
     _background.append(build_tools_in_background(OUTPUT_ROOT / "_kind" / "build-tools-background.log"))

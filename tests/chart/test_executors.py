@@ -72,6 +72,10 @@ def test_executors_give_the_driver_a_namespaced_role_a_service_and_a_template_li
     assert template["spec"]["automountServiceAccountToken"] is False
     assert template["spec"]["nodeSelector"] == pod["spec"]["nodeSelector"] == {"pool": "spark"}
     assert template["spec"]["tolerations"] == pod["spec"]["tolerations"]
+    # The writable /tmp is Spark's local directory by its name: Spark adds no second mount of the path.
+    (scratch,) = [m for m in executor["volumeMounts"] if m["mountPath"] == "/tmp"]
+    assert scratch["name"].startswith("spark-local-dir-")
+    assert {v["name"] for v in template["spec"]["volumes"]} == {scratch["name"]}
     # Neither the Deployment nor the driver Service may take an executor for the driver.
     labels = template["metadata"]["labels"]
     for selector in (

@@ -55,8 +55,12 @@ def test_executors_make_a_kubernetes_master_with_fixed_ports_and_dynamic_allocat
         "4",
     )
     assert "spark.kubernetes.executor.request.cores" not in conf
-    # Executor failures stop the job only when they come close together, not summed over weeks.
+    # Executor failures stop the job only when they come close together, not summed over weeks, and by
+    # default not at all: a quota's refusals count as failures.
     assert conf["spark.executor.failuresValidityInterval"] == EXECUTOR_FAILURES_WINDOW
+    assert int(conf["spark.executor.maxNumFailures"]) == 2**31 - 1
+    monkeypatch.setenv("PASSTHROUGH_EXECUTOR_MAX_FAILURES", "6")
+    assert PassthroughSettings().spark_session_conf()["spark.executor.maxNumFailures"] == "6"
 
 
 @pytest.mark.parametrize(

@@ -15,13 +15,15 @@ import json
 import os
 import secrets
 import shutil
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streamwatch_dev.process import ComponentStartError, ManagedProcess, deps_cache, free_port
+from streamwatch_dev.process import REPO_ROOT, ComponentStartError, ManagedProcess, deps_cache, free_port
 
 VERSION = os.environ.get("SEAWEEDFS_VERSION", "v0.0.0-20261109003541-7506e5f91cd6")
 ACCESS_KEY = "streamwatch-tests"
@@ -29,11 +31,48 @@ REGION = "us-east-1"
 START_TIMEOUT = 90.0
 
 
+BUILD_SCRIPT = REPO_ROOT / ".ci" / "seaweedfs.sh"
+# The build a test session started early (build_in_background), which weed_binary waits for.
+_background: subprocess.Popen[bytes] | None = None
+
+
+def _cached_binary() -> Path:
+    return deps_cache() / f"seaweedfs-{VERSION}" / "weed"
+
+
+def build_in_background(log: Path) -> subprocess.Popen[bytes] | None:
+    """Start ``.ci/seaweedfs.sh`` at the lowest CPU priority unless ``weed`` is built already (None). A cold
+    build takes minutes; started when a session begins, it overlaps the tests before the first that needs
+    the store, and :func:`weed_binary` waits for it."""
+    global _background  # noqa: PLW0603 - one build per test session, found again by weed_binary
+    if _cached_binary().is_file():
+        return None
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        _background = subprocess.Popen(
+            ["nice", "-n", "19", "bash", str(BUILD_SCRIPT)],
+            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "SEAWEEDFS_VERSION": VERSION},
+            cwd=REPO_ROOT, start_new_session=True,
+        )  # fmt: skip
+    return _background
+
+
 def weed_binary() -> Path:
-    """The ``weed`` that ``.ci/seaweedfs.sh`` built into the cache."""
-    binary = deps_cache() / f"seaweedfs-{VERSION}" / "weed"
+    """The ``weed`` that ``.ci/seaweedfs.sh`` built into the cache: waits for a background build, and
+    builds it now when none made it (a failed build names its log's end)."""
+    binary = _cached_binary()
+    if _background is not None and _background.poll() is None:
+        print("[seaweedfs] waiting for the background build of weed", file=sys.stderr, flush=True)
+        _background.wait()
     if not binary.is_file():
-        raise ComponentStartError(f"seaweedfs: {binary} missing; run `bash .ci/seaweedfs.sh` (or make deps)")
+        print(f"[seaweedfs] building {binary} (a few minutes)", file=sys.stderr, flush=True)
+        result = subprocess.run(
+            ["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, cwd=REPO_ROOT, check=False,
+            env={**os.environ, "SEAWEEDFS_VERSION": VERSION},
+        )  # fmt: skip
+        if result.returncode != 0 or not binary.is_file():
+            tail = "\n".join((result.stdout + result.stderr).splitlines()[-15:])
+            raise ComponentStartError(f"seaweedfs: building {binary} failed (`bash {BUILD_SCRIPT}`):\n{tail}")
     return binary
 
 

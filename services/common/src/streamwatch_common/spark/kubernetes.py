@@ -33,6 +33,9 @@ EXECUTOR_CONTAINER = "executor"
 # whole life by default: a streaming job runs for weeks, so only recent failures count (a crash loop
 # still stops it; node drains spread over weeks do not add up).
 EXECUTOR_FAILURES_WINDOW = "1h"
+# What "never" is to Spark's integer setting: Spark counts a pod the API server refused (a quota) as a
+# failed executor and retries every second, so its own default would stop the job within seconds.
+NEVER = 2**31 - 1
 
 
 class ExecutorSettings(BaseSettings):
@@ -66,6 +69,13 @@ class ExecutorSettings(BaseSettings):
         pattern=r"^[0-9]+[kmgtKMGT]?$",
         description="Executor JVM heap (`spark.executor.memory`); Spark adds its overhead to the pod's "
         "memory request.",
+    )
+    executor_max_failures: int | None = Field(
+        default=None,
+        ge=1,
+        description="Executor failures within an hour that stop the job (`spark.executor.maxNumFailures`; "
+        "a pod the namespace's quota refuses counts as one, once a second); unset: none does, the job "
+        "waits for its executors, logs them pending and is not ready without any.",
     )
     executor_cpu_request: str | None = Field(
         default=None,
@@ -141,6 +151,7 @@ class ExecutorSettings(BaseSettings):
             "spark.executor.memory": self.executor_memory,
             "spark.kubernetes.executor.podTemplateContainerName": EXECUTOR_CONTAINER,
             "spark.executor.failuresValidityInterval": EXECUTOR_FAILURES_WINDOW,
+            "spark.executor.maxNumFailures": str(self.executor_max_failures or NEVER),
         }
         if self.executor_pod_template:
             conf["spark.kubernetes.executor.podTemplateFile"] = self.executor_pod_template
