@@ -337,19 +337,23 @@ def test_deleting_the_passthrough_pod_resumes_from_its_checkpoint(kind_cluster: 
 
     # The new pod's Spark query starts from the checkpoint in the bucket: its first batch id is not 0.
     def first_batch() -> int | None:
-        events = _events(kind_cluster.sandbox.kubectl("logs", new).stdout)
-        ids = [e["batch_id"] for e in events if e.get("event") == "batch_progress"]
+        ids = [e["batch_id"] for e in _batch_progress(kind_cluster, new)]
         return min(ids) if ids else None
 
     first = kind_cluster.wait("a batch from the replacement passthrough", first_batch, 300)
     assert first > 0, f"the replacement passthrough started over at batch {first}"
 
 
+def _batch_progress(cluster: Cluster, pod: str) -> list[dict[str, Any]]:
+    """A Spark job's batch_progress lines, one per batch, oldest first."""
+    return [
+        e for e in _events(cluster.sandbox.kubectl("logs", pod).stdout) if e.get("event") == "batch_progress"
+    ]
+
+
 def _input_rows_since(cluster: Cluster, pod: str, batches_before: int) -> int:
     """Rows the job's batches read after its first ``batches_before`` batch_progress lines."""
-    events = _events(cluster.sandbox.kubectl("logs", pod).stdout)
-    progress = [e for e in events if e.get("event") == "batch_progress"]
-    return sum(e["input_rows"] for e in progress[batches_before:])
+    return sum(e["input_rows"] for e in _batch_progress(cluster, pod)[batches_before:])
 
 
 def test_the_visits_writer_moves_to_two_executors_and_goes_on_when_one_is_killed(
@@ -367,16 +371,12 @@ def test_the_visits_writer_moves_to_two_executors_and_goes_on_when_one_is_killed
     )
     assert {o["name"] for p in pods for o in p["metadata"]["ownerReferences"]} == {driver}
 
-    def batches() -> int:
-        events = _events(kind_cluster.sandbox.kubectl("logs", driver).stdout)
-        return len([e for e in events if e.get("event") == "batch_progress"])
-
     kind_cluster.wait(
         "a batch on the executors", lambda: _input_rows_since(kind_cluster, driver, 0) or None, 300
     )
     killed = pods[0]["metadata"]["name"]
     kind_cluster.sandbox.kubectl("delete", "pod", killed, "--grace-period=0", "--force")
-    before = batches()
+    before = len(_batch_progress(kind_cluster, driver))
 
     def replaced() -> list[dict[str, Any]] | None:
         running = _running_executors(kind_cluster, 2, "visits-writer")
