@@ -190,7 +190,8 @@ class KindSandbox:
                 "k8s/kind.sh up (cluster, images, helm install --wait, helm test)",
             )  # fmt: skip
         except ComponentStartError as exc:
-            raise ComponentStartError(f"{exc}\n{self.diagnose()}") from exc
+            # The step's own failure last: a CI log shown from its end shows it first.
+            raise ComponentStartError(f"{self.diagnose()}\n{exc}") from exc
 
     def diagnose(self) -> str:
         """What a failed install looks like: pods, and describe + last log lines of each unready pod."""
