@@ -90,8 +90,8 @@ def test_validation_catches_an_unknown_field(tmp_path: Path) -> None:
     assert result.returncode != 0
 
 
-def test_notes_render_ready_to_run_commands(tmp_path: Path) -> None:
-    """NOTES.txt renders (helm template skips it) and prints the commands users need."""
+def _notes(tmp_path: Path, *sets: str) -> str:
+    """NOTES.txt as `helm install` prints it (helm template skips it), rendered from a copy of the chart."""
     import shutil
 
     chart = tmp_path / "streamwatch"
@@ -102,8 +102,16 @@ def test_notes_render_ready_to_run_commands(tmp_path: Path) -> None:
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: notes}\ndata:\n  notes: |\n"
         '    {{- tpl (.Files.Get "files/notes.txt") . | nindent 4 }}\n'
     )
-    rendered = yaml.safe_load(helm("template", "sw", str(chart), "--show-only", "templates/zz-notes.yaml"))
-    text = rendered["data"]["notes"]
+    args = [arg for value in sets for arg in ("--set", value)]
+    rendered = yaml.safe_load(
+        helm("template", "sw", str(chart), *args, "--show-only", "templates/zz-notes.yaml")
+    )
+    return str(rendered["data"]["notes"])
+
+
+def test_notes_render_ready_to_run_commands(tmp_path: Path) -> None:
+    """NOTES.txt renders and prints the commands users need."""
+    text = _notes(tmp_path)
     for expected in (
         "port-forward svc/sw-streamwatch-grafana 3000:3000",
         "get secret sw-streamwatch-grafana -o jsonpath='{.data.admin-password}'",
@@ -116,6 +124,17 @@ def test_notes_render_ready_to_run_commands(tmp_path: Path) -> None:
         "ReadWriteMany",
     ):
         assert expected in text, f"{expected!r} missing from NOTES:\n{text}"
+
+
+def test_notes_say_nothing_of_a_checkpoint_volume_on_object_storage(tmp_path: Path) -> None:
+    text = _notes(
+        tmp_path,
+        "passthrough.checkpoint.url=s3a://checkpoints/passthrough",
+        "objectStore.endpoint=http://store:8333",
+        "objectStore.credentialsSecret.name=store",
+    )
+    assert "helm -n default test sw" in text
+    assert "ReadWriteOnce" not in text
 
 
 # --- helm test: the test pod checks what users depend on -----------------------------------------------
