@@ -18,14 +18,7 @@ import pytest
 
 from streamwatch_dev.docker import DockerEngine
 from streamwatch_dev.elasticsearch import ElasticsearchNode
-from streamwatch_dev.images import (
-    SERVICES,
-    BuildResult,
-    bake_spark_jars,
-    build_images,
-    chart_image_refs,
-    ensure_base_images,
-)
+from streamwatch_dev.images import BuildResult, build_chart_images
 from streamwatch_dev.infra_images import IMAGES, build_infra_images
 from streamwatch_dev.kafka import KafkaBroker
 from streamwatch_dev.kind import build_tools_in_background, stop_background
@@ -164,12 +157,7 @@ def docker_engine(output_root: Path) -> Iterator[DockerEngine]:
 @pytest.fixture(scope="session")
 def service_images(docker_engine: DockerEngine, output_root: Path) -> dict[str, BuildResult]:
     """Every service image, built from this checkout (cached layers make a rebuild quick)."""
-    log_dir = output_root / "_images"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    bases = ensure_base_images(docker_engine, log_dir)
-    bake_spark_jars()  # as `make spark-jars` does: the Spark images can run either connector
-    refs = chart_image_refs()
-    return build_images(docker_engine, SERVICES, refs, bases, log_dir)
+    return build_chart_images(docker_engine, output_root / "_images")
 
 
 @pytest.fixture(scope="session")

@@ -8,19 +8,15 @@ the run with one line naming it: nothing here is skipped.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
-from e2e_kind.cluster import Cluster
 
 from streamwatch_dev import kind
 from streamwatch_dev.docker import DockerEngine
 from streamwatch_dev.images import BuildResult
-from streamwatch_dev.kind import OFFLINE, KindSandbox, image_archive, kind_sh_tags
-from streamwatch_dev.s3 import credentials_secret
+from streamwatch_dev.kind_release import Cluster, offline_release
 
 HERE = Path(__file__).parent
 # The test's timing on top of the offline values: small windows, a generator that stops by itself.
@@ -41,26 +37,8 @@ def kind_cluster(
     terminal = pytestconfig.pluginmanager.get_plugin("terminalreporter")
     if terminal is not None:
         kind.progress = terminal.write_line
-    log_dir = output_root / "_kind"
-    sandbox = KindSandbox.prepare(log_dir)
-    try:
-        tags = kind_sh_tags()
-        refs = {build.ref: tags[service] for service, build in service_images.items()}
-        refs.update({ref: ref for ref in infra_images.values()})
-        archive = image_archive(docker_engine, refs, log_dir / "images.tar")
-        # The object store's one identity, fresh for this cluster (k8s/offline/seaweedfs.yaml needs it).
-        store_secret = log_dir / "checkpoint-store.yaml"
-        secret = credentials_secret(STORE_SECRET, "streamwatch-e2e", secrets.token_urlsafe(24))
-        store_secret.write_text(yaml.safe_dump(secret))
-        store_secret.chmod(0o600)
-        sandbox.up(
-            archive,
-            values_files=[OFFLINE / "values.yaml", TEST_VALUES],
-            extra_manifests=[OFFLINE / "kafka.yaml", store_secret, OFFLINE / "seaweedfs.yaml"],
-            wait_seconds=900,
-        )
-        archive.unlink()
-        store_secret.unlink()
-        yield Cluster(sandbox)
-    finally:
-        sandbox.down()
+    with offline_release(
+        docker_engine, service_images, infra_images, output_root / "_kind",
+        values_files=[TEST_VALUES], store_secret=STORE_SECRET,
+    ) as cluster:  # fmt: skip
+        yield cluster

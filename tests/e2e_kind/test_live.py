@@ -17,12 +17,12 @@ from urllib.parse import quote
 
 import pytest
 import yaml
-from e2e_kind.cluster import Cluster
 from observer.conftest import assert_windows_count_what_was_produced, coverage
 from visits_writer.stack import assert_coordinates_once
 
 from streamwatch_dev.chart import CHART, render
 from streamwatch_dev.kind import OFFLINE
+from streamwatch_dev.kind_release import Cluster
 
 # The first test also waits for the cluster: build or reuse the node image, load the images, install and
 # `helm test` (about 8 minutes on 2 busy cores); later tests wait out rollouts and alert timers.
@@ -51,11 +51,6 @@ def _json_lines(text: str) -> dict[str, list[dict[str, Any]]]:
         if isinstance(parsed, dict):
             result[pod].append(parsed)
     return result
-
-
-def _events(text: str) -> list[dict[str, Any]]:
-    """One pod's JSON log lines."""
-    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
 
 def _restarts(cluster: Cluster, component: str) -> int:
@@ -337,23 +332,16 @@ def test_deleting_the_passthrough_pod_resumes_from_its_checkpoint(kind_cluster: 
 
     # The new pod's Spark query starts from the checkpoint in the bucket: its first batch id is not 0.
     def first_batch() -> int | None:
-        ids = [e["batch_id"] for e in _batch_progress(kind_cluster, new)]
+        ids = [e["batch_id"] for e in kind_cluster.batch_progress(new)]
         return min(ids) if ids else None
 
     first = kind_cluster.wait("a batch from the replacement passthrough", first_batch, 300)
     assert first > 0, f"the replacement passthrough started over at batch {first}"
 
 
-def _batch_progress(cluster: Cluster, pod: str) -> list[dict[str, Any]]:
-    """A Spark job's batch_progress lines, one per batch, oldest first."""
-    return [
-        e for e in _events(cluster.sandbox.kubectl("logs", pod).stdout) if e.get("event") == "batch_progress"
-    ]
-
-
 def _input_rows_since(cluster: Cluster, pod: str, batches_before: int) -> int:
     """Rows the job's batches read after its first ``batches_before`` batch_progress lines."""
-    return sum(e["input_rows"] for e in _batch_progress(cluster, pod)[batches_before:])
+    return sum(e["input_rows"] for e in cluster.batch_progress(pod)[batches_before:])
 
 
 def test_the_visits_writer_moves_to_two_executors_and_goes_on_when_one_is_killed(
@@ -376,7 +364,7 @@ def test_the_visits_writer_moves_to_two_executors_and_goes_on_when_one_is_killed
     )
     killed = pods[0]["metadata"]["name"]
     kind_cluster.sandbox.kubectl("delete", "pod", killed, "--grace-period=0", "--force")
-    before = len(_batch_progress(kind_cluster, driver))
+    before = len(kind_cluster.batch_progress(driver))
 
     def replaced() -> list[dict[str, Any]] | None:
         running = _running_executors(kind_cluster, 2, "visits-writer")
@@ -425,7 +413,7 @@ def test_executors_a_quota_refuses_leave_the_job_running_unready_until_it_allows
         def unready_and_pending() -> list[dict[str, Any]] | None:
             if kind_cluster.ready_pods("passthrough"):
                 return None
-            events = _events(sandbox.kubectl("logs", driver).stdout)
+            events = Cluster.log_events(sandbox.kubectl("logs", driver).stdout)
             pending = [e for e in events if e.get("event") == "executors_pending" and e["running"] == 0]
             return pending or None
 
@@ -444,7 +432,7 @@ def test_executors_a_quota_refuses_leave_the_job_running_unready_until_it_allows
     kind_cluster.wait_ready("passthrough", 1)
     assert kind_cluster.ready_pods("passthrough") == [driver]
     assert _restarts(kind_cluster, "passthrough") == restarts, "the driver restarted while short of executors"
-    events = _events(sandbox.kubectl("logs", driver).stdout)
+    events = Cluster.log_events(sandbox.kubectl("logs", driver).stdout)
     assert [e for e in events if e.get("event") == "executors_running" and e["running"] == 2]
 
 
@@ -455,7 +443,7 @@ def test_every_offset_copied_once_and_observed_once_with_the_generators_counts(k
     with kind_cluster.follow_logs(generator) as follow:
         kind_cluster.scale("generator", 0)
         text = follow.wait_for_end(timeout=120)
-    (done,) = [e for e in _events(text) if e.get("event") == "generator_summary"]
+    (done,) = [e for e in Cluster.log_events(text) if e.get("event") == "generator_summary"]
     total = done["delivered"]
     assert total > 0 and done.get("undelivered", 0) == 0, done
 
@@ -472,7 +460,7 @@ def test_every_offset_copied_once_and_observed_once_with_the_generators_counts(k
         "kafka_pods": kind_cluster.sandbox.kubectl(
             "get", "pods", "-l", "app.kubernetes.io/component=kafka"
         ).stdout,
-        "generator_warnings": [e for e in _events(text) if e.get("level") in ("WARNING", "ERROR")],
+        "generator_warnings": [e for e in Cluster.log_events(text) if e.get("level") in ("WARNING", "ERROR")],
     }
     for partition, source in topics[VISITS].items():
         assert topics[PROCESSED][partition]["records"] == source["records"], f"partition {partition} differs"

@@ -259,6 +259,15 @@ def build_images(
     return built
 
 
+def build_chart_images(engine: DockerEngine, log_dir: Path) -> dict[str, BuildResult]:
+    """Every service image as the chart names it, on the local bases, with Spark's connector jars baked
+    in (as `make spark-jars` does: the Spark images can run either connector)."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    bases = ensure_base_images(engine, log_dir)
+    bake_spark_jars()
+    return build_images(engine, SERVICES, chart_image_refs(), bases, log_dir)
+
+
 def trim_build_cache(engine: DockerEngine) -> None:
     """Keep the most recently used build cache within ``STREAMWATCH_BUILD_CACHE_KEEP``.
 

@@ -1,18 +1,27 @@
-"""One streamwatch installation on the offline kind cluster, read the way a user reads it: kubectl, helm,
-and what the services themselves report (Prometheus through the API server's service proxy;
-Elasticsearch and Kafka from inside an observer pod, so no password or broker leaves the cluster)."""
+"""One streamwatch installation on the offline kind cluster (k8s/offline/README.md), made by
+:func:`offline_release` and read the way a user reads it: kubectl, helm, and what the services themselves
+report (Prometheus through the API server's service proxy; Elasticsearch and Kafka from inside an observer
+pod, so no password or broker leaves the cluster). The kind tests and the by-hand cluster benchmarks share
+it."""
 
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from streamwatch_dev.kind import NAMESPACE, RELEASE, KindSandbox
+import yaml
+
+from streamwatch_dev.docker import DockerEngine
+from streamwatch_dev.images import BuildResult
+from streamwatch_dev.kind import NAMESPACE, OFFLINE, RELEASE, KindSandbox, image_archive, kind_sh_tags
 from streamwatch_dev.process import wait_until
+from streamwatch_dev.s3 import credentials_secret
 
 T = TypeVar("T")
 
@@ -43,6 +52,20 @@ for topic in topics:
                 records.append((m.offset(), (m.value() or b"").hex()))
         values[p] = {"low": low, "high": high, "records": records}
     result[topic] = values
+consumer.close()
+print(json.dumps(result))
+"""
+
+# Run inside an observer pod: the high watermark of every partition of each topic named.
+_END_OFFSETS_SCRIPT = """
+import json, os, sys
+from confluent_kafka import Consumer, TopicPartition
+consumer = Consumer({"bootstrap.servers": os.environ["KAFKA_BOOTSTRAP_SERVERS"], "group.id": "kind-reader"})
+result = {}
+for topic in sys.argv[1:]:
+    meta = consumer.list_topics(topic, timeout=20).topics[topic]
+    result[topic] = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=20)[1]
+                     for p in sorted(meta.partitions)}
 consumer.close()
 print(json.dumps(result))
 """
@@ -167,6 +190,16 @@ class Cluster:
     def logs(self, selector: str, *args: str) -> str:
         return self.sandbox.kubectl("logs", "-l", selector, "--prefix", "--tail=-1", *args).stdout
 
+    @staticmethod
+    def log_events(text: str) -> list[dict[str, Any]]:
+        """The JSON lines of one pod's log (the services' own; Spark's and the JVM's others are not)."""
+        return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+    def batch_progress(self, pod: str) -> list[dict[str, Any]]:
+        """A Spark job's batch_progress lines, one per batch, oldest first."""
+        events = self.log_events(self.sandbox.kubectl("logs", pod).stdout)
+        return [e for e in events if e.get("event") == "batch_progress"]
+
     # --- the services' own answers ------------------------------------------------------------------
     def prometheus(self, path: str) -> Any:
         raw = self.sandbox.kubectl(
@@ -209,7 +242,50 @@ class Cluster:
         hits = self.search(f"{index}/_search", body)["hits"]["hits"]
         return [{"_id": h["_id"], **h["_source"]} for h in hits]
 
+    def end_offsets(self, *topics: str) -> dict[str, dict[int, int]]:
+        """Topic → partition → high watermark, without reading the records."""
+        raw = json.loads(self._in_observer(_END_OFFSETS_SCRIPT, *topics))
+        return {t: {int(p): int(o) for p, o in parts.items()} for t, parts in raw.items()}
+
     def topics(self, *topics: str) -> dict[str, dict[int, dict[str, Any]]]:
         """Topic → partition → low, high and every (offset, value hex) record."""
         raw = json.loads(self._in_observer(_TOPICS_SCRIPT, *topics, timeout=300))
         return {t: {int(p): v for p, v in parts.items()} for t, parts in raw.items()}
+
+
+@contextmanager
+def offline_release(
+    engine: DockerEngine,
+    service_images: dict[str, BuildResult],
+    infra_images: dict[str, str],
+    log_dir: Path,
+    *,
+    values_files: Sequence[Path],
+    store_secret: str,
+) -> Iterator[Cluster]:
+    """The offline cluster with the chart installed by ``k8s/kind.sh up`` (``helm install --wait``,
+    ``helm test``) from the offline values and then ``values_files``; removed on leaving.
+
+    ``store_secret`` names the object store's credentials Secret (made here, with a fresh password for
+    this cluster only) that ``k8s/offline/seaweedfs.yaml`` and the values refer to."""
+    sandbox = KindSandbox.prepare(log_dir)
+    try:
+        tags = kind_sh_tags()
+        refs = {build.ref: tags[service] for service, build in service_images.items()}
+        refs.update({ref: ref for ref in infra_images.values()})
+        archive = image_archive(engine, refs, log_dir / "images.tar")
+        secret_file = log_dir / f"{store_secret}.yaml"
+        secret = credentials_secret(store_secret, "streamwatch-e2e", secrets.token_urlsafe(24))
+        secret_file.write_text(yaml.safe_dump(secret))
+        secret_file.chmod(0o600)
+        sandbox.up(
+            archive,
+            values_files=[OFFLINE / "values.yaml", *values_files],
+            extra_manifests=[OFFLINE / "kafka.yaml", secret_file, OFFLINE / "seaweedfs.yaml"],
+            wait_seconds=900,
+        )
+        archive.unlink()
+        secret_file.unlink()
+        yield Cluster(sandbox)
+    finally:
+        sandbox.down()
