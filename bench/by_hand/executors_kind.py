@@ -40,7 +40,6 @@ VALUES = Path(__file__).with_name("executors_kind_values.yaml")
 STORE_SECRET = "checkpoint-store"
 SOURCE = "visits"
 JOB = "passthrough"
-EXECUTORS = f"spark-role=executor,app.kubernetes.io/component={JOB}-executor"
 
 
 @dataclass(frozen=True)
@@ -55,15 +54,11 @@ class Round:
     nodes: list[str]
 
 
-def _executor_pods(cluster: Cluster) -> list[dict[str, Any]]:
-    return list(cluster.sandbox.kubectl_json("get", "pods", "-l", EXECUTORS)["items"])
-
-
 def _stop_passthrough(cluster: Cluster) -> None:
     cluster.scale(JOB, 0)
 
     def gone() -> bool | None:
-        return True if not cluster.pods(JOB) and not _executor_pods(cluster) else None
+        return True if not cluster.pods(JOB) and not cluster.executor_pods(JOB) else None
 
     cluster.wait("the passthrough and its executors gone", gone, 300)
 
@@ -98,7 +93,7 @@ def measure(cluster: Cluster, executors: int, backlog: int) -> Round:
         return progress if done else None
 
     batches = cluster.wait(f"{backlog:,} visits copied on {executors} executor(s)", drained, 1200, 5)
-    nodes = sorted(p["spec"].get("nodeName", "?") for p in _executor_pods(cluster))
+    nodes = sorted(p["spec"].get("nodeName", "?") for p in cluster.executor_pods(JOB))
     measured = batches[1:]
     rows = sum(e["input_rows"] for e in measured)
     seconds = _timestamp(batches[-1]) - _timestamp(batches[0]) if measured else 0.0

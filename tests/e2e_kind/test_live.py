@@ -252,11 +252,8 @@ def test_deleting_the_observer_pod_mid_stream(kind_cluster: Cluster) -> None:
 
 
 def _executors(cluster: Cluster, job: str = "passthrough") -> list[dict[str, Any]]:
-    """A Spark job's executor pods that are not going away (Spark labels them spark-role=executor, the
-    chart's pod template with the job's component and `-executor`)."""
-    selector = f"spark-role=executor,app.kubernetes.io/component={job}-executor"
-    pods = cluster.sandbox.kubectl_json("get", "pods", "-l", selector)["items"]
-    return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+    """A Spark job's executor pods that are not going away."""
+    return [p for p in cluster.executor_pods(job) if not p["metadata"].get("deletionTimestamp")]
 
 
 def _running_executors(cluster: Cluster, count: int, job: str = "passthrough") -> list[dict[str, Any]] | None:
@@ -413,7 +410,7 @@ def test_executors_a_quota_refuses_leave_the_job_running_unready_until_it_allows
         def unready_and_pending() -> list[dict[str, Any]] | None:
             if kind_cluster.ready_pods("passthrough"):
                 return None
-            events = Cluster.log_events(sandbox.kubectl("logs", driver).stdout)
+            events = kind_cluster.pod_events(driver)
             pending = [e for e in events if e.get("event") == "executors_pending" and e["running"] == 0]
             return pending or None
 
@@ -432,7 +429,7 @@ def test_executors_a_quota_refuses_leave_the_job_running_unready_until_it_allows
     kind_cluster.wait_ready("passthrough", 1)
     assert kind_cluster.ready_pods("passthrough") == [driver]
     assert _restarts(kind_cluster, "passthrough") == restarts, "the driver restarted while short of executors"
-    events = Cluster.log_events(sandbox.kubectl("logs", driver).stdout)
+    events = kind_cluster.pod_events(driver)
     assert [e for e in events if e.get("event") == "executors_running" and e["running"] == 2]
 
 

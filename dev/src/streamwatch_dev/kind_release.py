@@ -195,10 +195,19 @@ class Cluster:
         """The JSON lines of one pod's log (the services' own; Spark's and the JVM's others are not)."""
         return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
+    def pod_events(self, pod: str) -> list[dict[str, Any]]:
+        """The JSON lines of the pod's log so far, oldest first."""
+        return self.log_events(self.sandbox.kubectl("logs", pod).stdout)
+
     def batch_progress(self, pod: str) -> list[dict[str, Any]]:
         """A Spark job's batch_progress lines, one per batch, oldest first."""
-        events = self.log_events(self.sandbox.kubectl("logs", pod).stdout)
-        return [e for e in events if e.get("event") == "batch_progress"]
+        return [e for e in self.pod_events(pod) if e.get("event") == "batch_progress"]
+
+    def executor_pods(self, job: str) -> list[dict[str, Any]]:
+        """A Spark job's executor pods, terminating ones included (Spark labels them spark-role=executor,
+        the chart's pod template with the job's component and `-executor`)."""
+        selector = f"spark-role=executor,app.kubernetes.io/component={job}-executor"
+        return list(self.sandbox.kubectl_json("get", "pods", "-l", selector)["items"])
 
     # --- the services' own answers ------------------------------------------------------------------
     def prometheus(self, path: str) -> Any:
