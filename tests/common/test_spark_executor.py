@@ -6,13 +6,20 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from streamwatch_common.settings import load_settings
-from streamwatch_common.spark.executor import MissingExecutorEnvironment, executor_command, spark_home
-from streamwatch_common.spark.kubernetes import EXECUTOR_FAILURES_WINDOW
+from streamwatch_common.spark.executor import (
+    EXECUTOR_BACKEND,
+    MissingExecutorEnvironment,
+    executor_command,
+    spark_home,
+)
+from streamwatch_common.spark.kubernetes import DECOMMISSION_SCRIPT, EXECUTOR_FAILURES_WINDOW
 from streamwatch_dev.services import VENV_BIN, service_env
 from streamwatch_passthrough.settings import PassthroughSettings
 
@@ -59,6 +66,10 @@ def test_executors_make_a_kubernetes_master_with_fixed_ports_and_dynamic_allocat
     # default not at all: a quota's refusals count as failures.
     assert conf["spark.executor.failuresValidityInterval"] == EXECUTOR_FAILURES_WINDOW
     assert int(conf["spark.executor.maxNumFailures"]) == 2**31 - 1
+    # A deleted executor pod finishes its tasks first: Spark's preStop hook runs our command.
+    assert conf["spark.decommission.enabled"] == "true"
+    assert conf["spark.kubernetes.decommission.script"] == DECOMMISSION_SCRIPT
+    assert (VENV_BIN / DECOMMISSION_SCRIPT).is_file()
     monkeypatch.setenv("PASSTHROUGH_EXECUTOR_MAX_FAILURES", "6")
     assert PassthroughSettings().spark_session_conf()["spark.executor.maxNumFailures"] == "6"
 
@@ -132,3 +143,48 @@ def test_an_executor_pod_not_started_by_spark_says_so_and_exits_2() -> None:
     (line,) = [json.loads(x) for x in result.stdout.splitlines() if x.strip()]
     assert line["event"] == "executor_start_failed" and "SPARK_DRIVER_URL" in line["error"]
     assert run_executor({}, "driver").returncode == 2
+
+
+# Stands in for the executor JVM: its command line names Spark's backend; on the decommission signal it
+# "finishes its running task" (a second) and exits 0, as the JVM does once its tasks are done.
+FINISHING_EXECUTOR = """
+import signal, sys, time
+finishing = []
+signal.signal(signal.SIGPWR, lambda *_: finishing.append(time.monotonic()))
+print("ready", flush=True)
+while not finishing:
+    time.sleep(0.05)
+time.sleep(1.0)
+sys.exit(0)
+"""
+
+
+def test_the_decommission_hook_signals_the_executor_and_waits_for_its_tasks_to_finish() -> None:
+    executor = subprocess.Popen(
+        [sys.executable, "-c", FINISHING_EXECUTOR, EXECUTOR_BACKEND], stdout=subprocess.PIPE, text=True
+    )
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert executor.stdout is not None and executor.stdout.readline() == "ready\n"
+        started = time.monotonic()
+        hook = subprocess.run(
+            [str(VENV_BIN / DECOMMISSION_SCRIPT)], capture_output=True, text=True, timeout=60, check=False
+        )
+        waited = time.monotonic() - started
+        assert hook.returncode == 0, hook.stdout + hook.stderr
+        # It returned only once the executor had exited (a zombie until reaped here), after its task.
+        assert waited >= 1.0
+        assert executor.poll() == 0
+        assert bystander.poll() is None, "a process that is no executor was signalled"
+        events = [json.loads(line) for line in hook.stdout.splitlines() if line.strip()]
+        (done,) = [e for e in events if e["event"] == "executor_decommissioned"]
+        assert done["pids"] == [executor.pid]
+        # With no executor left, it says so and returns at once.
+        again = subprocess.run(
+            [str(VENV_BIN / DECOMMISSION_SCRIPT)], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert again.returncode == 0 and "executor_decommission_found_no_jvm" in again.stdout
+    finally:
+        for process in (executor, bystander):
+            process.kill()
+            process.wait()

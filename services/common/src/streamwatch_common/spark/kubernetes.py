@@ -29,6 +29,9 @@ DRIVER_PORT = 7078
 BLOCK_MANAGER_PORT = 7079
 # The executor container's name in the pod template (the chart's), which Spark fills in.
 EXECUTOR_CONTAINER = "executor"
+# The executor pods' preStop hook (streamwatch_common.spark.decommission): a deleted executor finishes its
+# running tasks before it goes, instead of leaving them to run again elsewhere.
+DECOMMISSION_SCRIPT = "streamwatch-spark-decommission"
 # Spark stops the application once `spark.executor.maxNumFailures` executors have failed, counted over its
 # whole life by default: a streaming job runs for weeks, so only recent failures count (a crash loop
 # still stops it; node drains spread over weeks do not add up).
@@ -152,6 +155,8 @@ class ExecutorSettings(BaseSettings):
             "spark.kubernetes.executor.podTemplateContainerName": EXECUTOR_CONTAINER,
             "spark.executor.failuresValidityInterval": EXECUTOR_FAILURES_WINDOW,
             "spark.executor.maxNumFailures": str(self.executor_max_failures or NEVER),
+            "spark.decommission.enabled": "true",
+            "spark.kubernetes.decommission.script": DECOMMISSION_SCRIPT,
         }
         if self.executor_pod_template:
             conf["spark.kubernetes.executor.podTemplateFile"] = self.executor_pod_template
