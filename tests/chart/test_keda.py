@@ -16,7 +16,7 @@ import yaml
 from chart.conftest import VARIANTS, Manifest, crd_validator, schema_errors
 from jsonschema import Draft7Validator
 
-from streamwatch_dev.chart import CHART, helm, render
+from streamwatch_dev.chart import CHART, helm, parse_manifests, render
 from streamwatch_dev.process import REPO_ROOT
 from streamwatch_dev.workloads import by_kind, service_containers
 from streamwatch_observer import metrics
@@ -150,7 +150,7 @@ def test_group_topic_and_namespace_follow_the_values() -> None:
         "observer.keda.maxReplicaCount": "4",
     }.items():
         args += ["--set", f"{key}={value}"]
-    manifests = [m for m in yaml.safe_load_all(helm(*args)) if m]
+    manifests = parse_manifests(helm(*args))
     spec = scaled_object(manifests)["spec"]
     meta = trigger(manifests)["metadata"]
     env = observer_env(manifests)

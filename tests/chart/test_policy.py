@@ -138,8 +138,8 @@ def test_no_plaintext_secret_anywhere(variant: str, rendered: dict[str, list[Man
 
 def test_generated_secrets_are_random_per_install() -> None:
     """Offline renders (no cluster to look up) generate a fresh password: never a fixed default."""
-    first = {s["metadata"]["name"]: s["data"] for s in render(show_only=None) if s["kind"] == "Secret"}
-    second = {s["metadata"]["name"]: s["data"] for s in render(show_only=None) if s["kind"] == "Secret"}
+    first = {s["metadata"]["name"]: s["data"] for s in render(fresh=True) if s["kind"] == "Secret"}
+    second = {s["metadata"]["name"]: s["data"] for s in render(fresh=True) if s["kind"] == "Secret"}
     assert set(first) == {
         "sw-streamwatch-elasticsearch",
         "sw-streamwatch-grafana",

@@ -16,7 +16,7 @@ from chart.conftest import SERVICES, VARIANTS
 from streamwatch_common.settings import unknown_variables
 from streamwatch_common.settings_doc import registered_settings
 from streamwatch_common.settings_schema import CHART_WIRED, chart_settable, values_key
-from streamwatch_dev.chart import CHART, helm, render
+from streamwatch_dev.chart import CHART, helm, parse_manifests, render
 from streamwatch_dev.process import REPO_ROOT
 from streamwatch_dev.wiring import local_container
 from streamwatch_dev.workloads import service_containers
@@ -131,7 +131,7 @@ def test_the_chart_wires_exactly_the_settings_it_refuses(service: str, tmp_path:
     args = ["template", "sw", str(CHART)]
     for key in sorted(defaulted):
         args += ["--set-string", f"{values_key(service)}.settings.{key}=7"]
-    manifests = [doc for doc in yaml.safe_load_all(helm(*args)) if doc]
+    manifests = parse_manifests(helm(*args))
     for container in service_containers(manifests, service):
         names = [e["name"] for e in container.spec.get("env", [])]
         assert len(names) == len(set(names)), f"{container.where}: a variable named twice"

@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from rules.conftest import RUNBOOK, assert_passes, promtool_test
 
-from streamwatch_dev.chart import CHART, helm
+from streamwatch_dev.chart import CHART, helm, parse_manifests
 
 JOB = "visits_to_delta_synchronizer"
 A_WRITER, B_WRITER = "team-a/a-streamwatch-visits-writer", "team-b/b-streamwatch-visits-writer"
@@ -37,7 +36,7 @@ def release_rule_files(target: Path, release: str, namespace: str, values: dict[
     args += ["--show-only", "templates/prometheus/rules-configmap.yaml"]
     for key, value in values.items():
         args += ["--set", f"{key}={value}"]
-    (configmap,) = [doc for doc in yaml.safe_load_all(helm(*args)) if doc]
+    (configmap,) = parse_manifests(helm(*args))
     (target / release).mkdir(parents=True)
     paths = []
     for name, text in sorted(configmap["data"].items()):

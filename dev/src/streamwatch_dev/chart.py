@@ -33,13 +33,29 @@ def helm(*args: str) -> str:
     return result.stdout
 
 
+# libyaml's loader where PyYAML has it: a rendered chart is thousands of lines, parsed by hundreds of tests.
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# `helm template`'s output per command line and values files' contents: the chart does not change during a
+# session, and many tests render the same values.
+_rendered: dict[tuple[tuple[str, ...], tuple[bytes, ...]], str] = {}
+
+
+def parse_manifests(text: str) -> list[dict[str, Any]]:
+    """A multi-document YAML stream (``helm template``'s output) → its non-empty documents."""
+    return [doc for doc in yaml.load_all(text, Loader=_LOADER) if doc]
+
+
 def render(
     set_values: dict[str, Any] | None = None,
     values_files: list[Path] | None = None,
     show_only: str | None = None,
     release: str = "sw",
+    *,
+    fresh: bool = False,
 ) -> list[dict[str, Any]]:
-    """``helm template`` → the list of rendered manifests."""
+    """``helm template`` → the list of rendered manifests (new objects on every call). The output is
+    reused for the same arguments unless ``fresh``: what the chart draws at random (generated passwords)
+    is then drawn again."""
     args = ["template", release, str(CHART)]
     for path in values_files or []:
         args += ["-f", str(path)]
@@ -47,7 +63,10 @@ def render(
         args += ["--set", f"{key}={value}"]
     if show_only:
         args += ["--show-only", show_only]
-    return [doc for doc in yaml.safe_load_all(helm(*args)) if doc]
+    cache_key = (tuple(args), tuple(path.read_bytes() for path in values_files or []))
+    if fresh or cache_key not in _rendered:
+        _rendered[cache_key] = helm(*args)
+    return parse_manifests(_rendered[cache_key])
 
 
 def render_rule_files(
