@@ -32,8 +32,17 @@ def _produce(kafka: KafkaBroker, topic: str, records: list[Record], partition: i
     assert producer.flush(30) == 0
 
 
-def _copy(spark: SparkSession, kafka: KafkaBroker, source: str, target: str, checkpoint: Path) -> list[int]:
-    """Copy everything there is now, 50 records per batch at most; the records each batch copied."""
+def _copy(
+    spark: SparkSession,
+    kafka: KafkaBroker,
+    source: str,
+    target: str,
+    checkpoint: Path,
+    *,
+    run_ids: list[str] | None = None,
+) -> list[int]:
+    """Copy everything there is now, 50 records per batch at most; the records each batch copied. The
+    query's run id (its Spark jobs' group) is added to ``run_ids``."""
     source_options = kafka_stream_options(
         {"bootstrap.servers": kafka.bootstrap}, source, max_offsets_per_trigger=50, connector=PYTHON
     )
@@ -50,6 +59,8 @@ def _copy(spark: SparkSession, kafka: KafkaBroker, source: str, target: str, che
         .trigger(availableNow=True)
         .start()
     )
+    if run_ids is not None:
+        run_ids.append(str(query.runId))
     try:
         assert query.awaitTermination(180), "availableNow query did not finish"  # raises a batch's error
     finally:
@@ -68,9 +79,16 @@ def test_copies_every_range_byte_for_byte_to_the_same_partition_in_order(
     for p, records in produced.items():
         _produce(kafka, source, records, p)
 
-    counts = _copy(spark, kafka, source, target, tmp_path / "checkpoint")
+    run_ids: list[str] = []
+    counts = _copy(spark, kafka, source, target, tmp_path / "checkpoint", run_ids=run_ids)
 
     assert sum(counts) == 124 and max(counts) <= 50, counts
+    # Each batch's copy is one stage: no later stage (a count's shuffle) whose lost input would have Spark
+    # run finished copy tasks again, copying their ranges twice. Spark groups a query's jobs by its run id.
+    tracker = spark.sparkContext.statusTracker()
+    jobs = tracker.getJobIdsForGroup(run_ids[0])
+    stages = {job: list(info.stageIds) for job in jobs if (info := tracker.getJobInfo(job)) is not None}
+    assert len(stages) >= len(counts) and all(len(ids) == 1 for ids in stages.values()), stages
     assert kafka.records_by_partition(target, expected=124) == produced
     # Restarted from its checkpoint with nothing new: nothing copied twice.
     assert sum(_copy(spark, kafka, source, target, tmp_path / "checkpoint")) == 0

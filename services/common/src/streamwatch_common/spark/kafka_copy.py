@@ -12,7 +12,8 @@ Spark one row per record copied, holding nothing but the source partition: Spark
 the number of records, and no key or value crosses into the JVM.
 
 Nothing is copied until an action runs the batch's tasks, so the copy happens inside the ``foreachBatch``
-function (:func:`copy_batch`), behind the job's batch gate like any writer: a batch refused on SIGTERM
+function (:func:`copy_batch`: the action's only stage, which no later stage can make Spark run again),
+behind the job's batch gate like any writer: a batch refused on SIGTERM
 has copied nothing, and Spark commits ``commits/N`` only after the function returned. Delivery is
 at-least-once, as with the ``foreachBatch`` writer: a batch cut short is copied again on restart.
 
@@ -46,6 +47,8 @@ FORMAT_NAME = "streamwatch_kafka_copy"
 SCHEMA = "partition int"
 #: The option naming the target topic.
 TARGET_TOPIC = "targetTopic"
+#: The observed metric counting the records a batch copied (:func:`copy_batch`).
+COPIED_METRIC = "copied"
 #: Prefix of the producer's librdkafka properties among the options (``producer.sasl.password`` keeps a
 #: name Spark redacts in plans, like the source's ``kafka.`` options).
 PRODUCER_PREFIX = "producer."
@@ -71,8 +74,19 @@ def read_kafka_copy(spark: SparkSession, options: Mapping[str, str]) -> DataFram
 def copy_batch(batch_df: DataFrame) -> int:
     """Run the copy tasks of one micro-batch (``foreachBatch``); the number of records copied.
 
-    One pass: ``count()`` is the action that runs the tasks, and counts the rows they hand back."""
-    return int(batch_df.count())
+    The copy tasks must be the action's last stage. ``count()`` would make them a shuffle's map stage:
+    Spark runs a finished map task again when its output is lost with its executor (a deleted executor
+    pod, after its tasks are done and before the count has read them), and a copy task run again copies
+    its range twice. A finished task of the last stage is never run again. So the rows go to Spark's
+    ``noop`` sink, one stage, and are counted on the way by an observed metric (per-task accumulators,
+    no shuffle)."""
+    from pyspark.sql import Observation
+    from pyspark.sql import functions as F
+
+    observation = Observation(COPIED_METRIC)
+    observed = batch_df.observe(observation, F.count(F.lit(1)).alias(COPIED_METRIC))
+    observed.write.format("noop").mode("append").save()
+    return int(observation.get[COPIED_METRIC])
 
 
 class KafkaCopyDataSource(DataSource):
