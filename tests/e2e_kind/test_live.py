@@ -470,9 +470,11 @@ def test_every_offset_copied_once_and_observed_once_with_the_generators_counts(k
         topics = kind_cluster.wait("the passthrough's copy to catch up", copied, 300, interval=5)
     except TimeoutError as exc:
         # Behind (a stalled job) and ahead (records copied twice) are different failures: say which.
+        lost = [
+            line for pod in kind_cluster.ready_pods("passthrough") for line in _lost_tasks(kind_cluster, pod)
+        ]
         raise AssertionError(
-            f"{exc}; the topics' end offsets last seen: {seen}; the driver's lost tasks: "
-            f"{_lost_tasks(kind_cluster, kind_cluster.ready_pods('passthrough')[0])[-5:]}"
+            f"{exc}; the topics' end offsets last seen: {seen}; the driver's lost tasks: {lost[-5:]}"
         ) from exc
     ends = {p: v["high"] for p, v in topics[VISITS].items()}
     assert sum(ends.values()) == total, {

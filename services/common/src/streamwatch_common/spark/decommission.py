@@ -31,12 +31,13 @@ logger = logging.getLogger(__name__)
 #: Spark's default decommission signal (``spark.executor.decommission.signal``).
 DECOMMISSION_SIGNAL = signal.SIGPWR
 POLL_SECONDS = 0.2
+PROC = Path("/proc")
 
 
-def executor_jvms(proc: Path = Path("/proc")) -> Iterator[int]:
+def executor_jvms() -> Iterator[int]:
     """The process ids whose command line runs Spark's executor backend."""
     needle = EXECUTOR_BACKEND.encode()
-    for entry in proc.iterdir():
+    for entry in PROC.iterdir():
         if not entry.name.isdigit():
             continue
         try:
@@ -49,20 +50,16 @@ def executor_jvms(proc: Path = Path("/proc")) -> Iterator[int]:
 
 def _alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie has exited: its parent (the executor command) has not reaped it yet.
-    try:
-        status = Path(f"/proc/{pid}/stat").read_text()
+        status = (PROC / str(pid) / "stat").read_text()
     except OSError:
-        return False
+        return False  # reaped
+    # A zombie has exited: its parent (the executor command) has not reaped it yet.
     return status.rpartition(")")[2].split()[0] != "Z"
 
 
-def decommission(proc: Path = Path("/proc")) -> list[int]:
+def decommission() -> list[int]:
     """Signal every executor JVM found and wait until each has exited; the pids signalled."""
-    pids = list(executor_jvms(proc))
+    pids = list(executor_jvms())
     for pid in pids:
         try:
             os.kill(pid, DECOMMISSION_SIGNAL)

@@ -35,7 +35,7 @@ from streamwatch_common.errors import SourceError
 from streamwatch_common.spark.connector import option_text
 from streamwatch_common.spark.kafka_range_read import KafkaRange, read_messages
 from streamwatch_common.spark.kafka_source import KafkaStreamReader
-from streamwatch_common.spark.kafka_writer import task_producer_config, write_messages
+from streamwatch_common.spark.kafka_writer import counted_write, task_producer_config, write_messages
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -47,8 +47,6 @@ FORMAT_NAME = "streamwatch_kafka_copy"
 SCHEMA = "partition int"
 #: The option naming the target topic.
 TARGET_TOPIC = "targetTopic"
-#: The observed metric counting the records a batch copied (:func:`copy_batch`).
-COPIED_METRIC = "copied"
 #: Prefix of the producer's librdkafka properties among the options (``producer.sasl.password`` keeps a
 #: name Spark redacts in plans, like the source's ``kafka.`` options).
 PRODUCER_PREFIX = "producer."
@@ -78,15 +76,9 @@ def copy_batch(batch_df: DataFrame) -> int:
     Spark runs a finished map task again when its output is lost with its executor (a deleted executor
     pod, after its tasks are done and before the count has read them), and a copy task run again copies
     its range twice. A finished task of the last stage is never run again. So the rows go to Spark's
-    ``noop`` sink, one stage, and are counted on the way by an observed metric (per-task accumulators,
-    no shuffle)."""
-    from pyspark.sql import Observation
-    from pyspark.sql import functions as F
-
-    observation = Observation(COPIED_METRIC)
-    observed = batch_df.observe(observation, F.count(F.lit(1)).alias(COPIED_METRIC))
-    observed.write.format("noop").mode("append").save()
-    return int(observation.get[COPIED_METRIC])
+    ``noop`` sink, one stage, and are counted on the way (:func:`~.kafka_writer.counted_write`: an
+    observed metric, no shuffle)."""
+    return counted_write(batch_df, lambda writer: writer.format("noop").save())
 
 
 class KafkaCopyDataSource(DataSource):

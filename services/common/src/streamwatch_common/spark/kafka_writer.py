@@ -31,7 +31,7 @@ from streamwatch_common.spark.connector import JVM, V1_SOURCES_CONF
 
 if TYPE_CHECKING:
     import pyarrow as pa
-    from pyspark.sql import DataFrame, Row
+    from pyspark.sql import DataFrame, DataFrameWriter, Row
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,8 @@ _POLL_EVERY = 1000  # records between two polls: reports are only for failures, 
 _ANY_PARTITION = -1  # librdkafka's RD_KAFKA_PARTITION_UA: let the partitioner choose
 #: Kafka's default ``message.max.bytes`` of a broker (1 MiB + 12): librdkafka's default is 1,000,000.
 BROKER_MAX_MESSAGE_BYTES = 1_048_588
+#: The observed metric :func:`counted_write` counts the rows written under.
+WRITTEN_METRIC = "records"
 
 
 class KafkaWriteError(SinkError):
@@ -188,6 +190,21 @@ class _Delivery:
         return sent
 
 
+def counted_write(rows: DataFrame, save: Callable[[DataFrameWriter], None]) -> int:
+    """Write ``rows`` with ``save`` (given their ``append`` writer) in one pass; the number written.
+
+    The rows are counted as they are written, by an observed metric (per-task accumulators): no
+    ``count()`` first, which would read the batch twice or add a shuffle. An observation is only reported
+    on Spark's DataSource V2 write path; on the V1 path its ``get()`` would wait forever."""
+    from pyspark.sql import Observation
+    from pyspark.sql import functions as F
+
+    observation = Observation()
+    observed = rows.observe(observation, F.count(F.lit(1)).alias(WRITTEN_METRIC))
+    save(observed.write.mode("append"))
+    return int(observation.get[WRITTEN_METRIC])
+
+
 def spark_kafka_batch_writer(
     topic: str,
     producer_config: Mapping[str, Any],
@@ -206,9 +223,6 @@ def spark_kafka_batch_writer(
     connector's session selects for Kafka (:data:`~streamwatch_common.spark.connector.V1_SOURCES`); on the
     V1 path its ``get()`` would wait forever, so a session without it fails the batch instead.
     """
-    from pyspark.sql import Observation
-    from pyspark.sql import functions as F
-
     config = {"enable.idempotence": True, "acks": "all", **producer_config}
     options = JVM.client_options(config, producer=True)
 
@@ -219,10 +233,10 @@ def spark_kafka_batch_writer(
                 f"{V1_SOURCES_CONF} lists kafka: the Kafka sink's record count needs its V2 write path"
             )
         columns = ["key", "value", *(["partition"] if keep_partition else [])]
-        copied = Observation()
-        rows = batch_df.select(*columns).observe(copied, F.count(F.lit(1)).alias("records"))
-        rows.write.mode("append").format("kafka").options(**options).option("topic", topic).save()
-        written = int(copied.get["records"])
+        written = counted_write(
+            batch_df.select(*columns),
+            lambda writer: writer.format("kafka").options(**options).option("topic", topic).save(),
+        )
         logger.info("kafka_batch_written", extra={"topic": topic, "batch_id": batch_id, "records": written})
         return written
 
