@@ -279,6 +279,7 @@ class VisitsGenerator:
                 "produced": self.produced,
                 "delivered": delivered,
                 "delivery_failures": self.tally.failures,
+                "acknowledged_offset_repeats": self.tally.offset_repeats,
                 "in_flight": len(self._producer),
                 "by_kind": self.tally.by_kind(),
                 "by_partition": self.tally.by_partition(),

@@ -1,6 +1,10 @@
 """Exact counts of what the broker acknowledged, per kind and partition, mirrored into Prometheus.
 
-Counts change only in delivery callbacks, so they say what is in the topic, not what was attempted.
+Counts change only in delivery callbacks, so they say what is in the topic, not what was attempted. One
+acknowledgement they cannot vouch for is told apart: a record acknowledged at an offset no higher than one
+acknowledged before on its partition. Acknowledgements of one partition come in produce order, each at a
+higher offset, so such an answer is the broker taking the record for a retry of an earlier batch: it may
+not be in the topic. It is counted (``generator_acknowledged_offset_repeats_total``) and logged.
 """
 
 from __future__ import annotations
@@ -24,6 +28,11 @@ RECORDS = Counter(
 DELIVERY_FAILURES = Counter(
     "generator_delivery_failures_total", "Records the broker did not acknowledge (after client retries)."
 )
+OFFSET_REPEATS = Counter(
+    "generator_acknowledged_offset_repeats_total",
+    "Records acknowledged at an offset no higher than an earlier acknowledgement on the same partition:"
+    " taken for a retry of an earlier batch, possibly not in the topic.",
+)
 
 
 class DeliveryTally:
@@ -34,6 +43,8 @@ class DeliveryTally:
         self.partitions = partitions
         self.delivered: Count[tuple[Kind, int]] = Count()
         self.failures = 0
+        self.offset_repeats = 0
+        self._last_offset: dict[int, int] = {}
         for kind in KINDS:  # every series exists from the start, so rates and absent() behave
             for partition in range(partitions):
                 RECORDS.labels(kind=kind, partition=str(partition))
@@ -59,10 +70,31 @@ class DeliveryTally:
                 return
             partition = msg.partition()
             assert partition is not None  # set on every delivered message
+            self._check_offset(kind, partition, msg.offset())
             self.delivered[(kind, partition)] += 1
             RECORDS.labels(kind=kind, partition=str(partition)).inc()
 
         return on_delivery
+
+    def _check_offset(self, kind: Kind, partition: int, offset: int | None) -> None:
+        if offset is None or offset < 0:  # the client reports no offset: nothing to compare
+            return
+        last = self._last_offset.get(partition)
+        if last is not None and offset <= last:
+            self.offset_repeats += 1
+            OFFSET_REPEATS.inc()
+            logger.error(
+                "acknowledged_offset_repeated",
+                extra={
+                    "topic": self.topic,
+                    "partition": partition,
+                    "offset": offset,
+                    "highest_acknowledged": last,
+                    "kind": kind,
+                },
+            )
+            return
+        self._last_offset[partition] = offset
 
     @property
     def total(self) -> int:
