@@ -43,6 +43,20 @@ def test_an_acknowledgement_at_an_earlier_offset_is_counted_and_logged(
     assert (second.offset, second.kind) == (6, "missing_fields")  # type: ignore[attr-defined]
 
 
+def test_an_acknowledgement_without_an_offset_is_counted_as_a_repeat(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # librdkafka's answer to DUPLICATE_SEQUENCE_NUMBER: delivered, with an invalid offset.
+    tally = DeliveryTally("visits", partitions=1)
+    _ack(tally, 0, 4)
+    with caplog.at_level(logging.ERROR, logger="streamwatch_generator.tally"):
+        _ack(tally, 0, -1001)
+    _ack(tally, 0, 5)  # the next one, at a higher offset, is not
+    assert (tally.total, tally.offset_repeats) == (3, 1)
+    (record,) = [r for r in caplog.records if r.getMessage() == "acknowledged_offset_repeated"]
+    assert (record.offset, record.highest_acknowledged) == (None, 4)  # type: ignore[attr-defined]
+
+
 def test_a_failed_delivery_is_a_failure_not_a_repeat() -> None:
     tally = DeliveryTally("visits", partitions=1)
     _ack(tally, 0, 4)

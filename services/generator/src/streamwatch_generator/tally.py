@@ -4,7 +4,9 @@ Counts change only in delivery callbacks, so they say what is in the topic, not 
 acknowledgement they cannot vouch for is told apart: a record acknowledged at an offset no higher than one
 acknowledged before on its partition. Acknowledgements of one partition come in produce order, each at a
 higher offset, so such an answer is the broker taking the record for a retry of an earlier batch: it may
-not be in the topic. It is counted (``generator_acknowledged_offset_repeats_total``) and logged.
+not be in the topic. So is one acknowledged with no offset: librdkafka's answer to the broker's
+DUPLICATE_SEQUENCE_NUMBER, which says an earlier send was written, and which a sequence number given twice
+would get too. Both are counted (``generator_acknowledged_offset_repeats_total``) and logged.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ DELIVERY_FAILURES = Counter(
 )
 OFFSET_REPEATS = Counter(
     "generator_acknowledged_offset_repeats_total",
-    "Records acknowledged at an offset no higher than an earlier acknowledgement on the same partition:"
-    " taken for a retry of an earlier batch, possibly not in the topic.",
+    "Records acknowledged at an offset no higher than an earlier acknowledgement on the same partition, or"
+    " with no offset: taken for a retry of an earlier batch, possibly not in the topic.",
 )
 
 
@@ -77,24 +79,22 @@ class DeliveryTally:
         return on_delivery
 
     def _check_offset(self, kind: Kind, partition: int, offset: int | None) -> None:
-        if offset is None or offset < 0:  # the client reports no offset: nothing to compare
-            return
         last = self._last_offset.get(partition)
-        if last is not None and offset <= last:
-            self.offset_repeats += 1
-            OFFSET_REPEATS.inc()
-            logger.error(
-                "acknowledged_offset_repeated",
-                extra={
-                    "topic": self.topic,
-                    "partition": partition,
-                    "offset": offset,
-                    "highest_acknowledged": last,
-                    "kind": kind,
-                },
-            )
+        if offset is not None and offset >= 0 and (last is None or offset > last):
+            self._last_offset[partition] = offset
             return
-        self._last_offset[partition] = offset
+        self.offset_repeats += 1
+        OFFSET_REPEATS.inc()
+        logger.error(
+            "acknowledged_offset_repeated",
+            extra={
+                "topic": self.topic,
+                "partition": partition,
+                "offset": offset if offset is not None and offset >= 0 else None,
+                "highest_acknowledged": last,
+                "kind": kind,
+            },
+        )
 
     @property
     def total(self) -> int:
