@@ -1,5 +1,6 @@
 """The delivery tally tells apart an acknowledgement it cannot vouch for: one at an offset no higher than an
-earlier one on the same partition (the broker took the record for a retry of an earlier batch)."""
+earlier one on the same partition, or with no offset (the broker took the record for a retry of an earlier
+batch)."""
 
 from __future__ import annotations
 

@@ -79,9 +79,10 @@ class DeliveryTally:
         return on_delivery
 
     def _check_offset(self, kind: Kind, partition: int, offset: int | None) -> None:
+        known = offset if offset is not None and offset >= 0 else None  # librdkafka's invalid offset is < 0
         last = self._last_offset.get(partition)
-        if offset is not None and offset >= 0 and (last is None or offset > last):
-            self._last_offset[partition] = offset
+        if known is not None and (last is None or known > last):
+            self._last_offset[partition] = known
             return
         self.offset_repeats += 1
         OFFSET_REPEATS.inc()
@@ -90,7 +91,7 @@ class DeliveryTally:
             extra={
                 "topic": self.topic,
                 "partition": partition,
-                "offset": offset if offset is not None and offset >= 0 else None,
+                "offset": known,
                 "highest_acknowledged": last,
                 "kind": kind,
             },
