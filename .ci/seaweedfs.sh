@@ -9,12 +9,19 @@ SEAWEEDFS_VERSION="${SEAWEEDFS_VERSION:-v0.0.0-20261109003541-7506e5f91cd6}"
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/streamwatch"
 DEST="$CACHE/seaweedfs-$SEAWEEDFS_VERSION"
 
+mkdir -p "$CACHE"
+# One build at a time: each pytest process of `make test` may start one; the later waits here and finds
+# the binary made.
+exec 9>"$CACHE/seaweedfs-build.lock"
+if ! flock -n 9; then
+  echo "seaweedfs $SEAWEEDFS_VERSION: another build is under way; waiting for it"
+  flock 9
+fi
 if [ -x "$DEST/weed" ]; then
   echo "seaweedfs $SEAWEEDFS_VERSION: ready in $DEST"
   exit 0
 fi
 command -v go >/dev/null || { echo "seaweedfs: error: go is not installed" >&2; exit 1; }
-mkdir -p "$CACHE"
 tmp=$(mktemp -d "$CACHE/.seaweedfs-XXXXXX")
 trap 'chmod -R u+w "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
 echo "seaweedfs $SEAWEEDFS_VERSION: downloading github.com/seaweedfs/seaweedfs from the Go module proxy"
