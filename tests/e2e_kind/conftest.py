@@ -40,14 +40,16 @@ def kind_cluster(
     pytestconfig: pytest.Config,
 ) -> Iterator[Cluster]:
     # The cluster takes minutes to make: say what it is doing on the terminal, past pytest's capture.
-    # An xdist worker has no terminal reporter; its standard error is the run's own.
+    # An xdist worker's terminal reporter writes to the channel to its controller, which shows none of
+    # it; the worker's standard error is the run's own.
+    worker = hasattr(pytestconfig, "workerinput")
     terminal = pytestconfig.pluginmanager.get_plugin("terminalreporter")
     capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
-    if terminal is not None:
-        kind.progress = terminal.write_line
-    elif capture is not None:
+    if worker and capture is not None:
         kind.progress = functools.partial(_past_capture, capture)
-    if hasattr(pytestconfig, "workerinput"):
+    elif terminal is not None:
+        kind.progress = terminal.write_line
+    if worker:
         # Beside the other tests (`make test`'s two xdist workers) the cluster, and all it starts, runs at
         # a lower CPU priority: their timing assumes a machine of their own, while this folder's tests wait
         # on the cluster with deadlines made for a slow one.
