@@ -5,8 +5,6 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/.tools/bin:$(PATH):$(HOME)/.cargo/bin
 UV_RUN := uv run --frozen
 PYTEST_ARGS ?=
-# Two pytest-xdist workers: the offline kind cluster's tests beside all the others (tests/conftest.py).
-PYTEST_WORKERS ?= -n 2
 
 .PHONY: help deps test lint fmt docs docs-check demo
 
@@ -16,8 +14,8 @@ help: ## list the commands
 deps: ## install everything (apt packages, uv, Python environment, helm, Elasticsearch node) — idempotent
 	@bash .ci/install-deps.sh
 
-test: deps ## run the whole test suite against real local components (the kind cluster's tests beside the rest)
-	$(UV_RUN) pytest $(PYTEST_WORKERS) $(PYTEST_ARGS)
+test: deps ## run the whole test suite against real local components
+	$(UV_RUN) pytest $(PYTEST_ARGS)
 
 lint: deps ## ruff (lint + format check) and mypy
 	$(UV_RUN) ruff check .

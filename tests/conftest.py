@@ -1,31 +1,20 @@
 """Session fixtures: each real component starts once on a free loopback port and is shared.
 
 Tests stay independent through random topic names, group ids and index names (factory fixtures).
-
-`make test` runs two pytest-xdist workers (``-n 2``): one runs the offline cluster's tests, the other
-every other test in order (:func:`pytest_xdist_make_scheduler`). The cluster's minutes, much of them
-spent waiting on it, overlap the rest. The two share the Docker engine and its images: each
-is made under a lock, and the engine is stopped by the run's controller, not by the worker that started
-it, since that worker need not be the last to use it.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Generator, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol, TypeVar
 
 import pytest
-from xdist.remote import Producer
-from xdist.scheduler import LoadScopeScheduling
-from xdist.scheduler.protocol import Scheduling
 
 from streamwatch_dev.docker import DockerEngine
 from streamwatch_dev.elasticsearch import ElasticsearchNode
@@ -40,15 +29,12 @@ from streamwatch_dev.s3 import build_in_background as build_weed_in_background
 from streamwatch_dev.search import SearchBackend, SearchServer
 
 _KIND_TESTS = "e2e_kind"
-# Left in _infra by the worker that started a private Docker engine: the controller stops it at the end.
-_ENGINE_STARTED = "docker-engine.started"
 _background: list[subprocess.Popen[bytes]] = []
 
 
 def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.Item]) -> None:
-    """The offline cluster's tests run last (on a worker of their own under xdist), and the binaries
-    built from the Go module proxy start building now, in the background: Kubernetes for the cluster,
-    SeaweedFS for the object-store tests.
+    """The offline cluster's tests run last, and the binaries built from the Go module proxy start
+    building now, in the background: Kubernetes for the cluster, SeaweedFS for the object-store tests.
 
     A cold build takes many minutes; overlapped with the tests before the first that needs it, it costs
     far less than before them. The cluster's fixture waits for its build (build-tools.sh holds a lock),
@@ -66,44 +52,9 @@ def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.It
     _background.append(build_tools_in_background(OUTPUT_ROOT / "_kind" / "build-tools-background.log"))
 
 
-class _KindBesideTheRest(LoadScopeScheduling):  # type: ignore[misc]  # xdist ships no type hints
-    """Two units of work: the offline cluster's tests, and every other test, each run in order on one
-    worker. Across more workers the other tests would start their own Kafka, Elasticsearch and Spark
-    sessions, and load each other's timing; one worker keeps the order and load they were written for."""
-
-    def _split_scope(self, nodeid: str) -> str:
-        return _KIND_TESTS if nodeid.startswith(f"tests/{_KIND_TESTS}/") else "local"
-
-
-def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> Scheduling | None:
-    """The suite's scheduling under ``-n`` (pytest-xdist's default ``--dist load``); another ``--dist``
-    is left to xdist."""
-    return _KindBesideTheRest(config, log) if config.getvalue("dist") == "load" else None
-
-
 def pytest_sessionfinish(session: pytest.Session) -> None:
     for process in _background:
         stop_background(process)
-    engine_started = OUTPUT_ROOT / "_infra" / _ENGINE_STARTED
-    if not _is_worker(session.config) and engine_started.exists():
-        DockerEngine.stop_private()
-        engine_started.unlink()
-
-
-def _is_worker(config: pytest.Config) -> bool:
-    """A pytest-xdist worker (the controller, and a run without xdist, are not)."""
-    return hasattr(config, "workerinput")
-
-
-@contextmanager
-def _one_process_at_a_time(output_root: Path, step: str) -> Iterator[None]:
-    """Holds ``step``'s lock: the workers of one run start the engine and build the images in turn (the
-    second finds them made, or built from the cache in seconds)."""
-    path = output_root / "_infra" / f"{step}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -199,22 +150,14 @@ def search_backend(request: pytest.FixtureRequest) -> SearchBackend:
 # images are tagged with exactly the references the chart renders by default, so a rendered pod spec runs
 # the image this run built; the infrastructure images with the references k8s/offline names.
 @pytest.fixture(scope="session")
-def docker_engine(output_root: Path, pytestconfig: pytest.Config) -> Iterator[DockerEngine]:
-    if not _is_worker(pytestconfig):
-        yield from _session_component(DockerEngine.connect_or_start, output_root)
-        return
-    with _one_process_at_a_time(output_root, "docker-engine"):
-        engine = DockerEngine.connect_or_start(output_root / "_infra")
-        if engine.process is not None:
-            (output_root / "_infra" / _ENGINE_STARTED).touch()
-    yield engine
+def docker_engine(output_root: Path) -> Iterator[DockerEngine]:
+    yield from _session_component(DockerEngine.connect_or_start, output_root)
 
 
 @pytest.fixture(scope="session")
 def service_images(docker_engine: DockerEngine, output_root: Path) -> dict[str, BuildResult]:
     """Every service image, built from this checkout (cached layers make a rebuild quick)."""
-    with _one_process_at_a_time(output_root, "image-builds"):
-        return build_chart_images(docker_engine, output_root / "_images")
+    return build_chart_images(docker_engine, output_root / "_images")
 
 
 @pytest.fixture(scope="session")
@@ -223,6 +166,5 @@ def infra_images(docker_engine: DockerEngine, output_root: Path) -> dict[str, st
     an image whose inputs did not change is kept as it is."""
     log_dir = output_root / "_images"
     log_dir.mkdir(parents=True, exist_ok=True)
-    with _one_process_at_a_time(output_root, "image-builds"):
-        build_infra_images(docker_engine, log_dir)
+    build_infra_images(docker_engine, log_dir)
     return {image.name: image.ref for image in IMAGES}

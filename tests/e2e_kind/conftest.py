@@ -8,14 +8,10 @@ the run with one line naming it: nothing here is skipped.
 
 from __future__ import annotations
 
-import functools
-import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _pytest.capture import CaptureManager
 
 from streamwatch_dev import kind
 from streamwatch_dev.docker import DockerEngine
@@ -27,8 +23,6 @@ HERE = Path(__file__).parent
 TEST_VALUES = HERE / "values.yaml"
 # objectStore.credentialsSecret.name in TEST_VALUES.
 STORE_SECRET = "checkpoint-store"
-# Added to the worker's niceness before the cluster starts (inherited by the sandbox and every pod).
-CLUSTER_NICENESS = 15
 
 
 @pytest.fixture(scope="session")
@@ -40,27 +34,11 @@ def kind_cluster(
     pytestconfig: pytest.Config,
 ) -> Iterator[Cluster]:
     # The cluster takes minutes to make: say what it is doing on the terminal, past pytest's capture.
-    # An xdist worker's terminal reporter writes to the channel to its controller, which shows none of
-    # it; the worker's standard error is the run's own.
-    worker = hasattr(pytestconfig, "workerinput")
     terminal = pytestconfig.pluginmanager.get_plugin("terminalreporter")
-    capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
-    if worker and capture is not None:
-        kind.progress = functools.partial(_past_capture, capture)
-    elif terminal is not None:
+    if terminal is not None:
         kind.progress = terminal.write_line
-    if worker:
-        # Beside the other tests (`make test`'s two xdist workers) the cluster, and all it starts, runs at
-        # a lower CPU priority: their timing assumes a machine of their own, while this folder's tests wait
-        # on the cluster with deadlines made for a slow one.
-        os.nice(CLUSTER_NICENESS)
     with offline_release(
         docker_engine, service_images, infra_images, output_root / "_kind",
         values_files=[TEST_VALUES], store_secret=STORE_SECRET,
     ) as cluster:  # fmt: skip
         yield cluster
-
-
-def _past_capture(capture: CaptureManager, message: str) -> None:
-    with capture.global_and_fixture_disabled():
-        print(message, file=sys.stderr, flush=True)

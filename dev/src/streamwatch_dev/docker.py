@@ -11,25 +11,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streamwatch_common.processes import alive
 from streamwatch_dev.process import ComponentStartError, ManagedProcess, deps_cache
 
 # Debian's client: BuildKit builds need a client that speaks to the engine's built-in builder, and the
 # newer client some machines carry in /usr/local/bin wants a buildx plugin that is not installed.
 DOCKER_CLIENTS = ("/usr/bin/docker", "docker")
-
-
-def _private_exec_root() -> Path:
-    # The socket path must stay short (unix socket paths are limited to 107 bytes).
-    return Path(tempfile.gettempdir()) / f"swdocker-{os.getuid()}"
 
 
 def cache_root() -> Path:
@@ -77,7 +69,8 @@ class DockerEngine:
                 " needs root; start Docker or set DOCKER_HOST"
             )
         data_root = cache_root() / "docker"
-        exec_root = _private_exec_root()
+        # The socket path must stay short (unix socket paths are limited to 107 bytes).
+        exec_root = Path(tempfile.gettempdir()) / f"swdocker-{os.getuid()}"
         host = f"unix://{exec_root}/docker.sock"
         engine = cls(host)
         if engine.answers():  # left running by an earlier run that was killed: adopt it
@@ -106,24 +99,6 @@ class DockerEngine:
     def stop(self) -> None:
         if self.process is not None:
             self.process.stop(timeout=30)
-
-    @staticmethod
-    def stop_private(timeout: float = 30.0) -> bool:
-        """Stop the private engine by its pid file; False when none runs.
-
-        For processes that share one engine (pytest-xdist workers): the one that started it need not be
-        the last to use it, so the run's controller stops it at the end instead."""
-        try:
-            pid = int((_private_exec_root() / "docker.pid").read_text().strip())
-            os.kill(pid, signal.SIGTERM)
-        except (FileNotFoundError, ValueError, ProcessLookupError):
-            return False
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not alive(pid):
-                return True
-            time.sleep(0.2)
-        raise ComponentStartError(f"docker: the private engine (pid {pid}) still runs after {timeout:.0f}s")
 
     def answers(self) -> bool:
         try:

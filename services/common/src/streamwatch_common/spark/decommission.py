@@ -21,9 +21,9 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 from streamwatch_common.logs import configure_logging
-from streamwatch_common.processes import PROC, alive
 from streamwatch_common.spark.executor import EXECUTOR_BACKEND
 
 logger = logging.getLogger(__name__)
@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 #: Spark's default decommission signal (``spark.executor.decommission.signal``).
 DECOMMISSION_SIGNAL = signal.SIGPWR
 POLL_SECONDS = 0.2
+PROC = Path("/proc")
 
 
 def executor_jvms() -> Iterator[int]:
@@ -47,6 +48,15 @@ def executor_jvms() -> Iterator[int]:
             yield int(entry.name)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        status = (PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return False  # reaped
+    # A zombie has exited: its parent (the executor command) has not reaped it yet.
+    return status.rpartition(")")[2].split()[0] != "Z"
+
+
 def decommission() -> list[int]:
     """Signal every executor JVM found and wait until each has exited; the pids signalled."""
     pids = list(executor_jvms())
@@ -55,7 +65,7 @@ def decommission() -> list[int]:
             os.kill(pid, DECOMMISSION_SIGNAL)
         except ProcessLookupError:
             continue
-    while any(alive(pid) for pid in pids):
+    while any(_alive(pid) for pid in pids):
         time.sleep(POLL_SECONDS)
     return pids
 
