@@ -10,8 +10,8 @@ CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/streamwatch"
 DEST="$CACHE/seaweedfs-$SEAWEEDFS_VERSION"
 
 mkdir -p "$CACHE"
-# One build at a time: each pytest process of `make test` may start one; the later waits here and finds
-# the binary made.
+# One build at a time: two sessions (`make test`, `make bench`) may each start one; the later waits here
+# and finds the binary made.
 exec 9>"$CACHE/seaweedfs-build.lock"
 if ! flock -n 9; then
   echo "seaweedfs $SEAWEEDFS_VERSION: another build is under way; waiting for it"
