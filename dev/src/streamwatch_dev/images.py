@@ -206,8 +206,6 @@ def build_service_image(
     engine: DockerEngine, service: str, ref: str, bases: BaseImages | None, log_dir: Path
 ) -> BuildResult:
     """``docker build`` of one service from the repository root, tagged ``ref``; the log goes to a file."""
-    if service == "observer":
-        build_native_wheel(log_dir)
     options = ["-f", str(DOCKERFILE), "--build-arg", f"SERVICE={service}"]
     options += bases.build_args() if bases else []
     return build_image(engine, service, ref=ref, options=options, context=REPO_ROOT, log_dir=log_dir)
@@ -262,7 +260,12 @@ def build_images(
     bases: BaseImages | None,
     log_dir: Path,
 ) -> dict[str, BuildResult]:
-    """Build ``services`` as ``refs`` names them, then trim the build cache to its budget."""
+    """Build ``services`` as ``refs`` names them, then trim the build cache to its budget.
+
+    The classifier wheel is built first: every service's build context holds it (the shared stage copies
+    it), so each image of one call sees the same wheel, and an unchanged wheel leaves every layer cached.
+    """
+    build_native_wheel(log_dir)
     built = {service: build_service_image(engine, service, refs[service], bases, log_dir)
              for service in services}  # fmt: skip
     trim_build_cache(engine)
