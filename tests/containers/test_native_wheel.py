@@ -1,6 +1,6 @@
-"""The observer's classifier wheel, built on the host for the image, is the same bytes for the same code.
+"""The observer's classifier wheel, built on the host for the images, is the same bytes for the same code.
 
-The Dockerfile copies it into the stage every service image shares: a wheel that differed with each build
+Every service's build context holds it (the shared stage copies it): a wheel that differed with each build
 would rebuild every image's last layers in every session."""
 
 from __future__ import annotations
@@ -8,11 +8,17 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from streamwatch_dev.images import build_native_wheel
+from streamwatch_dev.images import NATIVE_PACKAGE, BuildResult, build_native_wheel
 
 
-def test_the_classifier_wheel_built_twice_is_the_same_bytes(tmp_path: Path, output_dir: Path) -> None:
-    first = build_native_wheel(output_dir, tmp_path / "first")
-    second = build_native_wheel(output_dir, tmp_path / "second")
-    assert first.name == second.name
-    assert hashlib.sha256(first.read_bytes()).hexdigest() == hashlib.sha256(second.read_bytes()).hexdigest()
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_fresh_build_of_the_wheel_is_the_same_bytes_as_the_images_wheel(
+    service_images: dict[str, BuildResult], tmp_path: Path, output_dir: Path
+) -> None:
+    (in_images,) = sorted((NATIVE_PACKAGE / "dist").glob("*.whl"))
+    fresh = build_native_wheel(output_dir, tmp_path / "dist")
+    assert fresh.name == in_images.name
+    assert _sha256(fresh) == _sha256(in_images)
