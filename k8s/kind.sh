@@ -143,12 +143,11 @@ image_values() {
 
 # The observer image installs native/visit_classifier (Rust) as a wheel built here with the host's cargo,
 # so the image build needs no Rust toolchain (services/observer/README.md, "The compiled classifier").
+# Every image's build context holds the wheel: it is built once, before the first image, and the same way
+# the tests build it (reproducibly, so an unchanged wheel leaves every image layer cached).
 build_classifier_wheel() {
   step "building the observer's compiled classifier wheel (cargo)"
-  PATH="$PATH:$HOME/.cargo/bin"
-  command -v cargo >/dev/null || die "cargo is not installed (the observer image needs native/visit_classifier; rustup.rs)"
-  rm -rf native/visit_classifier/dist
-  uv build --wheel --out-dir native/visit_classifier/dist native/visit_classifier
+  uv run --frozen python -m streamwatch_dev.images --classifier-wheel-only
 }
 
 build_images() {
@@ -158,9 +157,9 @@ build_images() {
     kind load image-archive --name "$CLUSTER" "$IMAGE_ARCHIVE"
     return
   fi
+  build_classifier_wheel
   for svc in "${SERVICES[@]}"; do
     ref=$(image_ref "$svc")
-    if [ "$svc" = observer ]; then build_classifier_wheel; fi
     step "building image $ref"
     DOCKER_BUILDKIT=1 docker build -f services/Dockerfile --build-arg "SERVICE=$svc" -t "$ref" .
   done

@@ -355,12 +355,21 @@ def main() -> None:
         help="only copy Spark's JVM connector jars into spark-jars/ (for images that may run the jvm"
         " connector), build nothing",
     )
+    parser.add_argument(
+        "--classifier-wheel-only",
+        action="store_true",
+        help="only build the observer's classifier wheel into native/visit_classifier/dist/ (as every"
+        " image build does first), build no image",
+    )
     args = parser.parse_args()
     if args.spark_jars_only:
         bake_spark_jars()
         return
     log_dir = cache_root() / "build-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
+    if args.classifier_wheel_only:
+        build_native_wheel(log_dir)
+        return
     engine = DockerEngine.connect_or_start(log_dir)
     try:
         bases = None if args.registry_bases else ensure_base_images(engine, log_dir)
