@@ -368,7 +368,10 @@ def main() -> None:
     log_dir = cache_root() / "build-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     if args.classifier_wheel_only:
-        build_native_wheel(log_dir)
+        try:
+            build_native_wheel(log_dir)
+        except ComponentStartError as exc:  # kind.sh and skaffold run this: one line, as their own check was
+            raise SystemExit(f"images: {exc}") from None
         return
     engine = DockerEngine.connect_or_start(log_dir)
     try:
