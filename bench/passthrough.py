@@ -19,7 +19,7 @@ from pathlib import Path
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from bench.report import BenchRun
-from bench.stack import Infra, PeakRss, Steady, run_until_records, stamp, steady
+from bench.stack import Infra, PeakRss, Steady, add_cpu_by_role, run_until_records, stamp, steady
 from streamwatch_dev.services import service_env
 from streamwatch_dev.spark import spark_jars_dir
 
@@ -145,6 +145,7 @@ def run(run_: BenchRun, infra: Infra, work: Path, quick: bool) -> None:
         per_cpu = part.records / max(1e-6, rss.cpu_between(part.start, part.end))
         run_.add(NAME, case, "records per CPU-second", per_cpu, "records/s", note="JVM + Python, steady part")
         run_.add(NAME, case, "CPU ratio to raw loop", per_cpu / raw_cpu, "x", note="load-independent")
+        add_cpu_by_role(run_, NAME, case, rss, part)
         run_.add(
             NAME, case, "throughput incl. start", overall, "records/s", note="process start → last batch"
         )

@@ -3,6 +3,7 @@ measuring helpers."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import threading
@@ -15,7 +16,7 @@ from typing import Any
 import psutil
 from confluent_kafka import Producer
 
-from bench.report import PeakMemory
+from bench.report import BenchRun, PeakMemory
 from streamwatch_dev.kafka import KafkaBroker
 from streamwatch_dev.prometheus import Pushgateway
 from streamwatch_dev.search import SearchServer
@@ -146,13 +147,16 @@ class PeakRss:
         self.peak_processes = 0
         self.peak_breakdown: dict[str, float] = {}
         self.cpu_samples: list[tuple[float, float]] = []
+        # CPU seconds per process role (:func:`process_role`) at each sample, for where a job's CPU goes.
+        self.role_samples: list[tuple[float, dict[str, float]]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="peak-rss", daemon=True)
         self._thread.start()
 
-    def _sample(self) -> tuple[int, int, int, float, dict[str, float]]:
+    def _sample(self) -> tuple[int, int, int, float, dict[str, float], dict[str, float]]:
         rss, pss, count, cpu = 0, 0, 0, 0.0
         by_name: dict[str, float] = {}
+        by_role: dict[str, float] = {}
         for pid in self.pids:
             try:
                 root = psutil.Process(pid)
@@ -164,33 +168,45 @@ class PeakRss:
                     memory = proc.memory_full_info()
                     times = proc.cpu_times()
                     name = proc.name()
+                    role = process_role(name, proc.cmdline())
                 except psutil.Error:
                     continue  # exited between listing and sampling
                 rss += memory.rss
                 pss += memory.pss
                 # children_*: workers that already exited and were reaped by this process.
-                cpu += times.user + times.system + times.children_user + times.children_system
+                used = times.user + times.system + times.children_user + times.children_system
+                cpu += used
                 count += 1
                 by_name[name] = by_name.get(name, 0.0) + memory.pss / 2**20
-        return rss, pss, count, cpu, by_name
+                by_role[role] = by_role.get(role, 0.0) + used
+        return rss, pss, count, cpu, by_name, by_role
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            rss, pss, count, cpu, by_name = self._sample()
+            rss, pss, count, cpu, by_name, by_role = self._sample()
             self.peak_bytes = max(self.peak_bytes, rss)
             if pss > self.peak_pss_bytes:
                 self.peak_pss_bytes, self.peak_processes, self.peak_breakdown = pss, count, by_name
             if count:
-                self.cpu_samples.append((time.time(), cpu))
+                now = time.time()
+                self.cpu_samples.append((now, cpu))
+                self.role_samples.append((now, by_role))
             self._stop.wait(self.interval)
 
     def cpu_between(self, start: float, end: float) -> float:
-        """CPU seconds the trees used between two Unix times (from the samples nearest to them)."""
-        if not self.cpu_samples:
-            return 0.0
-        first = min(self.cpu_samples, key=lambda s: abs(s[0] - start))[1]
-        last = min(self.cpu_samples, key=lambda s: abs(s[0] - end))[1]
-        return max(0.0, last - first)
+        """CPU seconds the trees used between two Unix times, read between the samples around each."""
+        return max(0.0, reading_at(self.cpu_samples, end) - reading_at(self.cpu_samples, start))
+
+    def cpu_by_role_between(self, start: float, end: float) -> dict[str, float]:
+        """CPU seconds per process role (:func:`process_role`) between two Unix times."""
+        roles = {role for _, by_role in self.role_samples for role in by_role}
+        used: dict[str, float] = {}
+        for role in sorted(roles):
+            # A role absent from a sample had no process then: nothing used yet, or already counted
+            # by the parent that reaped it.
+            series = [(at, by_role.get(role, 0.0)) for at, by_role in self.role_samples]
+            used[role] = max(0.0, reading_at(series, end) - reading_at(series, start))
+        return used
 
     @property
     def peak_mib(self) -> float:
@@ -219,6 +235,29 @@ class PeakRss:
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(5)
         return self.peak_mib
+
+
+def reading_at(samples: list[tuple[float, float]], at: float) -> float:
+    """A cumulative counter's value at Unix time ``at``, interpolated between the samples taken around
+    it (the nearest sample outside their span): the sampling interval no longer bounds the precision of a
+    short steady run's CPU seconds."""
+    if not samples:
+        return 0.0
+    for (t0, v0), (t1, v1) in itertools.pairwise(samples):
+        if t0 <= at <= t1:
+            return v0 if t1 <= t0 else v0 + (v1 - v0) * (at - t0) / (t1 - t0)
+    return samples[0][1] if at < samples[0][0] else samples[-1][1]
+
+
+def process_role(name: str, cmdline: list[str]) -> str:
+    """What a process of a job's tree is, for a CPU breakdown: its executable's name, or for Python the
+    module it runs (``pyspark.daemon pyspark.worker``: a daemon's forked workers keep its command line)
+    or its script's name (the service's driver)."""
+    if not name.startswith("python") or len(cmdline) < 2:
+        return name
+    if "-m" in cmdline:
+        return " ".join(cmdline[cmdline.index("-m") + 1 :])
+    return Path(cmdline[1]).name
 
 
 def stamp(event: dict[str, Any]) -> float:
@@ -277,3 +316,12 @@ def steady(batches: list[dict[str, Any]]) -> Steady:
         raise RuntimeError(f"need at least two non-empty batches for a steady rate, got {len(busy)}")
     records = sum(int(b["records"]) for b in busy[1:])
     return Steady(records, len(busy) - 1, stamp(busy[0]), stamp(busy[-1]))
+
+
+def add_cpu_by_role(run_: BenchRun, benchmark: str, case: str, rss: PeakRss, part: Steady) -> None:
+    """Where a job's steady CPU went: CPU-seconds per 100k records for each process role that used any
+    (:func:`process_role`: the JVM, the driver, each kind of Spark Python worker)."""
+    for role, seconds in rss.cpu_by_role_between(part.start, part.end).items():
+        if seconds > 0:
+            per = seconds * 100_000 / max(1, part.records)
+            run_.add(benchmark, case, f"CPU-s per 100k records: {role}", per, "s", note="steady part")

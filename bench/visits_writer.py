@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from bench.report import BenchRun
-from bench.stack import Infra, PeakRss, Steady, run_until_records, stamp, steady
+from bench.stack import Infra, PeakRss, Steady, add_cpu_by_role, run_until_records, stamp, steady
 from streamwatch_dev.services import service_env
 from streamwatch_dev.spark import spark_jars_dir
 
@@ -80,9 +80,10 @@ def _run_writer(
 
 def run(run_: BenchRun, infra: Infra, work: Path, quick: bool) -> None:
     """Alternate listener off/on runs; report each run and the listener's overhead per row."""
-    total = 20_000 if quick else 100_000
+    # Twelve batches: with four, the rounds' CPU per row spread more than the listener costs.
+    total = 20_000 if quick else 300_000
     batch = 5_000 if quick else 25_000
-    topic = infra.visits_topic(300_000 if not quick else total)
+    topic = infra.visits_topic(total)
     rounds = 1
     # Per side: steady records, steady seconds, CPU seconds (summed over the rounds).
     sums: dict[bool, list[float]] = {False: [0.0, 0.0, 0.0], True: [0.0, 0.0, 0.0]}
@@ -100,6 +101,8 @@ def run(run_: BenchRun, infra: Infra, work: Path, quick: bool) -> None:
             run_.add(NAME, case, "rows/s into Delta", part.rate, "rows/s", note=note)
             run_.add(NAME, case, "rows per CPU-second", part.records / max(1e-6, cpu), "rows/s")
             run_.add(NAME, case, "rows/s incl. start", overall, "rows/s", note="process start → last batch")
+            if not listener:
+                add_cpu_by_role(run_, NAME, case, rss, part)
             run_.memory.append(rss.memory(NAME, f"{batch:,} records/trigger, listener {label}"))
     (off_rows, off_s, off_cpu), (on_rows, on_s, on_cpu) = sums[False], sums[True]
     wall = 100.0 * ((on_s / on_rows) / (off_s / off_rows) - 1)

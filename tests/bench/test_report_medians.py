@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bench.report import BenchRun, PeakMemory
+from bench.stack import process_role, reading_at
 from bench.targets import better_passthrough, targets
 
 
@@ -54,3 +55,22 @@ def test_targets_judge_the_better_path_at_big_batches_only() -> None:
     memory = "passthrough at 100k records/trigger, better path: peak memory (PSS summed)"
     assert verdicts[memory] == (1500.0, "MISS")
     assert verdicts["observer, quality + lag + drift, one replica"] == (None, "not measured")
+
+
+def test_a_counter_is_read_between_the_samples_around_a_time() -> None:
+    samples = [(10.0, 1.0), (10.5, 2.0), (11.0, 4.0)]
+
+    assert reading_at(samples, 10.25) == 1.5
+    assert reading_at(samples, 10.75) == 3.0
+    assert reading_at(samples, 9.0) == 1.0  # before the first sample: the first
+    assert reading_at(samples, 12.0) == 4.0  # after the last: the last
+    assert reading_at([], 10.0) == 0.0
+
+
+def test_a_python_process_is_named_by_its_module_or_script() -> None:
+    daemon = ["/usr/bin/python3", "-u", "-m", "pyspark.daemon", "pyspark.worker"]
+    assert process_role("python3.11", daemon) == "pyspark.daemon pyspark.worker"
+    assert process_role("python3", ["/venv/bin/python3", "/venv/bin/streamwatch-visits-writer"]) == (
+        "streamwatch-visits-writer"
+    )
+    assert process_role("java", ["java", "-cp", "x", "org.apache.spark.deploy.SparkSubmit"]) == "java"
