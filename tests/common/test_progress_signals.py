@@ -19,7 +19,7 @@ from pyspark.sql.streaming.listener import StreamingQueryProgress
 
 from streamwatch_common.spark.batch_metric_names import STREAMING_BATCH, VISITS_SYNC
 from streamwatch_common.spark.batch_metrics import BatchMetrics, OffsetsBehind, offsets_behind, parse_offsets
-from streamwatch_common.spark.listener import BatchMetricsPusher
+from streamwatch_common.spark.listener import BatchMetricsPusher, _ProgressAsJson
 from streamwatch_dev.process import free_port, wait_until
 
 TOPIC = "visits"
@@ -222,5 +222,29 @@ def test_a_progress_without_the_batchs_own_numbers_is_a_failed_push_not_an_excep
         pusher.onQueryProgress(SimpleNamespace(progress=SimpleNamespace(sources=[])))
         assert REGISTRY.get_sample_value("streamwatch_push_failures_total", {"job": job}) == 1
         assert [r for r in caplog.records if r.getMessage() == "batch_metrics_unreadable"]
+    finally:
+        pusher.close(timeout=2)
+
+
+def test_a_progress_json_of_another_shape_is_counted_and_read_the_slow_way(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    job = f"job_{uuid.uuid4().hex[:6]}"
+    pusher = BatchMetricsPusher(f"http://127.0.0.1:{free_port()}", job=job, instance="pod-1", timeout=0.5)
+    assert REGISTRY.get_sample_value("streamwatch_progress_json_fallbacks_total", {"job": job}) == 0
+    # Not a JVM progress: the slow way (pyspark reading it field by field) fails on this stand-in, after
+    # the fallback was counted and logged.
+    jprogress = SimpleNamespace(
+        json=lambda: "[]", inputRowsPerSecond=lambda: 1.0, processedRowsPerSecond=lambda: 1.0
+    )
+    try:
+        with (
+            caplog.at_level(logging.WARNING, logger="streamwatch_common.spark.listener"),
+            pytest.raises(AttributeError),
+        ):
+            _ProgressAsJson(pusher).onQueryProgress(SimpleNamespace(progress=lambda: jprogress))
+        assert REGISTRY.get_sample_value("streamwatch_progress_json_fallbacks_total", {"job": job}) == 1
+        (line,) = [r for r in caplog.records if r.getMessage() == "progress_json_unreadable"]
+        assert line.__dict__["job"] == job
     finally:
         pusher.close(timeout=2)

@@ -64,6 +64,12 @@ PROGRESS_UNREADABLE = Counter(
     ["job", "part"],
 )
 
+PROGRESS_JSON_FALLBACKS = Counter(
+    "streamwatch_progress_json_fallbacks_total",
+    "Micro-batch progresses whose JSON text could not be read, read field by field over Py4J instead.",
+    ["job"],
+)
+
 
 # Rates: Spark's progress JSON rounds them to one decimal and leaves out NaN and infinity
 # (``safeDoubleToJValue``).
@@ -93,13 +99,18 @@ class _ProgressAsJson(JStreamingQueryListener):
     """pyspark's Java-facing listener adapter, but the progress event is read through
     :func:`progress_from_json`; the other events as pyspark reads them (they are rare)."""
 
+    def __init__(self, pylistener: BatchMetricsPusher) -> None:
+        super().__init__(pylistener)
+        self.job = pylistener.job
+
     def onQueryProgress(self, jevent: JavaObject) -> None:
         jprogress = jevent.progress()
         try:
             progress = progress_from_json(jprogress)
         except (KeyError, TypeError, ValueError) as exc:
             # A progress JSON of another shape (another Spark version): the slow way, and say so.
-            logger.warning("progress_json_unreadable", extra={"error": repr(exc)})
+            PROGRESS_JSON_FALLBACKS.labels(job=self.job).inc()
+            logger.warning("progress_json_unreadable", extra={"job": self.job, "error": repr(exc)})
             progress = StreamingQueryProgress.fromJObject(jprogress)
         self.pylistener.onQueryProgress(QueryProgressEvent(progress))
 
@@ -144,6 +155,7 @@ class BatchMetricsPusher(StreamingQueryListener):
         )
         for part in PROGRESS_PARTS:
             PROGRESS_UNREADABLE.labels(job=job, part=part)  # export 0 from the start
+        PROGRESS_JSON_FALLBACKS.labels(job=job)
 
     @property
     def _jlistener(self) -> JavaObject:

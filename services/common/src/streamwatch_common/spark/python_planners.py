@@ -13,7 +13,8 @@ PSS beside a running passthrough.
 :func:`stop_planner_daemons` stops those factories (``PythonWorkerFactory.stop()``, what Spark does at
 session end) once the query has planned its reads (by the first ``foreachBatch`` call). A planning call
 that comes later (a new query) starts its daemon again, at its usual cost. Spark's worker registry is
-private: read through Java reflection, and if this Spark has none, nothing is stopped (logged).
+private: read through Java reflection, and if this Spark has none, nothing is stopped (logged as
+``planner_daemons_kept`` and counted in ``streamwatch_planner_daemons_kept_total{job}``).
 """
 
 from __future__ import annotations
@@ -21,10 +22,18 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from prometheus_client import Counter
+
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 logger = logging.getLogger(__name__)
+
+PLANNER_DAEMONS_KEPT = Counter(
+    "streamwatch_planner_daemons_kept_total",
+    "Spark's idle Python planning daemons left running because they could not be reached to stop them.",
+    ["job"],
+)
 
 #: Worker modules Spark runs only to plan (look up, create, plan the read of) a Python data source.
 PLANNER_MODULES = frozenset(
@@ -36,7 +45,7 @@ PLANNER_MODULES = frozenset(
 )
 
 
-def stop_planner_daemons(spark: SparkSession) -> list[str]:
+def stop_planner_daemons(spark: SparkSession, job: str) -> list[str]:
     """Stop the idle planning daemons of :data:`PLANNER_MODULES`; the modules whose daemon was stopped.
 
     Call it between micro-batches, once the query has started: a planning call running meanwhile would
@@ -58,7 +67,8 @@ def stop_planner_daemons(spark: SparkSession) -> list[str]:
                 factories.apply(key).stop()
                 stopped.append(module)
     except Exception as exc:  # noqa: BLE001 - a Spark without this registry: keep the daemons, say so
-        logger.warning("planner_daemons_kept", extra={"error": str(exc)})
+        PLANNER_DAEMONS_KEPT.labels(job=job).inc()
+        logger.warning("planner_daemons_kept", extra={"job": job, "error": str(exc)})
         return []
     logger.info("planner_daemons_stopped", extra={"modules": sorted(stopped)})
     return sorted(stopped)

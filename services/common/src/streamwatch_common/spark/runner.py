@@ -115,8 +115,9 @@ class _FirstBatch:
     (:mod:`~streamwatch_common.spark.python_planners`): Spark planned the query's reads before it, so from
     then on they only hold memory. A job on the ``jvm`` connector has none and nothing is stopped."""
 
-    def __init__(self, write: Callable[[DataFrame, int], None]) -> None:
+    def __init__(self, write: Callable[[DataFrame, int], None], job: str) -> None:
         self.write = write
+        self.job = job
         self.first = True
 
     def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
@@ -124,7 +125,7 @@ class _FirstBatch:
             from streamwatch_common.spark.python_planners import stop_planner_daemons
 
             self.first = False
-            stop_planner_daemons(batch_df.sparkSession)
+            stop_planner_daemons(batch_df.sparkSession, self.job)
         self.write(batch_df, batch_id)
 
 
@@ -216,7 +217,7 @@ def _start_query(spark: SparkSession, job: StreamingJob, gate: BatchGate) -> Str
     # Both connectors write from foreachBatch, so the one batch gate serves either.
     writer = (
         stream.writeStream.queryName(job.query_name)
-        .foreachBatch(gate.guard(_FirstBatch(job.write_batch)))
+        .foreachBatch(gate.guard(_FirstBatch(job.write_batch, settings.push_job)))
         .option("checkpointLocation", settings.checkpoint_path)
     )
     if settings.trigger_interval_seconds > 0:
