@@ -1,8 +1,9 @@
 """The observer's consume loop: windows per owned partition → measured on a worker → written → committed.
 
 One thread owns the consumer; a second measures closed windows (see ``measure``), a third makes the bulk
-writes (see ``writer``). Commits happen in the loop's thread, strictly after the measurement and the
-bulk write.
+writes (see ``writer``), a fourth measures the observed jobs' lag (see ``lag_worker``; the loop reports
+what it measured, with the group's own lag, which it asks of its consumer itself).
+Commits happen in the loop's thread, strictly after the measurement and the bulk write.
 
 Rebalances (eager assignor): revoked partitions get one bounded attempt to write what is complete and
 commit it; open windows are forgotten and re-observed by the next owner from the committed offset, so
@@ -40,6 +41,7 @@ from streamwatch_observer.documents import Origin, WindowDocuments, lag_document
 from streamwatch_observer.drift import DriftTracker
 from streamwatch_observer.jobs import owner_of
 from streamwatch_observer.lag import LagProbe, PartitionLag, topic_partitions
+from streamwatch_observer.lag_worker import LagRound, LagWorker
 from streamwatch_observer.measure import WindowMeasurer
 from streamwatch_observer.ownership import Ownership
 from streamwatch_observer.profiler import Profiler
@@ -116,6 +118,7 @@ class Observer:
             max_backoff=settings.sink_max_backoff_seconds,
             pending_lag_documents=settings.pending_lag_documents,
         )
+        self.lag_worker = LagWorker(self._measure_lag)
         self.subscribed = False
         self._next_lag = 0.0
 
@@ -138,6 +141,7 @@ class Observer:
         )
 
     def close(self) -> None:
+        self.lag_worker.close()
         self.measurer.close()
         self.writer.close()
         self.consumer.client.close()
@@ -154,6 +158,7 @@ class Observer:
     def _rejoin(self, old: Consumer, new: Consumer) -> None:
         """The consumer's renew hook: leave the group with the old consumer (revoking what it owns; the
         handle still serves it meanwhile) and join with the new one."""
+        self._settle_lag()
         old.close()  # serves the revoke (or lost) callback of whatever it still owned
         if self.ownership.assigned:  # no callback came for these: they are lost with the old consumer
             self._on_lost(old, [TopicPartition(self.settings.topic, p) for p in self.ownership.sorted()])
@@ -161,8 +166,8 @@ class Observer:
 
     def step(self) -> None:
         """One round: replace a consumer left without a broker, consume a batch into windows, hand full or
-        old windows to the measurer, measure lag when due, finish the write in flight and start the next
-        (after a back-off when the sink refused the last one)."""
+        old windows to the measurer, report a finished lag measurement and start the next when due, finish
+        the write in flight and start the next (after a back-off when the sink refused the last one)."""
         self.consumer.renew_if_orphaned(time.monotonic())
         # While a window is measured or written, the consume call returns soon even without records, so
         # its result is written and committed without waiting for the poll's timeout.
@@ -175,50 +180,71 @@ class Observer:
         for window in closed:
             self.measurer.submit(window)
         self.writer.add_windows(self.measurer.done())
-        if now >= self._next_lag:
+        self._report_lag_round(self.lag_worker.done())
+        if now >= self._next_lag and not self.lag_worker.running:
             self._next_lag = now + self.settings.lag_interval_seconds
-            self._measure_lag()
+            if self.ownership.assigned:
+                self.lag_worker.submit(self.ownership.sorted(), self.ownership.bucket())
         if self.writer.full:
             self.writer.settle()
         self.writer.collect()
         if self.writer.due(time.monotonic()):
             self.writer.begin()
 
-    def _measure_lag(self) -> None:
-        if not self.ownership.assigned:
-            return
-        bucket = self.ownership.bucket()
-        lags = self.ownership.reportable(self.probe.measure(self.ownership.sorted()), bucket)
-        consumer_lag = self.consumer_lag.measure(
-            self.consumer.client, self.ownership.sorted(), ends=self.probe.kafka.client
-        )
-        self._report_lag(self.origin, lags, bucket, consumer_lag_offsets=consumer_lag)
-        if not self.watched:
-            return
-        # The observed topic's partition count, asked once per measurement for every watched job.
-        observed = topic_partitions(self.probe.kafka.client, self.settings.topic, self.probe.timeout)
-        self._observed_partitions = len(observed) if observed else self._observed_partitions
-        for origin, probe in self.watched:
-            self._report_lag(origin, self._measure_watched(probe, bucket), bucket)
+    def _measure_lag(self, owned: list[int], bucket: int) -> LagRound:
+        """The lag of the ``owned`` partitions and of the watched jobs' partitions they cover (on the lag
+        worker's thread: it touches only the probes, which the loop leaves alone until it has waited for
+        the worker; never the group's consumer, whose calls wait for the loop's consume call)."""
+        lags = self.probe.measure(owned)
+        watched: list[tuple[Origin, list[PartitionLag]]] = []
+        if self.watched:
+            # The observed topic's partition count, asked once per measurement for every watched job.
+            observed = topic_partitions(self.probe.kafka.client, self.settings.topic, self.probe.timeout)
+            self._observed_partitions = len(observed) if observed else self._observed_partitions
+            watched = [(origin, self._measure_watched(probe, set(owned))) for origin, probe in self.watched]
+        return LagRound(bucket, lags, watched, self._observed_partitions)
 
-    def _measure_watched(self, probe: LagProbe, bucket: int) -> list[PartitionLag]:
+    def _measure_watched(self, probe: LagProbe, owned: set[int]) -> list[PartitionLag]:
         """A watched job's lag on the source partitions this replica reports (``jobs.owner_of``); when the
         cluster does not say how many partitions there are, the owned numbers, which the watermarks then
         judge (``unknown`` where there is no such partition)."""
         count = self._observed_partitions
         source = topic_partitions(self.probe.kafka.client, probe.source_topic, self.probe.timeout)
-        owned = self.ownership.assigned
         if count is None or source is None:
             partitions = sorted(owned)
         else:
             partitions = [p for p in source if owner_of(p, count) in owned]
             probe.forget(sorted(probe.exported - set(partitions)))  # the topics changed partition counts
+        return probe.measure(partitions)
+
+    def _settle_lag(self) -> None:
+        """Wait for the lag measurement in flight and report it under the ownership it was measured for,
+        before that changes (rebalance, renewal) or the loop ends; the group's own lag is left to the next
+        measurement: no new request to the group's consumer in the middle of a rebalance or a renewal."""
+        self._report_lag_round(self.lag_worker.wait(), group_lag=False)
+
+    def _report_lag_round(self, measured: LagRound | None, *, group_lag: bool = True) -> None:
+        """Report a finished measurement (what this replica may report of its bucket, ``ownership``) with
+        the group's own lag on the owned partitions, measured now with the group's consumer (the lag
+        worker is idle: the probe's client answers for the newest offsets)."""
+        if measured is None:
+            return
+        bucket = measured.bucket
+        lags = self.ownership.reportable(measured.lags, bucket)
+        consumer_lag = None
+        if group_lag:
+            consumer_lag = self.consumer_lag.measure(
+                self.consumer.client, self.ownership.sorted(), ends=self.probe.kafka.client
+            )
+        self._report_lag(self.origin, lags, bucket, consumer_lag_offsets=consumer_lag)
+        count = measured.observed_partitions
 
         def reporter(partition: int) -> int:
             return owner_of(partition, count) if count else partition
 
-        measured = probe.measure(partitions)
-        return [lag for lag in measured if self.ownership.may_report(reporter(lag.partition), bucket)]
+        for origin, watched in measured.watched:
+            kept = [lag for lag in watched if self.ownership.may_report(reporter(lag.partition), bucket)]
+            self._report_lag(origin, kept, bucket)
 
     def _report_lag(
         self,
@@ -256,12 +282,14 @@ class Observer:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # One attempt: what is measured and written is committed, the rest is re-observed.
+        self._settle_lag()
         self.writer.add_windows(self.measurer.wait())
         if self.writer.windows:
             self.writer.flush()
         self._forget(sorted(tp.partition for tp in partitions), "partitions_revoked")
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._settle_lag()
         self.writer.add_windows(self.measurer.wait())
         self.writer.settle()  # the write in flight: its commit may still land, or is refused
         self._forget(sorted(tp.partition for tp in partitions), "partitions_lost")
@@ -288,6 +316,7 @@ class Observer:
         for window in self.windows.close_all():
             self.measurer.submit(window)
         self.writer.add_windows(self.measurer.wait())
+        self._settle_lag()
         deadline = time.monotonic() + _SHUTDOWN_WRITE_SECONDS
         while self.writer.pending and time.monotonic() < deadline:
             if self.writer.flush():
