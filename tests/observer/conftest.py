@@ -13,10 +13,15 @@ import pytest
 import yaml
 from confluent_kafka import TopicPartition
 
+from streamwatch_common.shutdown import GracefulShutdown
 from streamwatch_dev.chart import render_rule_files
 from streamwatch_dev.kafka import KafkaBroker
 from streamwatch_dev.search import SearchBackend
 from streamwatch_dev.services import ServiceProcess, metric_value, service_env
+from streamwatch_observer.lag import LagProbe
+from streamwatch_observer.observer import Observer
+from streamwatch_observer.settings import ObserverSettings
+from streamwatch_observer.sink import ObservationSink
 
 
 def visit(i: int, **overrides: Any) -> bytes:
@@ -105,6 +110,41 @@ class ObserverFactory:
     def stop(self) -> None:
         for process in self.processes:
             process.stop()
+
+
+def in_process_observer(
+    observers: ObserverFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    probe_overrides: dict[str, Any] | None = None,
+    probe_timeout: float = 5.0,
+    **extra: str,
+) -> tuple[Observer, LagProbe]:
+    """An observer in the test's own process (the test calls ``step()``), configured as the service would be
+    from :meth:`ObserverFactory.env` plus ``extra``; its lag probe's client takes ``probe_overrides``.
+    The caller closes both."""
+    for name, value in observers.env(**extra).items():
+        monkeypatch.setenv(name, value)
+    settings = ObserverSettings()
+    sink = ObservationSink(settings.elasticsearch_client(), settings.index, settings.required_fields)
+    sink.ensure_template()
+    probe = LagProbe(
+        {**settings.consumer_config(f"{settings.group_id}-lag-probe"), **(probe_overrides or {})},
+        settings.source_topic,
+        Path(settings.checkpoint_path),
+        settings.lag_evaluation_window_seconds,
+        job=settings.job,
+        timeout=probe_timeout,
+    )
+    observer = Observer(
+        settings=settings,
+        shutdown=GracefulShutdown(),
+        consumer_config=settings.consumer_config(settings.group_id),
+        sink=sink,
+        probe=probe,
+        profiler=None,
+    )
+    return observer, probe
 
 
 @pytest.fixture

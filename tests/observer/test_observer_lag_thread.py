@@ -5,62 +5,40 @@ the worker is reported is shown by every lag test of the observer."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from observer.conftest import ObserverFactory, assert_exact_cover, committed_offsets, coverage, visit
+from observer.conftest import (
+    ObserverFactory,
+    assert_exact_cover,
+    committed_offsets,
+    coverage,
+    in_process_observer,
+)
 
-from streamwatch_common.shutdown import GracefulShutdown
 from streamwatch_dev.kafka import KafkaBroker
 from streamwatch_dev.process import free_port, wait_until
-from streamwatch_observer.lag import LagProbe
-from streamwatch_observer.observer import Observer
-from streamwatch_observer.settings import ObserverSettings
-from streamwatch_observer.sink import ObservationSink
 
 PARTITIONS = 2
 RECORDS = 120  # per partition: three windows of 40
-# Each of the probe's broker requests gives up after this long; a measurement makes four of them.
-PROBE_TIMEOUT_SECONDS = 3.0
+# Each of the probe's broker requests gives up after this long; a measurement asks once per partition.
+PROBE_TIMEOUT_SECONDS = 5.0
 
 
 def test_windows_are_written_while_a_lag_measurement_waits_for_its_broker(
     observers: ObserverFactory, kafka: KafkaBroker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     observers.topics(PARTITIONS)
-    for partition in range(PARTITIONS):
-        records: list[tuple[bytes | None, bytes]] = [
-            (None, visit(partition * 10_000 + i)) for i in range(RECORDS)
-        ]
-        kafka.produce(observers.topic, records, partition=partition)
-    env = observers.env(
-        OBSERVER_REPLICA="lag-thread", OBSERVER_PROFILE_ENABLED="false", OBSERVER_WINDOW_RECORDS="40"
+    ids = {p: range(p * 10_000, p * 10_000 + RECORDS) for p in range(PARTITIONS)}
+    observers.produce_visits(observers.topic, ids)
+    observer, probe = in_process_observer(
+        observers,
+        monkeypatch,
+        probe_overrides={"bootstrap.servers": f"127.0.0.1:{free_port()}"},
+        probe_timeout=PROBE_TIMEOUT_SECONDS,
+        OBSERVER_REPLICA="lag-thread",
+        OBSERVER_PROFILE_ENABLED="false",
+        OBSERVER_WINDOW_RECORDS="40",
     )
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    settings = ObserverSettings()
-    sink = ObservationSink(settings.elasticsearch_client(), settings.index, settings.required_fields)
-    sink.ensure_template()
-    nowhere = {
-        **settings.consumer_config(f"{settings.group_id}-lag-probe"),
-        "bootstrap.servers": f"127.0.0.1:{free_port()}",
-    }
-    probe = LagProbe(
-        nowhere,
-        settings.source_topic,
-        Path(settings.checkpoint_path),
-        settings.lag_evaluation_window_seconds,
-        job=settings.job,
-        timeout=PROBE_TIMEOUT_SECONDS,
-    )
-    observer = Observer(
-        settings=settings,
-        shutdown=GracefulShutdown(),
-        consumer_config=settings.consumer_config(settings.group_id),
-        sink=sink,
-        probe=probe,
-        profiler=None,
-    )
+    settings = observer.settings
     expected = dict.fromkeys(range(PARTITIONS), RECORDS)
 
     def covered_and_committed() -> bool:

@@ -4,19 +4,19 @@ every offset of every partition exactly once, committed up to the end."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from observer.conftest import ObserverFactory, assert_exact_cover, committed_offsets, coverage, visit
+from observer.conftest import (
+    ObserverFactory,
+    assert_exact_cover,
+    committed_offsets,
+    coverage,
+    in_process_observer,
+    visit,
+)
 from prometheus_client import REGISTRY
 
-from streamwatch_common.shutdown import GracefulShutdown
 from streamwatch_dev.kafka import KafkaBroker
 from streamwatch_dev.process import wait_until
-from streamwatch_observer.lag import LagProbe
-from streamwatch_observer.observer import Observer
-from streamwatch_observer.settings import ObserverSettings
-from streamwatch_observer.sink import ObservationSink
 
 PARTITIONS = 2
 BEFORE, AFTER = 120, 80  # records per partition before and after the renewal
@@ -39,32 +39,15 @@ def test_a_renewed_consumer_rejoins_and_the_windows_still_cover_every_offset_onc
 ) -> None:
     observers.topics(PARTITIONS)
     _produce(kafka, observers.topic, 0, BEFORE)
-    env = observers.env(
+    observer, probe = in_process_observer(
+        observers,
+        monkeypatch,
         OBSERVER_REPLICA="renewal",
         OBSERVER_PROFILE_ENABLED="false",
         OBSERVER_WINDOW_RECORDS="50",
         OBSERVER_WINDOW_SECONDS="1",
     )
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    settings = ObserverSettings()
-    sink = ObservationSink(settings.elasticsearch_client(), settings.index, settings.required_fields)
-    sink.ensure_template()
-    probe = LagProbe(
-        settings.consumer_config(f"{settings.group_id}-lag-probe"),
-        settings.source_topic,
-        Path(settings.checkpoint_path),
-        settings.lag_evaluation_window_seconds,
-        job=settings.job,
-    )
-    observer = Observer(
-        settings=settings,
-        shutdown=GracefulShutdown(),
-        consumer_config=settings.consumer_config(settings.group_id),
-        sink=sink,
-        probe=probe,
-        profiler=None,
-    )
+    settings = observer.settings
 
     def covered(end: int) -> bool:
         observer.step()
