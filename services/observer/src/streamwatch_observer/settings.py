@@ -119,8 +119,11 @@ class ObserverSettings(ServiceSettings, KafkaSettings, ElasticsearchSettings, Ob
         " (ok, warn, stall, stop, rewind); several lag intervals long, and at least twice the observed"
         " job's trigger interval, or a slow trigger reads as a stall or a stop.",
     )
+    # The client makes a whole call's records into Python objects without letting go of the interpreter
+    # lock, and the measuring thread waits for that lock between its steps: smaller calls let it in sooner
+    # (in `make bench`'s observer case a few hundred records a call measured fastest, the bench README).
     consume_batch: int = Field(
-        default=5000, ge=1, description="Most records taken from the consumer in one call."
+        default=500, ge=1, description="Most records taken from the consumer in one call."
     )
     sink_max_backoff_seconds: float = Field(
         default=30.0,
