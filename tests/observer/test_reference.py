@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -180,6 +181,7 @@ def test_first_windows_build_the_reference_then_it_is_pinned_and_scores_every_la
     for n, start in enumerate((100, 500, 900), start=1):
         assert references.observe(0, start, start + 399, window(rng)) == {}  # built: no score yet
         assert windows_gauge(0) == n
+        references.settle()  # saved on its own thread
         assert store.docs[doc_id][0]["windows"] == n  # saved after each merged window
     assert store.docs[doc_id][0]["pinned"] and store.docs[doc_id][0]["merged_until"] == 1299
     pinned = references.reference(0)
@@ -190,6 +192,7 @@ def test_first_windows_build_the_reference_then_it_is_pinned_and_scores_every_la
     assert set(scores) == {"page", "duration", "event_time"}
     assert max(scores.values()) < 0.25, scores
     assert pinned.fields == fields and pinned.windows == 3  # pinned: no longer changes
+    references.settle()
     assert store.puts == puts  # and is not saved again
     references.forget([0])
     assert windows_gauge(0) is None and references.partitions == []
@@ -201,6 +204,7 @@ def test_a_new_owner_continues_the_stored_reference_and_a_replayed_window_is_not
     old = tracker(store, windows=3)
     old.observe(0, 0, 399, window(rng))
     old.observe(0, 400, 799, window(rng))
+    old.forget([0])  # revoked: its save in flight lands first
     new = tracker(store, windows=3)
     new.load([0])
     assert windows_gauge(0) == 2  # what was stored, at once
@@ -218,11 +222,14 @@ def test_a_stale_owner_cannot_overwrite_a_newer_reference() -> None:
     store = VersionedStore()
     stale = tracker(store, windows=3)
     stale.observe(0, 0, 399, window(rng))
+    stale.settle()
     newer = tracker(store, windows=3)
     newer.load([0])
     newer.observe(0, 400, 799, window(rng))  # stored as version 1
+    newer.settle()
     conflicts = failures("conflict")
     stale.observe(0, 400, 799, window(rng))  # merged on version 0: refused
+    stale.settle()  # the refusal is taken: the stored reference is loaded
     assert failures("conflict") == conflicts + 1
     doc_id = reference_id("passthrough", "processed-ref", 0, "initial")
     assert store.docs[doc_id][1] == (1, 1) and store.docs[doc_id][0]["replica"] == "r0"
@@ -241,14 +248,52 @@ def test_a_failed_load_or_save_is_counted_and_retried_at_the_next_window() -> No
     assert failures("load") == loads + 2 and references.partitions == []
     store.down = False
     references.observe(0, 400, 799, window(rng))  # loaded now, merged, saved
+    references.settle()
     store.down = True
     references.observe(0, 800, 1199, window(rng))  # merged (pinned) but not saved
+    references.settle()
     assert failures("save") == saves + 1
     doc_id = reference_id("passthrough", "processed-ref", 0, "initial")
     assert not store.docs[doc_id][0]["pinned"]
     store.down = False
     assert references.observe(0, 1200, 1599, window(rng))  # scored, and the pinned reference saved
+    references.settle()
     assert store.docs[doc_id][0]["pinned"] and store.docs[doc_id][0]["windows"] == 2
+
+
+class SlowStore(VersionedStore):
+    """Saves wait until released, as they would on a slow Elasticsearch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def put_reference(
+        self, doc_id: str, document: dict[str, Any], version: StoredVersion | None
+    ) -> StoredVersion:
+        self.entered.set()
+        self.release.wait(30)
+        return super().put_reference(doc_id, document, version)
+
+
+def test_a_save_runs_beside_the_measurement_and_the_next_save_names_its_version() -> None:
+    rng = random.Random(8)
+    store = SlowStore()
+    references = tracker(store, windows=3)
+    try:
+        references.load([0])
+        assert references.observe(0, 0, 399, window(rng)) == {}  # merged; the save waits for the store
+        assert store.entered.wait(10)
+        assert store.puts == 0  # the window's measurement did not wait for it
+        store.release.set()
+        references.observe(0, 400, 799, window(rng))  # the first save's version, then the second save
+        references.settle()
+        doc_id = reference_id("passthrough", "processed-ref", 0, "initial")
+        assert store.puts == 2 and store.docs[doc_id][0]["windows"] == 2
+    finally:
+        store.release.set()
+        references.close()
 
 
 def test_a_new_name_pins_a_new_reference_and_keeps_the_old_one() -> None:
@@ -258,6 +303,8 @@ def test_a_new_name_pins_a_new_reference_and_keeps_the_old_one() -> None:
     first.observe(0, 0, 399, window(rng))
     second = tracker(store, windows=1, name="after-release-2.3")
     assert second.observe(0, 400, 799, window(rng, page_share=0.6)) == {}  # builds its own
+    first.settle()
+    second.settle()
     assert set(store.docs) == {
         reference_id("passthrough", "processed-ref", 0, "initial"),
         reference_id("passthrough", "processed-ref", 0, "after-release-2.3"),

@@ -118,6 +118,8 @@ class WindowMeasurer:
         self._executor.shutdown(wait=True, cancel_futures=True)
         self._queue.clear()
         self._loads.clear()
+        if self.reference is not None:
+            self.reference.close()  # its saves in flight land first
 
     def _measure(self, window: OpenWindow) -> ClosedWindow:
         started = time.perf_counter()

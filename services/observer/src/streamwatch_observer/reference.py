@@ -13,13 +13,16 @@ comparison the minimum exists to avoid.
 
 The reference is stored after every window merged into it, one document per job, topic, partition and
 reference name (``OBSERVER_DRIFT_REFERENCE_NAME``), so a new owner after a rebalance, or the same replica
-after a restart, continues from where the last owner stopped. A window whose first offset is not past
-the last merged one (re-read after a crash between the save and the commit) is not merged twice. Saves
-are conditional on the version loaded (``sink.ObservationSink.put_reference``): a stale owner cannot
-overwrite what a newer one stored; its conflict is logged and counted, and it reloads the stored
-reference. A failed load or save is logged, counted in ``observer_drift_reference_failures_total`` and
-retried at the partition's next window. An operator pins a new reference by choosing a new name; the old
-document stays stored.
+after a restart, continues from where the last owner stopped. A save runs on a thread of its own (a
+round trip to Elasticsearch each window the reference is built from, which the measuring thread, and so
+the consume loop, waited for); its outcome is taken before the partition's next save, at its next
+window, or when the partition goes (:meth:`ReferenceTracker.forget` waits for it). A window whose first
+offset is not past the last merged one (re-read after a crash between the save and the commit) is not
+merged twice. Saves are conditional on the version loaded (``sink.ObservationSink.put_reference``): a
+stale owner cannot overwrite what a newer one stored; its conflict is logged and counted, and it reloads
+the stored reference. A failed load or save is logged, counted in
+``observer_drift_reference_failures_total`` and retried at the partition's next window. An operator pins
+a new reference by choosing a new name; the old document stays stored.
 
 The summary itself (merging, scoring, its stored form) is ``reference_summary.Reference``.
 
@@ -41,6 +44,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -79,6 +83,8 @@ class _Owned:
     reference: Reference
     version: StoredVersion | None
     unsaved: bool = False
+    # The save in flight on the saving thread; its result is the stored version the next save names.
+    saving: Future[StoredVersion] | None = None
 
 
 class ReferenceTracker:
@@ -103,6 +109,7 @@ class ReferenceTracker:
         self.min_records = min_records
         self.replica = replica
         self._owned: dict[int, _Owned] = {}
+        self._saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reference-save")
 
     def load(self, partitions: Iterable[int]) -> None:
         """Read the stored references of ``partitions`` not loaded yet (a failure is retried later)."""
@@ -124,6 +131,8 @@ class ReferenceTracker:
         if leaves.num_rows < self.min_records:
             return {}
         owned = self._owned.get(partition) or self._load(partition)
+        if owned is not None:
+            owned = self._settle(partition, owned)  # the previous save's version, or a reload
         if owned is None:
             return {}  # not loaded: neither merged (what is stored is unknown) nor scored
         if summaries is None:
@@ -143,11 +152,25 @@ class ReferenceTracker:
             self._save(partition, owned)
         return {}
 
+    def settle(self) -> None:
+        """Wait for every save in flight and take its outcome (as the next window would)."""
+        for partition, owned in list(self._owned.items()):
+            self._settle(partition, owned)
+
     def forget(self, partitions: Iterable[int]) -> None:
-        """Partitions revoked or lost: their next owner loads the stored reference."""
+        """Partitions revoked or lost: their saves in flight are waited for (each bounded by the
+        Elasticsearch timeout), so their next owner loads what this one stored."""
         for partition in partitions:
-            if self._owned.pop(partition, None) is not None:
-                metrics.DRIFT_REFERENCE_WINDOWS.remove(self.job, self.topic, str(partition))
+            owned = self._owned.pop(partition, None)
+            if owned is None:
+                continue
+            if owned.saving is not None:
+                self._outcome(partition, owned)  # a conflict is only counted: the partition goes anyway
+            metrics.DRIFT_REFERENCE_WINDOWS.remove(self.job, self.topic, str(partition))
+
+    def close(self) -> None:
+        """Finish the saves in flight and stop the saving thread."""
+        self._saver.shutdown(wait=True)
 
     def reference(self, partition: int) -> Reference | None:
         """The loaded reference of ``partition`` (None: not loaded)."""
@@ -196,8 +219,27 @@ class ReferenceTracker:
             "replica": self.replica,
             **reference.to_document(),
         }
+        # Built here: the next window changes the reference while the save is in flight.
+        owned.unsaved = False
+        owned.saving = self._saver.submit(self.store.put_reference, doc_id, document, owned.version)
+
+    def _settle(self, partition: int, owned: _Owned) -> _Owned | None:
+        """The partition after its save in flight (waited for): saved, unsaved again after a failure
+        (saved at its next window), or, after a conflict, the stored reference reloaded (None when that
+        load fails)."""
+        if owned.saving is None or self._outcome(partition, owned):
+            return owned
+        self.forget([partition])
+        return self._load(partition)
+
+    def _outcome(self, partition: int, owned: _Owned) -> bool:
+        """Take the outcome of the save in flight; False after a conflict (the stored one is newer)."""
+        saving, owned.saving = owned.saving, None
+        if saving is None:
+            return True
+        reference = owned.reference
         try:
-            owned.version = self.store.put_reference(doc_id, document, owned.version)
+            owned.version = saving.result()
         except ReferenceConflict as exc:
             # Another owner stored a newer version (this replica held a partition it no longer owns, or a
             # save it saw fail had succeeded): take the stored one.
@@ -206,17 +248,15 @@ class ReferenceTracker:
                 "drift_reference_conflict",
                 extra={**self._context(partition, reference), "error": str(exc), "then": "reloaded"},
             )
-            self.forget([partition])
-            self._load(partition)
-            return
+            return False
         except SinkError as exc:
             metrics.DRIFT_REFERENCE_FAILURES.labels("save").inc()
             logger.warning(
                 "drift_reference_save_failed",
                 extra={**self._context(partition, reference), "error": str(exc), "retry": "next window"},
             )
-            return
-        owned.unsaved = False
+            owned.unsaved = True
+        return True
 
     def _export(self, partition: int, reference: Reference) -> None:
         metrics.DRIFT_REFERENCE_WINDOWS.labels(self.job, self.topic, str(partition)).set(reference.windows)
