@@ -117,24 +117,25 @@ def in_process_observer(
     monkeypatch: pytest.MonkeyPatch,
     *,
     probe_overrides: dict[str, Any] | None = None,
-    probe_timeout: float = 5.0,
+    probe_timeout: float | None = None,
     **extra: str,
 ) -> tuple[Observer, LagProbe]:
     """An observer in the test's own process (the test calls ``step()``), configured as the service would be
-    from :meth:`ObserverFactory.env` plus ``extra``; its lag probe's client takes ``probe_overrides``.
-    The caller closes both."""
+    from :meth:`ObserverFactory.env` plus ``extra``; its lag probe's client takes ``probe_overrides``,
+    its requests ``probe_timeout`` (None: the probe's own). The caller closes both."""
     for name, value in observers.env(**extra).items():
         monkeypatch.setenv(name, value)
     settings = ObserverSettings()
     sink = ObservationSink(settings.elasticsearch_client(), settings.index, settings.required_fields)
     sink.ensure_template()
+    timeout: dict[str, Any] = {} if probe_timeout is None else {"timeout": probe_timeout}
     probe = LagProbe(
         {**settings.consumer_config(f"{settings.group_id}-lag-probe"), **(probe_overrides or {})},
         settings.source_topic,
         Path(settings.checkpoint_path),
         settings.lag_evaluation_window_seconds,
         job=settings.job,
-        timeout=probe_timeout,
+        **timeout,
     )
     observer = Observer(
         settings=settings,

@@ -164,8 +164,7 @@ class ReferenceTracker:
             owned = self._owned.pop(partition, None)
             if owned is None:
                 continue
-            if owned.saving is not None:
-                self._outcome(partition, owned)  # a conflict is only counted: the partition goes anyway
+            self._outcome(partition, owned, then="dropped")  # the partition goes anyway
             metrics.DRIFT_REFERENCE_WINDOWS.remove(self.job, self.topic, str(partition))
 
     def close(self) -> None:
@@ -227,13 +226,14 @@ class ReferenceTracker:
         """The partition after its save in flight (waited for): saved, unsaved again after a failure
         (saved at its next window), or, after a conflict, the stored reference reloaded (None when that
         load fails)."""
-        if owned.saving is None or self._outcome(partition, owned):
+        if self._outcome(partition, owned, then="reloaded"):
             return owned
         self.forget([partition])
         return self._load(partition)
 
-    def _outcome(self, partition: int, owned: _Owned) -> bool:
-        """Take the outcome of the save in flight; False after a conflict (the stored one is newer)."""
+    def _outcome(self, partition: int, owned: _Owned, *, then: str) -> bool:
+        """Take the outcome of the save in flight (none: True); False after a conflict (the stored one is
+        newer), logged with what the caller does ``then``."""
         saving, owned.saving = owned.saving, None
         if saving is None:
             return True
@@ -246,7 +246,7 @@ class ReferenceTracker:
             metrics.DRIFT_REFERENCE_FAILURES.labels("conflict").inc()
             logger.warning(
                 "drift_reference_conflict",
-                extra={**self._context(partition, reference), "error": str(exc), "then": "reloaded"},
+                extra={**self._context(partition, reference), "error": str(exc), "then": then},
             )
             return False
         except SinkError as exc:
