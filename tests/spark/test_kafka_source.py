@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 from pyspark.sql import DataFrame, SparkSession
@@ -17,7 +18,7 @@ from streamwatch_common.errors import SourceError
 from streamwatch_common.spark.connector import JVM, PYTHON
 from streamwatch_common.spark.kafka_broker_wait import transient
 from streamwatch_common.spark.kafka_copy import copy_range
-from streamwatch_common.spark.kafka_range_read import read_range
+from streamwatch_common.spark.kafka_range_read import KafkaRange, prefetch_bounded, read_range
 from streamwatch_common.spark.kafka_source import KafkaStreamReader, split_read_limit
 from streamwatch_common.spark.kafka_stream import kafka_stream_options, read_kafka_stream
 from streamwatch_common.spark.kafka_writer import task_producer_config
@@ -243,6 +244,24 @@ def test_jvm_connector_gets_the_same_options_in_the_java_clients_terms(spark: Sp
     # naming Spark's "kafka" format, rather than silently falling back to the Python source.
     with pytest.raises(Exception, match=r"(?i)kafka"):
         read_kafka_stream(spark, JVM, options)
+
+
+def test_a_task_prefetches_no_more_than_its_range_unless_told(kafka: KafkaBroker) -> None:
+    """A task's consumer asks librdkafka to keep no more records queued than the task reads (the default
+    keeps a hundred thousand, all decoded, most dropped at close), and still reads the whole range: here
+    a few records from the middle of a partition, with a bound of that few."""
+    config = {"bootstrap.servers": kafka.bootstrap}
+    assert prefetch_bounded(config, 3)["queued.min.messages"] == 3
+    assert prefetch_bounded(config, 0)["queued.min.messages"] == 1
+    assert prefetch_bounded(config, 10**7)["queued.min.messages"] == 100_000
+    assert prefetch_bounded({**config, "queued.min.messages": 7}, 3)["queued.min.messages"] == 7
+    assert "queued.min.messages" not in config
+
+    topic = kafka.create_topic(partitions=1)
+    kafka.produce(topic, _records(0, 0, 2_000), partition=0)
+    rows = pa.Table.from_batches(list(read_range(config, KafkaRange(topic, 0, 1_000, 1_003))))
+    assert rows["offset"].to_pylist() == [1_000, 1_001, 1_002]
+    assert rows["value"].to_pylist() == [value for _key, value in _records(0, 1_000, 3)]
 
 
 @pytest.mark.parametrize("task_kind", ["read", "copy"])
