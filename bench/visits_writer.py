@@ -87,10 +87,10 @@ def run(run_: BenchRun, infra: Infra, work: Path, quick: bool) -> None:
     topic = infra.visits_topic(total)
     # Two off/on pairs, the second in reverse order: with one pair the listener-on run always came
     # second, and a pair's second run tended to be the cheaper one, which hid the listener's cost.
-    rounds = 2
-    # Per side: steady records, steady seconds, CPU seconds (summed over the rounds).
+    pairs = 2
+    # Per side: steady records, steady seconds, CPU seconds (summed over the pairs).
     sums: dict[bool, list[float]] = {False: [0.0, 0.0, 0.0], True: [0.0, 0.0, 0.0]}
-    for n in range(rounds):
+    for n in range(pairs):
         for listener in (False, True) if n % 2 == 0 else (True, False):
             label = "on" if listener else "off"
             part, overall, rss = _run_writer(
