@@ -35,6 +35,7 @@ def test_defaults_cap_the_driver_and_user_conf_wins(monkeypatch: pytest.MonkeyPa
         ("VISITS_WRITER_SPARK_DRIVER_MEMORY", "lots"),
         ("VISITS_WRITER_SPARK_DRIVER_MEMORY", "384m"),
         ("VISITS_WRITER_SPARK_CONF", "[1]"),
+        ("VISITS_WRITER_SPARK_CLASS_ARCHIVE", "/nonexistent/spark.jsa"),
     ],
 )
 def test_a_bad_spark_setting_stops_with_its_name(
@@ -46,6 +47,20 @@ def test_a_bad_spark_setting_stops_with_its_name(
         load_settings(VisitsWriterSettings)
     assert stopped.value.code == 2
     assert name in capsys.readouterr().err
+
+
+def test_a_class_archive_goes_after_the_drivers_own_java_options(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    monkeypatch.delenv("VISITS_WRITER_SPARK_CLASS_ARCHIVE", raising=False)  # the test session's own
+    own = VisitsWriterSettings().spark_driver_java_options
+    assert spark_conf(VisitsWriterSettings())["spark.driver.extraJavaOptions"] == own
+    archive = tmp_path / "spark.jsa"
+    archive.write_bytes(b"made by streamwatch-spark-class-archive")
+    monkeypatch.setenv("VISITS_WRITER_SPARK_CLASS_ARCHIVE", str(archive))
+    options = spark_conf(VisitsWriterSettings())["spark.driver.extraJavaOptions"]
+    assert options == f"{own} -XX:SharedArchiveFile={archive} -Xshare:auto"
 
 
 def test_jvm_connector_without_jars_stops_naming_the_jar_variable(
