@@ -8,6 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from streamwatch_dev.kafka import KafkaBroker
@@ -78,9 +79,27 @@ def _copied(kafka: KafkaBroker, topic: str) -> int:
     return sum(kafka.end_offsets(topic).values())
 
 
+def _maps(pid: int, archive: Path) -> bool:
+    """Whether a process of ``pid``'s tree (the job and its Spark driver JVM) has ``archive`` mapped: a JVM
+    unmaps a class archive that does not match it."""
+    root = psutil.Process(pid)
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            if any(m.path == str(archive) for m in process.memory_maps()):
+                return True
+        except psutil.NoSuchProcess:
+            continue  # a Python worker that finished since the listing
+    return False
+
+
 @pytest.mark.parametrize(("connector", "copy_path"), PATHS)
 def test_copies_byte_for_byte_sigterm_mid_stream_then_resumes_without_gaps_or_repeats(
-    kafka: KafkaBroker, pushgateway: Pushgateway, output_dir: Path, connector: str, copy_path: str
+    kafka: KafkaBroker,
+    pushgateway: Pushgateway,
+    output_dir: Path,
+    connector: str,
+    copy_path: str,
+    spark_class_archive: Path,
 ) -> None:
     source, target = kafka.create_topic(partitions=2), kafka.create_topic(partitions=2)
     produced = {0: _records(0, 0, 300), 1: _records(1, 0, 120)}
@@ -108,6 +127,8 @@ def test_copies_byte_for_byte_sigterm_mid_stream_then_resumes_without_gaps_or_re
     first_record_s = time.monotonic() - started
     print(f"passthrough: ready after {ready_s:.1f}s, first record copied after {first_record_s:.1f}s")
     job.wait_for_event("batch_copied", timeout=120, count=2)
+    # The session's class archive (PASSTHROUGH_SPARK_CLASS_ARCHIVE) is in use, whatever the connector's jars.
+    assert _maps(job.pid, spark_class_archive), f"the driver does not map {spark_class_archive}"
     pushed = {"job": "passthrough", "instance": "passthrough-test"}
     duration = "streaming_batch_duration_seconds"
     wait_until(
