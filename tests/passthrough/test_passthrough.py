@@ -94,12 +94,7 @@ def _maps(pid: int, archive: Path) -> bool:
 
 @pytest.mark.parametrize(("connector", "copy_path"), PATHS)
 def test_copies_byte_for_byte_sigterm_mid_stream_then_resumes_without_gaps_or_repeats(
-    kafka: KafkaBroker,
-    pushgateway: Pushgateway,
-    output_dir: Path,
-    connector: str,
-    copy_path: str,
-    spark_class_archive: Path,
+    kafka: KafkaBroker, pushgateway: Pushgateway, output_dir: Path, connector: str, copy_path: str
 ) -> None:
     source, target = kafka.create_topic(partitions=2), kafka.create_topic(partitions=2)
     produced = {0: _records(0, 0, 300), 1: _records(1, 0, 120)}
@@ -127,8 +122,9 @@ def test_copies_byte_for_byte_sigterm_mid_stream_then_resumes_without_gaps_or_re
     first_record_s = time.monotonic() - started
     print(f"passthrough: ready after {ready_s:.1f}s, first record copied after {first_record_s:.1f}s")
     job.wait_for_event("batch_copied", timeout=120, count=2)
-    # The session's class archive (PASSTHROUGH_SPARK_CLASS_ARCHIVE) is in use, whatever the connector's jars.
-    assert _maps(job.pid, spark_class_archive), f"the driver does not map {spark_class_archive}"
+    # The session's class archive (tests/conftest.py) is in use, whatever the connector's jars.
+    archive = Path(env["PASSTHROUGH_SPARK_CLASS_ARCHIVE"])
+    assert _maps(job.pid, archive), f"the driver does not map {archive}"
     pushed = {"job": "passthrough", "instance": "passthrough-test"}
     duration = "streaming_batch_duration_seconds"
     wait_until(
