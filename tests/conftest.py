@@ -5,7 +5,6 @@ Tests stay independent through random topic names, group ids and index names (fa
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -66,13 +65,9 @@ def spark_local_dirs() -> Iterator[Path]:
     otherwise stay in the machine's temporary directory.
     """
     path = Path(tempfile.mkdtemp(prefix="streamwatch-spark-"))
-    previous = os.environ.get("SPARK_LOCAL_DIRS")
-    os.environ["SPARK_LOCAL_DIRS"] = str(path)
-    yield path
-    if previous is None:
-        os.environ.pop("SPARK_LOCAL_DIRS", None)
-    else:
-        os.environ["SPARK_LOCAL_DIRS"] = previous
+    with pytest.MonkeyPatch.context() as environment:
+        environment.setenv("SPARK_LOCAL_DIRS", str(path))
+        yield path
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -87,15 +82,10 @@ def spark_class_archive(request: pytest.FixtureRequest) -> Iterator[Path | None]
         return
     terminal = request.config.pluginmanager.get_plugin("terminalreporter")
     archive = cached_archive(terminal.write_line if terminal is not None else print)
-    settings = archive_env(archive)
-    previous = {name: os.environ.get(name) for name in settings}
-    os.environ.update(settings)
-    yield archive
-    for name, value in previous.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+    with pytest.MonkeyPatch.context() as environment:
+        for name, value in archive_env(archive).items():
+            environment.setenv(name, value)
+        yield archive
 
 
 @pytest.fixture(scope="session")

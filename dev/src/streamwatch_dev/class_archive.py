@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from streamwatch_common.settings import env_name
 from streamwatch_common.spark import class_archive
 from streamwatch_common.spark.job_settings import SparkJobSettings
 from streamwatch_dev.process import deps_cache
@@ -36,9 +37,14 @@ def _key() -> str:
     assert spec is not None and spec.origin is not None, "pyspark is not installed"
     jars = Path(spec.origin).parent / "jars"
     listing = sorted(f"{jar.name}:{jar.stat().st_size}" for jar in jars.glob("*.jar"))
-    options = SparkJobSettings.model_fields["spark_driver_java_options"].default
     workload = Path(class_archive.__file__).read_text()
-    parts = [java, importlib.metadata.version("pyspark"), *listing, str(options), workload]
+    parts = [
+        java,
+        importlib.metadata.version("pyspark"),
+        *listing,
+        class_archive.default_java_options(),
+        workload,
+    ]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
@@ -72,4 +78,5 @@ def cached_archive(say: Callable[[str], None] = print) -> Path:
 
 def archive_env(archive: Path) -> dict[str, str]:
     """The setting that gives each Spark job the archive."""
-    return {f"{job.model_config.get('env_prefix', '')}SPARK_CLASS_ARCHIVE": str(archive) for job in JOBS}
+    field = "spark_class_archive"
+    return {env_name(job, field, job.model_fields[field]): str(archive) for job in JOBS}

@@ -35,19 +35,19 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: How the driver maps an archive (``-Xshare:auto``: one that does not match is left out with a warning).
-USE_OPTIONS = "-XX:SharedArchiveFile={path} -Xshare:auto"
 # The workload's batches; the first query of a driver loads most of what later ones use.
 _BATCHES = 2
 _WORKLOAD_TIMEOUT_SECONDS = 300.0
 
 
 def use_options(path: str) -> str:
-    """The driver Java options that map the archive at ``path``."""
-    return USE_OPTIONS.format(path=path)
+    """The driver Java options that map the archive at ``path`` (``-Xshare:auto``: one that does not
+    match is left out with a warning)."""
+    return f"-XX:SharedArchiveFile={path} -Xshare:auto"
 
 
-def _default_java_options() -> str:
+def default_java_options() -> str:
+    """The jobs' default driver Java options (``SPARK_DRIVER_JAVA_OPTIONS``): an archive's by default."""
     from streamwatch_common.spark.job_settings import SparkJobSettings
 
     default = SparkJobSettings.model_fields["spark_driver_java_options"].default
@@ -61,7 +61,7 @@ def make_archive(target: Path, java_options: str | None = None) -> int:
     ``java_options`` are the driver's (default: the jobs' default ``SPARK_DRIVER_JAVA_OPTIONS``)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=".class-archive-", dir=target.parent)) / "spark.jsa"
-    options = java_options if java_options is not None else _default_java_options()
+    options = java_options if java_options is not None else default_java_options()
     # Its "skipping a signed jar's class" warnings are what every such archive leaves out, not a fault.
     dump = f"{options} -XX:ArchiveClassesAtExit={partial} -Xlog:cds=error"
     try:
