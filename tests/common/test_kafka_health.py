@@ -1,5 +1,7 @@
 """A client's broker handles, read from librdkafka's own statistics: a client with a broker, even an
-unreachable one, is left alone; only one holding none for the whole grace period is to be replaced."""
+unreachable one, is left alone; only one holding none for the whole grace period is to be replaced. A
+group consumer that watches its group is also replaced once its coordinator has been unknown past its
+session timeout and the grace; one in its group is left alone."""
 
 from __future__ import annotations
 
@@ -9,10 +11,11 @@ import time
 from typing import Any
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer
 from prometheus_client import REGISTRY
 
-from streamwatch_common.kafka_health import RENEW_AFTER_SECONDS, BrokerLoss, broker_handles
+from streamwatch_common import kafka_health
+from streamwatch_common.kafka_health import RENEW_AFTER_SECONDS, BrokerLoss, broker_handles, group_state
 from streamwatch_dev.kafka import KafkaBroker
 from streamwatch_dev.process import free_port, wait_until
 
@@ -106,3 +109,66 @@ def test_configure_turns_statistics_on_but_keeps_an_operators_interval() -> None
     assert loss.configure({"bootstrap.servers": "b:1"})["statistics.interval.ms"] > 0
     config = loss.configure({"bootstrap.servers": "b:1", "statistics.interval.ms": 60_000})
     assert config["statistics.interval.ms"] == 60_000 and config["stats_cb"] == loss.on_stats
+
+
+def _group_consumer(loss: BrokerLoss, bootstrap: str, topic: str) -> Consumer:
+    """A subscribed group consumer whose statistics feed ``loss``, with the broker's shortest session timeout
+    (group.min.session.timeout.ms)."""
+    config = {"bootstrap.servers": bootstrap, "group.id": f"g-{topic}", "session.timeout.ms": 6000}
+    consumer = Consumer({**loss.configure(config), "statistics.interval.ms": 200, "log_level": 0})
+    consumer.subscribe([topic])
+    return consumer
+
+
+def test_a_consumer_that_cannot_find_its_coordinator_is_orphaned_after_its_session_and_a_member_is_not(
+    kafka: KafkaBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kafka_health, "COORDINATOR_GRACE_SECONDS", 1.0)
+    topic = kafka.create_topic(partitions=1)
+    # Its only broker never answers: it keeps that handle (so it does not hold "no broker") and looks for
+    # its coordinator for good.
+    lost = BrokerLoss("unit-lost-coordinator", coordinator=True)
+    stranded = _group_consumer(lost, f"127.0.0.1:{free_port()}", topic)
+    joined = BrokerLoss("unit-joined", coordinator=True)
+    member = _group_consumer(joined, kafka.bootstrap, topic)
+    assert lost.coordinator_after == joined.coordinator_after == 7.0  # the session + the grace
+    start = time.monotonic()
+    try:
+
+        def serve(seconds: float) -> None:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                stranded.consume(10, timeout=0.05)
+                member.consume(10, timeout=0.05)
+
+        def judged() -> str | None:
+            serve(0.1)
+            return lost.reason(time.monotonic()) if member.assignment() else None
+
+        assert wait_until(judged, 30, interval=0.1, what="the stranded consumer judged") == (
+            "group coordinator unknown"
+        )
+        assert time.monotonic() - start >= 7.0
+        serve(1.0)  # statistics of the member in its group
+        assert member.assignment() and joined.reason(time.monotonic()) is None
+    finally:
+        stranded.close()
+        member.close()
+
+
+def test_the_coordinator_counts_only_for_a_client_that_watches_its_group_and_up_clears_it() -> None:
+    watching = BrokerLoss("unit-watching", coordinator=True)
+    watching.configure({"bootstrap.servers": "b:1", "session.timeout.ms": 10_000})
+    after = 10.0 + kafka_health.COORDINATOR_GRACE_SECONDS
+    watching.observe_group("query-coord", now=100.0)
+    watching.observe_group("wait-coord", now=105.0)  # still the first moment counts
+    assert watching.reason(now=100.0 + after - 0.1) is None
+    assert watching.reason(now=100.0 + after) == "group coordinator unknown"
+    watching.observe_group("up", now=200.0)
+    assert watching.reason(now=1000.0) is None
+    producer_like = BrokerLoss("unit-not-watching")
+    producer_like.configure({"bootstrap.servers": "b:1"})
+    producer_like.observe_group("query-coord", now=0.0)
+    assert producer_like.reason(now=10_000.0) is None
+    assert group_state({"brokers": {}}) is None
+    assert group_state({"cgrp": {"state": "up", "stateage": 1}}) == "up"

@@ -10,6 +10,13 @@ the long-lived clients (the generator's producer, the observer's consumer and la
 ``kafka_renewable.RenewableClient``, which replaces them once they have held none for
 :data:`RENEW_AFTER_SECONDS` (README, "Broker restarts and librdkafka").
 
+A group consumer can also be left holding a broker handle yet never finding its group coordinator again
+after a broker restart: its session times out, its partitions are lost, and it waits outside the group
+for good while the other members share its partitions. For a client that watches its group
+(``coordinator=True``), the statistics' group state counts too: one whose coordinator has been unknown
+past its session timeout (when the group has dropped it anyway) and :data:`COORDINATOR_GRACE_SECONDS`
+more is replaced like one without a broker.
+
 Usage (what ``RenewableClient`` does)::
 
     loss = BrokerLoss("producer")
@@ -50,6 +57,12 @@ RENEW_AFTER_SECONDS = 30.0
 # Broker handles a client can send to: from bootstrap.servers ("configured") or from metadata ("learned").
 # The internal and logical handles (the group coordinator's alias) never connect anywhere by themselves.
 _REAL_SOURCES = frozenset({"configured", "learned"})
+# librdkafka's group state once the coordinator is known and connected (its other states look for one).
+_COORDINATOR_UP = "up"
+# librdkafka's default session.timeout.ms: the group drops a member it has not heard from for this long.
+_DEFAULT_SESSION_TIMEOUT_MS = 45_000
+# Beyond the session timeout: a coordinator lost only for a broker restart is found again well within it.
+COORDINATOR_GRACE_SECONDS = 15.0
 
 
 def broker_handles(stats: dict[str, Any]) -> list[str]:
@@ -58,25 +71,44 @@ def broker_handles(stats: dict[str, Any]) -> list[str]:
     return sorted(name for name, broker in brokers.items() if broker.get("source") in _REAL_SOURCES)
 
 
-class BrokerLoss:
-    """Tracks, from a client's statistics, since when it has held no broker handle."""
+def group_state(stats: dict[str, Any]) -> str | None:
+    """The group state of a consumer's statistics document (``up`` once its coordinator is known), or None
+    for a client that has no group."""
+    group = stats.get("cgrp")
+    return None if not group else str(group.get("state"))
 
-    def __init__(self, client: str) -> None:
+
+class BrokerLoss:
+    """Tracks, from a client's statistics, since when it has held no broker handle and, for a client that
+    watches its group, since when its group coordinator has been unknown."""
+
+    def __init__(self, client: str, *, coordinator: bool = False) -> None:
         self.client = client
+        self.coordinator = coordinator
+        self.coordinator_after: float | None = None
         self._none_since: float | None = None
+        self._no_coordinator_since: float | None = None
 
     def configure(self, config: dict[str, Any]) -> dict[str, Any]:
-        """``config`` with statistics turned on and fed to this tracker (an operator's interval stays)."""
+        """``config`` with statistics turned on and fed to this tracker (an operator's interval stays); for
+        a client that watches its group, its session timeout sets how long its coordinator may be unknown."""
+        if self.coordinator:
+            session_ms = float(config.get("session.timeout.ms", _DEFAULT_SESSION_TIMEOUT_MS))
+            self.coordinator_after = session_ms / 1000 + COORDINATOR_GRACE_SECONDS
         return {"statistics.interval.ms": STATS_INTERVAL_MS, **config, "stats_cb": self.on_stats}
 
     def on_stats(self, document: str) -> None:
         try:
-            handles = broker_handles(json.loads(document))
+            stats = json.loads(document)
+            handles = broker_handles(stats)
+            state = group_state(stats)
         except (ValueError, AttributeError) as exc:
             STATS_UNREADABLE.labels(self.client).inc()
             logger.warning("kafka_stats_unreadable", extra={"client": self.client, "error": repr(exc)})
             return
-        self.observe(handles, time.monotonic())
+        now = time.monotonic()
+        self.observe(handles, now)
+        self.observe_group(state, now)
 
     def observe(self, handles: list[str], now: float) -> None:
         if handles:
@@ -85,16 +117,42 @@ class BrokerLoss:
             self._none_since = now
             logger.warning("kafka_client_holds_no_broker", extra={"client": self.client})
 
+    def observe_group(self, state: str | None, now: float) -> None:
+        """Record the group state of one statistics document (ignored unless the client watches its group)."""
+        if not self.coordinator or state is None or state == _COORDINATOR_UP:
+            self._no_coordinator_since = None
+        elif self._no_coordinator_since is None:
+            self._no_coordinator_since = now
+            logger.info("kafka_group_coordinator_unknown", extra={"client": self.client, "state": state})
+
+    def reason(self, now: float, after: float = RENEW_AFTER_SECONDS) -> str | None:
+        """Why the client is to be replaced: it has held no broker handle for ``after`` seconds, or its
+        coordinator has been unknown past the session timeout and the grace; None while neither holds."""
+        if self._none_since is not None and now - self._none_since >= after:
+            return "held no broker"
+        lost = self._no_coordinator_since
+        if lost is not None and self.coordinator_after is not None and now - lost >= self.coordinator_after:
+            return "group coordinator unknown"
+        return None
+
     def orphaned(self, now: float, after: float = RENEW_AFTER_SECONDS) -> bool:
-        """True once the client has held no broker handle for ``after`` seconds."""
-        return self._none_since is not None and now - self._none_since >= after
+        """True once the client is to be replaced (:meth:`reason`)."""
+        return self.reason(now, after) is not None
 
     def renewed(self, reason: str) -> None:
         """Count and log a replacement; the new client starts with a clean record."""
         RENEWALS.labels(self.client).inc()
-        held_none = None if self._none_since is None else round(time.monotonic() - self._none_since, 1)
+        now = time.monotonic()
+        held_none = None if self._none_since is None else round(now - self._none_since, 1)
+        lost = None if self._no_coordinator_since is None else round(now - self._no_coordinator_since, 1)
         logger.warning(
             "kafka_client_renewed",
-            extra={"client": self.client, "reason": reason, "seconds_without_broker": held_none},
+            extra={
+                "client": self.client,
+                "reason": reason,
+                "seconds_without_broker": held_none,
+                "seconds_without_coordinator": lost,
+            },
         )
         self._none_since = None
+        self._no_coordinator_since = None

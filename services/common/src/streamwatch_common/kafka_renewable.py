@@ -33,8 +33,9 @@ class RenewableClient(Generic[Client]):
         factory: Callable[[dict[str, Any]], Client],
         *,
         on_renew: Callable[[Client, Client], None] | None = None,
+        coordinator: bool = False,
     ) -> None:
-        self.loss = BrokerLoss(name)
+        self.loss = BrokerLoss(name, coordinator=coordinator)
         self.config = self.loss.configure(config)
         self._factory = factory
         self._on_renew = on_renew
@@ -46,10 +47,12 @@ class RenewableClient(Generic[Client]):
         return self._client
 
     def renew_if_orphaned(self, now: float) -> bool:
-        """Replace the client if it has held no broker long enough; True when it was replaced."""
-        if not self.loss.orphaned(now):
+        """Replace the client if it has held no broker, or (watching its group) no coordinator, long enough;
+        True when it was replaced."""
+        reason = self.loss.reason(now)
+        if reason is None:
             return False
-        self.renew("held no broker")
+        self.renew(reason)
         return True
 
     def renew(self, reason: str) -> None:

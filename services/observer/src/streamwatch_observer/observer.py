@@ -15,10 +15,11 @@ is measured at the same interval, for the partitions the replica owns. A partiti
 (window-to-window drift) is forgotten with it; its pinned drift reference is kept in Elasticsearch and
 loaded by the next owner on the measuring worker (``reference``).
 
-A group consumer left holding no broker (``streamwatch_common.kafka_health``) is replaced by a new one
-through its handle (``streamwatch_common.kafka_renewable``), which joins the group afresh; what the old
-one owned is re-observed from the committed offsets, as after a lost assignment. Nothing here keeps the
-consumer: the loop, the writer and the group-lag measurement ask the handle at each use.
+A group consumer left holding no broker, or with its group coordinator unknown past its session timeout
+(``streamwatch_common.kafka_health``), is replaced by a new one through its handle
+(``streamwatch_common.kafka_renewable``), which joins the group afresh; what the old one owned is
+re-observed from the committed offsets, as after a lost assignment. Nothing here keeps the consumer: the
+loop, the writer and the group-lag measurement ask the handle at each use.
 
 Usage::
 
@@ -77,7 +78,9 @@ class Observer:
     ) -> None:
         self.settings = settings
         self.shutdown = shutdown
-        self.consumer = RenewableClient("observer-consumer", consumer_config, Consumer, on_renew=self._rejoin)
+        self.consumer = RenewableClient(
+            "observer-consumer", consumer_config, Consumer, on_renew=self._rejoin, coordinator=True
+        )
         self.sink = sink
         self.probe = probe
         self.origin = Origin(settings.job, settings.topic, settings.source_topic, settings.replica_name)
