@@ -22,6 +22,7 @@ from streamwatch_dev.images import BuildResult, build_chart_images
 from streamwatch_dev.infra_images import IMAGES, build_infra_images
 from streamwatch_dev.kafka import KafkaBroker
 from streamwatch_dev.kind import build_tools_in_background, stop_background
+from streamwatch_dev.kind_release import ClusterAhead
 from streamwatch_dev.process import OUTPUT_ROOT
 from streamwatch_dev.prometheus import Pushgateway
 from streamwatch_dev.s3 import S3Server
@@ -171,6 +172,16 @@ def docker_engine(output_root: Path) -> Iterator[DockerEngine]:
 def service_images(docker_engine: DockerEngine, output_root: Path) -> dict[str, BuildResult]:
     """Every service image, built from this checkout (cached layers make a rebuild quick)."""
     return build_chart_images(docker_engine, output_root / "_images")
+
+
+@pytest.fixture(scope="session")
+def kind_ahead(docker_engine: DockerEngine) -> Iterator[ClusterAhead]:
+    """The kind cluster made ahead of the tests that use it (tests/containers starts it, tests/e2e_kind
+    takes it); one never taken is removed at the end of the session, before the engine its images are
+    saved from stops."""
+    ahead = ClusterAhead(docker_engine)
+    yield ahead
+    ahead.discard()
 
 
 @pytest.fixture(scope="session")
