@@ -273,6 +273,7 @@ make_cluster() {
   create_cluster
   [ "$POD_ROUTES" != 1 ] || pod_routes
   build_images
+  step "cluster $CLUSTER has the images"
 }
 
 install_release() {
