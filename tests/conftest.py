@@ -21,7 +21,7 @@ from streamwatch_dev.elasticsearch import ElasticsearchNode
 from streamwatch_dev.images import BuildResult, build_chart_images
 from streamwatch_dev.infra_images import IMAGES, build_infra_images
 from streamwatch_dev.kafka import KafkaBroker
-from streamwatch_dev.kind import build_tools_in_background, stop_background
+from streamwatch_dev.kind import build_tools_in_background, stop_background, tools_cached
 from streamwatch_dev.kind_release import ClusterAhead
 from streamwatch_dev.process import OUTPUT_ROOT
 from streamwatch_dev.prometheus import Pushgateway
@@ -30,16 +30,19 @@ from streamwatch_dev.s3 import build_in_background as build_weed_in_background
 from streamwatch_dev.search import SearchBackend, SearchServer
 
 _KIND_TESTS = "e2e_kind"
+_CONTAINER_TESTS = "containers"
 _background: list[subprocess.Popen[bytes]] = []
 
 
 def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.Item]) -> None:
-    """The offline cluster's tests run last, and the binaries built from the Go module proxy start
+    """Where the offline cluster's tests run, and the binaries built from the Go module proxy start
     building now, in the background: Kubernetes for the cluster, SeaweedFS for the object-store tests.
 
     A cold build takes many minutes; overlapped with the tests before the first that needs it, it costs
-    far less than before them. The cluster's fixture waits for its build (build-tools.sh holds a lock),
-    the store's for its own, and each builds what is missing itself if the background build failed.
+    far less than before them, so then the cluster's tests run last. The cluster's fixture waits for its
+    build (build-tools.sh holds a lock), the store's for its own, and each builds what is missing itself
+    if the background build failed. With the binaries built already, the cluster's tests run right after
+    the container tests, which make the cluster while they run (tests/containers/conftest.py).
     """
     if session.config.option.collectonly:
         return
@@ -49,7 +52,12 @@ def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.It
         _background.extend([weed] if weed else [])
     if not kind_items:
         return
-    items[:] = [item for item in items if _KIND_TESTS not in item.path.parts] + kind_items
+    rest = [item for item in items if _KIND_TESTS not in item.path.parts]
+    after = len(rest)
+    if tools_cached():
+        containers = [i for i, item in enumerate(rest) if _CONTAINER_TESTS in item.path.parts]
+        after = containers[-1] + 1 if containers else after
+    items[:] = rest[:after] + kind_items + rest[after:]
     _background.append(build_tools_in_background(OUTPUT_ROOT / "_kind" / "build-tools-background.log"))
 
 

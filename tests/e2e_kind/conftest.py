@@ -25,7 +25,8 @@ TEST_VALUES = HERE / "values.yaml"
 STORE_SECRET = "checkpoint-store"
 
 
-@pytest.fixture(scope="session")
+# Package scope: removed after the last kind test, not left running under the tests that follow them.
+@pytest.fixture(scope="package")
 def kind_cluster(
     service_images: dict[str, BuildResult],
     infra_images: dict[str, str],

@@ -89,6 +89,14 @@ def build_tools_in_background(log: Path) -> subprocess.Popen[bytes]:
         )  # fmt: skip
 
 
+def tools_cached() -> bool:
+    """Whether build-tools.sh has every binary built already (it builds nothing to say so)."""
+    check = subprocess.run(
+        ["bash", str(OFFLINE / "build-tools.sh"), "--cached"], capture_output=True, check=False
+    )
+    return check.returncode == 0
+
+
 def stop_background(process: subprocess.Popen[bytes]) -> None:
     """End a background build that is still running (a session that ended before it needed it)."""
     if process.poll() is None:
