@@ -1,9 +1,6 @@
 #!/usr/bin/env bash
 # streamwatch on kind: `make up`, `make down`, `make images`, `make e2e-kind` call this script.
 #   k8s/kind.sh up       check prerequisites, create the cluster, build + load images, install everything
-#                        (the same as `cluster`, then `install`)
-#   k8s/kind.sh cluster  only the first half of `up`: the cluster with the images on it, nothing installed
-#   k8s/kind.sh install  only the second half of `up`, on the cluster `cluster` made
 #   k8s/kind.sh down     delete the cluster
 #   k8s/kind.sh images   build the service images, load them into the cluster and roll the release onto them
 #   k8s/kind.sh tags     print the content tag of each service image (what `images` would build)
@@ -267,31 +264,15 @@ print_access() {
 TXT
 }
 
-# `up` in two halves: the tests make the cluster ahead of time and install on it when their turn comes.
-make_cluster() {
-  check_prerequisites
-  create_cluster
-  [ "$POD_ROUTES" != 1 ] || pod_routes
-  build_images
-  step "cluster $CLUSTER has the images"
-}
-
-install_release() {
-  install_all
-  wait_ready
-  print_access
-}
-
 case "${1:-}" in
   up)
-    make_cluster
-    install_release
-    ;;
-  cluster)
-    make_cluster
-    ;;
-  install)
-    install_release
+    check_prerequisites
+    create_cluster
+    [ "$POD_ROUTES" != 1 ] || pod_routes
+    build_images
+    install_all
+    wait_ready
+    print_access
     ;;
   images)
     check_prerequisites
@@ -311,6 +292,6 @@ case "${1:-}" in
     exec uv run --frozen pytest tests/e2e_kind -p no:cacheprovider -v "${@:2}"
     ;;
   *)
-    die "usage: $0 up|cluster|install|down|images|tags|e2e"
+    die "usage: $0 up|down|images|tags|e2e"
     ;;
 esac

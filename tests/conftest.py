@@ -21,8 +21,7 @@ from streamwatch_dev.elasticsearch import ElasticsearchNode
 from streamwatch_dev.images import BuildResult, build_chart_images
 from streamwatch_dev.infra_images import IMAGES, build_infra_images
 from streamwatch_dev.kafka import KafkaBroker
-from streamwatch_dev.kind import build_tools_in_background, stop_background, tools_cached
-from streamwatch_dev.kind_release import ClusterAhead
+from streamwatch_dev.kind import build_tools_in_background, stop_background
 from streamwatch_dev.process import OUTPUT_ROOT
 from streamwatch_dev.prometheus import Pushgateway
 from streamwatch_dev.s3 import S3Server
@@ -30,19 +29,16 @@ from streamwatch_dev.s3 import build_in_background as build_weed_in_background
 from streamwatch_dev.search import SearchBackend, SearchServer
 
 _KIND_TESTS = "e2e_kind"
-_CONTAINER_TESTS = "containers"
 _background: list[subprocess.Popen[bytes]] = []
 
 
 def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.Item]) -> None:
-    """Where the offline cluster's tests run, and the binaries built from the Go module proxy start
+    """The offline cluster's tests run last, and the binaries built from the Go module proxy start
     building now, in the background: Kubernetes for the cluster, SeaweedFS for the object-store tests.
 
     A cold build takes many minutes; overlapped with the tests before the first that needs it, it costs
-    far less than before them, so then the cluster's tests run last. The cluster's fixture waits for its
-    build (build-tools.sh holds a lock), the store's for its own, and each builds what is missing itself
-    if the background build failed. With the binaries built already, the cluster's tests run right after
-    the container tests, which make the cluster while they run (tests/containers/conftest.py).
+    far less than before them. The cluster's fixture waits for its build (build-tools.sh holds a lock),
+    the store's for its own, and each builds what is missing itself if the background build failed.
     """
     if session.config.option.collectonly:
         return
@@ -52,12 +48,7 @@ def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.It
         _background.extend([weed] if weed else [])
     if not kind_items:
         return
-    rest = [item for item in items if _KIND_TESTS not in item.path.parts]
-    after = len(rest)
-    if tools_cached():
-        containers = [i for i, item in enumerate(rest) if _CONTAINER_TESTS in item.path.parts]
-        after = containers[-1] + 1 if containers else after
-    items[:] = rest[:after] + kind_items + rest[after:]
+    items[:] = [item for item in items if _KIND_TESTS not in item.path.parts] + kind_items
     _background.append(build_tools_in_background(OUTPUT_ROOT / "_kind" / "build-tools-background.log"))
 
 
@@ -180,16 +171,6 @@ def docker_engine(output_root: Path) -> Iterator[DockerEngine]:
 def service_images(docker_engine: DockerEngine, output_root: Path) -> dict[str, BuildResult]:
     """Every service image, built from this checkout (cached layers make a rebuild quick)."""
     return build_chart_images(docker_engine, output_root / "_images")
-
-
-@pytest.fixture(scope="session")
-def kind_ahead(docker_engine: DockerEngine) -> Iterator[ClusterAhead]:
-    """The kind cluster made ahead of the tests that use it (tests/containers starts it, tests/e2e_kind
-    takes it); one never taken is removed at the end of the session, before the engine its images are
-    saved from stops."""
-    ahead = ClusterAhead(docker_engine)
-    yield ahead
-    ahead.discard()
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@
 # pinned versions in lib.sh: kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy,
 # kubeadm, kubectl, kind, etcd, CoreDNS, crictl, local-path-provisioner, and the pause binary (C, from the
 # kubernetes module). Output: $TOOLS_DIR/bin. Each binary is built once; a second run returns at once.
-# `build-tools.sh --cached` builds nothing and exits 0 when every binary is there.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lib.sh
@@ -14,11 +13,6 @@ KUBE_COMMANDS="kube-apiserver kube-controller-manager kube-scheduler kubelet kub
 ALL="$KUBE_COMMANDS kind etcd coredns crictl local-path-provisioner pause"
 
 missing() { local b; for b in "$@"; do [ -x "$bin/$b" ] || return 0; done; return 1; }
-# --cached: only say whether every binary is built (exit 0) or not (exit 1), building nothing.
-if [ "${1:-}" = --cached ]; then
-  ! missing $ALL
-  exit
-fi
 # One build at a time: `make test` starts one in the background when the session begins, and the kind
 # fixture's own call waits here for it rather than building the same binaries twice.
 mkdir -p "$SW_KIND_CACHE"

@@ -2,9 +2,8 @@
 
 It is built from the package registries on first use (Kubernetes from the Go module proxy, the node image
 from Debian, the images from this checkout) and cached; `k8s/kind.sh up`, the script behind `make up`,
-installs the chart on it with `helm install --wait` and `helm test`. It does so in two halves: when the
-session also runs tests/containers, the cluster with its images is made while those run. A step that
-cannot be done stops the run with one line naming it: nothing here is skipped.
+installs the chart on it with `helm install --wait` and `helm test`. A step that cannot be done stops
+the run with one line naming it: nothing here is skipped.
 """
 
 from __future__ import annotations
@@ -15,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from streamwatch_dev import kind
+from streamwatch_dev.docker import DockerEngine
 from streamwatch_dev.images import BuildResult
-from streamwatch_dev.kind_release import Cluster, ClusterAhead, offline_release
+from streamwatch_dev.kind_release import Cluster, offline_release
 
 HERE = Path(__file__).parent
 # The test's timing on top of the offline values: small windows, a generator that stops by itself.
@@ -25,21 +25,20 @@ TEST_VALUES = HERE / "values.yaml"
 STORE_SECRET = "checkpoint-store"
 
 
-# Package scope: removed after the last kind test, not left running under the tests that follow them.
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="session")
 def kind_cluster(
+    docker_engine: DockerEngine,
     service_images: dict[str, BuildResult],
     infra_images: dict[str, str],
     output_root: Path,
     pytestconfig: pytest.Config,
-    kind_ahead: ClusterAhead,
 ) -> Iterator[Cluster]:
     # The cluster takes minutes to make: say what it is doing on the terminal, past pytest's capture.
     terminal = pytestconfig.pluginmanager.get_plugin("terminalreporter")
     if terminal is not None:
         kind.progress = terminal.write_line
     with offline_release(
-        kind_ahead.engine, service_images, infra_images, output_root / "_kind",
-        values_files=[TEST_VALUES], store_secret=STORE_SECRET, ahead=kind_ahead,
+        docker_engine, service_images, infra_images, output_root / "_kind",
+        values_files=[TEST_VALUES], store_secret=STORE_SECRET,
     ) as cluster:  # fmt: skip
         yield cluster

@@ -1,15 +1,14 @@
 """The offline kind cluster that ``make test`` installs the chart on (k8s/offline/README.md).
 
-Every step is one of the scripts in k8s/offline/ or ``k8s/kind.sh up`` itself (in its two halves,
-``cluster`` and ``install``), the script behind ``make up``, with the test's settings (node image, values
-files, image archive, no Strimzi operator): this module only strings them together and runs ``kubectl``
-and ``helm`` inside the sandbox's network namespace, where the cluster's API server listens.
+Every step is one of the scripts in k8s/offline/ or ``k8s/kind.sh up`` itself, the script behind
+``make up``, with the test's settings (node image, values files, image archive, no Strimzi operator):
+this module only strings them together and runs ``kubectl`` and ``helm`` inside the sandbox's network
+namespace, where the cluster's API server listens.
 
 Usage::
 
     sandbox = KindSandbox.prepare(log_dir)          # builds or reuses tools and node image, starts the engine
-    sandbox.make_cluster(archive)                   # the cluster, the images on its nodes
-    sandbox.install(values_files=[...], extra_manifests=[...], wait_seconds=900)
+    sandbox.up(archive, values_files=[...], extra_manifests=[...])
     pods = sandbox.kubectl_json("get", "pods", "-n", "streamwatch")
     sandbox.down()                                  # cluster, engine, namespace, cgroups; host settings back
 """
@@ -89,14 +88,6 @@ def build_tools_in_background(log: Path) -> subprocess.Popen[bytes]:
         )  # fmt: skip
 
 
-def tools_cached() -> bool:
-    """Whether build-tools.sh has every binary built already (it builds nothing to say so)."""
-    check = subprocess.run(
-        ["bash", str(OFFLINE / "build-tools.sh"), "--cached"], capture_output=True, check=False
-    )
-    return check.returncode == 0
-
-
 def stop_background(process: subprocess.Popen[bytes]) -> None:
     """End a background build that is still running (a session that ended before it needed it)."""
     if process.poll() is None:
@@ -106,8 +97,7 @@ def stop_background(process: subprocess.Popen[bytes]) -> None:
 
 @dataclass(frozen=True)
 class KindSandbox:
-    """A sandboxed engine with the node image in it; ``make_cluster`` makes the cluster with the images on
-    its nodes and ``install`` installs the chart there."""
+    """A sandboxed engine with the node image in it; ``up`` makes the cluster and installs the chart."""
 
     node_image: str
     tools_bin: Path
@@ -175,40 +165,30 @@ class KindSandbox:
         return self.run("helm", "--namespace", NAMESPACE, *args, **kwargs)
 
     # --- cluster -----------------------------------------------------------------------------------
-    def make_cluster(self, archive: Path) -> None:
-        """``k8s/kind.sh cluster``: the cluster with the images of ``archive`` on its nodes, nothing
-        installed yet (:meth:`install` does that)."""
+    def up(
+        self, archive: Path, values_files: Sequence[Path], extra_manifests: Sequence[Path], wait_seconds: int
+    ) -> None:
+        """``k8s/kind.sh up`` with the test's settings: cluster, images, manifests, helm install --wait."""
         settings = {
             "KIND_CONFIG": str(OFFLINE / "kind-config.yaml"),
             "KIND_NODE_IMAGE": self.node_image,
-            "IMAGE_ARCHIVE": str(archive),
-            # The bridge CNI makes no routes between the two nodes' pod ranges (k8s/offline/node/pod-network).
-            "POD_ROUTES": "1",
-        }
-        self._kind_sh("cluster", settings, "k8s/kind.sh cluster (cluster, images)")
-
-    def install(
-        self, values_files: Sequence[Path], extra_manifests: Sequence[Path], wait_seconds: int
-    ) -> None:
-        """``k8s/kind.sh install`` with the test's settings: manifests, helm install --wait, helm test."""
-        settings = {
             "VALUES_FILES": " ".join(str(p) for p in values_files),
             "EXTRA_MANIFESTS": " ".join(str(p) for p in extra_manifests),
+            "IMAGE_ARCHIVE": str(archive),
             "STRIMZI": "0",
             "HELM_WAIT": "1",
+            # The bridge CNI makes no routes between the two nodes' pod ranges (k8s/offline/node/pod-network).
+            "POD_ROUTES": "1",
             "WAIT_SECONDS": str(wait_seconds),
             "NAMESPACE": NAMESPACE,
             "RELEASE": RELEASE,
         }
-        self._kind_sh("install", settings, "k8s/kind.sh install (helm install --wait, helm test)")
-
-    def _kind_sh(self, command: str, settings: dict[str, str], what: str) -> None:
         try:
             _script(
-                self.command("bash", str(KIND_SH), command, **settings),
-                self.log_dir / f"kind-{command}.log",
-                what,
-            )
+                self.command("bash", str(KIND_SH), "up", **settings),
+                self.log_dir / "kind-up.log",
+                "k8s/kind.sh up (cluster, images, helm install --wait, helm test)",
+            )  # fmt: skip
         except ComponentStartError as exc:
             # The step's own failure last: a CI log shown from its end shows it first.
             raise ComponentStartError(f"{self.diagnose()}\n{exc}") from exc

@@ -9,9 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 import subprocess
-import sys
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -264,61 +262,6 @@ class Cluster:
         return {t: {int(p): v for p, v in parts.items()} for t, parts in raw.items()}
 
 
-def cluster_with_images(
-    engine: DockerEngine, service_images: dict[str, BuildResult], infra_images: dict[str, str], log_dir: Path
-) -> KindSandbox:
-    """The sandbox and its cluster with every image on its nodes (``k8s/kind.sh cluster``), nothing
-    installed yet; removed again if a step fails."""
-    sandbox = KindSandbox.prepare(log_dir)
-    try:
-        tags = kind_sh_tags()
-        refs = {build.ref: tags[service] for service, build in service_images.items()}
-        refs.update({ref: ref for ref in infra_images.values()})
-        archive = image_archive(engine, refs, log_dir / "images.tar")
-        sandbox.make_cluster(archive)
-        archive.unlink()
-    except BaseException:
-        sandbox.down()
-        raise
-    return sandbox
-
-
-class ClusterAhead:
-    """:func:`cluster_with_images` on a thread of its own, started once the images are built, so the
-    minutes it takes (mostly saving and loading the images) pass while other tests run. The tests that use
-    the cluster :meth:`take` it; one never taken is removed by :meth:`discard`."""
-
-    def __init__(self, engine: DockerEngine) -> None:
-        self.engine = engine  # the engine the images are built on and saved from
-        self._future: Future[KindSandbox] | None = None
-
-    def start(
-        self, service_images: dict[str, BuildResult], infra_images: dict[str, str], log_dir: Path
-    ) -> None:
-        if self._future is not None:
-            return
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kind-ahead")
-        images = (service_images, infra_images)
-        self._future = executor.submit(cluster_with_images, self.engine, *images, log_dir)
-        executor.shutdown(wait=False)  # the thread ends with its one task
-
-    def take(self) -> KindSandbox | None:
-        """The cluster once it is made (its failure raised here), or None when none was started; a
-        cluster is taken once."""
-        future, self._future = self._future, None
-        return None if future is None else future.result()
-
-    def discard(self) -> None:
-        """Remove a cluster that was started and never taken (a failed start removed itself)."""
-        try:
-            sandbox = self.take()
-        except Exception as exc:  # noqa: BLE001 - never used; cluster_with_images removed what it made
-            print(f"[kind] the cluster made ahead failed and was not used: {exc}", file=sys.stderr)
-            return
-        if sandbox is not None:
-            sandbox.down()
-
-
 @contextmanager
 def offline_release(
     engine: DockerEngine,
@@ -328,27 +271,29 @@ def offline_release(
     *,
     values_files: Sequence[Path],
     store_secret: str,
-    ahead: ClusterAhead | None = None,
 ) -> Iterator[Cluster]:
-    """The offline cluster with the chart installed by ``k8s/kind.sh`` (``helm install --wait``,
-    ``helm test``) from the offline values and then ``values_files``; removed on leaving. The cluster is
-    the one ``ahead`` started, when it started one.
+    """The offline cluster with the chart installed by ``k8s/kind.sh up`` (``helm install --wait``,
+    ``helm test``) from the offline values and then ``values_files``; removed on leaving.
 
     ``store_secret`` names the object store's credentials Secret (made here, with a fresh password for
     this cluster only) that ``k8s/offline/seaweedfs.yaml`` and the values refer to."""
-    sandbox = ahead.take() if ahead is not None else None
-    if sandbox is None:
-        sandbox = cluster_with_images(engine, service_images, infra_images, log_dir)
+    sandbox = KindSandbox.prepare(log_dir)
     try:
+        tags = kind_sh_tags()
+        refs = {build.ref: tags[service] for service, build in service_images.items()}
+        refs.update({ref: ref for ref in infra_images.values()})
+        archive = image_archive(engine, refs, log_dir / "images.tar")
         secret_file = log_dir / f"{store_secret}.yaml"
         secret = credentials_secret(store_secret, "streamwatch-e2e", secrets.token_urlsafe(24))
         secret_file.write_text(yaml.safe_dump(secret))
         secret_file.chmod(0o600)
-        sandbox.install(
+        sandbox.up(
+            archive,
             values_files=[OFFLINE / "values.yaml", *values_files],
             extra_manifests=[OFFLINE / "kafka.yaml", secret_file, OFFLINE / "seaweedfs.yaml"],
             wait_seconds=900,
         )
+        archive.unlink()
         secret_file.unlink()
         yield Cluster(sandbox)
     finally:
