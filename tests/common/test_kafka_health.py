@@ -56,7 +56,7 @@ def test_a_client_whose_broker_is_down_still_holds_it_and_is_not_judged_orphaned
     assert len(handles) == 1 and handles[0].endswith("/bootstrap"), stats["brokers"]
     loss = BrokerLoss("unit")
     loss.observe(handles, now=0.0)
-    assert not loss.orphaned(now=10 * RENEW_AFTER_SECONDS)
+    assert loss.reason(now=10 * RENEW_AFTER_SECONDS) is None
 
 
 def test_internal_and_logical_handles_are_not_brokers() -> None:
@@ -78,21 +78,21 @@ def test_holding_no_broker_counts_only_after_the_grace_period_and_a_broker_clear
     with caplog.at_level(logging.WARNING):
         loss.observe([], now=100.0)
         loss.observe([], now=110.0)  # still the first moment counts
-    assert not loss.orphaned(now=100.0 + RENEW_AFTER_SECONDS - 0.1)
-    assert loss.orphaned(now=100.0 + RENEW_AFTER_SECONDS)
+    assert loss.reason(now=100.0 + RENEW_AFTER_SECONDS - 0.1) is None
+    assert loss.reason(now=100.0 + RENEW_AFTER_SECONDS) == "held no broker"
     assert [r.getMessage() for r in caplog.records].count("kafka_client_holds_no_broker") == 1
     loss.observe(["b:9092/1"], now=200.0)
-    assert not loss.orphaned(now=1000.0)
+    assert loss.reason(now=1000.0) is None
 
 
 def test_a_renewal_is_counted_and_starts_a_clean_record() -> None:
     loss = BrokerLoss("unit-renewal")
     loss.observe([], now=time.monotonic() - 2 * RENEW_AFTER_SECONDS)
-    assert loss.orphaned(time.monotonic())
+    assert loss.reason(time.monotonic()) == "held no broker"
     before = REGISTRY.get_sample_value("kafka_client_renewals_total", {"client": "unit-renewal"}) or 0.0
     loss.renewed("test")
     assert REGISTRY.get_sample_value("kafka_client_renewals_total", {"client": "unit-renewal"}) == before + 1
-    assert not loss.orphaned(time.monotonic() + 10 * RENEW_AFTER_SECONDS)
+    assert loss.reason(time.monotonic() + 10 * RENEW_AFTER_SECONDS) is None
 
 
 def test_an_unreadable_statistics_document_is_counted_and_changes_nothing() -> None:
@@ -101,7 +101,7 @@ def test_an_unreadable_statistics_document_is_counted_and_changes_nothing() -> N
     loss.on_stats("{not json")
     labels = {"client": "unit-unreadable"}
     assert REGISTRY.get_sample_value("kafka_client_stats_unreadable_total", labels) == 1
-    assert loss.orphaned(now=RENEW_AFTER_SECONDS)
+    assert loss.reason(now=RENEW_AFTER_SECONDS) == "held no broker"
 
 
 def test_configure_turns_statistics_on_but_keeps_an_operators_interval() -> None:

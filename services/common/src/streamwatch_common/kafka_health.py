@@ -23,9 +23,10 @@ Usage (what ``RenewableClient`` does)::
     producer = Producer(loss.configure(settings.producer_config()))
     ...
     producer.poll(0)  # statistics are served by poll, like delivery reports
-    if loss.orphaned(time.monotonic()):
+    reason = loss.reason(time.monotonic())
+    if reason is not None:
         ...  # a new client, then
-        loss.renewed("held no broker")
+        loss.renewed(reason)
 """
 
 from __future__ import annotations
@@ -118,26 +119,24 @@ class BrokerLoss:
             logger.warning("kafka_client_holds_no_broker", extra={"client": self.client})
 
     def observe_group(self, state: str | None, now: float) -> None:
-        """Record the group state of one statistics document (ignored unless the client watches its group)."""
-        if not self.coordinator or state is None or state == _COORDINATOR_UP:
+        """Record the group state of one statistics document (ignored unless the client watches its group:
+        :meth:`configure` then set how long its coordinator may be unknown)."""
+        if self.coordinator_after is None or state is None or state == _COORDINATOR_UP:
             self._no_coordinator_since = None
         elif self._no_coordinator_since is None:
             self._no_coordinator_since = now
             logger.info("kafka_group_coordinator_unknown", extra={"client": self.client, "state": state})
 
-    def reason(self, now: float, after: float = RENEW_AFTER_SECONDS) -> str | None:
-        """Why the client is to be replaced: it has held no broker handle for ``after`` seconds, or its
-        coordinator has been unknown past the session timeout and the grace; None while neither holds."""
-        if self._none_since is not None and now - self._none_since >= after:
+    def reason(self, now: float) -> str | None:
+        """Why the client is to be replaced: it has held no broker handle for :data:`RENEW_AFTER_SECONDS`,
+        or its coordinator has been unknown past the session timeout and the grace; None while neither
+        holds."""
+        if self._none_since is not None and now - self._none_since >= RENEW_AFTER_SECONDS:
             return "held no broker"
-        lost = self._no_coordinator_since
-        if lost is not None and self.coordinator_after is not None and now - lost >= self.coordinator_after:
+        lost, after = self._no_coordinator_since, self.coordinator_after
+        if lost is not None and after is not None and now - lost >= after:
             return "group coordinator unknown"
         return None
-
-    def orphaned(self, now: float, after: float = RENEW_AFTER_SECONDS) -> bool:
-        """True once the client is to be replaced (:meth:`reason`)."""
-        return self.reason(now, after) is not None
 
     def renewed(self, reason: str) -> None:
         """Count and log a replacement; the new client starts with a clean record."""
