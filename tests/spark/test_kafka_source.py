@@ -264,12 +264,11 @@ def test_a_task_prefetches_no_more_than_its_range_unless_told(kafka: KafkaBroker
     assert rows["value"].to_pylist() == [value for _key, value in _records(0, 1_000, 3)]
 
 
-@pytest.mark.parametrize("task_kind", ["read", "copy"])
-def test_a_task_waits_for_a_restarting_broker(tmp_path: Path, task_kind: str) -> None:
+def test_a_read_task_and_a_copy_task_wait_for_a_restarting_broker(tmp_path: Path) -> None:
     """librdkafka gives up on an offset look-up while the brokers are down (at once, or after its timeout);
     a task waits for the broker to come back instead of failing the micro-batch (and with it the query and
     the pod), as Spark's JVM consumer does: a read task, and a copy task (:mod:`.kafka_copy`) whose
-    producer then delivers every record."""
+    producer then delivers every record. Both wait out the same restart, each on its own thread."""
     broker = KafkaBroker.start(tmp_path)  # its own broker: the session's stays up
     try:
         topic = broker.create_topic(partitions=1)
@@ -283,25 +282,26 @@ def test_a_task_waits_for_a_restarting_broker(tmp_path: Path, task_kind: str) ->
         broker.stop()
         results: dict[str, Any] = {}
 
-        def read() -> None:
+        def run(kind: str) -> None:
             try:
-                if task_kind == "read":
+                if kind == "read":
                     batches = read_range(reader.config, task)
                 else:
                     batches = copy_range(reader.config, producer_config, target, task)
-                results["rows"] = sum(b.num_rows for b in batches)
+                results[kind] = sum(b.num_rows for b in batches)
             except Exception as exc:  # noqa: BLE001 - handed to the test thread to fail there
-                results["error"] = exc
+                results[kind] = exc
 
-        worker = threading.Thread(target=read)
-        worker.start()
-        time.sleep(20)  # longer than one look-up's own timeout: the task must be waiting, not failed
-        assert worker.is_alive(), f"gave up while the broker was down: {results}"
+        workers = [threading.Thread(target=run, args=(kind,)) for kind in ("read", "copy")]
+        for worker in workers:
+            worker.start()
+        time.sleep(20)  # longer than one look-up's own timeout: the tasks must be waiting, not failed
+        assert all(w.is_alive() for w in workers), f"gave up while the broker was down: {results}"
         broker.restart()
-        worker.join(120)
-        assert results == {"rows": 30}
-        if task_kind == "copy":
-            assert broker.records_by_partition(target, expected=30) == {0: _records(0, 0, 30)}
+        for worker in workers:
+            worker.join(120)
+        assert results == {"read": 30, "copy": 30}
+        assert broker.records_by_partition(target, expected=30) == {0: _records(0, 0, 30)}
     finally:
         broker.stop()
 
