@@ -279,14 +279,19 @@ def wait_records(process: ServiceProcess, event: str, total: int, timeout: float
     raise TimeoutError(f"{process.name}: {done} of {total} records after {timeout:.0f}s:\n{process.tail()}")
 
 
+def start_sampled(command: str, log_path: Path, env: dict[str, str]) -> tuple[ServiceProcess, PeakRss]:
+    """Start a service and sample its memory and CPU (the caller stops both)."""
+    process = ServiceProcess(command, log_path, env)
+    process.start()
+    return process, PeakRss(process.pid)
+
+
 def run_until_records(
     command: str, log_path: Path, env: dict[str, str], *, event: str, total: int, timeout: float
 ) -> tuple[list[dict[str, Any]], PeakRss]:
     """Start a service, sample its memory and CPU until its ``event`` lines count ``total`` records,
     then stop it (SIGTERM). Returns those events and the sampler."""
-    process = ServiceProcess(command, log_path, env)
-    process.start()
-    rss = PeakRss(process.pid)
+    process, rss = start_sampled(command, log_path, env)
     try:
         events = wait_records(process, event, total, timeout=timeout)
     finally:
@@ -316,6 +321,19 @@ def steady(batches: list[dict[str, Any]]) -> Steady:
         raise RuntimeError(f"need at least two non-empty batches for a steady rate, got {len(busy)}")
     records = sum(int(b["records"]) for b in busy[1:])
     return Steady(records, len(busy) - 1, stamp(busy[0]), stamp(busy[-1]))
+
+
+def overlap(batches: list[dict[str, Any]], start: float, end: float) -> Steady:
+    """The part of a job's non-empty batches that ended within (``start``, ``end``]: their records, from
+    the end of the batch before them (or ``start``) to the end of the last. Two jobs run side by side are
+    compared over the time both ran, so neither is measured while it had the machine to itself."""
+    busy = [b for b in batches if int(b.get("records", 0)) > 0]
+    inside = [b for b in busy if start < stamp(b) <= end]
+    if not inside:
+        raise RuntimeError("no batch ended while both jobs ran: too few records for a side-by-side run")
+    before = [stamp(b) for b in busy if stamp(b) <= start]
+    begin = max(before) if before else start
+    return Steady(sum(int(b["records"]) for b in inside), len(inside), begin, stamp(inside[-1]))
 
 
 def add_cpu_by_role(run_: BenchRun, benchmark: str, case: str, rss: PeakRss, part: Steady) -> None:

@@ -128,7 +128,7 @@ def targets(run: BenchRun) -> list[Target]:
             52_000,
             ">=",
             "rows/s",
-            run.value("visits-writer", "listener off, round 1", "rows per CPU-second"),
+            run.value("visits-writer", "listener off", "rows per CPU-second"),
         ),
         Target(
             "visits writer, default path, 25k records/trigger: peak memory (PSS summed)",

@@ -2,23 +2,36 @@
 delta-rs (the ``python`` connector) against delta-spark (``jvm``: Spark's Kafka source, ``format("delta")``).
 
 The listener-off run is the default path (``python`` connector, local mode: the read tasks spill the records
-as Arrow files, :mod:`streamwatch_visits_writer.spill_source`) at 25,000 records/trigger: rows/s, rows per
-CPU-second and peak PSS are its headline numbers.
+as Arrow files, :mod:`streamwatch_visits_writer.spill_source`) at 25,000 records/trigger, run alone: rows/s,
+rows per CPU-second and peak PSS are its headline numbers.
 
-Two pairs of runs (off then on, on then off) read the same pre-loaded topic into fresh tables; the
-listener runs push every micro-batch's metrics to a real Pushgateway, and the listener's overhead is taken
-over both pairs. CPU seconds per row are reported beside wall time: on a shared machine
-they are the steadier measure of the listener's cost.
+The listener's overhead comes from writers run side by side: one with the listener off and one with it on
+(pushing every micro-batch's metrics to a real Pushgateway) read the same pre-loaded topic into fresh tables
+at the same time, and each one's CPU per row is taken over the time both ran. Run one after the other, the
+same case moved by about ±10 % from run to run as the machine's speed changed, more than the listener
+costs; side by side, both see the same machine.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.report import BenchRun
-from bench.stack import Infra, PeakRss, Steady, add_cpu_by_role, run_until_records, stamp, steady
-from streamwatch_dev.services import service_env
+from bench.stack import (
+    Infra,
+    PeakRss,
+    Steady,
+    add_cpu_by_role,
+    overlap,
+    run_until_records,
+    stamp,
+    start_sampled,
+    steady,
+    wait_records,
+)
+from streamwatch_dev.services import ServiceProcess, service_env
 from streamwatch_dev.spark import spark_jars_dir
 
 NAME = "visits-writer"
@@ -44,6 +57,23 @@ def writer_env(
     )
 
 
+def _run_env(
+    infra: Infra, work: Path, topic: str, *, batch: int, listener: bool, run_id: str, connector: str
+) -> dict[str, str]:
+    extra = {"VISITS_WRITER_PUSHGATEWAY_URL": infra.pushgateway.url} if listener else {}
+    if connector == "jvm":
+        extra["VISITS_WRITER_SPARK_JARS_DIR"] = str(spark_jars_dir())
+    return writer_env(
+        infra,
+        topic,
+        work / f"writer-{run_id}",
+        batch=batch,
+        instance=f"bench-{run_id}",
+        VISITS_WRITER_CONNECTOR=connector,
+        **extra,
+    )
+
+
 def _run_writer(
     infra: Infra,
     work: Path,
@@ -55,18 +85,7 @@ def _run_writer(
     run_id: str,
     connector: str = "python",
 ) -> tuple[Steady, float, PeakRss]:
-    extra = {"VISITS_WRITER_PUSHGATEWAY_URL": infra.pushgateway.url} if listener else {}
-    if connector == "jvm":
-        extra["VISITS_WRITER_SPARK_JARS_DIR"] = str(spark_jars_dir())
-    env = writer_env(
-        infra,
-        topic,
-        work / f"writer-{run_id}",
-        batch=batch,
-        instance=f"bench-{run_id}",
-        VISITS_WRITER_CONNECTOR=connector,
-        **extra,
-    )
+    env = _run_env(infra, work, topic, batch=batch, listener=listener, run_id=run_id, connector=connector)
     started = time.time()
     batches, rss = run_until_records(
         "streamwatch-visits-writer",
@@ -79,40 +98,80 @@ def _run_writer(
     return steady(batches), total / (stamp(batches[-1]) - started), rss
 
 
+def _run_side_by_side(
+    infra: Infra, work: Path, topic: str, *, total: int, batch: int, pair: int
+) -> dict[bool, tuple[Steady, float]]:
+    """A listener-off and a listener-on writer at once; per side, the batches that ended while both ran
+    and the CPU seconds they took."""
+    order = (False, True) if pair % 2 == 0 else (True, False)  # neither always starts first
+    running: dict[bool, tuple[ServiceProcess, PeakRss]] = {}
+    batches: dict[bool, list[dict[str, Any]]] = {}
+    try:
+        for listener in order:
+            run_id = f"{'on' if listener else 'off'}-side-{pair}"
+            env = _run_env(
+                infra, work, topic, batch=batch, listener=listener, run_id=run_id, connector="python"
+            )
+            running[listener] = start_sampled(
+                "streamwatch-visits-writer", work / f"visits-writer-{run_id}.log", env
+            )
+        for listener, (process, _rss) in running.items():
+            batches[listener] = wait_records(process, "batch_written", total, timeout=900)
+    finally:
+        for process, rss in running.values():
+            rss.stop()
+            process.stop(timeout=60)
+    busy = {side: [b for b in events if int(b["records"]) > 0] for side, events in batches.items()}
+    start = max(stamp(events[0]) for events in busy.values())  # both past their first (warm-up) batch
+    end = min(stamp(events[-1]) for events in busy.values())
+    parts = {side: overlap(events, start, end) for side, events in busy.items()}
+    return {side: (part, running[side][1].cpu_between(part.start, part.end)) for side, part in parts.items()}
+
+
 def run(run_: BenchRun, infra: Infra, work: Path, quick: bool) -> None:
-    """Alternate listener off/on runs; report each run and the listener's overhead per row."""
+    """The default path alone (headline), the listener's overhead side by side, then delta-spark."""
     # Twelve batches: with four, the rounds' CPU per row spread more than the listener costs.
     total = 20_000 if quick else 300_000
     batch = 5_000 if quick else 25_000
     topic = infra.visits_topic(total)
-    # Two off/on pairs, the second in reverse order: with one pair the listener-on run always came
-    # second, and a pair's second run tended to be the cheaper one, which hid the listener's cost.
-    pairs = 2
-    # Per side: steady records, steady seconds, CPU seconds (summed over the pairs).
+    note = f"steady, {batch:,} records/trigger"
+
+    part, overall, rss = _run_writer(
+        infra, work, topic, total=total, batch=batch, listener=False, run_id="off"
+    )
+    cpu = rss.cpu_between(part.start, part.end)
+    case = "listener off"
+    run_.add(NAME, case, "rows/s into Delta", part.rate, "rows/s", note=note)
+    run_.add(NAME, case, "rows per CPU-second", part.records / max(1e-6, cpu), "rows/s")
+    run_.add(NAME, case, "rows/s incl. start", overall, "rows/s", note="process start → last batch")
+    add_cpu_by_role(run_, NAME, case, rss, part)
+    run_.memory.append(rss.memory(NAME, f"{batch:,} records/trigger, listener off"))
+    headline = part.rate
+
+    # Two side-by-side pairs, each started in the other order; the overhead is taken over both.
+    # Per side: records, seconds, CPU seconds, all within the time both writers of a pair ran.
     sums: dict[bool, list[float]] = {False: [0.0, 0.0, 0.0], True: [0.0, 0.0, 0.0]}
-    for n in range(pairs):
-        for listener in (False, True) if n % 2 == 0 else (True, False):
-            label = "on" if listener else "off"
-            part, overall, rss = _run_writer(
-                infra, work, topic, total=total, batch=batch, listener=listener, run_id=f"{label}-{n}"
-            )
-            cpu = rss.cpu_between(part.start, part.end)
+    for pair in range(2):
+        for listener, (part, cpu) in _run_side_by_side(
+            infra, work, topic, total=total, batch=batch, pair=pair
+        ).items():
             for i, amount in enumerate((part.records, part.end - part.start, cpu)):
                 sums[listener][i] += amount
-            case = f"listener {label}, round {n + 1}"
-            note = f"steady, {batch:,} records/trigger"
-            run_.add(NAME, case, "rows/s into Delta", part.rate, "rows/s", note=note)
-            run_.add(NAME, case, "rows per CPU-second", part.records / max(1e-6, cpu), "rows/s")
-            run_.add(NAME, case, "rows/s incl. start", overall, "rows/s", note="process start → last batch")
-            if not listener:
-                add_cpu_by_role(run_, NAME, case, rss, part)
-            run_.memory.append(rss.memory(NAME, f"{batch:,} records/trigger, listener {label}"))
+            case = f"side by side {pair + 1}, listener {'on' if listener else 'off'}"
+            run_.add(NAME, case, "rows per CPU-second", part.records / max(1e-6, cpu), "rows/s", note=note)
     (off_rows, off_s, off_cpu), (on_rows, on_s, on_cpu) = sums[False], sums[True]
     wall = 100.0 * ((on_s / on_rows) / (off_s / off_rows) - 1)
     cpu_overhead = 100.0 * ((on_cpu / on_rows) / (off_cpu / off_rows) - 1)
-    run_.add(NAME, "listener on vs off", "wall time per row", wall, "%", note="+ = slower with listener")
+    side = "side by side, over the time both ran"
+    slower = f"+ = slower with listener; {side}"
+    run_.add(NAME, "listener on vs off", "wall time per row", wall, "%", note=slower)
     run_.add(
-        NAME, "listener on vs off", "CPU time per row", cpu_overhead, "%", note="+ = costlier with listener"
+        NAME,
+        "listener on vs off",
+        "CPU time per row",
+        cpu_overhead,
+        "%",
+        note=f"+ = costlier with listener; {side}",
     )
     # delta-spark against delta-rs, both with the listener off: the same topic, fresh tables.
     part, overall, rss = _run_writer(
@@ -123,5 +182,6 @@ def run(run_: BenchRun, infra: Infra, work: Path, quick: bool) -> None:
     run_.add(NAME, case, "rows/s into Delta", part.rate, "rows/s", note=f"steady, {batch:,} records/trigger")
     run_.add(NAME, case, "rows per CPU-second", part.records / max(1e-6, cpu), "rows/s")
     run_.add(NAME, case, "rows/s incl. start", overall, "rows/s", note="process start → last batch")
-    run_.add(NAME, case, "ratio to delta-rs", part.rate / (off_rows / off_s), "x", note="rows/s, steady")
+    alone = "rows/s, steady, delta-rs alone"
+    run_.add(NAME, case, "ratio to delta-rs", part.rate / headline, "x", note=alone)
     run_.memory.append(rss.memory(NAME, f"{batch:,} records/trigger, delta-spark (jvm)"))
