@@ -1,9 +1,12 @@
-"""A repeated bench run reports each case once, as the median of its rounds, and the targets judge that."""
+"""A repeated bench run reports each case once, as the median of its rounds, and the targets judge that;
+two jobs run side by side are compared over the batches that ended while both ran."""
 
 from __future__ import annotations
 
+import pytest
+
 from bench.report import BenchRun, PeakMemory
-from bench.stack import process_role, reading_at
+from bench.stack import overlap, process_role, reading_at, stamp
 from bench.targets import better_passthrough, targets
 
 
@@ -74,3 +77,22 @@ def test_a_python_process_is_named_by_its_module_or_script() -> None:
         "streamwatch-visits-writer"
     )
     assert process_role("java", ["java", "-cp", "x", "org.apache.spark.deploy.SparkSubmit"]) == "java"
+
+
+def _batches(*ends: tuple[int, int]) -> list[dict[str, object]]:
+    """Batch log lines ending ``second`` seconds after 12:00:00 UTC with ``records`` each."""
+    return [{"ts": f"2026-12-07T12:00:{second:02d}+00:00", "records": records} for second, records in ends]
+
+
+def test_side_by_side_jobs_are_compared_over_the_batches_that_ended_while_both_ran() -> None:
+    base = stamp(_batches((0, 0))[0])  # 12:00:00 as Unix seconds
+    first = _batches((2, 100), (5, 100), (8, 100), (11, 100), (14, 100))
+    second = _batches((0, 0), (4, 100), (7, 100), (10, 100), (16, 100))
+    start, end = base + 4, base + 14  # both past their first batch; the first job's last
+    mine = overlap(first, start, end)
+    assert (mine.records, mine.batches, mine.start, mine.end) == (400, 4, base + 2, base + 14)
+    theirs = overlap(second, start, end)
+    # Its batch ending at 16 s ran while the first job had stopped: left out; its empty batch never counts.
+    assert (theirs.records, theirs.batches, theirs.start, theirs.end) == (200, 2, base + 4, base + 10)
+    with pytest.raises(RuntimeError, match="no batch ended while both jobs ran"):
+        overlap(first, base + 14, base + 14)
