@@ -4,9 +4,9 @@ observer's rule too) gives each, and for a visit the fields that rule reads from
 
 Usage::
 
-    first = produce_edge_records(kafka, topic, partition=0)   # offsets first .. first + len(EDGE_RECORDS)
+    edge = produce_edge_records(kafka, topic, partition=0)    # their offsets, in EDGE_RECORDS' order
     ...                                                        # the writer runs
-    assert_edge_records_landed(paths, 0, first, connector)
+    assert_edge_records_landed(paths, 0, edge, connector)
 """
 
 from __future__ import annotations
@@ -51,15 +51,15 @@ def shared_verdicts() -> list[Landing]:
     return expected
 
 
-def produce_edge_records(kafka: KafkaBroker, topic: str, partition: int) -> int:
-    """Every edge record to ``partition``, in order, keyed ``edge-<index>``; returns the first's offset."""
+def produce_edge_records(kafka: KafkaBroker, topic: str, partition: int) -> range:
+    """Every edge record to ``partition``, in order, keyed ``edge-<index>``; returns their offsets."""
     first = kafka.end_offsets(topic).get(partition, 0)
     producer = kafka.producer()
     for index, value in enumerate(VALUES):
         producer.produce(topic, key=f"edge-{index}".encode(), value=value, partition=partition)
     assert producer.flush(30) == 0
     assert kafka.end_offsets(topic)[partition] == first + len(VALUES), "another producer wrote in between"
-    return first
+    return range(first, first + len(VALUES))
 
 
 def _shown(landed: Landing | None) -> object:
@@ -70,23 +70,23 @@ def _shown(landed: Landing | None) -> object:
     return ("visit", visit) if visit is not None else (reason, detail)
 
 
-def assert_edge_records_landed(paths: WriterPaths, partition: int, first: int, label: str) -> None:
-    """Each edge record (at ``first`` + its index in ``partition``) is in the table, with the reason and
-    detail, or the fields, that the shared rule gives it; none twice."""
-    ours = range(first, first + len(VALUES))
+def assert_edge_records_landed(paths: WriterPaths, partition: int, offsets: range, label: str) -> None:
+    """Each edge record (at ``offsets`` in ``partition``, as :func:`produce_edge_records` put them) is in the
+    table, with the reason and detail, or the fields, that the shared rule gives it; none twice."""
+    first = offsets.start
     options = paths.storage_options
     visits = table_rows(paths.visits, ["partition", "offset", *VISIT.names], options)
     columns = ["partition", "offset", "key", "value", "reason", "detail"]
     dead = table_rows(paths.dead_letters, columns, options)
     landed: dict[int, Landing] = {}
     for row in visits:
-        if row.pop("partition") != partition or row["offset"] not in ours:
+        if row.pop("partition") != partition or row["offset"] not in offsets:
             continue
         index = row.pop("offset") - first
         assert index not in landed, f"edge record {index} written twice"
         landed[index] = (None, None, row)
     for row in dead:
-        if row["partition"] != partition or row["offset"] not in ours:
+        if row["partition"] != partition or row["offset"] not in offsets:
             continue
         index = row["offset"] - first
         assert index not in landed, f"edge record {index} written twice"
