@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psutil
 from confluent_kafka import Producer
@@ -24,6 +24,8 @@ from streamwatch_dev.services import ServiceProcess
 from streamwatch_generator.records import VisitFactory, encode
 
 logger = logging.getLogger(__name__)
+
+K = TypeVar("K")
 
 # Bulk loading of the benchmarks' input topics only; the services under load run librdkafka's defaults.
 _LOAD_PROPERTIES: dict[str, Any] = {
@@ -314,9 +316,14 @@ class Steady:
         return self.records / max(1e-6, self.end - self.start)
 
 
+def _busy(batches: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A job's batch log lines that carried records."""
+    return [b for b in batches if int(b.get("records", 0)) > 0]
+
+
 def steady(batches: list[dict[str, Any]]) -> Steady:
     """The steady part of a job's non-empty batch log lines (``records`` and ``ts`` fields)."""
-    busy = [b for b in batches if int(b.get("records", 0)) > 0]
+    busy = _busy(batches)
     if len(busy) < 2:
         raise RuntimeError(f"need at least two non-empty batches for a steady rate, got {len(busy)}")
     records = sum(int(b["records"]) for b in busy[1:])
@@ -327,13 +334,24 @@ def overlap(batches: list[dict[str, Any]], start: float, end: float) -> Steady:
     """The part of a job's non-empty batches that ended within (``start``, ``end``]: their records, from
     the end of the batch before them (or ``start``) to the end of the last. Two jobs run side by side are
     compared over the time both ran, so neither is measured while it had the machine to itself."""
-    busy = [b for b in batches if int(b.get("records", 0)) > 0]
+    busy = _busy(batches)
     inside = [b for b in busy if start < stamp(b) <= end]
     if not inside:
         raise RuntimeError("no batch ended while both jobs ran: too few records for a side-by-side run")
     before = [stamp(b) for b in busy if stamp(b) <= start]
     begin = max(before) if before else start
     return Steady(sum(int(b["records"]) for b in inside), len(inside), begin, stamp(inside[-1]))
+
+
+def side_by_side(runs: dict[K, list[dict[str, Any]]]) -> dict[K, Steady]:
+    """Each of jobs run at the same time, over the batches that ended while every one was past its first
+    (warm-up) batch and none had finished its last: :func:`overlap` of each."""
+    busy = {name: _busy(batches) for name, batches in runs.items()}
+    if not all(busy.values()):
+        raise RuntimeError("a job of a side-by-side run wrote no records")
+    start = max(stamp(batches[0]) for batches in busy.values())
+    end = min(stamp(batches[-1]) for batches in busy.values())
+    return {name: overlap(batches, start, end) for name, batches in busy.items()}
 
 
 def add_cpu_by_role(run_: BenchRun, benchmark: str, case: str, rss: PeakRss, part: Steady) -> None:

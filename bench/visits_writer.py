@@ -24,8 +24,8 @@ from bench.stack import (
     PeakRss,
     Steady,
     add_cpu_by_role,
-    overlap,
     run_until_records,
+    side_by_side,
     stamp,
     start_sampled,
     steady,
@@ -121,10 +121,7 @@ def _run_side_by_side(
         for process, rss in running.values():
             rss.stop()
             process.stop(timeout=60)
-    busy = {side: [b for b in events if int(b["records"]) > 0] for side, events in batches.items()}
-    start = max(stamp(events[0]) for events in busy.values())  # both past their first (warm-up) batch
-    end = min(stamp(events[-1]) for events in busy.values())
-    parts = {side: overlap(events, start, end) for side, events in busy.items()}
+    parts = side_by_side(batches)
     return {side: (part, running[side][1].cpu_between(part.start, part.end)) for side, part in parts.items()}
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bench.report import BenchRun, PeakMemory
-from bench.stack import overlap, process_role, reading_at, stamp
+from bench.stack import overlap, process_role, reading_at, side_by_side, stamp
 from bench.targets import better_passthrough, targets
 
 
@@ -88,11 +88,14 @@ def test_side_by_side_jobs_are_compared_over_the_batches_that_ended_while_both_r
     base = stamp(_batches((0, 0))[0])  # 12:00:00 as Unix seconds
     first = _batches((2, 100), (5, 100), (8, 100), (11, 100), (14, 100))
     second = _batches((0, 0), (4, 100), (7, 100), (10, 100), (16, 100))
-    start, end = base + 4, base + 14  # both past their first batch; the first job's last
-    mine = overlap(first, start, end)
+    # From 4 s (both past their first batch) to 14 s (the first job's last).
+    parts = side_by_side({"first": first, "second": second})
+    mine = parts["first"]
     assert (mine.records, mine.batches, mine.start, mine.end) == (400, 4, base + 2, base + 14)
-    theirs = overlap(second, start, end)
+    theirs = parts["second"]
     # Its batch ending at 16 s ran while the first job had stopped: left out; its empty batch never counts.
     assert (theirs.records, theirs.batches, theirs.start, theirs.end) == (200, 2, base + 4, base + 10)
     with pytest.raises(RuntimeError, match="no batch ended while both jobs ran"):
         overlap(first, base + 14, base + 14)
+    with pytest.raises(RuntimeError, match="wrote no records"):
+        side_by_side({"first": first, "idle": _batches((3, 0))})
