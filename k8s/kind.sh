@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # streamwatch on kind: `make up`, `make down`, `make images`, `make e2e-kind` call this script.
 #   k8s/kind.sh up       check prerequisites, create the cluster, build + load images, install everything
+#   k8s/kind.sh cluster  check prerequisites and create the cluster only (what `up` does first; `up`
+#                        then reuses it)
 #   k8s/kind.sh down     delete the cluster
 #   k8s/kind.sh images   build the service images, load them into the cluster and roll the release onto them
 #   k8s/kind.sh tags     print the content tag of each service image (what `images` would build)
@@ -274,6 +276,11 @@ case "${1:-}" in
     wait_ready
     print_access
     ;;
+  cluster)
+    check_prerequisites
+    create_cluster
+    [ "$POD_ROUTES" != 1 ] || pod_routes
+    ;;
   images)
     check_prerequisites
     build_images
@@ -292,6 +299,6 @@ case "${1:-}" in
     exec uv run --frozen pytest tests/e2e_kind -p no:cacheprovider -v "${@:2}"
     ;;
   *)
-    die "usage: $0 up|down|images|tags|e2e"
+    die "usage: $0 up|cluster|down|images|tags|e2e"
     ;;
 esac

@@ -8,6 +8,7 @@ namespace, where the cluster's API server listens.
 Usage::
 
     sandbox = KindSandbox.prepare(log_dir)          # builds or reuses tools and node image, starts the engine
+    sandbox.create_cluster()                        # the nodes (the images can be saved meanwhile)
     sandbox.up(archive, values_files=[...], extra_manifests=[...])
     pods = sandbox.kubectl_json("get", "pods", "-n", "streamwatch")
     sandbox.down()                                  # cluster, engine, namespace, cgroups; host settings back
@@ -165,20 +166,35 @@ class KindSandbox:
         return self.run("helm", "--namespace", NAMESPACE, *args, **kwargs)
 
     # --- cluster -----------------------------------------------------------------------------------
+    def _kind_sh_settings(self) -> dict[str, str]:
+        """What both of ``k8s/kind.sh``'s steps are given: the offline cluster's config and node image."""
+        return {
+            "KIND_CONFIG": str(OFFLINE / "kind-config.yaml"),
+            "KIND_NODE_IMAGE": self.node_image,
+            # The bridge CNI makes no routes between the two nodes' pod ranges (k8s/offline/node/pod-network).
+            "POD_ROUTES": "1",
+        }
+
+    def create_cluster(self) -> None:
+        """``k8s/kind.sh cluster``: the two nodes and their routes, before the images are there (``up``
+        reuses the cluster). It needs no image, so the caller can save the images meanwhile."""
+        _script(
+            self.command("bash", str(KIND_SH), "cluster", **self._kind_sh_settings()),
+            self.log_dir / "kind-up.log",
+            "k8s/kind.sh cluster (the cluster's two nodes)",
+        )  # fmt: skip
+
     def up(
         self, archive: Path, values_files: Sequence[Path], extra_manifests: Sequence[Path], wait_seconds: int
     ) -> None:
         """``k8s/kind.sh up`` with the test's settings: cluster, images, manifests, helm install --wait."""
         settings = {
-            "KIND_CONFIG": str(OFFLINE / "kind-config.yaml"),
-            "KIND_NODE_IMAGE": self.node_image,
+            **self._kind_sh_settings(),
             "VALUES_FILES": " ".join(str(p) for p in values_files),
             "EXTRA_MANIFESTS": " ".join(str(p) for p in extra_manifests),
             "IMAGE_ARCHIVE": str(archive),
             "STRIMZI": "0",
             "HELM_WAIT": "1",
-            # The bridge CNI makes no routes between the two nodes' pod ranges (k8s/offline/node/pod-network).
-            "POD_ROUTES": "1",
             "WAIT_SECONDS": str(wait_seconds),
             "NAMESPACE": NAMESPACE,
             "RELEASE": RELEASE,

@@ -10,6 +10,7 @@ import json
 import secrets
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -282,7 +283,12 @@ def offline_release(
         tags = kind_sh_tags()
         refs = {build.ref: tags[service] for service, build in service_images.items()}
         refs.update({ref: ref for ref in infra_images.values()})
-        archive = image_archive(engine, refs, log_dir / "images.tar")
+        # Saving the images (the host's engine) and making the nodes (the sandbox's) need nothing of each
+        # other: both at once.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="image-archive") as saver:
+            saving = saver.submit(image_archive, engine, refs, log_dir / "images.tar")
+            sandbox.create_cluster()
+            archive = saving.result()
         secret_file = log_dir / f"{store_secret}.yaml"
         secret = credentials_secret(store_secret, "streamwatch-e2e", secrets.token_urlsafe(24))
         secret_file.write_text(yaml.safe_dump(secret))
