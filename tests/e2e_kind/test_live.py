@@ -519,7 +519,10 @@ def test_every_offset_written_once_to_delta_by_the_visits_writer_across_its_exec
 
 
 def test_console_logging_after_helm_upgrade(kind_cluster: Cluster) -> None:
-    kind_cluster.helm_upgrade("logging.format=console")
+    # Every Deployment rolls; the observer's rollout is the one this test reads (the others go on while
+    # the uninstall below removes them).
+    kind_cluster.helm_upgrade("logging.format=console", wait=False)
+    kind_cluster.rollout_status("observer")
     (pod,) = kind_cluster.wait_ready("observer", 1)
 
     def logged() -> str:

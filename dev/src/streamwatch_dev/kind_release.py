@@ -160,13 +160,21 @@ class Cluster:
     def scale(self, component: str, replicas: int) -> None:
         self.sandbox.kubectl("scale", self.deployment(component), f"--replicas={replicas}")
 
-    def helm_upgrade(self, *sets: str, timeout: int = 600) -> None:
-        """``helm upgrade --reuse-values --set ... --wait``, as a user changes one setting."""
+    def helm_upgrade(self, *sets: str, timeout: int = 600, wait: bool = True) -> None:
+        """``helm upgrade --reuse-values --set ... --wait``, as a user changes one setting; without
+        ``wait``, helm returns once the release is updated and the pods roll on."""
         args = [arg for s in sets for arg in ("--set", s)]
+        waiting = ["--wait", "--timeout", f"{timeout}s"] if wait else []
         self.sandbox.helm(
-            "upgrade", self.release, "charts/streamwatch", "--reuse-values", *args, "--wait",
-            "--timeout", f"{timeout}s", timeout=timeout + 60,
+            "upgrade", self.release, "charts/streamwatch", "--reuse-values", *args, *waiting,
+            timeout=timeout + 60,
         )  # fmt: skip
+
+    def rollout_status(self, component: str, timeout: int = 300) -> None:
+        """``kubectl rollout status``: the component's Deployment has rolled onto its new template."""
+        self.sandbox.kubectl(
+            "rollout", "status", self.deployment(component), f"--timeout={timeout}s", timeout=timeout + 60
+        )
 
     def upgrade_dry_run(self, *sets: str) -> subprocess.CompletedProcess[str]:
         """``helm upgrade --reuse-values --set ... --dry-run=server``: rendered against the live API server
