@@ -1,8 +1,13 @@
 """The visits writer as a real process: broker → Spark (local) → Delta, with the generator's bad rows.
 
-Exactly-once across a crash (SIGKILL of the whole process tree) and a restart from the checkpoint;
-dead letters with reasons; every edge record where the shared rule puts it (the run-through of
-``test_verdicts_on_both_paths.py``, on the same processes); pushes to the Pushgateway; SIGTERM → exit 0.
+Exactly-once across a crash (SIGKILL of the whole process tree), a SIGTERM in the middle of a backlog and
+the restarts from the checkpoint; dead letters with reasons; every edge record where the shared rule puts
+it (the run-through of ``test_verdicts_on_both_paths.py``, on the same processes); pushes to the
+Pushgateway; SIGTERM → exit 0.
+
+After a SIGTERM every batch written to Delta is committed in the checkpoint (``commits/N``), so the restart
+replays nothing: the Delta transaction check would hide a replay from the tables, not from the checkpoint's
+lag or from the ``replayed`` flag of ``batch_written``.
 """
 
 from __future__ import annotations
@@ -31,9 +36,11 @@ from streamwatch_dev.kafka import KafkaBroker
 from streamwatch_dev.process import wait_until
 from streamwatch_dev.prometheus import Pushgateway
 from streamwatch_dev.services import ServiceProcess, metric_value
-from streamwatch_dev.spark import CONNECTORS
+from streamwatch_dev.spark import CONNECTORS, newest_committed
 
 pytestmark = pytest.mark.spark
+
+BACKLOG = 2000  # generator records after the crash's restart: ten or more batches to stop in the middle of
 
 
 @pytest.mark.parametrize("connector", CONNECTORS)
@@ -61,11 +68,23 @@ def test_exactly_once_across_a_crash_with_dead_letters(
 
     run_generator(kafka, topic, output_dir / "generator-2.log", total=400, seed=8)
     edge = produce_edge_records(kafka, topic, partition=0)
+    # A backlog of at least ten more batches (200 records each): the SIGTERM below lands in its middle.
+    run_generator(kafka, topic, output_dir / "generator-3.log", total=BACKLOG, seed=11)
     produced = sum(kafka.end_offsets(topic).values())
-    assert produced == 1200 + len(edge)
+    assert produced == 1200 + len(edge) + BACKLOG
+
+    # SIGTERM mid-backlog: the running batch finishes and is committed, no later one starts.
+    writer = start_writer(output_dir / "writer-2.log", env)
+    writer.wait_for_event("batch_written", timeout=slow)
+    writer.signal(signal.SIGTERM)
+    assert writer.wait(60) == 0, writer.tail()
+    assert [e["batch_committed"] for e in writer.events("query_stopped")] == [True]
+    # The checkpoint commits exactly the rows in the tables, each offset once.
+    stopped_at = assert_each_offset_once(paths, newest_committed(paths.checkpoint, topic))
+    assert 0 < sum(map(len, stopped_at)) < produced, "stopped mid-backlog"
 
     restarted = time.monotonic()
-    writer = start_writer(output_dir / "writer-2.log", env)
+    writer = start_writer(output_dir / "writer-3.log", env)
     rss2 = PeakRss(writer.pid)
     wait_rows(paths, produced, slow)
     caught_up = time.monotonic() - restarted
@@ -92,6 +111,9 @@ def test_exactly_once_across_a_crash_with_dead_letters(
     assert (metric_value(text, "streamwatch_pushes_total", job="visits_to_delta_synchronizer") or 0) > 0
     assert f'instance="{paths.instance}"' in pushgateway.metrics_text()
 
+    replayed = [b["batch_id"] for b in writer.events("batch_written") if b["replayed"]]
+    assert replayed == [], "batches written before the SIGTERM were replayed"
+
     writer.signal(signal.SIGTERM)
     assert writer.wait(60) == 0, writer.tail()
     assert writer.events("query_stopped")
@@ -107,7 +129,7 @@ def test_exactly_once_across_a_crash_with_dead_letters(
     busy_seconds = sum(b["seconds"] for b in busy)
     print(
         f"\n{connector}: first batch: {first_batch_latency:.1f}s after start ({first['records']} records, "
-        f"{first['seconds']}s in the batch); rows before crash: {at_crash}; catch-up after restart: "
+        f"{first['seconds']}s in the batch); rows before crash: {at_crash}; catch-up after the SIGTERM: "
         f"{caught_up:.1f}s; batch seconds (restart run): {[b['seconds'] for b in busy]}; "
         f"rows/s inside batches: {rows / busy_seconds:.0f}; peak RSS: {rss.stop() / 2**20:.0f} MiB, "
         f"{rss2.stop() / 2**20:.0f} MiB; dead letters: {dict(reasons)}"
