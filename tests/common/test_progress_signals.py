@@ -127,9 +127,9 @@ def test_parse_offsets_reads_sparks_shape() -> None:
 
 def test_unreadable_parts_are_listed_and_everything_readable_is_kept() -> None:
     good = source({TOPIC: {"0": 10}}, {TOPIC: {"0": 12}})
-    no_latest = source({"other": {"0": 3}}, None)
+    broken_latest = source({"other": {"0": 3}}, "[1, 2]")
     broken_end = source("{not json", {TOPIC: {"1": 1}})
-    metrics = BatchMetrics.from_progress(progress([good, no_latest, broken_end]))
+    metrics = BatchMetrics.from_progress(progress([good, broken_latest, broken_end]))
     assert metrics.batch_id == 4 and metrics.input_rows == 10
     assert metrics.end_offsets == {(TOPIC, "0"): 10, ("other", "0"): 3}
     assert metrics.behind_latest == OffsetsBehind(2, 2.0, 2)
@@ -137,6 +137,15 @@ def test_unreadable_parts_are_listed_and_everything_readable_is_kept() -> None:
         ("latest_offset", "source 1 (KafkaV2[Subscribe[visits]])"),
         ("end_offset", "source 2 (KafkaV2[Subscribe[visits]])"),
     ]
+
+
+def test_a_batch_without_latest_offsets_has_no_offsets_behind_and_nothing_unreadable() -> None:
+    """Spark reports no latest offset for a batch it runs again from its offset log, the first batch after
+    a restart: that is not reported, not unreadable (no warning on every restart)."""
+    replayed = BatchMetrics.from_progress(progress([source({TOPIC: {"0": 10}}, None)]))
+    assert replayed.end_offsets == {(TOPIC, "0"): 10}
+    assert replayed.behind_latest is None and replayed.unreadable == ()
+    assert "visits_sync_offsets_behind_latest_max" not in replayed.values(VISITS_SYNC)
 
     nothing = BatchMetrics.from_progress(progress([]), observation="visits_quality")
     assert nothing.end_offsets == {} and nothing.behind_latest is None and nothing.observed == {}

@@ -180,6 +180,11 @@ def _source_offsets(
         for topic, parts in end.items():
             for partition, offset in parts.items():
                 end_offsets[(topic, partition)] = offset
+        # "null" as JSON, "None" as pyspark's SourceProgress.fromJObject writes a null (str(None)).
+        if source.latestOffset in (None, "null", "None"):
+            # Not reported, which is not unreadable: Spark leaves it out of a batch it runs again from its
+            # offset log (the first batch after a restart), so that batch has no offsets behind latest.
+            continue
         try:
             latest = parse_offsets(source.latestOffset)
         except ValueError as exc:
