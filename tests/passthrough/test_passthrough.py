@@ -132,9 +132,11 @@ def _sigkill_mid_stream_then_restart(
         repeated = sum(len(copied[p]) for p in (0, 1)) - sum(ends.values())
         cut_short = int(env["PASSTHROUGH_MAX_RECORDS_PER_TRIGGER"])
         assert 0 <= repeated <= cut_short, "at most the one batch cut short by the kill is written again"
-        resumed = sum(b["records"] for b in again.events("batch_copied"))
-        batches_after = again.events("batch_copied")[1:]  # steady state: without the first (worker start)
-        steady = sum(b["records"] for b in batches_after) / sum(b["seconds"] for b in batches_after)
+        copied_batches = again.events("batch_copied")
+        resumed = sum(b["records"] for b in copied_batches)
+        # Steady state: without the first (worker start) batch.
+        after_start = copied_batches[1:]
+        steady = sum(b["records"] for b in after_start) / sum(b["seconds"] for b in after_start)
         print(f"passthrough restart: {resumed} records in {elapsed:.1f}s incl. start; steady {steady:.0f}/s")
     finally:
         again.signal(signal.SIGTERM)
@@ -201,7 +203,7 @@ def test_copies_byte_for_byte_across_a_sigterm_and_the_python_paths_at_least_onc
         kafka.produce(source, records, partition=p)
     again = ServiceProcess("streamwatch-passthrough", output_dir / "passthrough-2.log", env)
     again.start_ready(timeout=120, path="/readyz")
-    killed = False
+    killed_next = connector == "python"
     try:
         final = {0: 350, 1: 200}
         wait_until(
@@ -215,14 +217,13 @@ def test_copies_byte_for_byte_across_a_sigterm_and_the_python_paths_at_least_onc
         assert metric_value(again.metrics(), "passthrough_records_total") == 550 - first_run, "no re-read"
         batches = job.events("batch_copied") + again.events("batch_copied")
         assert all(0 < b["records"] <= 100 for b in batches), "max records per trigger"
-        if connector == "python":
-            killed = True
+        if killed_next:
             _sigkill_mid_stream_then_restart(
                 kafka, again, env, (source, target), copied_before=expected, output_dir=output_dir
             )
     finally:
-        if killed:
-            again.kill()  # already gone, unless the kill phase failed before its SIGKILL
+        if killed_next:
+            again.kill()  # already gone, unless a check failed before the kill phase's SIGKILL
         else:
             again.signal(signal.SIGTERM)
             assert again.wait(60) == 0
