@@ -266,20 +266,23 @@ print_access() {
 TXT
 }
 
+# The cluster alone: what `up` does first, and all that `cluster` does.
+cluster() {
+  check_prerequisites
+  create_cluster
+  [ "$POD_ROUTES" != 1 ] || pod_routes
+}
+
 case "${1:-}" in
   up)
-    check_prerequisites
-    create_cluster
-    [ "$POD_ROUTES" != 1 ] || pod_routes
+    cluster
     build_images
     install_all
     wait_ready
     print_access
     ;;
   cluster)
-    check_prerequisites
-    create_cluster
-    [ "$POD_ROUTES" != 1 ] || pod_routes
+    cluster
     ;;
   images)
     check_prerequisites
